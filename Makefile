@@ -1,0 +1,30 @@
+# The workbook's commands. `make all` = set up, run every notebook, build the paper.
+# PROFILE=full (brief's settings, real CIFAR-100) | quick (real data, short runs) | smoke (synthetic, minutes on a CPU)
+PROFILE ?= full
+DATA_DIR ?=
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint lab all notebooks report bench clean-generated
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (AI6103 workbook)" >/dev/null
+	touch $(STAMP)
+
+setup: $(STAMP)
+	@bash scripts/install_tex.sh
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check lib tests notebooks bench scripts
+	$(PY) -m nbstripout --verify notebooks/*.ipynb
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/

@@ -1,0 +1,24 @@
+"""The AI6103 hyperparameter-study workbook: data, models, training and the run store.
+
+Notebooks, tests and users import from here; see README.md for the tour.
+"""
+from .config import ConfigError, RunConfig
+from .data import (
+    DataError,
+    class_proportions,
+    channel_stats,
+    data_info,
+    load_cifar100,
+    random_crop_flip,
+    split_indices,
+    write_synthetic_cifar100,
+)
+from .models import build_model
+from .store import RunResult, RunStoreError, evaluate_test, load_run, run_or_load
+from .train import lr_at, mixup_loss, sample_mixup_lambda, train
+
+__all__ = [
+    "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",
+    "class_proportions", "data_info", "evaluate_test", "load_cifar100", "load_run", "lr_at", "mixup_loss",
+    "random_crop_flip", "run_or_load", "sample_mixup_lambda", "split_indices", "train", "write_synthetic_cifar100",
+]

@@ -1,0 +1,96 @@
+"""Crash-safe checkpoints: everything needed to continue a run exactly where its last epoch ended.
+
+Each save writes a temporary file and renames it over the old one (atomic on POSIX), keeping the
+previous checkpoint as `checkpoint.prev.pt`; a checkpoint that does not load is set aside and the
+previous one is used, so a kill at any instant leaves a loadable state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call `write(tmp_path)`, fsync, then rename onto `path`; a failure (e.g. a full disk) leaves `path` as it was."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config) -> None:
+    state = {
+        "config": dataclasses.asdict(config),
+        "epoch": len(history),
+        "history": history,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),  # data order, crops, flips, mixup partners
+        "mixup_rng": mixup_rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy_rng": np.random.get_state(),
+        "python_rng": random.getstate(),
+    }
+    current = run_dir / CHECKPOINT
+    if current.exists():
+        os.replace(current, run_dir / PREVIOUS)
+    try:
+        atomic_write(current, lambda tmp: torch.save(state, tmp))
+    except BaseException:
+        if (run_dir / PREVIOUS).exists() and not current.exists():
+            os.replace(run_dir / PREVIOUS, current)  # a failed save must not cost the last good state
+        raise
+
+
+def load_state(run_dir: Path) -> dict | None:
+    """The newest checkpoint that loads, or None; unreadable ones are renamed `*.corrupt` with a warning."""
+    for name in (CHECKPOINT, PREVIOUS):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if len(state["history"]) != state["epoch"]:
+                raise ValueError("history and epoch disagree")
+            return state
+        except Exception as e:  # noqa: BLE001 - truncated, zeroed or foreign files all mean "not usable"
+            path.rename(path.with_name(path.name + ".corrupt"))
+            warnings.warn(f"{path} is unreadable ({type(e).__name__}); set aside as {path.name}.corrupt, "
+                          f"falling back to the previous good state", stacklevel=2)
+    return None
+
+
+def restore(run_dir: Path, model, optimizer, generator, mixup_rng) -> list[dict]:
+    """Load the last good checkpoint into the given objects; returns the metrics so far ([] = fresh start)."""
+    state = load_state(run_dir)
+    if state is None:
+        return []
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    mixup_rng.bit_generator.state = state["mixup_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+    return state["history"]

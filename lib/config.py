@@ -1,0 +1,106 @@
+"""The run configuration: one frozen dataclass whose defaults are the brief's baseline.
+
+Variants are made with `dataclasses.replace(config, lr=0.5)`. A config is checked when it is made,
+so a bad value fails with one line before any data is read or any model is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+ARCHS = {"mobilenetv2": 17, "mobilenet": 13}  # architecture name -> number of blocks in `model.layers`
+SCHEDULES = ("constant", "cosine")
+
+
+class ConfigError(ValueError):
+    """A parameter a user typed is outside what is allowed; the message names it and the allowed values."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    arch: str = "mobilenetv2"  # "mobilenetv2" (the brief) or "mobilenet" (v1, the course's code)
+    lr: float = 0.05  # initial learning rate of SGD
+    epochs: int = 15  # passes over the training split
+    batch_size: int = 128  # images per SGD step; the last partial batch is kept
+    momentum: float = 0.9  # SGD momentum (the brief fixes 0.9)
+    schedule: str = "constant"  # "constant", or "cosine": per step from lr down to exactly 0 after the last step
+    weight_decay: float = 0.0  # SGD's decoupled-in-the-step decay, the brief's eq. 3 (w -= lr * wd * w)
+    mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha) parameter; 0 turns mixup off
+    sigmoid_blocks: tuple[int, ...] = ()  # indices into model.layers whose activations become Sigmoid (study: 4..10)
+    seed: int = 0  # weights, data order, augmentation and mixup draws
+    split_seed: int = 0  # seed of the 40k/10k train/validation split (the brief: 0)
+    val_size: int = 10_000  # images of the 50k training set held out for validation
+    train_subset: int | None = None  # use only the first N images of the training split (None = all)
+    val_subset: int | None = None  # use only the first N images of the validation split (None = all)
+    grad_norm_param: str = "layers.8.conv1.weight"  # parameter whose gradient 2-norm is logged per epoch
+    num_classes: int = 100  # CIFAR-100
+    data_dir: str | None = field(default=None, compare=False)  # folder holding cifar-100-python/ (None = lib.paths.data_dir())
+
+    def __post_init__(self) -> None:
+        # papermill and JSON hand lists over; the frozen config keeps a sorted tuple so equal configs hash equal.
+        blocks = self.sigmoid_blocks
+        if isinstance(blocks, int):
+            blocks = (blocks,)
+        try:
+            object.__setattr__(self, "sigmoid_blocks", tuple(sorted({int(b) for b in blocks})))
+        except (TypeError, ValueError):
+            raise ConfigError(f"sigmoid_blocks must be a list of block indices, got {blocks!r}") from None
+        _check(self)
+
+    def key(self) -> dict:
+        """The fields that define what is trained (everything except where the data happens to live)."""
+        values = dataclasses.asdict(self)
+        values.pop("data_dir")
+        values["sigmoid_blocks"] = list(self.sigmoid_blocks)
+        return values
+
+    def short_name(self) -> str:
+        """A readable run name; the hash beside it is what makes it unique."""
+        parts = [self.arch, f"lr{self.lr:g}", self.schedule, f"e{self.epochs}"]
+        if self.weight_decay:
+            parts.append(f"wd{self.weight_decay:g}")
+        if self.mixup_alpha:
+            parts.append(f"mix{self.mixup_alpha:g}")
+        if self.sigmoid_blocks:
+            parts.append(f"sig{self.sigmoid_blocks[0]}-{self.sigmoid_blocks[-1]}")
+        return "-".join(parts)
+
+
+def _check(c: RunConfig) -> None:
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    need(c.arch in ARCHS, f"arch must be one of {sorted(ARCHS)}, got {c.arch!r}")
+    need(c.schedule in SCHEDULES, f"schedule must be one of {list(SCHEDULES)}, got {c.schedule!r}")
+    for name in ("lr", "momentum", "weight_decay", "mixup_alpha"):
+        value = getattr(c, name)
+        need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+             f"{name} must be a number, got {value!r}")
+    for name in ("epochs", "batch_size", "seed", "split_seed", "val_size", "num_classes"):
+        value = getattr(c, name)
+        need(isinstance(value, int) and not isinstance(value, bool), f"{name} must be an integer, got {value!r}")
+    need(c.lr > 0, f"lr must be > 0, got {c.lr}")
+    need(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
+    need(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
+    need(0 <= c.momentum < 1, f"momentum must be in [0, 1), got {c.momentum}")
+    need(c.weight_decay >= 0, f"weight_decay must be >= 0, got {c.weight_decay}")
+    need(c.mixup_alpha >= 0, f"mixup_alpha must be >= 0 (0 = off), got {c.mixup_alpha}")
+    need(c.num_classes >= 2, f"num_classes must be >= 2, got {c.num_classes}")
+    need(c.val_size >= 1, f"val_size must be >= 1, got {c.val_size}")
+    for name in ("train_subset", "val_subset"):
+        value = getattr(c, name)
+        need(value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1),
+             f"{name} must be None (all) or an integer >= 1, got {value!r}")
+    n_blocks = ARCHS[c.arch]
+    bad = [b for b in c.sigmoid_blocks if not 0 <= b < n_blocks]
+    need(not bad, f"sigmoid_blocks must be indices in 0..{n_blocks - 1} for {c.arch}, got {list(c.sigmoid_blocks)}")
+
+
+def config_hash(config: RunConfig, data_fingerprint: str) -> str:
+    """Hex digest naming a run: the config's training fields plus the identity of the data it reads."""
+    payload = json.dumps({"config": config.key(), "data": data_fingerprint}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -1,0 +1,286 @@
+"""CIFAR-100 on disk and on the compute device.
+
+What it is: the reader of the official `cifar-100-python/` pickle files (real or synthetic, same code),
+the 40k/10k split, raw-pixel statistics, and the batched on-device augmentation used by training.
+What it is not: a torch Dataset/DataLoader pipeline (the whole split lives on the device as uint8).
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import tarfile
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from . import paths
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+ARCHIVE = "cifar-100-python.tar.gz"
+ARCHIVE_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"
+FOLDER = "cifar-100-python"
+FILE_MD5 = {  # the official files' checksums (as torchvision lists them)
+    "train": "16019d7e3df5f24257cddd939b257f8d",
+    "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    "meta": "7973b15100ade9c7d40fb424638fde48",
+}
+SYNTHETIC_TAG = "synthetic CIFAR-100 (lib.data.write_synthetic_cifar100)"
+PAD = 4  # pixels of zero padding before the random 32x32 crop
+
+
+class DataError(RuntimeError):
+    """The data folder is missing, incomplete, corrupt or cannot be downloaded; the message says what to do."""
+
+
+class Cifar100(NamedTuple):
+    train_images: np.ndarray  # uint8, N x 32 x 32 x 3 (HWC, RGB)
+    train_labels: np.ndarray  # int64, N, fine labels 0..99
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    kind: str  # "cifar100" (the official files), "synthetic" (our generator) or "modified" (parses, not official)
+    fingerprint: str  # md5 of the three files together; names the data in every run hash
+    folder: str
+    class_names: tuple[str, ...]
+
+    @property
+    def is_official(self) -> bool:
+        return self.kind == "cifar100"
+
+    @property
+    def label(self) -> str:
+        """What figures and the paper print about the data."""
+        return {"cifar100": "CIFAR-100", "synthetic": "synthetic data", "modified": "non-official CIFAR-100 files"}[self.kind]
+
+
+def _resolve(data_dir: str | Path | None) -> Path:
+    return Path(data_dir).expanduser().resolve() if data_dir is not None else paths.data_dir()
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")  # the official files are Python-2 pickles
+    except Exception as e:  # noqa: BLE001 - any parse failure means the same thing to the user
+        raise DataError(f"{path} is not a readable CIFAR-100 pickle ({type(e).__name__}: {e}); "
+                        f"delete {path.parent} and download again") from None
+
+
+def _ensure_files(root: Path, download: bool) -> Path:
+    """Return `root/cifar-100-python`, extracting or downloading the official archive if needed."""
+    folder = root / FOLDER
+    if all((folder / name).is_file() for name in FILE_MD5):
+        return folder
+    if folder.is_dir() and any(folder.iterdir()):
+        missing = [n for n in FILE_MD5 if not (folder / n).is_file()]
+        raise DataError(f"{folder} is incomplete (missing {', '.join(missing)}); delete it and download again")
+    archive = root / ARCHIVE
+    if not archive.is_file() and download:
+        from torchvision.datasets.utils import download_url
+        try:
+            download_url(URL, str(root), ARCHIVE, md5=ARCHIVE_MD5)
+        except Exception as e:  # noqa: BLE001 - no network, proxy, HTTP error: all need the same fix
+            archive.unlink(missing_ok=True)
+            raise DataError(f"CIFAR-100 is not in {root} and could not be downloaded ({type(e).__name__}); "
+                            f"put {ARCHIVE} (from {URL}) or its extracted {FOLDER}/ folder there") from None
+    if not archive.is_file():
+        raise DataError(f"CIFAR-100 is not in {root}: put {ARCHIVE} (from {URL}) or its extracted {FOLDER}/ "
+                        f"folder there, or pass download=True")
+    if _md5(archive) != ARCHIVE_MD5:
+        raise DataError(f"{archive} has the wrong checksum (expected md5 {ARCHIVE_MD5}): it is truncated or not "
+                        f"the official archive; delete it and download again")
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(root, filter="data")
+    return folder
+
+
+@lru_cache(maxsize=8)
+def _info_cached(folder: str, stamp: tuple) -> DataInfo:
+    folder_path = Path(folder)
+    sums = {name: _md5(folder_path / name) for name in FILE_MD5}
+    meta = _unpickle(folder_path / "meta")
+    train = _unpickle(folder_path / "train")
+    if sums == FILE_MD5:
+        kind = "cifar100"
+    elif train.get("batch_label") == SYNTHETIC_TAG:
+        kind = "synthetic"
+    else:
+        kind = "modified"
+    fingerprint = hashlib.md5("".join(sums[n] for n in sorted(sums)).encode()).hexdigest()
+    return DataInfo(kind, f"{kind}:{fingerprint}", folder, tuple(meta.get("fine_label_names", ())))
+
+
+def data_info(data_dir: str | Path | None = None, download: bool = True) -> DataInfo:
+    """Identify the data in a folder (official, synthetic or modified) without loading it into memory twice."""
+    folder = _ensure_files(_resolve(data_dir), download)
+    stamp = tuple((n, (folder / n).stat().st_size, (folder / n).stat().st_mtime_ns) for n in sorted(FILE_MD5))
+    return _info_cached(str(folder), stamp)
+
+
+def _images_labels(batch: dict, path: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        labels = np.asarray(batch["fine_labels"], dtype=np.int64)
+    except KeyError as e:
+        raise DataError(f"{path} lacks the key {e} of a CIFAR-100 file; delete it and download again") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DataError(f"{path} holds data of shape {data.shape} with {len(labels)} labels; "
+                        f"expected N x 3072 with N labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"{path} has labels outside 0..{n_classes - 1}")
+    # Rows are three 1024-pixel planes (R, G, B) of a 32x32 image: N x 3072 -> N x 32 x 32 x 3.
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
+
+
+def load_cifar100(data_dir: str | Path | None = None, download: bool = True) -> Cifar100:
+    """Read CIFAR-100 (train 50k, test 10k for the real files) as uint8 N x 32 x 32 x 3 images and int64 labels.
+
+    Downloads the official archive (md5-checked) into `data_dir` if it holds neither the archive nor the
+    extracted folder. Files that parse but are not the official ones load with a one-line warning.
+    """
+    info = data_info(data_dir, download)
+    folder = Path(info.folder)
+    if not info.is_official:
+        warnings.warn(f"{folder} is not the official CIFAR-100 ({info.label}); its runs are kept apart from real ones",
+                      stacklevel=2)
+    n_classes = max(len(info.class_names), 1)
+    train = _images_labels(_unpickle(folder / "train"), folder / "train", n_classes)
+    test = _images_labels(_unpickle(folder / "test"), folder / "test", n_classes)
+    return Cifar100(train[0], train[1], test[0], test[1])
+
+
+def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test: int = 10_000, seed: int = 0,
+                             num_classes: int = 100) -> Path:
+    """Write a CIFAR-100-format folder (`data_dir/cifar-100-python/{train,test,meta}`) of learnable fake images.
+
+    Each class has its own smooth colour pattern; an image is its class pattern shifted by a few pixels
+    plus noise, so a small network learns it within an epoch or two. Same pickle layout as the official
+    Python-2 files; the train file's `batch_label` marks it as synthetic.
+    """
+    if n_train < 1 or n_test < 1:
+        raise ValueError(f"n_train and n_test must be >= 1, got {n_train}, {n_test}")
+    rng = np.random.default_rng(seed)
+    # Class patterns: 8x8 random colours upsampled to 32x32 (smooth, distinct), uint8 range.
+    coarse = rng.uniform(30, 225, size=(num_classes, 8, 8, 3))
+    patterns = coarse.repeat(4, axis=1).repeat(4, axis=2)  # classes x 32 x 32 x 3
+
+    def make(n: int) -> tuple[np.ndarray, list[int]]:
+        labels = rng.integers(0, num_classes, size=n)
+        shifts = rng.integers(-3, 4, size=(n, 2))
+        images = np.empty((n, 32, 32, 3), dtype=np.uint8)
+        for i, (label, (dy, dx)) in enumerate(zip(labels, shifts)):
+            image = np.roll(patterns[label], (dy, dx), axis=(0, 1)) + rng.normal(0, 25, size=(32, 32, 3))
+            images[i] = np.clip(image, 0, 255)
+        rows = images.transpose(0, 3, 1, 2).reshape(n, 3072)  # official layout: R, G, B planes per row
+        return rows, labels.tolist()
+
+    folder = Path(data_dir).expanduser() / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    fine_names = [f"class_{i:02d}" for i in range(num_classes)]
+    for name, n in (("train", n_train), ("test", n_test)):
+        rows, labels = make(n)
+        batch = {"filenames": [f"synthetic_{name}_{i}.png" for i in range(n)], "batch_label": SYNTHETIC_TAG,
+                 "fine_labels": labels, "coarse_labels": [label % 20 for label in labels], "data": rows}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": fine_names, "coarse_label_names": [f"super_{i:02d}" for i in range(20)]},
+                    f, protocol=2)
+    return folder
+
+
+def split_indices(n_total: int = 50_000, n_val: int = 10_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices, identical to
+    `random_split(range(n_total), [n_total - n_val, n_val], generator=torch.Generator().manual_seed(seed))`."""
+    if not 0 < n_val < n_total:
+        raise ValueError(f"val_size must be in 1..{n_total - 1} for {n_total} training images, got {n_val}")
+    permutation = torch.randperm(n_total, generator=torch.Generator().manual_seed(seed)).numpy()
+    return permutation[: n_total - n_val].copy(), permutation[n_total - n_val:].copy()
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) std of raw pixels scaled to [0, 1], over all pixels of all images.
+
+    images: uint8 N x H x W x 3. Not the mean of per-image stds, and never on augmented (padded) crops.
+    """
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for start in range(0, len(images), 4096):  # chunks keep float64 copies small
+        chunk = images[start:start + 4096].reshape(-1, 3).astype(np.float64) / 255.0
+        total += chunk.sum(axis=0)
+        total_sq += np.square(chunk).sum(axis=0)
+    count = images.shape[0] * images.shape[1] * images.shape[2]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return mean, std
+
+
+def class_proportions(labels: np.ndarray, num_classes: int = 100) -> np.ndarray:
+    """Fraction of images in each class (sums to 1)."""
+    return np.bincount(labels, minlength=num_classes) / len(labels)
+
+
+class DeviceSplit:
+    """One split held on the compute device: uint8 images N x 3 x 32 x 32 and int64 labels N."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                 device: torch.device):
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        self.labels = torch.from_numpy(labels).to(device)
+        # Shapes 1 x 3 x 1 x 1 so they broadcast over a batch; pixels are scaled to [0, 1] first.
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def normalize(self, images_u8: torch.Tensor) -> torch.Tensor:
+        return (images_u8.float() / 255.0 - self.mean) / self.std
+
+    def train_batches(self, batch_size: int, generator: torch.Generator):
+        """One epoch: a fresh permutation, per-image random crop + flip, normalised. Last partial batch kept."""
+        order = torch.randperm(len(self), generator=generator, device=self.images.device)
+        for start in range(0, len(self), batch_size):
+            idx = order[start:start + batch_size]
+            yield self.normalize(random_crop_flip(self.images[idx], generator)), self.labels[idx]
+
+    def eval_batches(self, batch_size: int):
+        """Fixed order, no augmentation."""
+        for start in range(0, len(self), batch_size):
+            yield self.normalize(self.images[start:start + batch_size]), self.labels[start:start + batch_size]
+
+
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Per image: zero-pad 4 px, crop a random 32x32 window, flip horizontally with p = 0.5.
+
+    Same distribution as torchvision's RandomCrop(32, padding=4) + RandomHorizontalFlip(), as one gather.
+    images: uint8 B x C x H x W -> uint8 B x C x H x W.
+    """
+    b, _, h, w = images.shape
+    device = images.device
+    padded = torch.nn.functional.pad(images, (PAD, PAD, PAD, PAD))  # B x C x (H+8) x (W+8), zeros
+    top = torch.randint(0, 2 * PAD + 1, (b, 1), generator=generator, device=device)
+    left = torch.randint(0, 2 * PAD + 1, (b, 1), generator=generator, device=device)
+    flip = torch.rand((b, 1), generator=generator, device=device) < 0.5
+    rows = top + torch.arange(h, device=device)  # B x H
+    cols = torch.arange(w, device=device).expand(b, w)
+    cols = left + torch.where(flip, w - 1 - cols, cols)  # B x W, reversed for flipped images
+    batch = torch.arange(b, device=device)[:, None, None]
+    # Advanced indexing puts the B x H x W index dims first: B x H x W x C, back to B x C x H x W.
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)

@@ -1,0 +1,37 @@
+"""Every folder the workbook reads or writes, decided in one place.
+
+Each can be moved with an environment variable (used by tests and by `make all DATA_DIR=...`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _folder(env_name: str, default: str) -> Path:
+    return Path(os.environ.get(env_name, PROJECT_ROOT / default)).expanduser().resolve()
+
+
+def data_dir() -> Path:
+    """Where CIFAR-100 lives (a folder holding `cifar-100-python/`)."""
+    return _folder("AI6103_DATA_DIR", "data")
+
+
+def runs_dir() -> Path:
+    """The run store: one folder per trained configuration."""
+    return _folder("AI6103_RUNS_DIR", "runs")
+
+
+def results_dir() -> Path:
+    """Small JSON files that carry each section's choices and numbers to later sections and the paper."""
+    return _folder("AI6103_RESULTS_DIR", "results")
+
+
+def figures_dir() -> Path:
+    return _folder("AI6103_FIGURES_DIR", "figures")
+
+
+def report_dir() -> Path:
+    return PROJECT_ROOT / "report"

@@ -1,0 +1,190 @@
+"""The run store: one folder per (config, data) pair, named by a readable name plus the config hash.
+
+A folder holds `config.json`, `env.json`, `metrics.csv` (one row per finished epoch), checkpoints,
+and `summary.json` once the run has finished. `run_or_load` trains only what is not finished yet,
+resuming from the last complete epoch; a finished run is never overwritten.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import platform
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import paths
+from .checkpoint import atomic_write_text, load_state
+from .config import RunConfig, config_hash
+from .data import data_info
+
+STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
+SUMMARY = "summary.json"
+METRICS = "metrics.csv"
+
+
+class RunStoreError(RuntimeError):
+    """A stored run cannot be used as it is; the message says which and what to do."""
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    path: Path
+    history: pd.DataFrame  # one row per epoch (see lib.train.train for the columns)
+    summary: dict  # final metrics and identity of the run
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+
+def run_path(config: RunConfig) -> Path:
+    info = data_info(config.data_dir)
+    return paths.runs_dir() / f"{config.short_name()}-{config_hash(config, info.fingerprint)}"
+
+
+def _read_finished(path: Path, config: RunConfig) -> RunResult | None:
+    summary_file = path / SUMMARY
+    if not summary_file.exists():
+        return None
+    try:
+        summary = json.loads(summary_file.read_text())
+        history = pd.read_csv(path / METRICS)
+    except Exception as e:  # noqa: BLE001
+        raise RunStoreError(f"run {path.name} is finished but its files do not read ({type(e).__name__}: {e}); "
+                            f"move {path} away to retrain it") from None
+    if summary.get("store_version") != STORE_VERSION:
+        raise RunStoreError(f"run {path.name} was written by another version of the workbook (store format "
+                            f"{summary.get('store_version')}, this one reads {STORE_VERSION}); move {path} away "
+                            f"to retrain it")
+    if len(history) != config.epochs or summary.get("epochs_done") != config.epochs:
+        raise RunStoreError(f"run {path.name} says it is finished but holds {len(history)} of {config.epochs} "
+                            f"epochs; move {path} away to retrain it")
+    return RunResult(config, path, history, summary)
+
+
+def load_run(config: RunConfig) -> RunResult | None:
+    """The finished run of this config, or None if it has not finished (or never started)."""
+    return _read_finished(run_path(config), config)
+
+
+class _RunLock:
+    """An exclusive lock on a run folder; released by the OS even if the process is killed."""
+
+    def __init__(self, path: Path):
+        self.file = path / "lock"
+
+    def __enter__(self):
+        self.handle = open(self.file, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise RunStoreError(f"run {self.file.parent.name} is being trained by {holder}; wait for it to "
+                                f"finish, then run again to load it") from None
+        self.handle.truncate(0)
+        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def environment() -> dict:
+    """What produced a run: versions, device, code commit."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    from .device import runtime
+
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": runtime().describe(),
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+        "git_commit": commit,
+    }
+
+
+def run_or_load(config: RunConfig, progress: bool = True) -> RunResult:
+    """Return the finished run of `config`, training (or resuming) it first if needed."""
+    from .train import train
+
+    path = run_path(config)
+    finished = _read_finished(path, config)
+    if finished is not None:
+        return finished
+    path.mkdir(parents=True, exist_ok=True)
+    with _RunLock(path):
+        finished = _read_finished(path, config)  # another process may have finished it while we waited
+        if finished is not None:
+            return finished
+        info = data_info(config.data_dir)
+        atomic_write_text(path / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
+        atomic_write_text(path / "env.json", json.dumps(
+            {**environment(), "data_kind": info.kind, "data_fingerprint": info.fingerprint,
+             "data_folder": info.folder}, indent=1))
+        started = time.time()
+        history = train(config, path, progress=progress)
+        frame = pd.DataFrame(history)
+        atomic_write_text(path / METRICS, frame.to_csv(index=False))
+        last = history[-1]
+        summary = {
+            "store_version": STORE_VERSION,
+            "run_id": path.name,
+            "config": config.key(),
+            "data_kind": info.kind,
+            "data_fingerprint": info.fingerprint,
+            "epochs_done": len(history),
+            **{f"final_{k}": last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
+            "best_val_acc": float(frame["val_acc"].max()),
+            "best_val_epoch": int(frame.loc[frame["val_acc"].idxmax(), "epoch"]),
+            "train_seconds_this_session": time.time() - started,
+            "total_epoch_seconds": float(frame["epoch_seconds"].sum()),
+        }
+        atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))  # written last: marks the run finished
+    return RunResult(config, path, frame, summary)
+
+
+def evaluate_test(result: RunResult) -> dict:
+    """Test-set loss and accuracy of a finished run, computed once and stored as `test.json` in its folder.
+
+    Use it only at the end of the study: the test set never chooses anything.
+    """
+    test_file = result.path / "test.json"
+    if test_file.exists():
+        return json.loads(test_file.read_text())
+    from .data import DeviceSplit
+    from .device import runtime
+    from .train import _load, evaluate, make_model, prepare_data
+
+    rt = runtime()
+    config = result.config
+    state = load_state(result.path)
+    if state is None:
+        raise RunStoreError(f"run {result.run_id} has no readable checkpoint to evaluate; move it away to retrain")
+    model = make_model(config, rt)
+    model.load_state_dict(state["model"])
+    prepared = prepare_data(config, rt.device)  # for the training split's mean/std
+    info = prepared.info
+    data = _load(str(Path(info.folder).parent), info.fingerprint)
+    test = DeviceSplit(data.test_images, data.test_labels, prepared.mean, prepared.std, rt.device)
+    loss, acc = evaluate(model, test, rt)
+    record = {"test_loss": loss, "test_acc": acc, "n_test": len(test), "data_kind": info.kind}
+    atomic_write_text(test_file, json.dumps(record, indent=1))
+    return record

@@ -1,0 +1,175 @@
+"""The training loop: `train(config, run_dir)` -> per-epoch history, resumable from the run folder.
+
+What it is: SGD with momentum on the device-resident split, the learning-rate schedule, mixup, and
+per-epoch metrics accumulated on the device (read once per epoch, no per-step host sync).
+What it is not: the run store (lib.store decides where runs live and whether to train at all).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .config import RunConfig
+from .data import DataInfo, DeviceSplit, channel_stats, data_info, load_cifar100, split_indices
+from .device import Runtime, runtime
+from .models import build_model
+
+EVAL_BATCH = 1024  # images per evaluation batch; no gradients, so large batches are cheap
+
+
+def lr_at(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
+    """Learning rate used by optimiser step `step` (0-based) of `total_steps`.
+
+    cosine: base_lr * (1 + cos(pi * step / total_steps)) / 2, so step 0 uses base_lr and the value after
+    the last step (step == total_steps) is exactly 0.
+    """
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+
+
+def sample_mixup_lambda(alpha: float, rng: np.random.Generator) -> float:
+    """The mixing weight of one batch: lambda ~ Beta(alpha, alpha). The training loop draws exactly this."""
+    return float(rng.beta(alpha, alpha))
+
+
+def mixup_loss(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
+    """lambda * CE(logits, y_a) + (1 - lambda) * CE(logits, y_b), each the batch mean (Zhang et al. 2018)."""
+    return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
+
+
+@dataclass
+class PreparedData:
+    train: DeviceSplit
+    val: DeviceSplit
+    info: DataInfo
+    mean: np.ndarray  # per-channel mean of the training images used, pixels in [0, 1]
+    std: np.ndarray
+
+
+@lru_cache(maxsize=2)
+def _load(folder: str, fingerprint: str):
+    return load_cifar100(folder, download=False)
+
+
+def prepare_data(config: RunConfig, device: torch.device) -> PreparedData:
+    """Split, subset, normalisation statistics (of the training images used) and device upload."""
+    info = data_info(config.data_dir)
+    data = _load(str(Path(info.folder).parent), info.fingerprint)
+    train_idx, val_idx = split_indices(len(data.train_labels), config.val_size, config.split_seed)
+    train_idx, val_idx = train_idx[: config.train_subset], val_idx[: config.val_subset]
+    mean, std = channel_stats(data.train_images[train_idx])
+    train = DeviceSplit(data.train_images[train_idx], data.train_labels[train_idx], mean, std, device)
+    val = DeviceSplit(data.train_images[val_idx], data.train_labels[val_idx], mean, std, device)
+    return PreparedData(train, val, info, mean, std)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split: DeviceSplit, rt: Runtime) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a split, no augmentation."""
+    model.eval()
+    sums = torch.zeros(2, device=rt.device)  # [loss sum, correct count]
+    for x, y in split.eval_batches(EVAL_BATCH):
+        if rt.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with rt.autocast():
+            logits = model(x)
+        sums[0] += F.cross_entropy(logits.float(), y, reduction="sum")
+        sums[1] += (logits.argmax(1) == y).sum()
+    loss_sum, correct = sums.tolist()
+    return loss_sum / len(split), correct / len(split)
+
+
+def make_model(config: RunConfig, rt: Runtime) -> torch.nn.Module:
+    torch.manual_seed(config.seed)  # the initial weights depend on the run's seed alone
+    model = build_model(config.arch, config.num_classes, config.sigmoid_blocks).to(rt.device)
+    return model.to(memory_format=torch.channels_last) if rt.channels_last else model
+
+
+def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True) -> list[dict]:
+    """Train one configuration; with `run_dir`, checkpoint every epoch there and resume from it."""
+    rt = runtime()
+    data = prepare_data(config, rt.device)
+    model = make_model(config, rt)
+    params = dict(model.named_parameters())
+    if config.grad_norm_param not in params:
+        raise ValueError(f"grad_norm_param must name a parameter of {config.arch}, got {config.grad_norm_param!r}")
+    watched = params[config.grad_norm_param]
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, fused=rt.device.type == "cuda")
+    generator = torch.Generator(device=rt.device).manual_seed(config.seed)  # data order, crops, flips, mixup pairs
+    mixup_rng = np.random.default_rng(config.seed)  # mixup lambdas, drawn on the host (no device sync)
+    history: list[dict] = []
+    if run_dir is not None:
+        history = checkpoint.restore(run_dir, model, optimizer, generator, mixup_rng)
+    step_model = torch.compile(model) if rt.compile else model
+
+    steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    bar = _progress_bar(config, len(history), progress)
+    for epoch in range(len(history), config.epochs):
+        model.train()
+        start = time.perf_counter()
+        # Device-side sums: [loss * batch, correct (lambda-weighted under mixup), images, grad-norm sum, last grad-norm]
+        sums = torch.zeros(5, device=rt.device)
+        for i, (x, y) in enumerate(data.train.train_batches(config.batch_size, generator)):
+            lr = lr_at(epoch * steps_per_epoch + i, total_steps, config.lr, config.schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            y_b, lam = y, 1.0
+            if config.mixup_alpha > 0:
+                lam = sample_mixup_lambda(config.mixup_alpha, mixup_rng)
+                partner = torch.randperm(len(y), generator=generator, device=rt.device)
+                x, y_b = lam * x + (1.0 - lam) * x[partner], y[partner]
+            if rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with rt.autocast():
+                logits = step_model(x)
+            loss = mixup_loss(logits.float(), y, y_b, lam)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = watched.grad.detach().float().norm()
+            optimizer.step()
+            with torch.no_grad():
+                predicted = logits.argmax(1)
+                correct = lam * (predicted == y).sum() + (1.0 - lam) * (predicted == y_b).sum()
+                sums += torch.stack([loss.detach() * len(y), correct, sums.new_tensor(len(y)),
+                                     grad_norm, grad_norm - sums[4]])
+        loss_sum, correct, seen, grad_sum, grad_last = sums.tolist()  # the epoch's one host sync
+        train_seconds = time.perf_counter() - start
+        val_loss, val_acc = evaluate(step_model, data.val, rt)
+        history.append({
+            "epoch": epoch + 1,
+            "lr": lr_at(epoch * steps_per_epoch, total_steps, config.lr, config.schedule),  # at the epoch's first step
+            "train_loss": loss_sum / seen,
+            "train_acc": correct / seen,  # under mixup: lambda-weighted agreement with both labels
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "grad_norm_mean": grad_sum / steps_per_epoch,  # 2-norm of d loss / d watched parameter, mean over steps
+            "grad_norm_last": grad_last,  # ... at the epoch's last step
+            "epoch_seconds": time.perf_counter() - start,  # training + validation
+            "train_images_per_second": seen / train_seconds,
+        })
+        if run_dir is not None:
+            checkpoint.save(run_dir, model, optimizer, generator, mixup_rng, history, config)
+        bar.update(1)
+        bar.set_postfix(train_loss=f"{loss_sum / seen:.3f}", val_acc=f"{val_acc:.3f}")
+    bar.close()
+    return history
+
+
+def _progress_bar(config: RunConfig, done: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.epochs, initial=done, desc=config.short_name(), unit="epoch", disable=not enabled,
+                leave=True, dynamic_ncols=True)
