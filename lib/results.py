@@ -1,0 +1,65 @@
+"""Section results files: the small JSON records that chain the study and feed the paper.
+
+Each notebook writes `results/<section>.json` with `write_section`; later notebooks read the choices
+of earlier ones with `read_section`, and the paper's LaTeX is generated from these files alone.
+
+Schema (keys every file has):
+    section     str    e.g. "02_learning_rate"
+    profile     str    "full" | "quick" | "smoke"
+    data_kind   str    "cifar100" | "synthetic" | "modified" (lib.data.DataInfo.kind)
+    runs        list   one dict per run: run_id, label, config (RunConfig.key()), final_train_loss,
+                       final_train_acc, final_val_loss, final_val_acc, best_val_acc, best_val_epoch, epochs
+    chosen      dict   what this section hands on, e.g. {"lr": 0.05} or {"weight_decay": 5e-4}
+    extra       dict   anything else the section reports (test accuracy, statistics, ...)
+    figures     list   figure stems written by this section (files in figures/ as .pdf and .png)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import paths
+from .checkpoint import atomic_write_text
+from .store import RunResult
+
+RESULTS_VERSION = 1
+
+
+def run_record(label: str, result: RunResult) -> dict:
+    """The per-run row of a section file: identity plus final metrics."""
+    s = result.summary
+    return {
+        "run_id": result.run_id,
+        "label": label,
+        "config": result.config.key(),
+        "epochs": s["epochs_done"],
+        **{k: s[k] for k in ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
+                               "best_val_acc", "best_val_epoch")},
+    }
+
+
+def section_path(section: str) -> Path:
+    return paths.results_dir() / f"{section}.json"
+
+
+def write_section(section: str, profile: str, data_kind: str, runs: list[dict], chosen: dict | None = None,
+                  extra: dict | None = None, figures: list[str] | None = None) -> Path:
+    record = {"results_version": RESULTS_VERSION, "section": section, "profile": profile, "data_kind": data_kind,
+              "runs": runs, "chosen": chosen or {}, "extra": extra or {}, "figures": figures or []}
+    path = section_path(section)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1, default=float))
+    return path
+
+
+def read_section(section: str) -> dict:
+    """A section's results; a one-line error if it has not been run yet or is from another version."""
+    path = section_path(section)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook {section} first, or pass the value "
+                                f"it would choose as a parameter")
+    record = json.loads(path.read_text())
+    if record.get("results_version") != RESULTS_VERSION:
+        raise ValueError(f"{path} is from another version of the workbook (results_version "
+                         f"{record.get('results_version')}, expected {RESULTS_VERSION}); re-run notebook {section}")
+    return record
