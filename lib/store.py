@@ -188,3 +188,9 @@ def evaluate_test(result: RunResult) -> dict:
     record = {"test_loss": loss, "test_acc": acc, "n_test": len(test), "data_kind": info.kind}
     atomic_write_text(test_file, json.dumps(record, indent=1))
     return record
+
+
+def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
+    """`run_or_load` for the runs of one section, in order. Sections call this so that runs sharing data
+    and shapes can later be trained together without changing any notebook."""
+    return [run_or_load(config, progress=progress) for config in configs]
