@@ -1,0 +1,321 @@
+"""The study's plan: profiles, each section's run configs, inherited choices, time estimates and progress.
+
+What it is: the glue the notebooks call so that they hold no training logic — which runs a section makes
+(from the brief's baseline, the choices of earlier sections and the notebook's overrides), where the data
+lives for a profile, what a section will cost on this machine, and the one call that trains a section.
+What it is not: the training loop (lib.train), the run store (lib.store) or the results files (lib.results).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import math
+import platform
+import textwrap
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import paths
+from .config import RunConfig
+from .data import data_info, split_indices, write_synthetic_cifar100
+from .results import read_section, run_record, write_section
+from .store import RunResult, run_or_load_many, run_path
+
+SECTIONS = ("01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
+            "07_summary")
+SIGMOID_BLOCKS = tuple(range(4, 11))  # the variant: Sigmoid instead of ReLU in blocks 4..10 of model.layers
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    short_epochs: int  # epochs of the learning-rate section (the brief: 15)
+    long_epochs: int  # epochs of the schedule, weight-decay, mixup and activation sections (the brief: 300)
+    val_size: int  # images held out of the training file for validation (the brief: 10,000)
+    train_subset: int | None  # train on the first N images of the training split only (None = all)
+    val_subset: int | None  # validate on the first N images of the validation split only (None = all)
+    synthetic: tuple[int, int] | None  # (train, test) images of generated data; None = real CIFAR-100
+    about: str
+
+
+PROFILES = {
+    "full": Profile("full", 15, 300, 10_000, None, None, None, "the brief's settings on CIFAR-100"),
+    "quick": Profile("quick", 5, 30, 10_000, None, None, None, "CIFAR-100, runs shortened to 5 and 30 epochs"),
+    "smoke": Profile("smoke", 2, 2, 300, 256, 128, (1200, 300),
+                     "synthetic data, 256 training images, 2 epochs: checks the pipeline, says nothing"),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
+    return PROFILES[name]
+
+
+def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
+    """The data folder a profile reads; the smoke profile writes its synthetic data there if it is missing.
+
+    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data, a `synthetic-smoke`
+    folder inside it for the smoke profile.
+    """
+    spec = get_profile(profile)
+    if spec.synthetic is None:
+        return str(Path(data_dir).expanduser().resolve() if data_dir else paths.data_dir())
+    folder = Path(data_dir).expanduser().resolve() if data_dir else paths.data_dir() / "synthetic-smoke"
+    if not (folder / "cifar-100-python" / "meta").is_file():
+        write_synthetic_cifar100(folder, *spec.synthetic)
+    return str(folder)
+
+
+def base_config(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> RunConfig:
+    """The brief's baseline (lr 0.05, constant, no decay, no mixup) sized for a profile, long-section epochs."""
+    spec = get_profile(profile)
+    return RunConfig(arch=arch, epochs=spec.long_epochs, val_size=spec.val_size, train_subset=spec.train_subset,
+                     val_subset=spec.val_subset, data_dir=resolve_data_dir(profile, data_dir))
+
+
+def inherited(section: str, key: str, override, profile: str):
+    """`override` if given, else the value `section` chose; refuses choices made under another profile."""
+    if override is not None:
+        return override
+    record = read_section(section)
+    if record["profile"] != profile:
+        raise ValueError(f"results/{section}.json was written by profile {record['profile']!r}, not {profile!r}: "
+                         f"run notebook {section} with profile={profile!r} first, or pass {key}=... as a parameter")
+    if key not in record["chosen"]:
+        raise KeyError(f"results/{section}.json chose no {key!r}; re-run notebook {section}")
+    return record["chosen"][key]
+
+
+def best_label(results: dict[str, RunResult], metric: str, larger_is_better: bool) -> str:
+    """The label of the run with the best final `metric` (e.g. "final_val_acc"); ties go to the first listed."""
+    sign = 1.0 if larger_is_better else -1.0
+    return max(results, key=lambda label: sign * results[label].summary[metric])
+
+
+# --- what a run costs on this machine ---------------------------------------------------------------------
+
+def _throughput_file() -> Path:
+    return paths.runs_dir() / "throughput.json"
+
+
+def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
+    """Training and evaluation images per second of `arch` on this machine's device, measured once and cached.
+
+    A short benchmark (a few SGD steps on random images); the runs' own measured speed replaces it once
+    any run of `arch` has finished here.
+    """
+    from .device import runtime
+    from .train import EVAL_BATCH, make_model
+
+    rt = runtime()
+    key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}"
+    cache = _throughput_file()
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    if key in known:
+        return known[key]
+    model = make_model(RunConfig(arch=arch), rt)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    batch = min(batch_size, 32) if rt.device.type == "cpu" else batch_size  # keep the CPU benchmark to seconds
+    x = torch.randn(batch, 3, 32, 32, device=rt.device)
+    y = torch.randint(0, 100, (batch,), device=rt.device)
+
+    def step() -> None:
+        with rt.autocast():
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def timed(fn, repeats: int) -> float:
+        fn()  # warm-up: allocator, cudnn autotuning
+        if rt.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        if rt.device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / repeats
+
+    model.train()
+    train_ips = batch / timed(step, 2 if rt.device.type == "cpu" else 20)
+    model.eval()
+    eval_x = torch.randn(min(EVAL_BATCH, 4 * batch), 3, 32, 32, device=rt.device)
+    with torch.no_grad():
+        eval_ips = len(eval_x) / timed(lambda: model(eval_x), 1 if rt.device.type == "cpu" else 10)
+    measured = {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({**known, key: measured}, indent=1))
+    return measured
+
+
+def split_sizes(config: RunConfig, n_total: int = 50_000) -> tuple[int, int]:
+    """Images per epoch of training and of validation for a config."""
+    n_train, n_val = n_total - config.val_size, config.val_size
+    return min(n_train, config.train_subset or n_train), min(n_val, config.val_subset or n_val)
+
+
+def epoch_seconds(config: RunConfig, speed: dict, n_total: int = 50_000) -> float:
+    n_train, n_val = split_sizes(config, n_total)
+    return n_train / speed["train_images_per_second"] + n_val / speed["eval_images_per_second"]
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def epochs_done(config: RunConfig) -> int:
+    """Finished epochs of a config in the run store (its per-epoch metrics file), 0 if never started."""
+    metrics = run_path(config) / "metrics.csv"
+    if not metrics.exists():
+        return 0
+    lines = [line for line in metrics.read_text().splitlines() if line.strip()]
+    return max(len(lines) - 1, 0)  # minus the header
+
+
+def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
+    """Print what a section will train and how long it should take here; returns the estimate in seconds."""
+    n_total = len(_train_labels(next(iter(runs.values()))))
+    speed = None
+    rows, total = [], 0.0
+    for label, config in runs.items():
+        done = epochs_done(config)
+        if done >= config.epochs:
+            status, seconds = "stored", 0.0
+        else:
+            speed = speed or throughput(config.arch, config.batch_size)
+            seconds = (config.epochs - done) * epoch_seconds(config, speed, n_total)
+            status = f"train {config.epochs - done} epochs" + (f" (resume at {done})" if done else "")
+        total += seconds
+        rows.append((label, config.short_name(), status, format_seconds(seconds) if seconds else "-"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{section}: {len(runs)} runs, {sum(r[2] == 'stored' for r in rows)} already stored")
+    for label, name, status, estimate in rows:
+        print(f"  {label:<{width}}  {name:<40} {status:<28} {estimate}")
+    device = speed["device"] if speed else "-"
+    print(f"  estimated time on this machine ({device}): {format_seconds(total)}")
+    return total
+
+
+def _train_labels(config: RunConfig):
+    from .train import _load
+
+    info = data_info(config.data_dir)
+    return _load(str(Path(info.folder).parent), info.fingerprint).train_labels
+
+
+def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True) -> dict[str, RunResult]:
+    """Train (or load) a section's runs, labelled as given: prints the plan first, one progress bar per run."""
+    if not runs:
+        raise ValueError(f"{section} has no runs to make")
+    print_section_plan(section, runs)
+    started = time.time()
+    with warnings.catch_warnings():
+        # Synthetic data warns once per load; the plan above already says what data this is.
+        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
+        warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+        results = run_or_load_many(list(runs.values()), progress=progress)
+    print(f"{section}: {len(results)} runs ready in {format_seconds(time.time() - started)}")
+    return dict(zip(runs, results, strict=True))
+
+
+# --- the whole study, for the driver's plan ---------------------------------------------------------------
+
+def study_plan(profile: str, n_learning_rates: int = 3) -> list[tuple[str, int, int]]:
+    """(section, new runs at most, epochs per run) for a profile with the brief's defaults.
+
+    Runs shared between sections (the best setup so far is the baseline of the next section) are counted once.
+    """
+    spec = get_profile(profile)
+    return [("02_learning_rate", n_learning_rates, spec.short_epochs), ("03_lr_schedule", 2, spec.long_epochs),
+            ("04_weight_decay", 2, spec.long_epochs), ("05_mixup", 1, spec.long_epochs),
+            ("06_activation", 1, spec.long_epochs)]
+
+
+def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> float:
+    """Print every section's runs and the estimated time of the whole study on this machine (upper bound)."""
+    spec = get_profile(profile)
+    config = base_config(profile, data_dir, arch)
+    speed = throughput(arch, config.batch_size)
+    n_total = len(_train_labels(config))
+    per_epoch = epoch_seconds(config, speed, n_total)
+    n_train, n_val = split_sizes(config, n_total)
+    print(f"profile {profile}: {spec.about}")
+    print(f"data {config.data_dir} ({data_info(config.data_dir).label}); {n_train} training and {n_val} "
+          f"validation images per epoch; {arch}, batch {config.batch_size}")
+    print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s "
+          f"-> ~{format_seconds(per_epoch)} per epoch")
+    total = 0.0
+    for section, n_runs, epochs in study_plan(profile):
+        seconds = n_runs * epochs * per_epoch
+        total += seconds
+        print(f"  {section:<18} {n_runs} new runs x {epochs:>3} epochs  ~{format_seconds(seconds)}")
+    print(f"  total (runs already stored are skipped): ~{format_seconds(total)} of training")
+    return total
+
+
+def n_train_images(config: RunConfig) -> int:
+    """Training images per epoch of a config on its data."""
+    return split_sizes(config, len(_train_labels(config)))[0]
+
+
+def lr_curve(config: RunConfig) -> tuple[list[float], list[float]]:
+    """(epoch as a fraction, learning rate) at every optimiser step of a config, from lib.train.lr_at."""
+    from .train import lr_at
+
+    steps_per_epoch = math.ceil(n_train_images(config) / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    steps = range(total + 1)
+    return [s / steps_per_epoch for s in steps], [lr_at(s, total, config.lr, config.schedule) for s in steps]
+
+
+def replace(config: RunConfig, **changes) -> RunConfig:
+    """dataclasses.replace, re-exported so notebooks need one import."""
+    return dataclasses.replace(config, **changes)
+
+
+# --- tables and export ------------------------------------------------------------------------------------
+
+def data_kind(config: RunConfig) -> str:
+    """"cifar100", "synthetic" or "modified": what the figures and results files say about the data."""
+    return data_info(config.data_dir).kind
+
+
+def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
+    """Final-epoch losses and accuracies (%) of a section's runs, one row per label."""
+    rows = {label: {"epochs": r.summary["epochs_done"],
+                    "train loss": r.summary["final_train_loss"], "train acc (%)": 100 * r.summary["final_train_acc"],
+                    "val loss": r.summary["final_val_loss"], "val acc (%)": 100 * r.summary["final_val_acc"],
+                    "best val acc (%)": 100 * r.summary["best_val_acc"], "run": r.run_id}
+            for label, r in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
+
+
+def export(section: str, profile: str, results: dict[str, RunResult], chosen: dict | None = None,
+           extra: dict | None = None, figures: list[str] | None = None) -> Path:
+    """Write the section's results file (lib.results schema) from its labelled runs."""
+    config = next(iter(results.values())).config
+    path = write_section(section, profile, data_kind(config), [run_record(label, r) for label, r in results.items()],
+                         chosen=chosen, extra=extra, figures=figures)
+    print(f"wrote {path}")
+    return path
+
+
+def split_code() -> str:
+    """The exact lines of lib.data.split_indices that partition the training file (for the report)."""
+    source = textwrap.dedent(inspect.getsource(split_indices))
+    function = ast.parse(source).body[0]
+    statements = [s for s in function.body if not isinstance(s, (ast.Expr, ast.If))]  # no docstring, no check
+    return "\n".join(ast.get_source_segment(source, s) for s in statements)
