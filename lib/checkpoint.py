@@ -13,10 +13,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
+METRICS = "metrics.csv"  # one row per finished epoch, rewritten after every epoch for people watching a run
+
+
+class SaveError(RuntimeError):
+    """A checkpoint could not be written (e.g. the disk is full); the last good one is kept."""
 
 
 def atomic_write(path: Path, write) -> None:
@@ -55,10 +61,12 @@ def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config)
         os.replace(current, run_dir / PREVIOUS)
     try:
         atomic_write(current, lambda tmp: torch.save(state, tmp))
-    except BaseException:
+        atomic_write_text(run_dir / METRICS, pd.DataFrame(history).to_csv(index=False))
+    except OSError as e:
         if (run_dir / PREVIOUS).exists() and not current.exists():
             os.replace(run_dir / PREVIOUS, current)  # a failed save must not cost the last good state
-        raise
+        raise SaveError(f"could not save epoch {len(history)} of run {run_dir.name} ({e.strerror or e}); "
+                        f"free space in {run_dir.parent} and run again: it resumes from the last saved epoch") from None
 
 
 def load_state(run_dir: Path) -> dict | None:
@@ -84,6 +92,7 @@ def restore(run_dir: Path, model, optimizer, generator, mixup_rng) -> list[dict]
     state = load_state(run_dir)
     if state is None:
         return []
+    print(f"{run_dir.name}: resuming after epoch {state['epoch']} (from its checkpoint)")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"])

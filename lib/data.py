@@ -50,6 +50,8 @@ class DataInfo:
     fingerprint: str  # md5 of the three files together; names the data in every run hash
     folder: str
     class_names: tuple[str, ...]
+    n_train: int  # images in the `train` file (50,000 for the real data)
+    n_test: int
 
     @property
     def is_official(self) -> bool:
@@ -76,10 +78,14 @@ def _md5(path: Path) -> str:
 def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")  # the official files are Python-2 pickles
+            batch = pickle.load(f, encoding="latin1")  # the official files are Python-2 pickles
     except Exception as e:  # noqa: BLE001 - any parse failure means the same thing to the user
         raise DataError(f"{path} is not a readable CIFAR-100 pickle ({type(e).__name__}: {e}); "
                         f"delete {path.parent} and download again") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"{path} is not a CIFAR-100 file (holds a {type(batch).__name__}, not a dict); "
+                        f"delete {path.parent} and download again")
+    return batch
 
 
 def _ensure_files(root: Path, download: bool) -> Path:
@@ -116,6 +122,7 @@ def _info_cached(folder: str, stamp: tuple) -> DataInfo:
     sums = {name: _md5(folder_path / name) for name in FILE_MD5}
     meta = _unpickle(folder_path / "meta")
     train = _unpickle(folder_path / "train")
+    test = _unpickle(folder_path / "test")
     if sums == FILE_MD5:
         kind = "cifar100"
     elif train.get("batch_label") == SYNTHETIC_TAG:
@@ -123,7 +130,9 @@ def _info_cached(folder: str, stamp: tuple) -> DataInfo:
     else:
         kind = "modified"
     fingerprint = hashlib.md5("".join(sums[n] for n in sorted(sums)).encode()).hexdigest()
-    return DataInfo(kind, f"{kind}:{fingerprint}", folder, tuple(meta.get("fine_label_names", ())))
+    names = tuple(meta.get("fine_label_names", ()))
+    n_train, n_test = (len(batch.get("fine_labels", ())) for batch in (train, test))
+    return DataInfo(kind, f"{kind}:{fingerprint}", folder, names, n_train, n_test)
 
 
 def data_info(data_dir: str | Path | None = None, download: bool = True) -> DataInfo:
@@ -203,6 +212,17 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
         pickle.dump({"fine_label_names": fine_names, "coarse_label_names": [f"super_{i:02d}" for i in range(20)]},
                     f, protocol=2)
     return folder
+
+
+def check_split(n_total: int, val_size: int, train_subset: int | None, val_subset: int | None) -> None:
+    """Fail with one line if the requested split does not fit a training file of `n_total` images."""
+    from .config import ConfigError
+
+    if not 0 < val_size < n_total:
+        raise ConfigError(f"val_size must be in 1..{n_total - 1} for {n_total} training images, got {val_size}")
+    for name, value, limit in (("train_subset", train_subset, n_total - val_size), ("val_subset", val_subset, val_size)):
+        if value is not None and value > limit:
+            raise ConfigError(f"{name} must be at most {limit} (the size of that split), got {value}")
 
 
 def split_indices(n_total: int = 50_000, n_val: int = 10_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

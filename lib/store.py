@@ -14,6 +14,7 @@ import platform
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,12 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import atomic_write_text, load_state
+from .checkpoint import METRICS, atomic_write_text, load_state
 from .config import RunConfig, config_hash
-from .data import data_info
+from .data import check_split, data_info
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
 SUMMARY = "summary.json"
-METRICS = "metrics.csv"
 
 
 class RunStoreError(RuntimeError):
@@ -52,23 +52,56 @@ def run_path(config: RunConfig) -> Path:
 
 
 def _read_finished(path: Path, config: RunConfig) -> RunResult | None:
+    """The finished run in `path`, or None if it is not finished. A finished run whose files do not read
+    is rebuilt from its checkpoint (which holds every epoch's metrics) or, failing that, resumed."""
     summary_file = path / SUMMARY
     if not summary_file.exists():
         return None
     try:
         summary = json.loads(summary_file.read_text())
         history = pd.read_csv(path / METRICS)
-    except Exception as e:  # noqa: BLE001
-        raise RunStoreError(f"run {path.name} is finished but its files do not read ({type(e).__name__}: {e}); "
-                            f"move {path} away to retrain it") from None
-    if summary.get("store_version") != STORE_VERSION:
+        complete = len(history) == config.epochs == summary.get("epochs_done")
+    except Exception as e:  # noqa: BLE001 - truncated, empty or garbled files all mean "not usable"
+        summary, complete, problem = None, False, f"{type(e).__name__}: {e}"
+    else:
+        problem = f"{len(history)} of {config.epochs} epochs in {METRICS}"
+    if summary is not None and summary.get("store_version") != STORE_VERSION:
         raise RunStoreError(f"run {path.name} was written by another version of the workbook (store format "
                             f"{summary.get('store_version')}, this one reads {STORE_VERSION}); move {path} away "
                             f"to retrain it")
-    if len(history) != config.epochs or summary.get("epochs_done") != config.epochs:
-        raise RunStoreError(f"run {path.name} says it is finished but holds {len(history)} of {config.epochs} "
-                            f"epochs; move {path} away to retrain it")
-    return RunResult(config, path, history, summary)
+    if complete:
+        return RunResult(config, path, history, summary)
+    state = load_state(path)
+    if state is not None and state["epoch"] == config.epochs:
+        warnings.warn(f"run {path.name}: finished but its result files do not read ({problem}); rebuilt them from "
+                      f"the checkpoint", stacklevel=3)
+        return _finish(path, config, state["history"], data_info(config.data_dir), started=None)
+    summary_file.rename(summary_file.with_name(SUMMARY + ".corrupt"))
+    warnings.warn(f"run {path.name}: its result files do not read ({problem}) and the checkpoint is not at the "
+                  f"last epoch; resuming from the last good checkpoint", stacklevel=3)
+    return None
+
+
+def _finish(path: Path, config: RunConfig, history: list[dict], info, started: float | None) -> RunResult:
+    """Write the metrics and, last (it marks the run finished), the summary."""
+    frame = pd.DataFrame(history)
+    atomic_write_text(path / METRICS, frame.to_csv(index=False))
+    last = history[-1]
+    summary = {
+        "store_version": STORE_VERSION,
+        "run_id": path.name,
+        "config": config.key(),
+        "data_kind": info.kind,
+        "data_fingerprint": info.fingerprint,
+        "epochs_done": len(history),
+        **{f"final_{k}": last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
+        "best_val_acc": float(frame["val_acc"].max()),
+        "best_val_epoch": int(frame.loc[frame["val_acc"].idxmax(), "epoch"]),
+        "train_seconds_this_session": None if started is None else time.time() - started,
+        "total_epoch_seconds": float(frame["epoch_seconds"].sum()),
+    }
+    atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))
+    return RunResult(config, path, frame, summary)
 
 
 def load_run(config: RunConfig) -> RunResult | None:
@@ -125,6 +158,8 @@ def run_or_load(config: RunConfig, progress: bool = True) -> RunResult:
     """Return the finished run of `config`, training (or resuming) it first if needed."""
     from .train import train
 
+    info = data_info(config.data_dir)
+    check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
     path = run_path(config)
     finished = _read_finished(path, config)
     if finished is not None:
@@ -134,31 +169,13 @@ def run_or_load(config: RunConfig, progress: bool = True) -> RunResult:
         finished = _read_finished(path, config)  # another process may have finished it while we waited
         if finished is not None:
             return finished
-        info = data_info(config.data_dir)
         atomic_write_text(path / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
         atomic_write_text(path / "env.json", json.dumps(
             {**environment(), "data_kind": info.kind, "data_fingerprint": info.fingerprint,
              "data_folder": info.folder}, indent=1))
         started = time.time()
         history = train(config, path, progress=progress)
-        frame = pd.DataFrame(history)
-        atomic_write_text(path / METRICS, frame.to_csv(index=False))
-        last = history[-1]
-        summary = {
-            "store_version": STORE_VERSION,
-            "run_id": path.name,
-            "config": config.key(),
-            "data_kind": info.kind,
-            "data_fingerprint": info.fingerprint,
-            "epochs_done": len(history),
-            **{f"final_{k}": last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
-            "best_val_acc": float(frame["val_acc"].max()),
-            "best_val_epoch": int(frame.loc[frame["val_acc"].idxmax(), "epoch"]),
-            "train_seconds_this_session": time.time() - started,
-            "total_epoch_seconds": float(frame["epoch_seconds"].sum()),
-        }
-        atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))  # written last: marks the run finished
-    return RunResult(config, path, frame, summary)
+        return _finish(path, config, history, info, started)
 
 
 def evaluate_test(result: RunResult) -> dict:

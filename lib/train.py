@@ -96,6 +96,13 @@ def make_model(config: RunConfig, rt: Runtime) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
 
+def make_optimizer(params, config: RunConfig, device: torch.device) -> torch.optim.SGD:
+    """SGD with momentum; its weight_decay adds wd * w to the gradient, i.e. the brief's eq. 3
+    (w -= lr * dL/dw + lr * wd * w) on the first step, carried through the momentum buffer after."""
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                           fused=device.type == "cuda")
+
+
 def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True) -> list[dict]:
     """Train one configuration; with `run_dir`, checkpoint every epoch there and resume from it."""
     rt = runtime()
@@ -105,8 +112,7 @@ def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True)
     if config.grad_norm_param not in params:
         raise ValueError(f"grad_norm_param must name a parameter of {config.arch}, got {config.grad_norm_param!r}")
     watched = params[config.grad_norm_param]
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, fused=rt.device.type == "cuda")
+    optimizer = make_optimizer(model.parameters(), config, rt.device)
     generator = torch.Generator(device=rt.device).manual_seed(config.seed)  # data order, crops, flips, mixup pairs
     mixup_rng = np.random.default_rng(config.seed)  # mixup lambdas, drawn on the host (no device sync)
     history: list[dict] = []

@@ -1,0 +1,33 @@
+"""Shared fixtures: a small synthetic CIFAR-100 folder and private run/result/figure folders per test."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from lib import RunConfig, write_synthetic_cifar100
+
+N_TRAIN, N_TEST = 1200, 300  # synthetic images in the train and test files
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_cifar100(folder, n_train=N_TRAIN, n_test=N_TEST, seed=0)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def private_folders(tmp_path, monkeypatch):
+    """Every test gets its own run store, results and figures folders: no test touches a user's runs."""
+    for name in ("RUNS", "RESULTS", "FIGURES"):
+        monkeypatch.setenv(f"AI6103_{name}_DIR", str(tmp_path / name.lower()))
+    monkeypatch.setenv("AI6103_DEVICE", "cpu")
+    warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
+
+
+@pytest.fixture
+def tiny_config(synthetic_dir):
+    """A run that trains in a few seconds on 2 CPU cores: 192 training and 64 validation images."""
+    return RunConfig(data_dir=str(synthetic_dir), epochs=2, val_size=300, train_subset=192, val_subset=64,
+                     batch_size=64, lr=0.05)

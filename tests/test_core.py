@@ -1,0 +1,261 @@
+"""Behaviour of the core library: models, data, augmentation, schedule, mixup, optimiser, run store."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import lib
+from lib import (
+    ConfigError,
+    RunConfig,
+    build_model,
+    channel_stats,
+    class_proportions,
+    load_cifar100,
+    lr_at,
+    mixup_loss,
+    random_crop_flip,
+    run_or_load,
+    split_indices,
+)
+from lib.data import data_info
+
+TRAIN_MODULE = sys.modules["lib.train"]  # the module; `lib.train` is the function
+
+# ---------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("arch, n_params, n_keys, watched_shape", [
+    ("mobilenetv2", 2_412_212, 344, (384, 64, 1, 1)),
+    ("mobilenet", 3_309_476, 164, (512, 1, 3, 3)),
+])
+def test_model_size_and_state_dict_layout(arch, n_params, n_keys, watched_shape):
+    model = build_model(arch, num_classes=100)
+    state = model.state_dict()
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    assert len(state) == n_keys
+    assert tuple(state["layers.8.conv1.weight"].shape) == watched_shape
+    assert tuple(model(torch.zeros(2, 3, 32, 32)).shape) == (2, 100)
+
+
+def test_mobilenetv2_names_match_the_course_code():
+    state = build_model("mobilenetv2").state_dict()
+    # Shortcut convs exist exactly where stride is 1 and the width changes (kuangliu's layout).
+    shortcut_blocks = sorted({int(k.split(".")[1]) for k in state if ".shortcut." in k})
+    assert shortcut_blocks == [0, 1, 10, 16]
+    assert tuple(state["conv1.weight"].shape) == (32, 3, 3, 3)
+    assert tuple(state["layers.16.conv3.weight"].shape) == (320, 960, 1, 1)
+    assert tuple(state["conv2.weight"].shape) == (1280, 320, 1, 1)
+    assert tuple(state["linear.weight"].shape) == (100, 1280)
+    assert "bn2.num_batches_tracked" in state
+
+
+def test_sigmoid_blocks_change_activations_not_weights():
+    relu, sigmoid = build_model("mobilenetv2"), build_model("mobilenetv2", sigmoid_blocks=range(4, 11))
+    assert {k: v.shape for k, v in relu.state_dict().items()} == {k: v.shape for k, v in sigmoid.state_dict().items()}
+    kinds = [type(block.act1).__name__ for block in sigmoid.layers]
+    assert kinds == ["ReLU"] * 4 + ["Sigmoid"] * 7 + ["ReLU"] * 6
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_split_matches_random_split_and_is_disjoint():
+    train, val = split_indices(50_000, 10_000, seed=0)
+    reference = torch.utils.data.random_split(range(50_000), [40_000, 10_000],
+                                              generator=torch.Generator().manual_seed(0))
+    assert list(train) == list(reference[0].indices) and list(val) == list(reference[1].indices)
+    assert len(train) == 40_000 and len(val) == 10_000
+    assert len(np.union1d(train, val)) == 50_000 and len(np.intersect1d(train, val)) == 0
+    again, _ = split_indices(50_000, 10_000, seed=0)
+    other, _ = split_indices(50_000, 10_000, seed=1)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+
+
+def test_synthetic_folder_reads_like_cifar(synthetic_dir):
+    data = load_cifar100(synthetic_dir, download=False)
+    assert data.train_images.shape == (1200, 32, 32, 3) and data.train_images.dtype == np.uint8
+    assert data.test_images.shape == (300, 32, 32, 3)
+    assert data.train_labels.min() >= 0 and data.train_labels.max() <= 99
+    info = data_info(synthetic_dir)
+    assert info.kind == "synthetic" and not info.is_official and len(info.class_names) == 100
+
+
+def test_channel_stats_and_class_proportions_match_numpy(synthetic_dir):
+    data = load_cifar100(synthetic_dir, download=False)
+    train_idx, _ = split_indices(1200, 300, seed=0)
+    images = data.train_images[train_idx]
+    mean, std = channel_stats(images)
+    pixels = images.astype(np.float64).reshape(-1, 3) / 255
+    np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(std, pixels.std(axis=0), rtol=1e-8)
+    # The true pixel std differs from the (wrong) mean of per-image stds.
+    per_image = (images.astype(np.float64) / 255).reshape(len(images), -1, 3).std(axis=1).mean(axis=0)
+    assert not np.allclose(std, per_image, rtol=1e-3)
+    proportions = class_proportions(data.train_labels[train_idx])
+    labels, counts = np.unique(data.train_labels[train_idx], return_counts=True)
+    np.testing.assert_allclose(proportions[labels], counts / len(train_idx))
+    assert proportions.sum() == pytest.approx(1.0)
+
+
+def _reference_crop_flip(image: torch.Tensor, top: int, left: int, flip: bool) -> torch.Tensor:
+    padded = torch.nn.functional.pad(image, (4, 4, 4, 4))
+    crop = padded[:, top:top + 32, left:left + 32]
+    return crop.flip(-1) if flip else crop
+
+
+def test_random_crop_flip_is_a_padded_crop_with_fair_flips():
+    n = 600
+    rows = torch.arange(1, 33, dtype=torch.uint8).view(1, 32, 1).expand(n, 32, 32)
+    cols = torch.arange(1, 33, dtype=torch.uint8).view(1, 1, 32).expand(n, 32, 32)
+    ids = torch.arange(n).remainder(250).to(torch.uint8).view(n, 1, 1).expand(n, 32, 32)
+    images = torch.stack([rows, cols, ids], dim=1).contiguous()  # every pixel knows where it came from
+    out = random_crop_flip(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    tops, lefts, flips = [], [], []
+    for i in range(n):
+        matches = [(t, l, f) for t in range(9) for l in range(9) for f in (False, True)
+                   if torch.equal(out[i], _reference_crop_flip(images[i], t, l, f))]
+        assert len(matches) == 1, f"image {i} is not one padded crop"
+        tops.append(matches[0][0] - 4)
+        lefts.append(matches[0][1] - 4)
+        flips.append(matches[0][2])
+    assert min(tops) == -4 and max(tops) == 4 and min(lefts) == -4 and max(lefts) == 4
+    assert abs(np.mean(flips) - 0.5) < 0.07
+    assert (out == 0).any(), "padding must be zeros"
+
+
+# ---------------------------------------------------------------- schedule, mixup, optimiser
+
+
+def test_cosine_schedule_endpoints():
+    total = 300 * 313
+    assert lr_at(0, total, 0.05, "cosine") == 0.05
+    assert lr_at(total // 2, total, 0.05, "cosine") == pytest.approx(0.025)
+    assert lr_at(total, total, 0.05, "cosine") == 0.0
+    assert 0 < lr_at(total - 1, total, 0.05, "cosine") < 1e-8
+    values = [lr_at(s, total, 0.05, "cosine") for s in range(0, total + 1, 997)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert {lr_at(s, total, 0.05, "constant") for s in (0, 1, total)} == {0.05}
+
+
+def test_mixup_loss_is_the_lambda_weighted_cross_entropy():
+    torch.manual_seed(0)
+    logits = torch.randn(16, 100)
+    y_a, y_b = torch.randint(0, 100, (16,)), torch.randint(0, 100, (16,))
+    log_p = torch.log_softmax(logits, dim=1)
+    manual = -(0.3 * log_p[torch.arange(16), y_a] + 0.7 * log_p[torch.arange(16), y_b]).mean()
+    assert mixup_loss(logits, y_a, y_b, 0.3).item() == pytest.approx(manual.item(), rel=1e-6)
+    assert mixup_loss(logits, y_a, y_a, 0.3).item() == pytest.approx(torch.nn.functional.cross_entropy(logits, y_a).item(), rel=1e-6)
+
+
+def test_mixup_lambdas_follow_beta():
+    rng = np.random.default_rng(0)
+    draws = np.array([lib.sample_mixup_lambda(0.2, rng) for _ in range(20_000)])
+    assert draws.min() >= 0 and draws.max() <= 1
+    assert draws.mean() == pytest.approx(0.5, abs=0.02)
+    assert draws.var() == pytest.approx(1 / (4 * 1.4), rel=0.05)  # Beta(a, a) variance = 1 / (4 (2a + 1))
+
+
+def test_sgd_step_with_weight_decay_is_equation_3():
+    """w_{t+1} = w_t - lr * dL/dw - lr * wd * w_t for the optimiser the training loop builds (first step)."""
+    from lib.train import make_optimizer
+
+    config = RunConfig(lr=0.1, weight_decay=5e-4)
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    optimizer = make_optimizer([w], config, torch.device("cpu"))
+    w0 = w.detach().clone()
+    loss = (w ** 2).sum() / 2  # dL/dw = w
+    loss.backward()
+    optimizer.step()
+    expected = w0 - config.lr * w0 - config.lr * config.weight_decay * w0
+    torch.testing.assert_close(w.detach(), expected)
+    assert optimizer.param_groups[0]["momentum"] == 0.9
+
+
+# ---------------------------------------------------------------- training and run store
+
+
+def test_short_run_on_learnable_data_lowers_the_loss(synthetic_dir):
+    config = RunConfig(data_dir=str(synthetic_dir), epochs=4, val_size=300, train_subset=256, val_subset=128,
+                       batch_size=64, lr=0.05, num_classes=100)
+    history = lib.train(config, progress=False)
+    assert len(history) == 4
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.2
+    for row in history:
+        assert 0 <= row["train_acc"] <= 1 and 0 <= row["val_acc"] <= 1
+        assert row["grad_norm_mean"] > 0 and math.isfinite(row["val_loss"])
+
+
+def test_mixup_cosine_run_records_every_column(tiny_config):
+    config = dataclasses.replace(tiny_config, schedule="cosine", mixup_alpha=0.2, weight_decay=5e-4,
+                                 sigmoid_blocks=[4, 5, 6], arch="mobilenet")
+    history = lib.train(config, progress=False)
+    assert history[0]["lr"] == 0.05 and 0 < history[1]["lr"] < 0.05
+    assert set(history[0]) >= {"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_mean",
+                               "grad_norm_last", "epoch_seconds", "train_images_per_second"}
+
+
+def test_run_store_trains_once_and_keys_by_config(tiny_config, monkeypatch):
+    first = run_or_load(tiny_config, progress=False)
+    assert len(first.history) == 2 and first.summary["data_kind"] == "synthetic"
+    for name in ("config.json", "env.json", "metrics.csv", "summary.json", "checkpoint.pt"):
+        assert (first.path / name).exists(), name
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must be loaded, not trained")
+
+    monkeypatch.setattr(TRAIN_MODULE, "train", no_training)
+    again = run_or_load(tiny_config, progress=False)
+    assert again.path == first.path and again.history.equals(first.history)
+    moved = dataclasses.replace(tiny_config, data_dir=str(tiny_config.data_dir) + "/.")
+    assert run_or_load(moved, progress=False).path == first.path  # where the data lives is not part of the key
+    with pytest.raises(AssertionError):
+        run_or_load(dataclasses.replace(tiny_config, lr=0.01), progress=False)
+
+
+def test_synthetic_and_real_never_share_a_run(tiny_config, tmp_path):
+    from lib.config import config_hash
+
+    assert config_hash(tiny_config, "cifar100:abc") != config_hash(tiny_config, "synthetic:abc")
+    other = tmp_path / "other"
+    lib.write_synthetic_cifar100(other, n_train=1200, n_test=300, seed=1)
+    assert lib.store.run_path(tiny_config) != lib.store.run_path(dataclasses.replace(tiny_config, data_dir=str(other)))
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("change, names", [
+    ({"arch": "resnet"}, "arch"), ({"schedule": "cosin"}, "schedule"), ({"lr": 0}, "lr"), ({"lr": -1}, "lr"),
+    ({"epochs": 0}, "epochs"), ({"mixup_alpha": -0.1}, "mixup_alpha"), ({"sigmoid_blocks": [4, 99]}, "sigmoid_blocks"),
+    ({"sigmoid_blocks": [13], "arch": "mobilenet"}, "sigmoid_blocks"), ({"batch_size": 0}, "batch_size"),
+    ({"epochs": 1.5}, "epochs"), ({"lr": "0.1"}, "lr"), ({"train_subset": 0}, "train_subset"),
+    ({"weight_decay": -1e-4}, "weight_decay"), ({"sigmoid_blocks": "abc"}, "sigmoid_blocks"),
+])
+def test_bad_config_values_fail_with_one_line_naming_the_parameter(change, names):
+    with pytest.raises(ConfigError) as error:
+        RunConfig(**change)
+    message = str(error.value)
+    assert message.startswith(names) and "\n" not in message
+
+
+@pytest.mark.parametrize("change, name", [
+    ({"val_size": 1200}, "val_size"), ({"train_subset": 901}, "train_subset"), ({"val_subset": 301}, "val_subset"),
+])
+def test_split_that_does_not_fit_the_data_fails_before_training(tiny_config, change, name, monkeypatch):
+    monkeypatch.setattr(TRAIN_MODULE, "train", lambda *a, **k: pytest.fail("must fail before training"))
+    with pytest.raises(ConfigError, match=f"^{name}"):
+        run_or_load(dataclasses.replace(tiny_config, **change), progress=False)
+
+
+def test_build_model_rejects_unknown_names():
+    with pytest.raises(ConfigError, match="^arch"):
+        build_model("vgg")
+    with pytest.raises(ConfigError, match="^sigmoid_blocks"):
+        build_model("mobilenetv2", sigmoid_blocks=[17])
