@@ -1,12 +1,26 @@
-"""The one place that decides where training runs and in which precision.
+"""The one place that decides where training runs, in which precision, and with which speed features.
 
-CUDA if present: bf16 autocast and channels_last memory layout. Otherwise CPU in fp32.
-`AI6103_DEVICE=cpu` forces the CPU; `AI6103_COMPILE=1` wraps the model in torch.compile (CUDA only);
-`AI6103_DETERMINISTIC=1` asks PyTorch for deterministic kernels (slower on GPU, bit-exact resumes).
+CUDA if present, with every speed feature the benchmark (`make bench`, bench/RESULTS.md) showed to pay;
+otherwise the CPU in plain fp32. Each feature is a switch so that the benchmark can measure its gain:
+
+| variable              | default on CUDA | what it does                                                        |
+|-----------------------|-----------------|---------------------------------------------------------------------|
+| `AI6103_DEVICE`       | auto            | `cpu` forces the CPU, `cuda` insists on a GPU                        |
+| `AI6103_BF16`         | 1               | bf16 autocast for forward/backward (weights, optimiser stay fp32)    |
+| `AI6103_CHANNELS_LAST`| 1               | NHWC activations and weights                                         |
+| `AI6103_FUSED_SGD`    | 1               | the fused (one multi-tensor kernel) SGD step instead of foreach      |
+| `AI6103_CUDA_GRAPHS`  | 1               | replay each full training step as one CUDA graph (needs fused SGD)   |
+| `AI6103_COMPILE`      | 0               | torch.compile the model for the training step (start-up cost!)     |
+| `AI6103_EVAL_BATCH`   | 2000            | images per evaluation batch                                          |
+| `AI6103_DETERMINISTIC`| 0               | deterministic kernels (slower on GPU, bit-exact resumes)             |
+
+What it is not: the training loop; it only says how that loop should run. `runtime(**overrides)` gives the
+same choices to code (the benchmark and tests) without touching the environment.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -18,19 +32,28 @@ class Runtime:
     device: torch.device
     autocast_dtype: torch.dtype | None  # None = full fp32
     channels_last: bool  # NHWC activations: faster convolutions on tensor cores
-    compile: bool  # torch.compile the model
+    fused_sgd: bool  # one fused multi-tensor SGD kernel per step (else PyTorch's foreach implementation)
+    cuda_graphs: bool  # capture a full training step once, replay it (no per-kernel launch cost)
+    compile: bool  # torch.compile the model used by the training step
+    eval_batch: int  # images per evaluation batch; no gradients, so large batches are cheap
     deterministic: bool
 
     def autocast(self):
-        """Mixed-precision context; a no-op on the CPU."""
+        """Mixed-precision context; a no-op in fp32 (always on the CPU by default)."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def features(self) -> str:
+        """The speed features in use, e.g. 'bf16, channels_last, fused SGD, CUDA graphs'."""
+        names = [("bf16" if self.autocast_dtype is not None else "fp32"), "channels_last" * self.channels_last,
+                 "fused SGD" * self.fused_sgd, "CUDA graphs" * self.cuda_graphs, "compiled" * self.compile,
+                 f"eval batch {self.eval_batch}"]
+        return ", ".join(n for n in names if n)
+
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
-        precision = "bf16 autocast" if self.autocast_dtype is not None else "fp32"
-        return f"{name} ({precision}{', compiled' if self.compile else ''})"
+        return f"{name} ({self.features()})"
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -42,7 +65,9 @@ def _flag(name: str, default: bool) -> bool:
     return value == "1"
 
 
-def runtime() -> Runtime:
+def runtime(**overrides) -> Runtime:
+    """The runtime from the environment (see the module docstring), with any field replaced by `overrides`
+    (e.g. `runtime(cuda_graphs=False)`); `bf16=True/False` sets the autocast dtype."""
     choice = os.environ.get("AI6103_DEVICE", "auto")
     if choice not in ("auto", "cpu", "cuda"):
         raise ValueError(f"AI6103_DEVICE must be auto, cpu or cuda, got {choice!r}")
@@ -57,10 +82,23 @@ def runtime() -> Runtime:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-    return Runtime(
+    eval_batch = int(os.environ.get("AI6103_EVAL_BATCH", "2000"))
+    bf16 = overrides.pop("bf16", use_cuda and _flag("AI6103_BF16", True))
+    rt = Runtime(
         device=torch.device("cuda" if use_cuda else "cpu"),
-        autocast_dtype=torch.bfloat16 if use_cuda else None,
-        channels_last=use_cuda,
+        autocast_dtype=torch.bfloat16 if bf16 else None,
+        channels_last=use_cuda and _flag("AI6103_CHANNELS_LAST", True),
+        fused_sgd=use_cuda and _flag("AI6103_FUSED_SGD", True),
+        cuda_graphs=use_cuda and _flag("AI6103_CUDA_GRAPHS", True),
         compile=use_cuda and _flag("AI6103_COMPILE", False),
+        eval_batch=eval_batch,
         deterministic=deterministic,
     )
+    rt = dataclasses.replace(rt, **overrides)
+    if rt.eval_batch < 1:
+        raise ValueError(f"AI6103_EVAL_BATCH must be a positive number of images, got {rt.eval_batch}")
+    if rt.device.type != "cuda" and (rt.cuda_graphs or rt.compile):
+        raise ValueError("CUDA graphs and torch.compile are used on a CUDA device only")
+    if rt.cuda_graphs and not rt.fused_sgd:
+        raise ValueError("CUDA graphs need the fused SGD step (it takes the learning rate as a device tensor)")
+    return rt

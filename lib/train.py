@@ -1,7 +1,9 @@
 """The training loop: `train(config, run_dir)` -> per-epoch history, resumable from the run folder.
 
 What it is: SGD with momentum on the device-resident split, the learning-rate schedule, mixup, and
-per-epoch metrics accumulated on the device (read once per epoch, no per-step host sync).
+per-epoch metrics accumulated on the device (read once per epoch, no per-step host sync). On CUDA each
+full training step is captured once and replayed as a CUDA graph (`make_step`); the graph runs exactly
+`sgd_step`, the plain reference step, so both paths train the same function (tests/test_speed.py).
 What it is not: the run store (lib.store decides where runs live and whether to train at all).
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .data import DataInfo, DeviceSplit, channel_stats, data_info, load_cifar100
 from .device import Runtime, runtime
 from .models import build_model
 
-EVAL_BATCH = 1024  # images per evaluation batch; no gradients, so large batches are cheap
+COMPILE_MIN_EPOCHS = 100  # torch.compile (when switched on) only for runs this long: its start-up costs minutes
 
 
 def lr_at(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
@@ -79,7 +81,7 @@ def evaluate(model: torch.nn.Module, split: DeviceSplit, rt: Runtime) -> tuple[f
     """Mean cross-entropy and accuracy over a split, no augmentation."""
     model.eval()
     sums = torch.zeros(2, device=rt.device)  # [loss sum, correct count]
-    for x, y in split.eval_batches(EVAL_BATCH):
+    for x, y in split.eval_batches(rt.eval_batch):
         if rt.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with rt.autocast():
@@ -96,64 +98,137 @@ def make_model(config: RunConfig, rt: Runtime) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
 
-def make_optimizer(params, config: RunConfig, device: torch.device) -> torch.optim.SGD:
+def make_optimizer(params, config: RunConfig, device: torch.device, fused: bool | None = None) -> torch.optim.SGD:
     """SGD with momentum; its weight_decay adds wd * w to the gradient, i.e. the brief's eq. 3
-    (w -= lr * dL/dw + lr * wd * w) on the first step, carried through the momentum buffer after."""
+    (w -= lr * dL/dw + lr * wd * w) on the first step, carried through the momentum buffer after.
+    `fused` (default: on CUDA) picks the one-kernel implementation; same arithmetic either way."""
+    fused = device.type == "cuda" if fused is None else fused
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                           fused=device.type == "cuda")
+                           fused=fused, foreach=None if fused else device.type == "cuda")
 
 
-def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True) -> list[dict]:
+def sgd_step(model, optimizer, watched: torch.Tensor, x, y, y_b, lam, sums: torch.Tensor, rt: Runtime) -> None:
+    """One SGD step on a (mixed) batch: the plain reference step, also what the CUDA graph records.
+
+    Adds [loss * B, correct (lambda-weighted), B, grad-norm, grad-norm minus the previous one] into `sums`
+    (shape 5, on the device). `lam` is a float or a 0-d device tensor; nothing here reads back to the host.
+    """
+    with rt.autocast():
+        logits = model(x)
+    loss = mixup_loss(logits.float(), y, y_b, lam)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = watched.grad.detach().float().norm()
+    optimizer.step()
+    with torch.no_grad():
+        predicted = logits.argmax(1)
+        correct = lam * (predicted == y).sum() + (1.0 - lam) * (predicted == y_b).sum()
+        size = torch.full_like(grad_norm, len(y))  # a fill kernel, not a host-to-device copy (graph-safe)
+        sums += torch.stack([loss.detach() * len(y), correct, size, grad_norm, grad_norm - sums[4]])
+
+
+def make_step(model, optimizer, watched, sums, rt: Runtime, example: DeviceSplit, batch_size: int,
+              compile_model: bool = False):
+    """`step(x, y, y_b, lam, lr)`: one `sgd_step` at learning rate `lr`, eager or replayed as a CUDA graph.
+
+    With `rt.cuda_graphs`, full batches replay one captured step whose inputs (batch, labels, lambda, lr)
+    are static device tensors refilled before each replay; the partial last batch (a second shape) runs
+    eagerly on the same weights and optimiser state. `compile_model` compiles the model for full batches.
+    """
+    fast_model = torch.compile(model) if compile_model else model
+    if not rt.cuda_graphs or len(example) < batch_size:
+        def eager_step(x, y, y_b, lam, lr):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            sgd_step(fast_model if len(y) == batch_size else model, optimizer, watched, x, y, y_b, lam, sums, rt)
+        return eager_step
+
+    lr_t, lam_t = torch.zeros((), device=rt.device), torch.ones((), device=rt.device)
+    x_s = example.normalize(example.images[:batch_size])
+    x_s = x_s.contiguous(memory_format=torch.channels_last) if rt.channels_last else x_s
+    y_s, yb_s = example.labels[:batch_size].clone(), example.labels[:batch_size].clone()
+    for group in optimizer.param_groups:
+        group.update(lr=lr_t, fused=True, foreach=None)  # fused SGD reads a device-tensor lr inside the graph
+        for p in group["params"]:  # NOTE: a zero buffer makes step 1 identical to SGD's buf = grad first step
+            if group["momentum"] and optimizer.state[p].get("momentum_buffer") is None:
+                optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
+    # Warm-up steps (cuDNN autotuning, compilation) change weights, BN statistics, momentum: put them back after.
+    saved = [t.clone() for t in _step_state(model, optimizer, sums)]
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            sgd_step(fast_model, optimizer, watched, x_s, y_s, yb_s, lam_t, sums, rt)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        sgd_step(fast_model, optimizer, watched, x_s, y_s, yb_s, lam_t, sums, rt)
+    with torch.no_grad():
+        for tensor, value in zip(_step_state(model, optimizer, sums), saved, strict=True):
+            tensor.copy_(value)
+
+    def graph_step(x, y, y_b, lam, lr):
+        lr_t.fill_(lr)  # fill kernels take the Python float as an argument: no host sync, no new graph
+        if len(y) != batch_size:
+            sgd_step(model, optimizer, watched, x, y, y_b, lam, sums, rt)
+            return
+        x_s.copy_(x)
+        y_s.copy_(y)
+        yb_s.copy_(y_b)
+        lam_t.fill_(lam)
+        graph.replay()
+    return graph_step
+
+
+def _step_state(model, optimizer, sums) -> list[torch.Tensor]:
+    """Every tensor a training step changes in place: weights, BN buffers, momentum buffers, metric sums."""
+    momentum = [s["momentum_buffer"] for s in optimizer.state.values() if s.get("momentum_buffer") is not None]
+    return [*model.state_dict().values(), *momentum, sums]
+
+
+def train_epoch(step, split: DeviceSplit, config: RunConfig, generator, mixup_rng, first_step: int,
+                total_steps: int, rt: Runtime) -> None:
+    """One pass over `split`: per-image crop and flip, the learning rate of each step, mixup, `step`."""
+    for i, (x, y) in enumerate(split.train_batches(config.batch_size, generator)):
+        lr = lr_at(first_step + i, total_steps, config.lr, config.schedule)
+        y_b, lam = y, 1.0
+        if config.mixup_alpha > 0:
+            lam = sample_mixup_lambda(config.mixup_alpha, mixup_rng)
+            partner = torch.randperm(len(y), generator=generator, device=y.device)
+            x, y_b = lam * x + (1.0 - lam) * x[partner], y[partner]
+        if rt.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        step(x, y, y_b, lam, lr)
+
+
+def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True,
+          rt: Runtime | None = None) -> list[dict]:
     """Train one configuration; with `run_dir`, checkpoint every epoch there and resume from it."""
-    rt = runtime()
+    rt = rt or runtime()
     data = prepare_data(config, rt.device)
     model = make_model(config, rt)
     params = dict(model.named_parameters())
     if config.grad_norm_param not in params:
         raise ValueError(f"grad_norm_param must name a parameter of {config.arch}, got {config.grad_norm_param!r}")
-    watched = params[config.grad_norm_param]
-    optimizer = make_optimizer(model.parameters(), config, rt.device)
+    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
     generator = torch.Generator(device=rt.device).manual_seed(config.seed)  # data order, crops, flips, mixup pairs
     mixup_rng = np.random.default_rng(config.seed)  # mixup lambdas, drawn on the host (no device sync)
-    history: list[dict] = []
-    if run_dir is not None:
-        history = checkpoint.restore(run_dir, model, optimizer, generator, mixup_rng)
-    step_model = torch.compile(model) if rt.compile else model
-
+    history = checkpoint.restore(run_dir, model, optimizer, generator, mixup_rng) if run_dir is not None else []
+    sums = torch.zeros(5, device=rt.device)  # [loss * batch, correct, images, grad-norm sum, last grad-norm]
+    step = make_step(model, optimizer, params[config.grad_norm_param], sums, rt, data.train, config.batch_size,
+                     compile_model=rt.compile and config.epochs >= COMPILE_MIN_EPOCHS)
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     bar = _progress_bar(config, len(history), progress)
     for epoch in range(len(history), config.epochs):
         model.train()
         start = time.perf_counter()
-        # Device-side sums: [loss * batch, correct (lambda-weighted under mixup), images, grad-norm sum, last grad-norm]
-        sums = torch.zeros(5, device=rt.device)
-        for i, (x, y) in enumerate(data.train.train_batches(config.batch_size, generator)):
-            lr = lr_at(epoch * steps_per_epoch + i, total_steps, config.lr, config.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            y_b, lam = y, 1.0
-            if config.mixup_alpha > 0:
-                lam = sample_mixup_lambda(config.mixup_alpha, mixup_rng)
-                partner = torch.randperm(len(y), generator=generator, device=rt.device)
-                x, y_b = lam * x + (1.0 - lam) * x[partner], y[partner]
-            if rt.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with rt.autocast():
-                logits = step_model(x)
-            loss = mixup_loss(logits.float(), y, y_b, lam)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = watched.grad.detach().float().norm()
-            optimizer.step()
-            with torch.no_grad():
-                predicted = logits.argmax(1)
-                correct = lam * (predicted == y).sum() + (1.0 - lam) * (predicted == y_b).sum()
-                sums += torch.stack([loss.detach() * len(y), correct, sums.new_tensor(len(y)),
-                                     grad_norm, grad_norm - sums[4]])
+        sums.zero_()
+        train_epoch(step, data.train, config, generator, mixup_rng, epoch * steps_per_epoch, total_steps, rt)
         loss_sum, correct, seen, grad_sum, grad_last = sums.tolist()  # the epoch's one host sync
         train_seconds = time.perf_counter() - start
-        val_loss, val_acc = evaluate(step_model, data.val, rt)
+        val_loss, val_acc = evaluate(model, data.val, rt)
         history.append({
             "epoch": epoch + 1,
             "lr": lr_at(epoch * steps_per_epoch, total_steps, config.lr, config.schedule),  # at the epoch's first step
