@@ -28,3 +28,6 @@ lint: setup
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
+
+report: setup
+	$(PY) -m lib.report
