@@ -64,6 +64,11 @@ def sci(value: float) -> str:
     return f"{mantissa}\\times10^{{{exponent}}}"
 
 
+def points(delta: float) -> str:
+    """A difference of two fractions in percentage points with its sign, in math mode: '$+1.7$'."""
+    return f"${100 * delta:+.1f}$"
+
+
 def count(n: int) -> str:
     """40000 -> '40{,}000' (a thousands comma without a space after it in TeX)."""
     return f"{int(n):,}".replace(",", "{,}")
@@ -260,13 +265,12 @@ def _schedule(m: Macros, rec: dict, out: Path) -> dict:
     m["ChosenSchedule"] = chosen
     m.runs("Const", const)
     m.runs("Cos", cos)
-    gap = 100 * (cos["final_val_acc"] - const["final_val_acc"])
     m["ScheduleSentence"] = (
         f"Cosine annealing ends with a {_higher(cos['final_train_loss'], const['final_train_loss'])} training "
         f"loss ({loss(cos['final_train_loss'])} against {loss(const['final_train_loss'])}) and a "
         f"{_higher(cos['final_val_acc'], const['final_val_acc'])} validation accuracy "
         f"({pct(cos['final_val_acc'])}\\,\\% against {pct(const['final_val_acc'])}\\,\\%, "
-        f"{gap:+.1f} points) than the constant rate.")
+        f"{points(cos['final_val_acc'] - const['final_val_acc'])} points) than the constant rate.")
     m["ConstPeakSentence"] = (
         f"The constant-rate run had its best validation accuracy, {pct(const['best_val_acc'])}\\,\\%, at epoch "
         f"{const['best_val_epoch']} of {const['epochs']}; the cosine run had its best, {pct(cos['best_val_acc'])}"
@@ -308,7 +312,7 @@ def _weight_decay(m: Macros, rec: dict, out: Path, no_decay: dict) -> dict:
     m["WdNoneSentence"] = (
         f"Without weight decay the same schedule reached {pct(no_decay['final_val_acc'])}\\,\\% with a training "
         f"loss of {loss(no_decay['final_train_loss'])}; {_wd(chosen)} changes the validation accuracy by "
-        f"{100 * (chosen_run['final_val_acc'] - no_decay['final_val_acc']):+.1f} points and the training loss "
+        f"{points(chosen_run['final_val_acc'] - no_decay['final_val_acc'])} points and the training loss "
         f"from {loss(no_decay['final_train_loss'])} to {loss(chosen_run['final_train_loss'])}.")
     (out / "tables" / "04_weight_decay.tex").write_text(run_table(
         [(_wd(r["config"]["weight_decay"]), r, r["config"]["weight_decay"] == chosen) for r in runs]))
@@ -326,16 +330,16 @@ def _mixup(m: Macros, rec: dict, out: Path, previous: dict) -> dict:
     x = rec["extra"]
     all_runs = {r["run_id"]: r for r in runs + [previous]}
     tested = all_runs.get(x.get("test_run_id"))
+    which = "with" if tested and tested["config"]["mixup_alpha"] > 0 else "without"
     m["MixupTestSentence"] = (
-        f"Evaluated once on the test set, the model trained with {recipe_words(tested['config'])} reaches "
-        f"{pct(x['test_acc'])}\\,\\% test accuracy (loss {loss(x['test_loss'])})." if tested and "test_acc" in x
-        else "")
+        f"Evaluated once on the test set, the model trained {which} mixup reaches {pct(x['test_acc'])}\\,\\% "
+        f"test accuracy (loss {loss(x['test_loss'])})." if tested and "test_acc" in x else "")
     m["MixupSentence"] = (
         f"With mixup the final training loss is {_higher(mix['final_train_loss'], base['final_train_loss'])} "
         f"({loss(mix['final_train_loss'])} against {loss(base['final_train_loss'])} without it) and the "
         f"validation accuracy is {_higher(mix['final_val_acc'], base['final_val_acc'])} "
         f"({pct(mix['final_val_acc'])}\\,\\% against {pct(base['final_val_acc'])}\\,\\%, "
-        f"{100 * (mix['final_val_acc'] - base['final_val_acc']):+.1f} points); the validation loss is "
+        f"{points(mix['final_val_acc'] - base['final_val_acc'])} points); the validation loss is "
         f"{_higher(mix['final_val_loss'], base['final_val_loss'])} ({loss(mix['final_val_loss'])} against "
         f"{loss(base['final_val_loss'])}).")
     kept = chosen > 0
@@ -391,9 +395,10 @@ def _activation(m: Macros, rec: dict, out: Path) -> None:
         values = series(run, is_sig)
         if values:
             peak = max(range(len(values)), key=values.__getitem__)
-            clauses.append(f"with {name} it starts at {values[0]:.3g}, peaks at {values[peak]:.3g} in epoch "
-                           f"{peak + 1} and ends at {values[-1]:.3g}")
-    m["GradNormSentence"] = ("The gradient norm " + "; ".join(clauses) + ".") if clauses else ""
+            subject = "it" if clauses else "the gradient norm"
+            clauses.append(f"with {name} {subject} starts at {values[0]:#.3g}, peaks at {values[peak]:#.3g} in "
+                           f"epoch {peak + 1} and ends at {values[-1]:#.3g}")
+    m["GradNormSentence"] = ("W" + "; ".join(clauses)[1:] + ".") if clauses else ""
     (out / "tables" / "06_activation.tex").write_text(run_table(
         [("ReLU", relu, False), (f"Sigmoid, blocks {m_blocks(sig)}", sig, False)]))
 
@@ -412,8 +417,8 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, final: dict) -> Non
     c = tested["config"]
     m["FinalRecipe"] = recipe_words(c)
     m.runs("Final", tested)
-    m["FinalTestSentence"] = (f"Evaluated once on the test set, the model trained with {recipe_words(c)} reaches "
-                              f"{pct(x['test_acc'])}\\,\\% test accuracy.")
+    m["FinalTestSentence"] = (f"The model chosen on the validation split (bold), trained with {recipe_words(c)}, "
+                              f"reaches {pct(x['test_acc'])}\\,\\% test accuracy.")
     sched = {r["config"]["schedule"]: r for r in results["03_lr_schedule"]["runs"]}
     rows = [(f"constant $\\eta={plain(r['config']['lr'])}$", r) for r in [sched.get("constant")] if r]
     rows += [("cosine", sched["cosine"])] if "cosine" in sched else []
@@ -427,7 +432,7 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, final: dict) -> Non
                           _chosen_by(results["04_weight_decay"], "weight_decay"),
                           _chosen_by(results["05_mixup"], "mixup_alpha")) if r]
     steps = ["with cosine annealing", "with weight decay", "with mixup"]
-    changes = [f"{100 * (b['final_val_acc'] - a['final_val_acc']):+.1f} points {words}"
+    changes = [f"{points(b['final_val_acc'] - a['final_val_acc'])} points {words}"
                for a, b, words in zip(stages, stages[1:], steps, strict=False)]
     m["StageGainsSentence"] = ("Step by step, the final validation accuracy changed by " + join_words(changes)
                                + f", from {pct(stages[0]['final_val_acc'])}\\,\\% to "

@@ -188,3 +188,10 @@ def test_paper_builds_from_pipeline_output(tmp_path):
     """The paper from whatever the notebooks last wrote to results/ and figures/."""
     pdf = report.build_report(paths.results_dir(), paths.figures_dir(), tmp_path / "build")
     check_paper(pdf, (paths.report_dir() / "paper.tex").read_text(), paths.figures_dir())
+
+
+def test_official_kit_is_used_when_present(tmp_path):
+    assert report.choose_style(tmp_path) == ("ai6103aaai", "plainnat", False)
+    (tmp_path / "aaai2026.sty").write_text("")
+    (tmp_path / "aaai2026.bst").write_text("")
+    assert report.choose_style(tmp_path) == ("aaai2026", "aaai2026", True)
