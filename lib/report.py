@@ -196,6 +196,7 @@ def _function_source(path: Path, name: str) -> str | None:
 def _data(m: Macros, rec: dict, out: Path) -> None:
     x = rec["extra"]
     m["NTrain"], m["NVal"] = count(x["n_train"]), count(x["n_val"])
+    m["NTotal"] = count(x["n_train"] + x["n_val"])
     for i, channel in enumerate("RGB"):
         m[f"Mean{channel}"] = f"{x['mean'][i]:.4f}"
         m[f"Std{channel}"] = f"{x['std'][i]:.4f}"
@@ -225,6 +226,7 @@ def _learning_rate(m: Macros, rec: dict, out: Path) -> float:
     _model(m, base)
     m["BatchSize"], m["Momentum"] = str(base["batch_size"]), plain(base["momentum"])
     m["NumClasses"], m["Seed"] = str(base.get("num_classes", 100)), str(base["seed"])
+    m["SplitSeed"] = str(base.get("split_seed", 0))
     m["LrEpochs"] = str(runs[0]["epochs"])
     m["LrValues"] = ", ".join(plain(r["config"]["lr"]) for r in runs)  # math mode
     m["BestLr"], m["BestLrByValAcc"] = plain(chosen), plain(by_val)
