@@ -1,0 +1,352 @@
+"""Training and evaluation speed of the usual CIFAR pipeline and of ours, each speed feature on and off.
+
+    python bench/benchmark.py                 # on a GPU: every pipeline, table + bench/results.json
+    python bench/benchmark.py --small         # tiny sizes (what the tests and a CPU run); says so
+
+On synthetic data of CIFAR shape (uint8 32x32x3, 100 classes). For each pipeline: a fixed number of
+training steps of batch 128 after warm-up (median and spread over repeats), one evaluation pass over
+10k images, extrapolated to seconds per epoch of 40k training + 10k validation images; peak GPU memory.
+`--e2e-epochs K` also runs lib.train.train for K real epochs on a synthetic 50k-image folder (per-epoch
+evaluation and checkpoints included) to confirm the sustained rate. Records are appended to
+bench/results.json (or `--out`); bench/RESULTS.md holds the measured tables.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lib.config import RunConfig
+from lib.data import DeviceSplit, channel_stats, write_synthetic_cifar100
+from lib.device import Runtime, runtime
+from lib.train import evaluate, make_model, make_optimizer, make_step, train, train_epoch
+
+HERE = Path(__file__).resolve().parent
+EPOCH_TRAIN, EPOCH_VAL = 40_000, 10_000  # images per epoch of the study
+
+
+# ---------------------------------------------------------------- the usual pipeline
+
+
+class PilDataset(torch.utils.data.Dataset):
+    """What torchvision.datasets.CIFAR100 does per item: a PIL image through the transforms."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def _usual(images, labels, val_images, val_labels, args, device) -> dict:
+    """DataLoader(workers = cores) + PIL RandomCrop/Flip/ToTensor/Normalize, fp32, eager, per-step .item()."""
+    from torchvision import transforms
+
+    mean, std = channel_stats(images)
+    normalize = transforms.Normalize(mean.tolist(), std.tolist())
+    augment = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                  transforms.ToTensor(), normalize])
+    plain = transforms.Compose([transforms.ToTensor(), normalize])
+    workers = os.cpu_count() or 1
+    loader = torch.utils.data.DataLoader(PilDataset(images, labels, augment), batch_size=args.batch, shuffle=True,
+                                         num_workers=workers, drop_last=True)
+    val_loader = torch.utils.data.DataLoader(PilDataset(val_images, val_labels, plain), batch_size=args.batch,
+                                             num_workers=workers)
+    torch.manual_seed(0)
+    from lib.models import build_model
+
+    model = build_model("mobilenetv2", 100).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)  # PyTorch's default (foreach on CUDA)
+    model.train()
+    times, running_loss = [], 0.0
+    for i, (x, y) in enumerate(loader):
+        if i == args.warmup:
+            _sync(device)
+            start = time.perf_counter()
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item()  # the usual per-step host sync
+        running_loss += (logits.argmax(1) == y).sum().item()
+        if i + 1 - args.warmup == args.steps:
+            break
+    _sync(device)
+    times.append(time.perf_counter() - start)
+    eval_seconds = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            for x, y in val_loader:
+                x, y = x.to(device), y.to(device)
+                logits = model(x)
+                running_loss += F.cross_entropy(logits, y).item() + (logits.argmax(1) == y).sum().item()
+        eval_seconds.append(time.perf_counter() - start)
+    return {"train_seconds": times, "eval_seconds": eval_seconds, "steps": args.steps,
+            "note": f"DataLoader workers={workers}, batch {args.batch}, eval includes worker start-up"}
+
+
+# ---------------------------------------------------------------- ours
+
+
+def _ours(rt: Runtime, images, labels, val_images, val_labels, args, compile_model=False) -> dict:
+    """lib.train's own step and epoch on device-resident data: warm-up epoch, then `repeats` timed epochs."""
+    mean, std = channel_stats(images)
+    n = args.steps * args.batch
+    split = DeviceSplit(images[:n], labels[:n], mean, std, rt.device)
+    val = DeviceSplit(val_images, val_labels, mean, std, rt.device)
+    config = RunConfig(batch_size=args.batch)
+    model = make_model(config, rt)
+    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
+    sums = torch.zeros(5, device=rt.device)
+    watched = dict(model.named_parameters())[config.grad_norm_param]
+    generator = torch.Generator(device=rt.device).manual_seed(0)
+    mixup_rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    step = make_step(model, optimizer, watched, sums, rt, split, args.batch, compile_model=compile_model)
+    model.train()
+    train_epoch(step, split, config, generator, mixup_rng, 0, 10 * args.steps, rt)  # warm-up
+    evaluate(model, val, rt)
+    sums.tolist()
+    setup_seconds = time.perf_counter() - start
+    train_seconds, eval_seconds = [], []
+    for r in range(args.repeats):
+        model.train()
+        _sync(rt.device)
+        start = time.perf_counter()
+        train_epoch(step, split, config, generator, mixup_rng, (r + 1) * args.steps, 10 * args.steps, rt)
+        sums.tolist()  # the epoch's one host sync
+        train_seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        evaluate(model, val, rt)
+        eval_seconds.append(time.perf_counter() - start)
+    return {"train_seconds": train_seconds, "eval_seconds": eval_seconds, "steps": args.steps,
+            "setup_seconds": setup_seconds}
+
+
+def _streams(rt: Runtime, images, labels, args, k: int) -> dict:
+    """k independent runs (own model, optimiser, generator, CUDA graph) stepped in lockstep on k CUDA streams."""
+    mean, std = channel_stats(images)
+    n = args.steps * args.batch
+    split = DeviceSplit(images[:n], labels[:n], mean, std, rt.device)
+    config = RunConfig(batch_size=args.batch)
+    runs = []
+    for seed in range(k):
+        model = make_model(dataclasses.replace(config, seed=seed), rt)
+        optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
+        sums = torch.zeros(5, device=rt.device)
+        watched = dict(model.named_parameters())[config.grad_norm_param]
+        step = make_step(model, optimizer, watched, sums, rt, split, args.batch)
+        runs.append((step, torch.Generator(device=rt.device).manual_seed(seed), torch.cuda.Stream(), sums))
+
+    def epoch():
+        batches = [split.train_batches(args.batch, gen) for _, gen, _, _ in runs]
+        for _ in range(args.steps):
+            for (step, _, stream, _), it in zip(runs, batches, strict=True):
+                with torch.cuda.stream(stream):
+                    x, y = next(it)
+                    x = x.contiguous(memory_format=torch.channels_last) if rt.channels_last else x
+                    step(x, y, y, 1.0, 0.05)
+        for _, _, stream, sums in runs:
+            torch.cuda.current_stream().wait_stream(stream)
+            sums.tolist()
+
+    epoch()
+    times = []
+    for _ in range(args.repeats):
+        _sync(rt.device)
+        start = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - start)
+    return {"train_seconds": [t / k for t in times], "eval_seconds": [], "steps": args.steps,
+            "note": f"{k} runs on {k} streams; images/s summed over the runs"}
+
+
+# ---------------------------------------------------------------- measurement and records
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _record(name: str, result: dict, args, rt_text: str) -> dict:
+    train_ips = [args.steps * args.batch / t for t in result["train_seconds"]]
+    eval_ips = [args.val / t for t in result["eval_seconds"]]
+    med_train = statistics.median(train_ips)
+    med_eval = statistics.median(eval_ips) if eval_ips else None
+    record = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "pipeline": name,
+        "features": rt_text,
+        "train_images_per_second": round(med_train, 1),
+        "train_images_per_second_range": [round(min(train_ips), 1), round(max(train_ips), 1)],
+        "eval_images_per_second": round(med_eval, 1) if med_eval else None,
+        "seconds_per_epoch_40k_10k": round(EPOCH_TRAIN / med_train + (EPOCH_VAL / med_eval if med_eval else 0), 3),
+        "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
+        "n_repeats": len(train_ips),
+        "steps_per_repeat": args.steps,
+        "batch": args.batch,
+        "small": args.small,
+        "method": "extrapolated from timed steps after warm-up",
+    }
+    for key in ("setup_seconds", "note"):
+        if key in result:
+            record[key] = round(result[key], 2) if isinstance(result[key], float) else result[key]
+    return record
+
+
+def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0) -> dict:
+    """lib.train.train for `epochs` epochs on a synthetic 50k folder: evaluation and checkpoints included."""
+    with tempfile.TemporaryDirectory() as tmp:
+        n_train = 50_000 if not args.small else 2 * args.val
+        write_synthetic_cifar100(tmp, n_train=n_train, n_test=100)
+        config = RunConfig(data_dir=tmp, epochs=epochs, schedule="cosine", mixup_alpha=mixup,
+                           val_size=n_train // 5, batch_size=args.batch, weight_decay=5e-4)
+        start = time.perf_counter()
+        history = train(config, Path(tmp) / "run", progress=False, rt=rt)
+        total = time.perf_counter() - start
+    steady = [row["epoch_seconds"] for row in history[1:]] or [history[0]["epoch_seconds"]]
+    n_train_split = n_train - n_train // 5
+    per_epoch = statistics.median(steady)
+    return {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "torch": torch.__version__,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "pipeline": f"end-to-end lib.train.train, {epochs} epochs" + (f", mixup {mixup}" if mixup else ""),
+        "features": rt.features(),
+        "train_images_per_second": round(n_train_split / per_epoch, 1),  # sustained, evaluation included
+        "train_images_per_second_range": [round(n_train_split / max(steady), 1), round(n_train_split / min(steady), 1)],
+        "eval_images_per_second": None,
+        "seconds_per_epoch_40k_10k": round(per_epoch, 3),
+        "first_epoch_seconds": round(history[0]["epoch_seconds"], 3),
+        "total_seconds_with_setup": round(total, 2),
+        "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
+        "n_repeats": len(steady),
+        "small": args.small,
+        "method": "measured: median epoch_seconds (train + val + checkpoint) of epochs 2.., 40k+10k per epoch",
+        "final_train_loss": round(history[-1]["train_loss"], 4),
+    }
+
+
+def _pipelines(small: bool, cuda: bool) -> list[tuple[str, dict, bool]]:
+    """(name, runtime overrides, compile) for every pipeline of ours; the usual one is measured separately."""
+    plain = dict(bf16=False, channels_last=False, fused_sgd=False, cuda_graphs=False, compile=False, eval_batch=128)
+    if not cuda:
+        return [("ours: device data, fp32, eager", plain, False),
+                ("ours: + channels_last", {**plain, "channels_last": True}, False)]
+    best = dict(bf16=True, channels_last=True, fused_sgd=True, cuda_graphs=True, compile=False, eval_batch=2000)
+    ladder = [
+        ("ours: device data, fp32, eager, foreach SGD, eval 128", plain, False),
+        ("  + channels_last", {**plain, "channels_last": True}, False),
+        ("  + bf16 autocast", {**plain, "channels_last": True, "bf16": True}, False),
+        ("  + fused SGD", {**plain, "channels_last": True, "bf16": True, "fused_sgd": True}, False),
+        ("  + CUDA graphs", {**best, "eval_batch": 128}, False),
+        ("  + eval batch 2000 (default)", best, False),
+        ("default without channels_last", {**best, "channels_last": False}, False),
+        ("default without bf16", {**best, "bf16": False}, False),
+        ("default without CUDA graphs", {**best, "cuda_graphs": False}, False),
+        ("default, eval batch 500", {**best, "eval_batch": 500}, False),
+        ("default, eval batch 10000", {**best, "eval_batch": 10000}, False),
+    ]
+    if not small:
+        ladder += [("default + torch.compile (graphs)", best, True),
+                   ("default + torch.compile, no graphs", {**best, "cuda_graphs": False}, True)]
+    return ladder
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="tiny sizes (automatic without a GPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed training steps per repeat")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per pipeline")
+    parser.add_argument("--out", default=str(HERE / "results.json"), help="JSON list to append records to")
+    parser.add_argument("--only", default="", help="comma-separated substrings: measure only matching pipelines")
+    parser.add_argument("--e2e-epochs", type=int, default=None, help="epochs of the end-to-end lib.train run")
+    parser.add_argument("--streams", default="", help="e.g. 2,3: also time that many runs at once on CUDA streams")
+    parser.add_argument("--skip-usual", action="store_true")
+    args = parser.parse_args(argv)
+    cuda = torch.cuda.is_available() and os.environ.get("AI6103_DEVICE") != "cpu"
+    args.small = args.small or not cuda
+    args.batch = 128 if not args.small else 16
+    args.steps = args.steps or (100 if not args.small else 2)
+    args.repeats = args.repeats or (5 if not args.small else 1)
+    args.warmup = 20 if not args.small else 1
+    args.val = EPOCH_VAL if not args.small else 32
+    args.e2e_epochs = args.e2e_epochs if args.e2e_epochs is not None else (4 if not args.small else 0)
+    if args.small:
+        print("SMALL MODE (no GPU or --small): tiny batches and few steps; numbers show it runs, not speed.")
+    rng = np.random.default_rng(0)
+    n = (args.warmup + args.steps + 1) * args.batch
+    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 100, size=n)
+    val_images = rng.integers(0, 256, size=(args.val, 32, 32, 3), dtype=np.uint8)
+    val_labels = rng.integers(0, 100, size=args.val)
+    device = torch.device("cuda" if cuda else "cpu")
+    wanted = [w for w in args.only.split(",") if w]
+    records = []
+
+    def keep(name):
+        return not wanted or any(w in name for w in wanted)
+
+    def report(record):
+        records.append(record)
+        print(f"{record['pipeline'][:52]:52s} {record['train_images_per_second']:>10,.0f} "
+              f"{record['eval_images_per_second'] or 0:>10,.0f} {record['seconds_per_epoch_40k_10k']:>8.2f} "
+              f"{record['peak_memory_mib'] or 0:>7}", flush=True)
+
+    print(f"{'pipeline':52s} {'train im/s':>10s} {'eval im/s':>10s} {'s/epoch':>8s} {'MiB':>7s}")
+    if not args.skip_usual and keep("usual"):
+        _reset_peak(cuda)
+        result = _usual(images, labels, val_images, val_labels, args, device)
+        report(_record("usual: DataLoader + PIL, fp32, eager", result, args, "fp32, eager, foreach SGD"))
+    for name, overrides, compile_model in _pipelines(args.small, cuda):
+        if not keep(name):
+            continue
+        _reset_peak(cuda)
+        rt = runtime(**overrides)
+        result = _ours(rt, images, labels, val_images, val_labels, args, compile_model)
+        report(_record(name.strip(), result, args, rt.features() + (", compiled" if compile_model else "")))
+    for k in [int(s) for s in args.streams.split(",") if s] if cuda else []:
+        _reset_peak(cuda)
+        result = _streams(runtime(), images, labels, args, k)
+        report(_record(f"default, {k} runs at once on {k} CUDA streams", result, args, runtime().features()))
+    if args.e2e_epochs:
+        _reset_peak(cuda)
+        report(_end_to_end(args, runtime() if cuda else runtime(eval_batch=64), args.e2e_epochs))
+    out = Path(args.out)
+    existing = json.loads(out.read_text()) if out.exists() else []
+    out.write_text(json.dumps(existing + records, indent=1) + "\n")
+    print(f"appended {len(records)} records to {out}; s/epoch = 40k / train im/s + 10k / eval im/s")
+    return records
+
+
+def _reset_peak(cuda: bool) -> None:
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+if __name__ == "__main__":
+    main()
