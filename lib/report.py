@@ -161,8 +161,15 @@ def run_table(rows: list[tuple[str, dict, bool]]) -> str:
     ]) + "\n"
 
 
-def _higher(a: float, b: float) -> str:
+def _higher(a: float, b: float, fmt=loss) -> str:
+    """'higher', 'lower' or 'the same', comparing the numbers as printed (so the words match the digits)."""
+    a, b = float(fmt(a)), float(fmt(b))
     return "higher" if a > b else "lower" if a < b else "the same"
+
+
+def _a_higher(a: float, b: float, fmt=loss) -> str:
+    word = _higher(a, b, fmt)
+    return word if word == "the same" else f"a {word}"
 
 
 def _eta(lr: float) -> str:
@@ -268,9 +275,9 @@ def _schedule(m: Macros, rec: dict, out: Path) -> dict:
     m.runs("Const", const)
     m.runs("Cos", cos)
     m["ScheduleSentence"] = (
-        f"Cosine annealing ends with a {_higher(cos['final_train_loss'], const['final_train_loss'])} training "
-        f"loss ({loss(cos['final_train_loss'])} against {loss(const['final_train_loss'])}) and a "
-        f"{_higher(cos['final_val_acc'], const['final_val_acc'])} validation accuracy "
+        f"Cosine annealing ends with {_a_higher(cos['final_train_loss'], const['final_train_loss'])} training "
+        f"loss ({loss(cos['final_train_loss'])} against {loss(const['final_train_loss'])}) and "
+        f"{_a_higher(cos['final_val_acc'], const['final_val_acc'], pct)} validation accuracy "
         f"({pct(cos['final_val_acc'])}\\,\\% against {pct(const['final_val_acc'])}\\,\\%, "
         f"{points(cos['final_val_acc'] - const['final_val_acc'])} points) than the constant rate.")
     m["ConstPeakSentence"] = (
@@ -279,7 +286,7 @@ def _schedule(m: Macros, rec: dict, out: Path) -> dict:
         f"\\,\\%, at epoch {cos['best_val_epoch']}.")
     (out / "tables" / "03_lr_schedule.tex").write_text(run_table(
         [(r["config"]["schedule"], r, r["config"]["schedule"] == chosen) for r in (const, cos)]))
-    return cos
+    return cos if chosen == "cosine" else const
 
 
 def _weight_decay(m: Macros, rec: dict, out: Path, no_decay: dict) -> dict:
@@ -306,11 +313,15 @@ def _weight_decay(m: Macros, rec: dict, out: Path, no_decay: dict) -> dict:
              + ")"]
     if others:
         o = others[0]
-        parts.append(f"a {_higher(best['final_val_loss'], o['final_val_loss'])} validation loss "
+        parts.append(f"{_a_higher(best['final_val_loss'], o['final_val_loss'])} validation loss "
                      f"({loss(best['final_val_loss'])} against {loss(o['final_val_loss'])})")
         parts.append(f"a {'smaller' if gap(best) < gap(o) else 'larger'} gap between training and validation "
                      f"accuracy ({gap(best):.1f} against {gap(o):.1f} points)")
-    m["WdSentence"] = join_words(parts) + "."
+    if others and pct(best["final_val_acc"]) == pct(others[0]["final_val_acc"]):
+        m["WdSentence"] = (f"Both coefficients end with the same validation accuracy ({pct(best['final_val_acc'])}"
+                           f"\\,\\%); {_wd(best['config']['weight_decay'])} has " + join_words(parts[1:]) + ".")
+    else:
+        m["WdSentence"] = join_words(parts) + "."
     m["WdNoneSentence"] = (
         f"Without weight decay the same schedule reached {pct(no_decay['final_val_acc'])}\\,\\% with a training "
         f"loss of {loss(no_decay['final_train_loss'])}; {_wd(chosen)} changes the validation accuracy by "
@@ -339,7 +350,7 @@ def _mixup(m: Macros, rec: dict, out: Path, previous: dict) -> dict:
     m["MixupSentence"] = (
         f"With mixup the final training loss is {_higher(mix['final_train_loss'], base['final_train_loss'])} "
         f"({loss(mix['final_train_loss'])} against {loss(base['final_train_loss'])} without it) and the "
-        f"validation accuracy is {_higher(mix['final_val_acc'], base['final_val_acc'])} "
+        f"validation accuracy is {_higher(mix['final_val_acc'], base['final_val_acc'], pct)} "
         f"({pct(mix['final_val_acc'])}\\,\\% against {pct(base['final_val_acc'])}\\,\\%, "
         f"{points(mix['final_val_acc'] - base['final_val_acc'])} points); the validation loss is "
         f"{_higher(mix['final_val_loss'], base['final_val_loss'])} ({loss(mix['final_val_loss'])} against "
@@ -378,9 +389,9 @@ def _activation(m: Macros, rec: dict, out: Path) -> None:
     m.runs("Sig", sig)
     m.runs("Relu", relu)
     m["ActivationSentence"] = (
-        f"Sigmoid in blocks {m_blocks(sig)} ends with a {_higher(sig['final_train_loss'], relu['final_train_loss'])} "
-        f"training loss ({loss(sig['final_train_loss'])} against {loss(relu['final_train_loss'])} with ReLU) and a "
-        f"{_higher(sig['final_val_acc'], relu['final_val_acc'])} validation accuracy "
+        f"Sigmoid in blocks {m_blocks(sig)} ends with {_a_higher(sig['final_train_loss'], relu['final_train_loss'])} "
+        f"training loss ({loss(sig['final_train_loss'])} against {loss(relu['final_train_loss'])} with ReLU) and "
+        f"{_a_higher(sig['final_val_acc'], relu['final_val_acc'], pct)} validation accuracy "
         f"({pct(sig['final_val_acc'])}\\,\\% against {pct(relu['final_val_acc'])}\\,\\%).")
     norms = rec["extra"].get("grad_norm", {})
 
@@ -430,15 +441,21 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, final: dict) -> Non
              for r in results["05_mixup"]["runs"] if r["config"]["mixup_alpha"] > 0]
     rows += [(f"Sigmoid, blocks {m_blocks(r)}", r) for r in results["06_activation"]["runs"]
              if r["config"]["sigmoid_blocks"]]
-    stages = [r for r in (sched.get("constant"), sched.get("cosine"),
-                          _chosen_by(results["04_weight_decay"], "weight_decay"),
-                          _chosen_by(results["05_mixup"], "mixup_alpha")) if r]
-    steps = ["with cosine annealing", "with weight decay", "with mixup"]
-    changes = [f"{points(b['final_val_acc'] - a['final_val_acc'])} points {words}"
-               for a, b, words in zip(stages, stages[1:], steps, strict=False)]
-    m["StageGainsSentence"] = ("Step by step, the final validation accuracy changed by " + join_words(changes)
-                               + f", from {pct(stages[0]['final_val_acc'])}\\,\\% to "
-                               f"{pct(stages[-1]['final_val_acc'])}\\,\\%.") if len(stages) == 4 else ""
+    # The path of chosen runs: constant rate, then each adopted change with the run it led to.
+    steps = [("", sched.get("constant"))]
+    if results["03_lr_schedule"]["chosen"].get("schedule") == "cosine":
+        steps.append(("with cosine annealing", sched.get("cosine")))
+    steps.append(("with weight decay", _chosen_by(results["04_weight_decay"], "weight_decay")))
+    if results["05_mixup"]["chosen"].get("mixup_alpha", 0) > 0:
+        steps.append(("with mixup", _chosen_by(results["05_mixup"], "mixup_alpha")))
+    if all(r for _, r in steps) and len(steps) > 1:
+        changes = [f"{points(b['final_val_acc'] - a['final_val_acc'])} points {words}"
+                   for (_, a), (words, b) in zip(steps, steps[1:], strict=False)]
+        m["StageGainsSentence"] = (
+            "Step by step, the final validation accuracy changed by " + join_words(changes) + f", from "
+            f"{pct(steps[0][1]['final_val_acc'])}\\,\\% to {pct(steps[-1][1]['final_val_acc'])}\\,\\%.")
+    else:
+        m["StageGainsSentence"] = ""
     (out / "tables" / "07_summary.tex").write_text(run_table(
         [(label, r, r["run_id"] == tested["run_id"]) for label, r in rows]))
 
@@ -514,8 +531,8 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     _banner(m, results)
     _data(m, results["01_data"], out)
     _learning_rate(m, results["02_learning_rate"], out)
-    cosine = _schedule(m, results["03_lr_schedule"], out)
-    wd_run = _weight_decay(m, results["04_weight_decay"], out, cosine)
+    scheduled = _schedule(m, results["03_lr_schedule"], out)
+    wd_run = _weight_decay(m, results["04_weight_decay"], out, scheduled)
     final = _mixup(m, results["05_mixup"], out, wd_run)
     _activation(m, results["06_activation"], out)
     _summary(m, results, out, final)
