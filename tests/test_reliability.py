@@ -1,0 +1,207 @@
+"""Crash safety, resume, locking, reproducibility and one-line errors for bad data and stored files."""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+import lib
+from lib import DataError, RunStoreError, load_cifar100, run_or_load
+from lib.checkpoint import SaveError, load_state
+from lib.store import _RunLock, run_path
+
+TIMING = ["epoch_seconds", "train_images_per_second"]  # wall-clock columns differ between any two runs
+
+
+def _same_metrics(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(a.drop(columns=TIMING), b.drop(columns=TIMING), check_exact=True)
+
+
+def _same_weights(run_a, run_b) -> None:
+    state_a, state_b = load_state(run_a.path), load_state(run_b.path)
+    for key, value in state_a["model"].items():
+        assert torch.equal(value, state_b["model"][key]), key
+
+
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(synthetic_dir, tmp_path, monkeypatch):
+    config = dataclasses.replace(
+        lib.RunConfig(data_dir=str(synthetic_dir), val_size=300, train_subset=320, val_subset=64, batch_size=32),
+        epochs=3, schedule="cosine", mixup_alpha=0.2, weight_decay=5e-4)
+    killed_store = tmp_path / "killed"
+    script = textwrap.dedent(f"""
+        import lib, warnings
+        warnings.simplefilter("ignore")
+        lib.run_or_load(lib.RunConfig(**{dataclasses.asdict(config)!r}), progress=False)
+    """)
+    env = {**os.environ, "AI6103_RUNS_DIR": str(killed_store)}
+    child = subprocess.Popen([sys.executable, "-c", script], env=env)
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(killed_store))
+    metrics = run_path(config) / "metrics.csv"
+    deadline = time.time() + 240
+    while not (metrics.exists() and len(pd.read_csv(metrics)) == 1):  # epoch 1 is saved ...
+        assert child.poll() is None and time.time() < deadline, "the training process ended early"
+        time.sleep(0.05)
+    time.sleep(1.0)  # ... and epoch 2 is under way
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (run_path(config) / "summary.json").exists()
+
+    resumed = run_or_load(config, progress=False)
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "uninterrupted"))
+    uninterrupted = run_or_load(config, progress=False)
+    _same_metrics(resumed.history, uninterrupted.history)
+    _same_weights(resumed, uninterrupted)
+
+
+def test_same_config_and_seed_give_identical_runs_and_record_their_environment(tiny_config, tmp_path, monkeypatch):
+    first = run_or_load(tiny_config, progress=False)
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "second"))
+    second = run_or_load(tiny_config, progress=False)
+    _same_metrics(first.history, second.history)
+    _same_weights(first, second)
+    env = json.loads((first.path / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["device"].startswith("CPU")
+    assert env["data_kind"] == "synthetic" and env["data_fingerprint"].startswith("synthetic:")
+    assert "git_commit" in env
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_epoch(tiny_config):
+    finished = run_or_load(tiny_config, progress=False)
+    (finished.path / "summary.json").unlink()  # as if killed right after the last checkpoint was written ...
+    (finished.path / "checkpoint.pt").write_bytes(b"\0" * 100)  # ... and that checkpoint was damaged
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = run_or_load(tiny_config, progress=False)  # retrains epoch 2 from the epoch-1 checkpoint
+    _same_metrics(finished.history, again.history)
+    assert (finished.path / "checkpoint.pt.corrupt").exists()
+
+
+def test_finished_run_with_truncated_metrics_is_rebuilt_from_its_checkpoint(tiny_config, monkeypatch):
+    finished = run_or_load(tiny_config, progress=False)
+    metrics = finished.path / "metrics.csv"
+    metrics.write_text(metrics.read_text()[:40])
+    monkeypatch.setattr(sys.modules["lib.train"], "train", lambda *a, **k: pytest.fail("nothing to train"))
+    with pytest.warns(UserWarning, match="rebuilt"):
+        again = run_or_load(tiny_config, progress=False)
+    _same_metrics(finished.history, again.history)
+
+
+def test_second_process_on_the_same_run_is_refused_clearly(tiny_config):
+    path = run_path(tiny_config)
+    path.mkdir(parents=True)
+    with _RunLock(path):  # held by "another" trainer: flock conflicts between open files, even in one process
+        with pytest.raises(RunStoreError, match=r"is being trained by pid \d+"):
+            run_or_load(tiny_config, progress=False)
+    assert len(run_or_load(tiny_config, progress=False).history) == 2  # the lock is gone with its holder
+
+
+def test_full_disk_while_saving_keeps_the_last_good_epoch(tiny_config, monkeypatch):
+    real_save = torch.save
+    calls = []
+
+    def save_then_fill_disk(obj, f, *args, **kwargs):
+        calls.append(f)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_then_fill_disk)
+    with pytest.raises(SaveError, match="No space left on device") as error:
+        run_or_load(tiny_config, progress=False)
+    assert "\n" not in str(error.value)
+    assert load_state(run_path(tiny_config))["epoch"] == 1
+    monkeypatch.setattr(torch, "save", real_save)
+    assert len(run_or_load(tiny_config, progress=False).history) == 2
+
+
+def test_results_from_another_store_version_are_refused(tiny_config):
+    finished = run_or_load(tiny_config, progress=False)
+    summary = json.loads((finished.path / "summary.json").read_text())
+    (finished.path / "summary.json").write_text(json.dumps({**summary, "store_version": 0}))
+    with pytest.raises(RunStoreError, match="another version"):
+        run_or_load(tiny_config, progress=False)
+    assert (finished.path / "checkpoint.pt").exists()  # nothing was deleted
+
+
+def test_section_results_from_another_version_are_refused():
+    from lib.results import read_section, section_path, write_section
+
+    write_section("02_learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
+    assert read_section("02_learning_rate")["chosen"] == {"lr": 0.05}
+    path = section_path("02_learning_rate")
+    path.write_text(json.dumps({**json.loads(path.read_text()), "results_version": 0}))
+    with pytest.raises(ValueError, match="re-run notebook 02_learning_rate"):
+        read_section("02_learning_rate")
+    with pytest.raises(FileNotFoundError, match="run notebook 03_lr_schedule first"):
+        read_section("03_lr_schedule")
+
+
+# ---------------------------------------------------------------- bad data folders
+
+
+def _one_line(error) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_data_without_network_says_where_to_put_the_archive(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tv_utils
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(tv_utils, "download_url", offline)
+    with pytest.raises(DataError) as error:
+        load_cifar100(tmp_path / "empty", download=True)
+    assert "cifar-100-python.tar.gz" in _one_line(error) and str(tmp_path / "empty") in str(error.value)
+    with pytest.raises(DataError, match="not in"):
+        load_cifar100(tmp_path / "empty", download=False)
+
+
+def test_archive_with_wrong_checksum_is_refused(tmp_path):
+    (tmp_path / "cifar-100-python.tar.gz").write_bytes(b"not really an archive")
+    with pytest.raises(DataError, match="wrong checksum") as error:
+        load_cifar100(tmp_path, download=False)
+    _one_line(error)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing", "not_a_dict", "wrong_shape"])
+def test_damaged_data_folder_is_an_error_not_a_run(tmp_path, damage):
+    lib.write_synthetic_cifar100(tmp_path, n_train=50, n_test=20)
+    train = tmp_path / "cifar-100-python" / "train"
+    if damage == "truncate":
+        train.write_bytes(train.read_bytes()[:5000])
+    elif damage == "garbage":
+        train.write_bytes(os.urandom(4000))
+    elif damage == "missing":
+        (tmp_path / "cifar-100-python" / "test").unlink()
+    elif damage == "not_a_dict":
+        train.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    else:
+        batch = pickle.loads(train.read_bytes())
+        train.write_bytes(pickle.dumps({**batch, "data": batch["data"][:, :100]}, protocol=2))
+    with pytest.raises(DataError) as error:
+        load_cifar100(tmp_path, download=False)
+    _one_line(error)
+
+
+def test_files_that_parse_but_are_not_official_load_with_a_warning(tmp_path):
+    lib.write_synthetic_cifar100(tmp_path, n_train=50, n_test=20)
+    train = tmp_path / "cifar-100-python" / "train"
+    batch = pickle.loads(train.read_bytes())
+    train.write_bytes(pickle.dumps({**batch, "batch_label": "my subset"}, protocol=2))
+    with pytest.warns(UserWarning, match="not the official CIFAR-100"):
+        data = load_cifar100(tmp_path, download=False)
+    assert len(data.train_labels) == 50
+    assert lib.data_info(tmp_path).kind == "modified"
