@@ -124,7 +124,7 @@ def plot_image_grid(images: np.ndarray, titles: list[str] | None = None, columns
         ax.axis("off")
         if i < len(images):
             ax.imshow(images[i], interpolation="nearest")
-            if titles:
+            if titles and titles[i]:
                 ax.set_title(titles[i], fontsize=6, pad=1)
     return fig
 

@@ -17,6 +17,7 @@ import textwrap
 import time
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +25,7 @@ import torch
 
 from . import paths
 from .config import RunConfig
-from .data import data_info, split_indices, write_synthetic_cifar100
+from .data import data_info, load_cifar100, split_indices, write_synthetic_cifar100
 from .results import read_section, run_record, write_section
 from .store import RunResult, run_or_load_many, run_path
 
@@ -113,7 +114,7 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
     any run of `arch` has finished here.
     """
     from .device import runtime
-    from .train import EVAL_BATCH, make_model
+    from .models import build_model
 
     rt = runtime()
     key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}"
@@ -121,7 +122,7 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if key in known:
         return known[key]
-    model = make_model(RunConfig(arch=arch), rt)
+    model = build_model(arch, 100).to(rt.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     batch = min(batch_size, 32) if rt.device.type == "cpu" else batch_size  # keep the CPU benchmark to seconds
     x = torch.randn(batch, 3, 32, 32, device=rt.device)
@@ -148,7 +149,7 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
     model.train()
     train_ips = batch / timed(step, 2 if rt.device.type == "cpu" else 20)
     model.eval()
-    eval_x = torch.randn(min(EVAL_BATCH, 4 * batch), 3, 32, 32, device=rt.device)
+    eval_x = torch.randn(4 * batch, 3, 32, 32, device=rt.device)
     with torch.no_grad():
         eval_ips = len(eval_x) / timed(lambda: model(eval_x), 1 if rt.device.type == "cpu" else 10)
     measured = {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
@@ -187,7 +188,7 @@ def epochs_done(config: RunConfig) -> int:
 
 def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
     """Print what a section will train and how long it should take here; returns the estimate in seconds."""
-    n_total = len(_train_labels(next(iter(runs.values()))))
+    n_total = n_training_file(next(iter(runs.values())))
     speed = None
     rows, total = [], 0.0
     for label, config in runs.items():
@@ -209,11 +210,19 @@ def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
     return total
 
 
-def _train_labels(config: RunConfig):
-    from .train import _load
+@lru_cache(maxsize=4)
+def _n_training_file(folder: str, fingerprint: str) -> int:
+    return len(load_cifar100(Path(folder).parent, download=False).train_labels)
 
+
+def n_training_file(config: RunConfig) -> int:
+    """Images in the training file of a config's data (50,000 for CIFAR-100) before the split."""
     info = data_info(config.data_dir)
-    return _load(str(Path(info.folder).parent), info.fingerprint).train_labels
+    if info.is_official:
+        return 50_000
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
+        return _n_training_file(info.folder, info.fingerprint)
 
 
 def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True) -> dict[str, RunResult]:
@@ -249,7 +258,7 @@ def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mob
     spec = get_profile(profile)
     config = base_config(profile, data_dir, arch)
     speed = throughput(arch, config.batch_size)
-    n_total = len(_train_labels(config))
+    n_total = n_training_file(config)
     per_epoch = epoch_seconds(config, speed, n_total)
     n_train, n_val = split_sizes(config, n_total)
     print(f"profile {profile}: {spec.about}")
@@ -268,7 +277,7 @@ def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mob
 
 def n_train_images(config: RunConfig) -> int:
     """Training images per epoch of a config on its data."""
-    return split_sizes(config, len(_train_labels(config)))[0]
+    return split_sizes(config, n_training_file(config))[0]
 
 
 def lr_curve(config: RunConfig) -> tuple[list[float], list[float]]:
@@ -319,3 +328,41 @@ def split_code() -> str:
     function = ast.parse(source).body[0]
     statements = [s for s in function.body if not isinstance(s, (ast.Expr, ast.If))]  # no docstring, no check
     return "\n".join(ast.get_source_segment(source, s) for s in statements)
+
+
+# --- the whole study's results ----------------------------------------------------------------------------
+
+def read_study(profile: str, sections: tuple[str, ...] = SECTIONS[1:6]) -> dict[str, dict]:
+    """The results files of the training sections, refusing any written under another profile."""
+    records = {section: read_section(section) for section in sections}
+    other = {section: r["profile"] for section, r in records.items() if r["profile"] != profile}
+    if other:
+        raise ValueError(f"results of {', '.join(f'{s} ({p})' for s, p in other.items())} are not from profile "
+                         f"{profile!r}: run those notebooks with profile={profile!r} first")
+    return records
+
+
+def unique_runs(records: dict[str, dict]) -> list[tuple[dict, list[str]]]:
+    """Every distinct run of the study once, in study order, with the sections that use it."""
+    seen: dict[str, tuple[dict, list[str]]] = {}
+    for section, record in records.items():
+        for run in record["runs"]:
+            seen.setdefault(run["run_id"], (run, []))[1].append(section)
+    return list(seen.values())
+
+
+def study_table(records: dict[str, dict]) -> pd.DataFrame:
+    """One row per distinct run: the settings that vary in the study, then the final metrics (accuracies in %)."""
+    rows = []
+    for run, sections in unique_runs(records):
+        config = run["config"]
+        blocks = config["sigmoid_blocks"]
+        rows.append({
+            "sections": ", ".join(s[:2] for s in sections), "label": run["label"], "lr": config["lr"],
+            "schedule": config["schedule"], "weight decay": config["weight_decay"],
+            "mixup alpha": config["mixup_alpha"],
+            "activation": f"sigmoid {blocks[0]}-{blocks[-1]}" if blocks else "relu", "epochs": run["epochs"],
+            "train loss": run["final_train_loss"], "train acc (%)": 100 * run["final_train_acc"],
+            "val loss": run["final_val_loss"], "val acc (%)": 100 * run["final_val_acc"], "run_id": run["run_id"],
+        })
+    return pd.DataFrame(rows)

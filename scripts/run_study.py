@@ -1,0 +1,129 @@
+"""Run the study's notebooks in order through papermill: `make notebooks` / `make all` call this.
+
+Each notebook in notebooks/ runs with the `python3` kernel, in that folder, with the parameters `profile` and
+`data_dir` (plus any `--param NAME=VALUE` the notebook declares); its executed copy, outputs and
+parameters kept, goes to executed/. The kernels' output (the plan, one progress bar per run) streams to
+this terminal. The first failing notebook stops the run with one line naming the notebook, the cell and
+the error; its executed copy stays for inspection.
+
+    python scripts/run_study.py --profile smoke
+    python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+from lib import paths, study
+
+NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
+KERNEL = "python3"
+NOTEBOOK_OVERHEAD_S = 8.0  # kernel start, imports and figures of one notebook, for the overall estimate
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="full", choices=sorted(study.PROFILES),
+                        help="full = the brief on CIFAR-100, quick = CIFAR-100 with short runs, smoke = synthetic")
+    parser.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ (default: the profile's)")
+    parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these notebooks (e.g. 02_learning_rate)")
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter (Python literal) for every notebook that declares it; repeatable")
+    parser.add_argument("--executed-dir", default=str(paths.PROJECT_ROOT / "executed"),
+                        help="where executed copies go (default: executed/)")
+    parser.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output here")
+    return parser.parse_args(argv)
+
+
+def literal(text: str):
+    """A parameter value as a Python literal (`0.2`, `[0.2, 0.05]`, `None`), else the plain string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def notebook_parameters(notebook: Path) -> set[str]:
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def progress_line(done_s: float, total_s: float, width: int = 24) -> str:
+    filled = int(round(width * min(done_s / total_s, 1.0))) if total_s else width
+    return f"[{'#' * filled}{'-' * (width - filled)}] {100 * min(done_s / max(total_s, 1e-9), 1.0):3.0f}%"
+
+
+def failure_line(name: str, error: BaseException, executed: Path) -> str:
+    """One line: notebook, cell and error, and where the executed copy is."""
+    import papermill
+
+    if isinstance(error, papermill.PapermillExecutionError):
+        where = f"cell {error.cell_index} (In [{error.exec_count}])"
+        message = f"{error.ename}: {error.evalue}"
+    else:
+        where = "before or between cells"
+        message = f"{type(error).__name__}: {error}"
+    message = " ".join(str(message).split())  # one line, whatever the error text holds
+    return f"FAILED {name}.ipynb, {where}: {message} -- executed copy kept at {executed}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import papermill
+
+    args = parse_args(argv)
+    notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if args.only:
+        unknown = sorted(set(args.only) - {nb.stem for nb in notebooks})
+        if unknown:
+            print(f"--only: no notebook named {', '.join(unknown)}; there are {', '.join(nb.stem for nb in notebooks)}")
+            return 2
+        notebooks = [nb for nb in notebooks if nb.stem in args.only]
+    extra = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            print(f"--param must be NAME=VALUE, got {item!r}")
+            return 2
+        extra[name] = literal(value)
+
+    training_s = study.print_study_plan(args.profile, args.data_dir)
+    per_section = {section: n * epochs for section, n, epochs in study.study_plan(args.profile)}
+    total_epochs = sum(per_section.values()) or 1
+    weights = {nb.stem: NOTEBOOK_OVERHEAD_S + training_s * per_section.get(nb.stem, 0) / total_epochs
+               for nb in notebooks}
+    total_s = sum(weights.values())
+    executed_dir = Path(args.executed_dir).resolve()
+    executed_dir.mkdir(parents=True, exist_ok=True)
+
+    started, done_s = time.time(), 0.0
+    for i, notebook in enumerate(notebooks, 1):
+        name = notebook.stem
+        elapsed = time.time() - started
+        print(f"\n{progress_line(done_s, total_s)} notebook {i}/{len(notebooks)} {name}  "
+              f"(elapsed {study.format_seconds(elapsed)}, estimate {study.format_seconds(total_s)})", flush=True)
+        declared = notebook_parameters(notebook)
+        parameters = {"profile": args.profile, "data_dir": args.data_dir,
+                      **{k: v for k, v in extra.items() if k in declared}}
+        executed = executed_dir / notebook.name
+        notebook_started = time.time()
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(executed), parameters=parameters, kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR),
+                progress_bar=False, stdout_file=None if args.quiet else sys.stdout,
+                stderr_file=None if args.quiet else sys.stderr)
+        except Exception as error:  # noqa: BLE001 - every failure gets the same one-line report and stops the run
+            print("\n" + failure_line(name, error, executed), file=sys.stderr, flush=True)
+            return 1
+        done_s += weights[name]
+        print(f"{name}: done in {study.format_seconds(time.time() - notebook_started)} -> {executed}", flush=True)
+    print(f"\n{progress_line(1, 1)} {len(notebooks)} notebooks in {study.format_seconds(time.time() - started)}; "
+          f"executed copies in {executed_dir}, figures in {paths.figures_dir()}, results in {paths.results_dir()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
