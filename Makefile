@@ -31,3 +31,12 @@ lab: setup
 
 report: setup
 	$(PY) -m lib.report
+
+# The whole study: every notebook in order through papermill into executed/, figures/, then the paper.
+STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+notebooks: setup
+	$(PY) scripts/run_study.py $(STUDY_ARGS)
+
+all: notebooks
+	$(MAKE) report PROFILE=$(PROFILE)
