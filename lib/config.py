@@ -42,6 +42,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         # papermill and JSON hand lists over; the frozen config keeps a sorted tuple so equal configs hash equal.
         blocks = self.sigmoid_blocks
+        if isinstance(blocks, str):
+            blocks = parse_blocks(blocks)
         if isinstance(blocks, int):
             blocks = (blocks,)
         try:
@@ -67,6 +69,20 @@ class RunConfig:
         if self.sigmoid_blocks:
             parts.append(f"sig{self.sigmoid_blocks[0]}-{self.sigmoid_blocks[-1]}")
         return "-".join(parts)
+
+
+def parse_blocks(text: str) -> tuple[int, ...]:
+    """Block indices typed as text (papermill's `-p sigmoid_blocks "[4, 99]"`): "[4, 5]", "4,5", "4-10", ""."""
+    text = text.strip().strip("[]()").strip()
+    try:
+        if not text:
+            return ()
+        if "-" in text and "," not in text:
+            first, last = (int(part) for part in text.split("-"))
+            return tuple(range(first, last + 1))
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"sigmoid_blocks must be block indices like [4, 5, 6] or 4-10, got {text!r}") from None
 
 
 def _check(c: RunConfig) -> None:

@@ -237,6 +237,7 @@ def test_synthetic_and_real_never_share_a_run(tiny_config, tmp_path):
     ({"sigmoid_blocks": [13], "arch": "mobilenet"}, "sigmoid_blocks"), ({"batch_size": 0}, "batch_size"),
     ({"epochs": 1.5}, "epochs"), ({"lr": "0.1"}, "lr"), ({"train_subset": 0}, "train_subset"),
     ({"weight_decay": -1e-4}, "weight_decay"), ({"sigmoid_blocks": "abc"}, "sigmoid_blocks"),
+    ({"sigmoid_blocks": "[4, 99]"}, "sigmoid_blocks"),
 ])
 def test_bad_config_values_fail_with_one_line_naming_the_parameter(change, names):
     with pytest.raises(ConfigError) as error:
@@ -252,6 +253,12 @@ def test_split_that_does_not_fit_the_data_fails_before_training(tiny_config, cha
     monkeypatch.setattr(TRAIN_MODULE, "train", lambda *a, **k: pytest.fail("must fail before training"))
     with pytest.raises(ConfigError, match=f"^{name}"):
         run_or_load(dataclasses.replace(tiny_config, **change), progress=False)
+
+
+@pytest.mark.parametrize("typed, blocks", [("[4, 5, 6]", (4, 5, 6)), ("4-10", tuple(range(4, 11))), ("", ()),
+                                           ([10, 4, 4], (4, 10)), (7, (7,))])
+def test_sigmoid_blocks_typed_as_text_or_list(typed, blocks):
+    assert RunConfig(sigmoid_blocks=typed).sigmoid_blocks == blocks
 
 
 def test_build_model_rejects_unknown_names():
