@@ -217,12 +217,18 @@ def _record(name: str, result: dict, args, rt_text: str) -> dict:
 
 
 def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0) -> dict:
-    """lib.train.train for `epochs` epochs on a synthetic 50k folder: evaluation and checkpoints included."""
+    """lib.train.train for `epochs` epochs on a synthetic 50k folder: evaluation and checkpoints included.
+
+    With `rt.compile`, the model is compiled even for this short run (lib.train compiles only long runs)."""
+    import lib.train
+
+    lib.train.COMPILE_MIN_EPOCHS = 0 if rt.compile else lib.train.COMPILE_MIN_EPOCHS
     with tempfile.TemporaryDirectory() as tmp:
         n_train = 50_000 if not args.small else 2 * args.val
         write_synthetic_cifar100(tmp, n_train=n_train, n_test=100)
         config = RunConfig(data_dir=tmp, epochs=epochs, schedule="cosine", mixup_alpha=mixup,
                            val_size=n_train // 5, batch_size=args.batch, weight_decay=5e-4)
+        (Path(tmp) / "run").mkdir()
         start = time.perf_counter()
         history = train(config, Path(tmp) / "run", progress=False, rt=rt)
         total = time.perf_counter() - start
@@ -233,7 +239,7 @@ def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0) -> dict:
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "pipeline": f"end-to-end lib.train.train, {epochs} epochs" + (f", mixup {mixup}" if mixup else ""),
+        "pipeline": f"end-to-end lib.train.train, {epochs} epochs" + ", compiled" * rt.compile,
         "features": rt.features(),
         "train_images_per_second": round(n_train_split / per_epoch, 1),  # sustained, evaluation included
         "train_images_per_second_range": [round(n_train_split / max(steady), 1), round(n_train_split / min(steady), 1)],
@@ -284,6 +290,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--only", default="", help="comma-separated substrings: measure only matching pipelines")
     parser.add_argument("--e2e-epochs", type=int, default=None, help="epochs of the end-to-end lib.train run")
     parser.add_argument("--streams", default="", help="e.g. 2,3: also time that many runs at once on CUDA streams")
+    parser.add_argument("--e2e-compile", action="store_true", help="the end-to-end run with torch.compile too")
     parser.add_argument("--skip-usual", action="store_true")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available() and os.environ.get("AI6103_DEVICE") != "cpu"
@@ -309,13 +316,17 @@ def main(argv=None) -> list[dict]:
     def keep(name):
         return not wanted or any(w in name for w in wanted)
 
-    def report(record):
+    out = Path(args.out)
+
+    def report(record):  # appended at once, so a run cut short keeps what it measured
         records.append(record)
+        existing = json.loads(out.read_text()) if out.exists() else []
+        out.write_text(json.dumps(existing + [record], indent=1) + "\n")
         print(f"{record['pipeline'][:52]:52s} {record['train_images_per_second']:>10,.0f} "
               f"{record['eval_images_per_second'] or 0:>10,.0f} {record['seconds_per_epoch_40k_10k']:>8.2f} "
-              f"{record['peak_memory_mib'] or 0:>7}", flush=True)
+              f"{record['peak_memory_mib'] or 0:>7} {record.get('setup_seconds', '')}", flush=True)
 
-    print(f"{'pipeline':52s} {'train im/s':>10s} {'eval im/s':>10s} {'s/epoch':>8s} {'MiB':>7s}")
+    print(f"{'pipeline':52s} {'train im/s':>10s} {'eval im/s':>10s} {'s/epoch':>8s} {'MiB':>7s} setup s")
     if not args.skip_usual and keep("usual"):
         _reset_peak(cuda)
         result = _usual(images, labels, val_images, val_labels, args, device)
@@ -334,9 +345,9 @@ def main(argv=None) -> list[dict]:
     if args.e2e_epochs:
         _reset_peak(cuda)
         report(_end_to_end(args, runtime() if cuda else runtime(eval_batch=64), args.e2e_epochs))
-    out = Path(args.out)
-    existing = json.loads(out.read_text()) if out.exists() else []
-    out.write_text(json.dumps(existing + records, indent=1) + "\n")
+        if args.e2e_compile and cuda:
+            _reset_peak(cuda)
+            report(_end_to_end(args, runtime(compile=True), args.e2e_epochs))
     print(f"appended {len(records)} records to {out}; s/epoch = 40k / train im/s + 10k / eval im/s")
     return records
 
