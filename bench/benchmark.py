@@ -292,6 +292,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--streams", default="", help="e.g. 2,3: also time that many runs at once on CUDA streams")
     parser.add_argument("--e2e-compile", action="store_true", help="the end-to-end run with torch.compile too")
     parser.add_argument("--skip-usual", action="store_true")
+    parser.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile pipelines")
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available() and os.environ.get("AI6103_DEVICE") != "cpu"
     args.small = args.small or not cuda
@@ -332,7 +333,7 @@ def main(argv=None) -> list[dict]:
         result = _usual(images, labels, val_images, val_labels, args, device)
         report(_record("usual: DataLoader + PIL, fp32, eager", result, args, "fp32, eager, foreach SGD"))
     for name, overrides, compile_model in _pipelines(args.small, cuda):
-        if not keep(name):
+        if not keep(name) or (compile_model and args.skip_compile):
             continue
         _reset_peak(cuda)
         rt = runtime(**overrides)
@@ -340,11 +341,12 @@ def main(argv=None) -> list[dict]:
         report(_record(name.strip(), result, args, rt.features() + (", compiled" if compile_model else "")))
     for k in [int(s) for s in args.streams.split(",") if s] if cuda else []:
         _reset_peak(cuda)
-        result = _streams(runtime(), images, labels, args, k)
-        report(_record(f"default, {k} runs at once on {k} CUDA streams", result, args, runtime().features()))
+        rt = runtime(compile=False)
+        result = _streams(rt, images, labels, args, k)
+        report(_record(f"default, {k} runs at once on {k} CUDA streams", result, args, rt.features()))
     if args.e2e_epochs:
         _reset_peak(cuda)
-        report(_end_to_end(args, runtime() if cuda else runtime(eval_batch=64), args.e2e_epochs))
+        report(_end_to_end(args, runtime(compile=False) if cuda else runtime(eval_batch=64), args.e2e_epochs))
         if args.e2e_compile and cuda:
             _reset_peak(cuda)
             report(_end_to_end(args, runtime(compile=True), args.e2e_epochs))
