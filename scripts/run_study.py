@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     import papermill
 
     args = parse_args(argv)
+    if args.data_dir:  # notebooks run in notebooks/: a relative path must not change meaning there
+        args.data_dir = str(Path(args.data_dir).expanduser().resolve())
     notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         unknown = sorted(set(args.only) - {nb.stem for nb in notebooks})

@@ -1,0 +1,154 @@
+"""The study's notebooks: the whole pipeline in the smoke profile (synthetic data, tiny runs) through
+scripts/run_study.py and papermill, once per test session, in temporary folders.
+
+Checks: every executed notebook ran without an error, the figures exist and are valid PDF (no Type 3
+fonts) and PNG files, the results files hold the keys later sections and the paper read, a second run
+trains nothing, a failure is named in one line, and the committed notebooks carry no outputs and lint clean.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+SECTIONS = ["01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
+            "07_summary"]
+TRAINING_SECTIONS = SECTIONS[1:6]
+FIGURES = ["01_data_class_proportions", "01_data_augmented_samples", "02_learning_rate_curves",
+           "03_lr_schedule_curves", "03_lr_schedule_lr", "04_weight_decay_curves", "05_mixup_beta_pdf",
+           "05_mixup_samples", "05_mixup_curves", "06_activation_curves", "06_activation_grad_norm"]
+EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
+    "01_data": (set(), {"n_train", "n_val", "mean", "std", "class_prop_min", "class_prop_max", "split_code"}),
+    "02_learning_rate": ({"lr"}, {"best_by_train_loss", "best_by_val_acc"}),
+    "03_lr_schedule": ({"schedule"}, set()),
+    "04_weight_decay": ({"weight_decay"}, set()),
+    "05_mixup": ({"mixup_alpha"}, {"test_acc", "test_loss", "test_run_id"}),
+    "06_activation": (set(), {"grad_norm"}),
+    "07_summary": (set(), {"test_acc", "test_run_id"}),
+}
+
+
+def run_study(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", "smoke", "--quiet",
+                           *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def stored_runs(runs_dir: Path) -> dict[str, int]:
+    """Finished run folders and the modification time of their summary (changes if a run is retrained)."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in runs_dir.glob("*/summary.json")}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The smoke pipeline, run once: its folders, environment and the driver's output."""
+    base = tmp_path_factory.mktemp("study")
+    dirs = {name: base / name for name in ("runs", "results", "figures", "data", "executed")}
+    env = {**os.environ, "AI6103_RUNS_DIR": str(dirs["runs"]), "AI6103_RESULTS_DIR": str(dirs["results"]),
+           "AI6103_FIGURES_DIR": str(dirs["figures"]), "AI6103_DATA_DIR": str(dirs["data"])}
+    started = time.time()
+    done = run_study(env, "--executed-dir", str(dirs["executed"]))
+    return {"dirs": dirs, "env": env, "done": done, "seconds": time.time() - started}
+
+
+def test_pipeline_runs_every_notebook_without_error(study):
+    assert study["done"].returncode == 0, study["done"].stdout[-3000:] + study["done"].stderr[-3000:]
+    assert [nb.stem for nb in NOTEBOOKS] == SECTIONS
+    for section in SECTIONS:
+        executed = nbformat.read(study["dirs"]["executed"] / f"{section}.ipynb", as_version=4)
+        errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
+        assert not errors, f"{section}: {errors[0].ename}: {errors[0].evalue}"
+        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected and 'profile = "smoke"' in injected[0].source  # the parameters are kept in the copy
+
+
+def test_figures_are_valid_pdf_and_png(study):
+    figures = study["dirs"]["figures"]
+    for stem in FIGURES:
+        pdf = (figures / f"{stem}.pdf").read_bytes()
+        png = (figures / f"{stem}.png").read_bytes()
+        assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-1024:], stem
+        assert b"/Type3" not in pdf, f"{stem}.pdf embeds Type 3 fonts"
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000, stem
+
+
+def test_results_files_hold_the_expected_keys(study):
+    results = study["dirs"]["results"]
+    records = {s: json.loads((results / f"{s}.json").read_text()) for s in SECTIONS}
+    for section, (chosen, extra) in EXPECTED.items():
+        record = records[section]
+        assert record["section"] == section and record["profile"] == "smoke" and record["data_kind"] == "synthetic"
+        assert chosen <= set(record["chosen"]), section
+        assert extra <= set(record["extra"]), section
+        assert set(record["figures"]) <= set(FIGURES)
+    assert {r["label"] for r in records["06_activation"]["runs"]} == {"relu", "sigmoid"}
+    assert set(records["06_activation"]["extra"]["grad_norm"]) == {"relu", "sigmoid"}
+    assert len(records["02_learning_rate"]["runs"]) == 3
+    assert records["03_lr_schedule"]["runs"][0]["config"]["lr"] == records["02_learning_rate"]["chosen"]["lr"]
+    assert 0.0 <= records["05_mixup"]["extra"]["test_acc"] <= 1.0
+    assert records["07_summary"]["extra"]["test_run_id"] == records["05_mixup"]["extra"]["test_run_id"]
+    assert len(records["07_summary"]["runs"]) == len(stored_runs(study["dirs"]["runs"]))
+    assert "randperm" in records["01_data"]["extra"]["split_code"]
+
+
+def test_second_run_reuses_the_stored_runs(study):
+    assert study["done"].returncode == 0
+    before = stored_runs(study["dirs"]["runs"])
+    started = time.time()
+    again = run_study(study["env"], "--executed-dir", str(study["dirs"]["executed"] / "again"),
+                      "--only", *TRAINING_SECTIONS)
+    seconds = time.time() - started
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert stored_runs(study["dirs"]["runs"]) == before  # nothing retrained, nothing new
+    assert seconds < 0.8 * study["seconds"]
+    for section in TRAINING_SECTIONS:
+        executed = nbformat.read(study["dirs"]["executed"] / "again" / f"{section}.ipynb", as_version=4)
+        text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+        counts = re.search(r"(\d+) runs, (\d+) already stored", text)
+        assert counts and counts.group(1) == counts.group(2), f"{section} trained again: {text[:500]}"
+
+
+def test_a_failing_notebook_is_named_in_one_line(study):
+    executed = study["dirs"]["executed"] / "failing"
+    failed = run_study(study["env"], "--executed-dir", str(executed), "--only", "03_lr_schedule",
+                       "--param", "schedules=['linear']")
+    assert failed.returncode == 1
+    line = [line for line in failed.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(line) == 1 and "03_lr_schedule.ipynb, cell" in line[0] and "ConfigError" in line[0], failed.stderr
+    assert (executed / "03_lr_schedule.ipynb").exists()  # kept for inspection
+
+
+def test_committed_notebooks_carry_no_outputs():
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has outputs"
+    verify = subprocess.run([sys.executable, "-m", "nbstripout", "--verify", *map(str, NOTEBOOKS)],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_every_notebook_has_one_parameters_cell_with_help():
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, path.name
+        parameters = papermill.inspect_notebook(str(path))
+        assert {"profile", "data_dir"} <= set(parameters), path.name
+        assert all(p["help"] for p in parameters.values()), f"{path.name}: a parameter without a # help comment"
+
+
+def test_code_and_notebooks_pass_ruff():
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "lib", "scripts", "tests", "notebooks"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout[-3000:]
