@@ -5,8 +5,8 @@ Notebooks, tests and users import from here; see README.md for the tour.
 from .config import ConfigError, RunConfig
 from .data import (
     DataError,
-    class_proportions,
     channel_stats,
+    class_proportions,
     data_info,
     load_cifar100,
     random_crop_flip,
@@ -20,5 +20,6 @@ from .train import lr_at, mixup_loss, sample_mixup_lambda, train
 __all__ = [
     "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",
     "class_proportions", "data_info", "evaluate_test", "load_cifar100", "load_run", "lr_at", "mixup_loss",
-    "random_crop_flip", "run_or_load", "run_or_load_many", "sample_mixup_lambda", "split_indices", "train", "write_synthetic_cifar100",
+    "random_crop_flip", "run_or_load", "run_or_load_many", "sample_mixup_lambda", "split_indices", "train",
+    "write_synthetic_cifar100",
 ]

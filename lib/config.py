@@ -37,7 +37,8 @@ class RunConfig:
     val_subset: int | None = None  # use only the first N images of the validation split (None = all)
     grad_norm_param: str = "layers.8.conv1.weight"  # parameter whose gradient 2-norm is logged per epoch
     num_classes: int = 100  # CIFAR-100
-    data_dir: str | None = field(default=None, compare=False)  # folder holding cifar-100-python/ (None = lib.paths.data_dir())
+    # Folder holding cifar-100-python/ (None = lib.paths.data_dir()); not part of the run's identity.
+    data_dir: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # papermill and JSON hand lists over; the frozen config keeps a sorted tuple so equal configs hash equal.

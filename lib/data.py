@@ -60,7 +60,8 @@ class DataInfo:
     @property
     def label(self) -> str:
         """What figures and the paper print about the data."""
-        return {"cifar100": "CIFAR-100", "synthetic": "synthetic data", "modified": "non-official CIFAR-100 files"}[self.kind]
+        labels = {"cifar100": "CIFAR-100", "synthetic": "synthetic data", "modified": "non-official CIFAR-100 files"}
+        return labels[self.kind]
 
 
 def _resolve(data_dir: str | Path | None) -> Path:
@@ -193,7 +194,7 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
         labels = rng.integers(0, num_classes, size=n)
         shifts = rng.integers(-3, 4, size=(n, 2))
         images = np.empty((n, 32, 32, 3), dtype=np.uint8)
-        for i, (label, (dy, dx)) in enumerate(zip(labels, shifts)):
+        for i, (label, (dy, dx)) in enumerate(zip(labels, shifts, strict=True)):
             image = np.roll(patterns[label], (dy, dx), axis=(0, 1)) + rng.normal(0, 25, size=(32, 32, 3))
             images[i] = np.clip(image, 0, 255)
         rows = images.transpose(0, 3, 1, 2).reshape(n, 3072)  # official layout: R, G, B planes per row
@@ -220,7 +221,8 @@ def check_split(n_total: int, val_size: int, train_subset: int | None, val_subse
 
     if not 0 < val_size < n_total:
         raise ConfigError(f"val_size must be in 1..{n_total - 1} for {n_total} training images, got {val_size}")
-    for name, value, limit in (("train_subset", train_subset, n_total - val_size), ("val_subset", val_subset, val_size)):
+    limits = (("train_subset", train_subset, n_total - val_size), ("val_subset", val_subset, val_size))
+    for name, value, limit in limits:
         if value is not None and value > limit:
             raise ConfigError(f"{name} must be at most {limit} (the size of that split), got {value}")
 

@@ -119,8 +119,8 @@ def test_random_crop_flip_is_a_padded_crop_with_fair_flips():
     assert out.shape == images.shape and out.dtype == torch.uint8
     tops, lefts, flips = [], [], []
     for i in range(n):
-        matches = [(t, l, f) for t in range(9) for l in range(9) for f in (False, True)
-                   if torch.equal(out[i], _reference_crop_flip(images[i], t, l, f))]
+        matches = [(top, left, flip) for top in range(9) for left in range(9) for flip in (False, True)
+                   if torch.equal(out[i], _reference_crop_flip(images[i], top, left, flip))]
         assert len(matches) == 1, f"image {i} is not one padded crop"
         tops.append(matches[0][0] - 4)
         lefts.append(matches[0][1] - 4)
@@ -140,7 +140,7 @@ def test_cosine_schedule_endpoints():
     assert lr_at(total, total, 0.05, "cosine") == 0.0
     assert 0 < lr_at(total - 1, total, 0.05, "cosine") < 1e-8
     values = [lr_at(s, total, 0.05, "cosine") for s in range(0, total + 1, 997)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
     assert {lr_at(s, total, 0.05, "constant") for s in (0, 1, total)} == {0.05}
 
 
@@ -151,7 +151,8 @@ def test_mixup_loss_is_the_lambda_weighted_cross_entropy():
     log_p = torch.log_softmax(logits, dim=1)
     manual = -(0.3 * log_p[torch.arange(16), y_a] + 0.7 * log_p[torch.arange(16), y_b]).mean()
     assert mixup_loss(logits, y_a, y_b, 0.3).item() == pytest.approx(manual.item(), rel=1e-6)
-    assert mixup_loss(logits, y_a, y_a, 0.3).item() == pytest.approx(torch.nn.functional.cross_entropy(logits, y_a).item(), rel=1e-6)
+    plain = torch.nn.functional.cross_entropy(logits, y_a).item()
+    assert mixup_loss(logits, y_a, y_a, 0.3).item() == pytest.approx(plain, rel=1e-6)
 
 
 def test_mixup_lambdas_follow_beta():
