@@ -9,6 +9,7 @@ What it is not: the run store (lib.store decides where runs live and whether to 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -250,7 +251,11 @@ def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True,
 
 
 def _progress_bar(config: RunConfig, done: int, enabled: bool):
-    from tqdm.auto import tqdm
+    # Widgets in JupyterLab; plain text where papermill streams the kernel's output to a terminal.
+    if os.environ.get("AI6103_PROGRESS") == "text":
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
 
     return tqdm(total=config.epochs, initial=done, desc=config.short_name(), unit="epoch", disable=not enabled,
                 leave=True, dynamic_ncols=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,7 @@ def failure_line(name: str, error: BaseException, executed: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     import papermill
 
+    os.environ["AI6103_PROGRESS"] = "text"  # the kernels' progress bars stream here as text, not widgets
     args = parse_args(argv)
     if args.data_dir:  # notebooks run in notebooks/: a relative path must not change meaning there
         args.data_dir = str(Path(args.data_dir).expanduser().resolve())
