@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import importlib
 import json
 import os
 import statistics
@@ -220,9 +221,8 @@ def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0) -> dict:
     """lib.train.train for `epochs` epochs on a synthetic 50k folder: evaluation and checkpoints included.
 
     With `rt.compile`, the model is compiled even for this short run (lib.train compiles only long runs)."""
-    import lib.train
-
-    lib.train.COMPILE_MIN_EPOCHS = 0 if rt.compile else lib.train.COMPILE_MIN_EPOCHS
+    train_module = importlib.import_module("lib.train")  # the module (lib.train is also the function's name)
+    train_module.COMPILE_MIN_EPOCHS = 0 if rt.compile else train_module.COMPILE_MIN_EPOCHS
     with tempfile.TemporaryDirectory() as tmp:
         n_train = 50_000 if not args.small else 2 * args.val
         write_synthetic_cifar100(tmp, n_train=n_train, n_test=100)

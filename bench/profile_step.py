@@ -20,19 +20,16 @@ from lib.device import runtime
 from lib.train import make_model, make_optimizer, make_step, train_epoch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_speed import PLAIN, _relative, _split, _train_one_epoch, _update  # noqa: E402
+from test_speed import PLAIN, _initial, _relative, _split, _train_one_epoch, _update  # noqa: E402
 
 
 def differences() -> None:
     config = RunConfig(batch_size=32, schedule="cosine", weight_decay=5e-4, lr=0.02, mixup_alpha=0.2)
     split = _split(3 * 32 + 16, torch.device("cuda"))
-    init = {k: v.float() for k, v in make_model(config, runtime(**PLAIN)).state_dict().items()}
+    init = _initial(config)
     fast = runtime(bf16=True, channels_last=True, fused_sgd=True, cuda_graphs=True)
     variants = {
-        "plain fp32 (again)": runtime(**PLAIN),
-        "fp32 + fused": runtime(**{**PLAIN, "fused_sgd": True}),
         "fp32 + fused + graphs": runtime(**{**PLAIN, "fused_sgd": True, "cuda_graphs": True}),
-        "bf16 eager": runtime(**{**PLAIN, "bf16": True}),
         "bf16 + channels_last eager": runtime(**{**PLAIN, "bf16": True, "channels_last": True}),
         "fast without graphs": dataclasses.replace(fast, cuda_graphs=False),
         "fast (default)": fast,
