@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -125,6 +126,41 @@ def test_a_failing_notebook_is_named_in_one_line(study):
     line = [line for line in failed.stderr.splitlines() if line.startswith("FAILED")]
     assert len(line) == 1 and "03_lr_schedule.ipynb, cell" in line[0] and "ConfigError" in line[0], failed.stderr
     assert (executed / "03_lr_schedule.ipynb").exists()  # kept for inspection
+
+
+@pytest.mark.parametrize("notebook, name, typed, message", [
+    ("02_learning_rate", "epochs", "0", "epochs must be >= 1, got 0"),
+    ("03_lr_schedule", "lr", "-1", "lr must be > 0, got -1"),
+    ("04_weight_decay", "schedule", "cosin", "schedule must be one of ['constant', 'cosine'], got 'cosin'"),
+    ("06_activation", "sigmoid_blocks", "[4, 99]", "sigmoid_blocks must be indices in 0..16 for mobilenetv2"),
+])
+def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tmp_path, notebook, name, typed,
+                                                                       message):
+    """As a user types them: `papermill -p NAME VALUE` (papermill infers the type), before any training."""
+    before = sorted(p.name for p in study["dirs"]["runs"].iterdir())
+    failed = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / f"{notebook}.ipynb"),
+                             str(tmp_path / "out.ipynb"), "-k", "python3", "--cwd", str(ROOT / "notebooks"),
+                             "-p", "profile", "smoke", "-p", name, typed], env=study["env"], capture_output=True,
+                            text=True, timeout=300)
+    assert failed.returncode != 0
+    assert f"ConfigError: {message}" in failed.stderr, failed.stderr[-2000:]
+    assert sorted(p.name for p in study["dirs"]["runs"].iterdir()) == before
+
+
+def test_paper_builds_from_the_smoke_pipeline(study, tmp_path):
+    if shutil.which("latexmk") is None or shutil.which("pdfinfo") is None:
+        pytest.skip("TeX or poppler is not installed (make setup installs them)")
+    from test_report import _text, check_paper
+
+    from lib.report import build_report
+
+    dirs = study["dirs"]
+    pdf = build_report(dirs["results"], dirs["figures"], tmp_path / "build")
+    check_paper(pdf, (ROOT / "report" / "paper.tex").read_text(), dirs["figures"])
+    text = " ".join(_text(pdf, 1, 99).split())
+    test_acc = json.loads((dirs["results"] / "07_summary.json").read_text())["extra"]["test_acc"]
+    assert f"{100 * test_acc:.1f}" in text
+    assert "synthetic" in _text(pdf, 1, 1).lower()
 
 
 def test_committed_notebooks_carry_no_outputs():

@@ -6,7 +6,6 @@ small vector PDF for every figure stem, so these tests do not wait for the noteb
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import subprocess
@@ -179,15 +178,6 @@ def test_real_data_has_no_banner(tmp_path, monkeypatch):
     write_fixture_results(kind="cifar100", profile="full")
     numbers = (report.generate(tmp_path / "results", tmp_path, tmp_path / "gen") / "numbers.tex").read_text()
     assert "\\newcommand{\\DataBanner}{}" in numbers
-
-
-@needs_tex
-@pytest.mark.skipif(not (paths.results_dir() / "07_summary.json").exists() or os.environ.get("AI6103_SKIP_REAL"),
-                    reason="no results from the notebooks yet (make notebooks)")
-def test_paper_builds_from_pipeline_output(tmp_path):
-    """The paper from whatever the notebooks last wrote to results/ and figures/."""
-    pdf = report.build_report(paths.results_dir(), paths.figures_dir(), tmp_path / "build")
-    check_paper(pdf, (paths.report_dir() / "paper.tex").read_text(), paths.figures_dir())
 
 
 def test_official_kit_is_used_when_present(tmp_path):
