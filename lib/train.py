@@ -145,8 +145,7 @@ def make_step(model, optimizer, watched, sums, rt: Runtime, example: DeviceSplit
         return eager_step
 
     lr_t, lam_t = torch.zeros((), device=rt.device), torch.ones((), device=rt.device)
-    x_s = example.normalize(example.images[:batch_size])
-    x_s = x_s.contiguous(memory_format=torch.channels_last) if rt.channels_last else x_s
+    x_s = example.normalize(example.images[:batch_size]).contiguous(memory_format=_layout(rt))
     y_s, yb_s = example.labels[:batch_size].clone(), example.labels[:batch_size].clone()
     for group in optimizer.param_groups:
         group.update(lr=lr_t, fused=True, foreach=None)  # fused SGD reads a device-tensor lr inside the graph
@@ -188,6 +187,11 @@ def _step_state(model, optimizer, sums) -> list[torch.Tensor]:
     return [*model.state_dict().values(), *momentum, sums]
 
 
+def _layout(rt: Runtime) -> torch.memory_format:
+    """The one memory layout of every training batch (the graph's static input has it too)."""
+    return torch.channels_last if rt.channels_last else torch.contiguous_format
+
+
 def train_epoch(step, split: DeviceSplit, config: RunConfig, generator, mixup_rng, first_step: int,
                 total_steps: int, rt: Runtime) -> None:
     """One pass over `split`: per-image crop and flip, the learning rate of each step, mixup, `step`."""
@@ -198,9 +202,7 @@ def train_epoch(step, split: DeviceSplit, config: RunConfig, generator, mixup_rn
             lam = sample_mixup_lambda(config.mixup_alpha, mixup_rng)
             partner = torch.randperm(len(y), generator=generator, device=y.device)
             x, y_b = lam * x + (1.0 - lam) * x[partner], y[partner]
-        if rt.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        step(x, y, y_b, lam, lr)
+        step(x.contiguous(memory_format=_layout(rt)), y, y_b, lam, lr)
 
 
 def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True,

@@ -101,16 +101,17 @@ def _update(state: dict, init: dict) -> torch.Tensor:
 @needs_cuda
 @pytest.mark.parametrize("mixup", [0.0, 0.2])
 def test_cuda_graph_replays_the_eager_step(mixup, monkeypatch):
-    """Same features, fp32: the captured-and-replayed step and the eager step give the same epoch."""
+    """Same features, fp32, deterministic kernels: graph replays + an eager partial batch = the eager epoch."""
     monkeypatch.setenv("AI6103_DEVICE", "cuda")
-    config = RunConfig(batch_size=32, mixup_alpha=mixup, schedule="cosine", weight_decay=5e-4, lr=0.02)
-    split = _split(3 * 32 + 16, torch.device("cuda"))  # three graph replays and an eager partial batch
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    config = RunConfig(batch_size=32, mixup_alpha=mixup, schedule="cosine", weight_decay=5e-4, lr=1e-3)
+    split = _split(2 * 32 + 16, torch.device("cuda"))  # two graph replays, then an eager partial batch
     init = _initial(config)
     graph_rt = runtime(**{**PLAIN, "fused_sgd": True, "cuda_graphs": True})
     eager, eager_sums = _train_one_epoch(dataclasses.replace(graph_rt, cuda_graphs=False), config, split)
     graph, graph_sums = _train_one_epoch(graph_rt, config, split)
     assert graph_sums[2] == eager_sums[2] == len(split)
-    torch.testing.assert_close(graph_sums, eager_sums, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(graph_sums, eager_sums, rtol=1e-4, atol=1e-4)
     difference = _relative(_update(graph, init), _update(eager, init))
     assert difference < 1e-3, f"weight change differs by {difference:.2e}"
 
@@ -118,10 +119,13 @@ def test_cuda_graph_replays_the_eager_step(mixup, monkeypatch):
 @needs_cuda
 @pytest.mark.parametrize("mixup", [0.0, 0.2])
 def test_fast_path_matches_plain_reference_step_on_cuda(mixup, monkeypatch):
-    """bf16 + channels_last + fused SGD + CUDA graphs vs fp32 NCHW foreach eager: the same epoch within bf16."""
+    """One step, bf16 + channels_last + fused SGD + CUDA graph vs fp32 NCHW foreach eager: equal within bf16.
+
+    One step, because a few steps on random labels with batch-32 BatchNorm amplify any rounding difference
+    (even fp32 NCHW vs NHWC) far beyond it; the step itself is what must agree."""
     monkeypatch.setenv("AI6103_DEVICE", "cuda")
-    config = RunConfig(batch_size=32, mixup_alpha=mixup, schedule="cosine", weight_decay=5e-4, lr=0.02)
-    split = _split(3 * 32 + 16, torch.device("cuda"))
+    config = RunConfig(batch_size=32, mixup_alpha=mixup, weight_decay=5e-4, lr=0.05)
+    split = _split(32, torch.device("cuda"))  # exactly one full batch: one graph replay
     init = _initial(config)
     plain, plain_sums = _train_one_epoch(runtime(**PLAIN), config, split)
     fast, fast_sums = _train_one_epoch(runtime(bf16=True, channels_last=True, fused_sgd=True, cuda_graphs=True),
