@@ -205,3 +205,38 @@ def test_files_that_parse_but_are_not_official_load_with_a_warning(tmp_path):
         data = load_cifar100(tmp_path, download=False)
     assert len(data.train_labels) == 50
     assert lib.data_info(tmp_path).kind == "modified"
+
+
+# ---------------------------------------------------------------- on a GPU
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("deterministic", ["0", "1"])
+def test_gpu_resume_is_close_to_uninterrupted(tiny_config, tmp_path, monkeypatch, deterministic, capsys):
+    """On a GPU an interrupted-and-resumed run matches an uninterrupted one to floating-point noise
+    (bit for bit in deterministic mode); the measured differences are printed for the README."""
+    monkeypatch.setenv("AI6103_DEVICE", "cuda")
+    monkeypatch.setenv("AI6103_DETERMINISTIC", deterministic)
+    config = dataclasses.replace(tiny_config, epochs=3, schedule="cosine", mixup_alpha=0.2)
+    real_save = sys.modules["lib.checkpoint"].save
+
+    def save_then_stop(run_dir, model, optimizer, generator, mixup_rng, history, config):
+        real_save(run_dir, model, optimizer, generator, mixup_rng, history, config)
+        if len(history) == 1:
+            raise KeyboardInterrupt  # as a Ctrl-C or a restarted kernel right after epoch 1
+
+    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_or_load(config, progress=False)
+    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", real_save)
+    resumed = run_or_load(config, progress=False)
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "uninterrupted"))
+    uninterrupted = run_or_load(config, progress=False)
+    columns = ["train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_mean"]
+    gap = (resumed.history[columns] - uninterrupted.history[columns]).abs().max().max()
+    weights_a, weights_b = load_state(resumed.path)["model"], load_state(uninterrupted.path)["model"]
+    weight_gap = max((weights_a[k].float() - weights_b[k].float()).abs().max().item() for k in weights_a)
+    with capsys.disabled():
+        print(f"\nGPU resume vs uninterrupted (deterministic={deterministic}): max metric difference {gap:.3g}, "
+              f"max weight difference {weight_gap:.3g}")
+    assert gap < 0.05 and weight_gap < 0.05
