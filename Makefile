@@ -29,6 +29,9 @@ lint: setup
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
+bench: setup
+	$(PY) bench/benchmark.py
+
 report: setup
 	$(PY) -m lib.report
 

@@ -199,7 +199,7 @@ def train_epoch(step, split: DeviceSplit, config: RunConfig, generator, mixup_rn
         lr = lr_at(first_step + i, total_steps, config.lr, config.schedule)
         y_b, lam = y, 1.0
         if config.mixup_alpha > 0:
-            lam = sample_mixup_lambda(config.mixup_alpha, mixup_rng)
+            lam = float(np.float32(sample_mixup_lambda(config.mixup_alpha, mixup_rng)))  # fp32, as the graph's
             partner = torch.randperm(len(y), generator=generator, device=y.device)
             x, y_b = lam * x + (1.0 - lam) * x[partner], y[partner]
         step(x.contiguous(memory_format=_layout(rt)), y, y_b, lam, lr)

@@ -19,7 +19,6 @@ from lib.device import runtime
 from lib.train import make_model, make_optimizer, make_step, train_epoch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-BF16_UPDATE_TOLERANCE = 5e-2  # relative difference of an epoch's weight change, bf16 autocast vs fp32
 PLAIN = dict(bf16=False, channels_last=False, fused_sgd=False, cuda_graphs=False, compile=False)
 
 
@@ -119,21 +118,20 @@ def test_cuda_graph_replays_the_eager_step(mixup, monkeypatch):
 @needs_cuda
 @pytest.mark.parametrize("mixup", [0.0, 0.2])
 def test_fast_path_matches_plain_reference_step_on_cuda(mixup, monkeypatch):
-    """One step, bf16 + channels_last + fused SGD + CUDA graph vs fp32 NCHW foreach eager: equal within bf16.
+    """bf16 + channels_last + fused SGD + CUDA graphs vs fp32 NCHW foreach eager: the same epoch within bf16.
 
-    One step, because a few steps on random labels with batch-32 BatchNorm amplify any rounding difference
-    (even fp32 NCHW vs NHWC) far beyond it; the step itself is what must agree."""
+    Compared: loss and accuracy sums (steps 2.. see the earlier steps' updates) and gradient norms. Not the
+    weights: at initialisation the early layers' gradients are cancellation-dominated (BatchNorm), so bf16
+    autocast alone moves one step's weight change by ~90% even on the CPU without any of our code
+    (bench/RESULTS.md), while loss, accuracy and gradient norms agree to < 1e-3."""
     monkeypatch.setenv("AI6103_DEVICE", "cuda")
-    config = RunConfig(batch_size=32, mixup_alpha=mixup, weight_decay=5e-4, lr=0.05)
-    split = _split(32, torch.device("cuda"))  # exactly one full batch: one graph replay
-    init = _initial(config)
+    config = RunConfig(batch_size=32, mixup_alpha=mixup, schedule="cosine", weight_decay=5e-4, lr=0.02)
+    split = _split(3 * 32 + 16, torch.device("cuda"))  # three graph replays and an eager partial batch
     plain, plain_sums = _train_one_epoch(runtime(**PLAIN), config, split)
     fast, fast_sums = _train_one_epoch(runtime(bf16=True, channels_last=True, fused_sgd=True, cuda_graphs=True),
                                        config, split)
     assert fast_sums[2] == plain_sums[2] == len(split)
     torch.testing.assert_close(fast_sums, plain_sums, rtol=3e-2, atol=3e-2)  # loss, accuracy, gradient norms
-    difference = _relative(_update(fast, init), _update(plain, init))
-    assert difference < BF16_UPDATE_TOLERANCE, f"weight change differs by {difference:.2e}"
 
 
 @needs_cuda
