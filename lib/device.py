@@ -10,7 +10,7 @@ otherwise the CPU in plain fp32. Each feature is a switch so that the benchmark 
 | `AI6103_CHANNELS_LAST`| 1               | NHWC activations and weights                                         |
 | `AI6103_FUSED_SGD`    | 1               | the fused (one multi-tensor kernel) SGD step instead of foreach      |
 | `AI6103_CUDA_GRAPHS`  | 1               | replay each full training step as one CUDA graph (needs fused SGD)   |
-| `AI6103_COMPILE`      | 0               | torch.compile the training step's model, runs >= 100 epochs only   |
+| `AI6103_COMPILE`      | 1               | torch.compile the training step's model, runs >= 100 epochs only   |
 | `AI6103_EVAL_BATCH`   | 2000            | images per evaluation batch                                          |
 | `AI6103_DETERMINISTIC`| 0               | deterministic kernels (slower on GPU, bit-exact resumes)             |
 
@@ -90,7 +90,7 @@ def runtime(**overrides) -> Runtime:
         channels_last=use_cuda and _flag("AI6103_CHANNELS_LAST", True),
         fused_sgd=use_cuda and _flag("AI6103_FUSED_SGD", True),
         cuda_graphs=use_cuda and _flag("AI6103_CUDA_GRAPHS", True),
-        compile=use_cuda and _flag("AI6103_COMPILE", False),
+        compile=use_cuda and _flag("AI6103_COMPILE", True),
         eval_batch=eval_batch,
         deterministic=deterministic,
     )
