@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from lib import paths, study
+from lib import ConfigError, DataError, RunStoreError, paths, study
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
 KERNEL = "python3"
@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         extra[name] = literal(value)
 
-    training_s = study.print_study_plan(args.profile, args.data_dir)
+    try:
+        training_s = study.print_study_plan(args.profile, args.data_dir)
+    except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:  # data missing, bad choice, ...
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 2
     per_section = {section: n * epochs for section, n, epochs in study.study_plan(args.profile)}
     total_epochs = sum(per_section.values()) or 1
     weights = {nb.stem: NOTEBOOK_OVERHEAD_S + training_s * per_section.get(nb.stem, 0) / total_epochs
