@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import math
 import re
 import shutil
@@ -23,7 +22,7 @@ import sys
 from pathlib import Path
 
 from . import paths
-from .results import RESULTS_VERSION
+from .results import read_section
 
 SECTIONS = ("01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
             "07_summary")
@@ -82,18 +81,12 @@ def join_words(items: list[str]) -> str:
 
 def load_results(results_dir: Path | None = None) -> dict[str, dict]:
     """Every section's results file; a one-line ReportError naming the notebook to run if one is missing."""
-    folder = Path(results_dir) if results_dir is not None else paths.results_dir()
     results = {}
     for section in SECTIONS:
-        path = folder / f"{section}.json"
-        if not path.exists():
-            raise ReportError(f"{path} does not exist: run notebook notebooks/{section}.ipynb first "
-                              f"(or `make notebooks`)")
-        record = json.loads(path.read_text())
-        if record.get("results_version") != RESULTS_VERSION:
-            raise ReportError(f"{path} is from another version of the workbook: re-run notebook "
-                              f"notebooks/{section}.ipynb")
-        results[section] = record
+        try:
+            results[section] = read_section(section, results_dir)
+        except (FileNotFoundError, ValueError) as error:
+            raise ReportError(str(error)) from None
     return results
 
 

@@ -38,8 +38,8 @@ def run_record(label: str, result: RunResult) -> dict:
     }
 
 
-def section_path(section: str) -> Path:
-    return paths.results_dir() / f"{section}.json"
+def section_path(section: str, folder: Path | None = None) -> Path:
+    return (Path(folder) if folder is not None else paths.results_dir()) / f"{section}.json"
 
 
 def write_section(section: str, profile: str, data_kind: str, runs: list[dict], chosen: dict | None = None,
@@ -52,14 +52,19 @@ def write_section(section: str, profile: str, data_kind: str, runs: list[dict], 
     return path
 
 
-def read_section(section: str) -> dict:
-    """A section's results; a one-line error if it has not been run yet or is from another version."""
-    path = section_path(section)
+def read_section(section: str, folder: Path | None = None) -> dict:
+    """A section's results (from `folder`, default lib.paths.results_dir()); a one-line error if it has not
+    been run yet, does not parse, or is from another version."""
+    path = section_path(section, folder)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run notebook {section} first, or pass the value "
-                                f"it would choose as a parameter")
-    record = json.loads(path.read_text())
+        raise FileNotFoundError(f"{path} does not exist: run notebook notebooks/{section}.ipynb first (or pass "
+                                f"the value it would choose as a parameter)")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} does not parse ({e}); re-run notebook notebooks/{section}.ipynb") from None
     if record.get("results_version") != RESULTS_VERSION:
         raise ValueError(f"{path} is from another version of the workbook (results_version "
-                         f"{record.get('results_version')}, expected {RESULTS_VERSION}); re-run notebook {section}")
+                         f"{record.get('results_version')}, expected {RESULTS_VERSION}); re-run notebook "
+                         f"notebooks/{section}.ipynb")
     return record

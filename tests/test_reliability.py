@@ -140,9 +140,9 @@ def test_section_results_from_another_version_are_refused():
     assert read_section("02_learning_rate")["chosen"] == {"lr": 0.05}
     path = section_path("02_learning_rate")
     path.write_text(json.dumps({**json.loads(path.read_text()), "results_version": 0}))
-    with pytest.raises(ValueError, match="re-run notebook 02_learning_rate"):
+    with pytest.raises(ValueError, match="re-run notebook notebooks/02_learning_rate.ipynb"):
         read_section("02_learning_rate")
-    with pytest.raises(FileNotFoundError, match="run notebook 03_lr_schedule first"):
+    with pytest.raises(FileNotFoundError, match="run notebook notebooks/03_lr_schedule.ipynb first"):
         read_section("03_lr_schedule")
 
 
