@@ -14,22 +14,15 @@ import numpy as np
 import torch
 
 from lib.config import RunConfig
-from lib.data import DeviceSplit, channel_stats
+from lib.data import DeviceSplit
 from lib.device import runtime
 from lib.train import make_model, make_optimizer, make_step, train_epoch
-
-
-def random_split(n: int, device: torch.device) -> DeviceSplit:
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
-    mean, std = channel_stats(images)
-    return DeviceSplit(images, rng.integers(0, 100, size=n), mean, std, device)
 
 
 def kernels(steps: int = 10) -> None:
     rt = dataclasses.replace(runtime(), cuda_graphs=False, compile=False)
     config = RunConfig()
-    split = random_split(steps * config.batch_size, rt.device)
+    split = DeviceSplit.random(steps * config.batch_size, rt.device)
     model = make_model(config, rt)
     optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
     sums = torch.zeros(5, device=rt.device)

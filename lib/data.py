@@ -269,6 +269,14 @@ class DeviceSplit:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
+    @classmethod
+    def random(cls, n: int, device: torch.device, seed: int = 0, num_classes: int = 100) -> DeviceSplit:
+        """n random uint8 images with random labels: for timing and for tests of the step, not for learning."""
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+        mean, std = channel_stats(images)
+        return cls(images, rng.integers(0, num_classes, size=n), mean, std, device)
+
     def __len__(self) -> int:
         return len(self.labels)
 

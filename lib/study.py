@@ -148,38 +148,36 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
 
 
 def _benchmark(arch: str, batch_size: int, rt) -> dict:
-    from .models import build_model
+    """Time lib.train's own training step (with this runtime's speed features, uncompiled) and evaluation
+    on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each)."""
+    from .data import DeviceSplit
+    from .train import evaluate, make_model, make_optimizer, make_step, train_epoch
 
-    model = build_model(arch, 100).to(rt.device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    batch = min(batch_size, 32) if rt.device.type == "cpu" else batch_size  # keep the CPU benchmark to seconds
-    x = torch.randn(batch, 3, 32, 32, device=rt.device)
-    y = torch.randint(0, 100, (batch,), device=rt.device)
+    rt = dataclasses.replace(rt, compile=False)  # compilation would dominate a benchmark this short
+    on_cpu = rt.device.type == "cpu"
+    config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
+    split = DeviceSplit.random((2 if on_cpu else 30) * config.batch_size, rt.device)
+    model = make_model(config, rt)
+    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
+    sums = torch.zeros(5, device=rt.device)
+    step = make_step(model, optimizer, dict(model.named_parameters())[config.grad_norm_param], sums, rt, split,
+                     config.batch_size)
+    generator = torch.Generator(device=rt.device).manual_seed(0)
 
-    def step() -> None:
-        with rt.autocast():
-            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    def timed(fn, repeats: int) -> float:
-        fn()  # warm-up: allocator, cudnn autotuning
-        if rt.device.type == "cuda":
+    def timed(fn) -> float:
+        fn()  # warm-up: allocator, cuDNN autotuning
+        if not on_cpu:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        for _ in range(repeats):
-            fn()
-        if rt.device.type == "cuda":
+        fn()
+        if not on_cpu:
             torch.cuda.synchronize()
-        return (time.perf_counter() - start) / repeats
+        return time.perf_counter() - start
 
     model.train()
-    train_ips = batch / timed(step, 2 if rt.device.type == "cpu" else 20)
-    model.eval()
-    eval_x = torch.randn(4 * batch, 3, 32, 32, device=rt.device)
-    with torch.no_grad():
-        eval_ips = len(eval_x) / timed(lambda: model(eval_x), 1 if rt.device.type == "cpu" else 10)
+    train_ips = len(split) / timed(lambda: train_epoch(step, split, config, generator, np.random.default_rng(0), 0,
+                                                       1, rt))
+    eval_ips = len(split) / timed(lambda: evaluate(model, split, rt))
     return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
 
 

@@ -14,20 +14,12 @@ import pytest
 import torch
 
 from lib.config import RunConfig
-from lib.data import DeviceSplit, channel_stats
+from lib.data import DeviceSplit
 from lib.device import runtime
 from lib.train import make_model, make_optimizer, make_step, train_epoch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 PLAIN = dict(bf16=False, channels_last=False, fused_sgd=False, cuda_graphs=False, compile=False)
-
-
-def _split(n: int, device, seed: int = 0) -> DeviceSplit:
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
-    labels = rng.integers(0, 100, size=n)
-    mean, std = channel_stats(images)
-    return DeviceSplit(images, labels, mean, std, device)
 
 
 def _train_one_epoch(rt, config: RunConfig, split: DeviceSplit):
@@ -55,7 +47,7 @@ def test_channels_last_step_equals_plain_on_cpu(monkeypatch):
     One step, because on random labels with batch-8 BatchNorm a few steps amplify any rounding difference."""
     monkeypatch.setenv("AI6103_DEVICE", "cpu")
     config = RunConfig(batch_size=8, arch="mobilenet", mixup_alpha=0.2, weight_decay=5e-4)
-    split = _split(8, torch.device("cpu"))
+    split = DeviceSplit.random(8, torch.device("cpu"))
     _, plain_sums = _train_one_epoch(runtime(**PLAIN), config, split)
     _, fast_sums = _train_one_epoch(runtime(**{**PLAIN, "channels_last": True}), config, split)
     # gradient norms pass through BatchNorm's cancellation: 3e-4 apart between the layouts, measured
@@ -106,7 +98,7 @@ def test_cuda_graph_replays_the_eager_step(mixup, monkeypatch):
     monkeypatch.setenv("AI6103_DEVICE", "cuda")
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     config = RunConfig(batch_size=32, mixup_alpha=mixup, schedule="cosine", weight_decay=5e-4, lr=1e-3)
-    split = _split(2 * 32 + 16, torch.device("cuda"))  # two graph replays, then an eager partial batch
+    split = DeviceSplit.random(2 * 32 + 16, torch.device("cuda"))  # two graph replays, then an eager partial batch
     init = _initial(config)
     graph_rt = runtime(**{**PLAIN, "fused_sgd": True, "cuda_graphs": True})
     eager, eager_sums = _train_one_epoch(dataclasses.replace(graph_rt, cuda_graphs=False), config, split)
@@ -128,7 +120,7 @@ def test_fast_path_matches_plain_reference_step_on_cuda(mixup, monkeypatch):
     (bench/RESULTS.md), while loss, accuracy and gradient norms agree to < 1e-3."""
     monkeypatch.setenv("AI6103_DEVICE", "cuda")
     config = RunConfig(batch_size=32, mixup_alpha=mixup, schedule="cosine", weight_decay=5e-4, lr=0.02)
-    split = _split(3 * 32 + 16, torch.device("cuda"))  # three graph replays and an eager partial batch
+    split = DeviceSplit.random(3 * 32 + 16, torch.device("cuda"))  # three graph replays and an eager partial batch
     plain, plain_sums = _train_one_epoch(runtime(**PLAIN), config, split)
     fast, fast_sums = _train_one_epoch(runtime(bf16=True, channels_last=True, fused_sgd=True, cuda_graphs=True),
                                        config, split)
@@ -147,7 +139,7 @@ def test_graph_capture_leaves_the_model_untouched(monkeypatch):
     optimizer = make_optimizer(model.parameters(), config, rt.device, True)
     sums = torch.zeros(5, device=rt.device)
     make_step(model, optimizer, dict(model.named_parameters())[config.grad_norm_param], sums, rt,
-              _split(64, rt.device), config.batch_size)
+              DeviceSplit.random(64, rt.device), config.batch_size)
     for name, value in model.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert all(torch.count_nonzero(s["momentum_buffer"]) == 0 for s in optimizer.state.values())
