@@ -238,14 +238,21 @@ def _learning_rate(m: Macros, rec: dict, out: Path) -> float:
                 ("final_val_loss", True, "the lowest validation loss"),
                 ("final_val_acc", False, "the highest validation accuracy")]
     winners: dict[float, list[str]] = {}
+    ties = []  # criteria on which several rates end exactly level
     for key, lowest, words in criteria:
-        winners.setdefault(_best(runs, key, lowest)["config"]["lr"], []).append(words)
-    clauses = [f"{_eta(lr)} has {join_words(words)}" for lr, words in winners.items()]
+        best = _best(runs, key, lowest)
+        level = [r for r in runs if r[key] == best[key]]
+        if len(level) > 1:
+            ties.append(f"{join_words([_eta(r['config']['lr']) for r in level])} tie for {words}")
+        else:
+            winners.setdefault(best["config"]["lr"], []).append(words)
+    clauses = [f"{_eta(lr)} has {join_words(words)}" for lr, words in winners.items()] + ties
     m["LrWinnersSentence"] = "; ".join(clauses) + "."
     order = sorted(runs, key=lambda r: r["final_train_loss"])
     m["LrOrderSentence"] = ("Ordered by final training loss: " + " $<$ ".join(
         f"{plain(r['config']['lr'])} ({loss(r['final_train_loss'])})" for r in order) + ".")
-    if chosen == by_val:
+    chosen_run = next(r for r in runs if r["config"]["lr"] == chosen)
+    if chosen_run["final_val_acc"] == _best(runs, "final_val_acc", lowest=False)["final_val_acc"]:
         m["BestLrSentence"] = (f"The rate {_eta(chosen)} both minimises the training loss and maximises the "
                                f"validation accuracy, so it is the initial rate for all later runs.")
     else:
@@ -505,6 +512,10 @@ def _banner(m: Macros, results: dict[str, dict]) -> None:
     if "synthetic" not in kinds and profiles != ["full"]:
         notes.append(f"\\textbf{{Shortened runs}} (profile \\texttt{{{m_escape('/'.join(profiles))}}}): "
                      "fewer epochs or images than the brief prescribes.")
+    # The data set's name in the text: the stand-in must not be described as CIFAR-100 itself.
+    m["DataName"] = {"synthetic": "Our synthetic stand-in for CIFAR-100",
+                     "modified": "The modified CIFAR-100 files used here"}.get(
+        next((k for k in ("synthetic", "modified") if k in kinds), ""), "CIFAR-100~\\citep{krizhevsky2009learning}")
     m["DataBanner"] = ("\\par\\noindent\\fbox{\\parbox{\\dimexpr\\linewidth-2\\fboxsep-2\\fboxrule}{"
                        + " ".join(notes) + "}}\\par\\medskip") if notes else ""
 
