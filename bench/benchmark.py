@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from lib.config import RunConfig
 from lib.data import DeviceSplit, channel_stats, write_synthetic_cifar100
 from lib.device import Runtime, runtime
-from lib.train import evaluate, make_model, make_optimizer, make_step, train, train_epoch
+from lib.train import evaluate, fresh_step, make_model, make_optimizer, make_step, train, train_epoch
 
 HERE = Path(__file__).resolve().parent
 EPOCH_TRAIN, EPOCH_VAL = 40_000, 10_000  # images per epoch of the study
@@ -115,14 +115,10 @@ def _ours(rt: Runtime, images, labels, val_images, val_labels, args, compile_mod
     split = DeviceSplit(images[:n], labels[:n], mean, std, rt.device)
     val = DeviceSplit(val_images, val_labels, mean, std, rt.device)
     config = RunConfig(batch_size=args.batch)
-    model = make_model(config, rt)
-    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
-    sums = torch.zeros(5, device=rt.device)
-    watched = dict(model.named_parameters())[config.grad_norm_param]
     generator = torch.Generator(device=rt.device).manual_seed(0)
     mixup_rng = np.random.default_rng(0)
     start = time.perf_counter()
-    step = make_step(model, optimizer, watched, sums, rt, split, args.batch, compile_model=compile_model)
+    model, _, sums, step = fresh_step(config, rt, split, compile_model=compile_model)
     model.train()
     train_epoch(step, split, config, generator, mixup_rng, 0, 10 * args.steps, rt)  # warm-up
     evaluate(model, val, rt)

@@ -16,18 +16,14 @@ import torch
 from lib.config import RunConfig
 from lib.data import DeviceSplit
 from lib.device import runtime
-from lib.train import make_model, make_optimizer, make_step, train_epoch
+from lib.train import fresh_step, train_epoch
 
 
 def kernels(steps: int = 10) -> None:
     rt = dataclasses.replace(runtime(), cuda_graphs=False, compile=False)
     config = RunConfig()
     split = DeviceSplit.random(steps * config.batch_size, rt.device)
-    model = make_model(config, rt)
-    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
-    sums = torch.zeros(5, device=rt.device)
-    watched = dict(model.named_parameters())[config.grad_norm_param]
-    step = make_step(model, optimizer, watched, sums, rt, split, config.batch_size)
+    model, _, _, step = fresh_step(config, rt, split)
     model.train()
     generator = torch.Generator(device=rt.device).manual_seed(0)
     train_epoch(step, split, config, generator, np.random.default_rng(0), 0, 100, rt)  # warm-up, autotuning

@@ -151,17 +151,13 @@ def _benchmark(arch: str, batch_size: int, rt) -> dict:
     """Time lib.train's own training step (with this runtime's speed features, uncompiled) and evaluation
     on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each)."""
     from .data import DeviceSplit
-    from .train import evaluate, make_model, make_optimizer, make_step, train_epoch
+    from .train import evaluate, fresh_step, train_epoch
 
     rt = dataclasses.replace(rt, compile=False)  # compilation would dominate a benchmark this short
     on_cpu = rt.device.type == "cpu"
     config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
     split = DeviceSplit.random((2 if on_cpu else 30) * config.batch_size, rt.device)
-    model = make_model(config, rt)
-    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
-    sums = torch.zeros(5, device=rt.device)
-    step = make_step(model, optimizer, dict(model.named_parameters())[config.grad_norm_param], sums, rt, split,
-                     config.batch_size)
+    model, _, _, step = fresh_step(config, rt, split)
     generator = torch.Generator(device=rt.device).manual_seed(0)
 
     def timed(fn) -> float:

@@ -192,6 +192,20 @@ def _layout(rt: Runtime) -> torch.memory_format:
     return torch.channels_last if rt.channels_last else torch.contiguous_format
 
 
+def fresh_step(config: RunConfig, rt: Runtime, split: DeviceSplit, compile_model: bool = False):
+    """A new model and optimiser with a ready `step` for `split`'s batches: (model, optimizer, sums, step).
+
+    For benchmarks, tests and time estimates. `train` builds the same pieces itself, because it restores a
+    checkpoint between making the optimiser and capturing the step (the graph must see the restored tensors).
+    """
+    model = make_model(config, rt)
+    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
+    sums = torch.zeros(5, device=rt.device)  # [loss * batch, correct, images, grad-norm sum, last grad-norm]
+    watched = dict(model.named_parameters())[config.grad_norm_param]
+    step = make_step(model, optimizer, watched, sums, rt, split, config.batch_size, compile_model)
+    return model, optimizer, sums, step
+
+
 def train_epoch(step, split: DeviceSplit, config: RunConfig, generator, mixup_rng, first_step: int,
                 total_steps: int, rt: Runtime) -> None:
     """One pass over `split`: per-image crop and flip, the learning rate of each step, mixup, `step`."""

@@ -16,7 +16,7 @@ import torch
 from lib.config import RunConfig
 from lib.data import DeviceSplit
 from lib.device import runtime
-from lib.train import make_model, make_optimizer, make_step, train_epoch
+from lib.train import fresh_step, make_model, make_optimizer, make_step, train_epoch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 PLAIN = dict(bf16=False, channels_last=False, fused_sgd=False, cuda_graphs=False, compile=False)
@@ -25,11 +25,7 @@ PLAIN = dict(bf16=False, channels_last=False, fused_sgd=False, cuda_graphs=False
 def _train_one_epoch(rt, config: RunConfig, split: DeviceSplit):
     """One epoch through lib.train's own step; returns (parameters, BN buffers, metric sums) on the CPU."""
     torch.backends.cudnn.benchmark = False  # autotuning odd test shapes costs a minute and proves nothing here
-    model = make_model(config, rt)
-    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
-    sums = torch.zeros(5, device=rt.device)
-    watched = dict(model.named_parameters())[config.grad_norm_param]
-    step = make_step(model, optimizer, watched, sums, rt, split, config.batch_size)
+    model, _, sums, step = fresh_step(config, rt, split)
     model.train()
     generator = torch.Generator(device=rt.device).manual_seed(config.seed)
     train_epoch(step, split, config, generator, np.random.default_rng(config.seed), 0, 10, rt)
