@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from . import paths
+from .checkpoint import atomic_write_text
 from .config import RunConfig
 from .data import data_info, load_cifar100, split_indices, write_synthetic_cifar100
 from .results import read_section, run_record, write_section
@@ -127,7 +128,7 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
     """Training and evaluation images per second of `arch` on this machine's device.
 
     The median speed of the finished runs of `arch` here when there are any; otherwise a short benchmark
-    (a few SGD steps on random images), measured once and cached in the run store.
+    (lib.train's own step on random images), measured once and cached in the run store.
     """
     from .device import runtime
 
@@ -138,7 +139,7 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
     if key not in known:
         known[key] = _benchmark(arch, batch_size, rt)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(known, indent=1))
+        atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
     speed = known[key]
     measured_train = _measured_speed(arch, rt.describe())
     if measured_train is None:
