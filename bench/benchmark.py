@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from lib.config import RunConfig
 from lib.data import DeviceSplit, channel_stats, write_synthetic_cifar100
 from lib.device import Runtime, runtime
-from lib.train import evaluate, fresh_step, make_model, make_optimizer, make_step, train, train_epoch
+from lib.train import evaluate, fresh_step, train_epoch, train_together
 
 HERE = Path(__file__).resolve().parent
 EPOCH_TRAIN, EPOCH_VAL = 40_000, 10_000  # images per epoch of the study
@@ -108,35 +108,41 @@ def _usual(images, labels, val_images, val_labels, args, device) -> dict:
 # ---------------------------------------------------------------- ours
 
 
-def _ours(rt: Runtime, images, labels, val_images, val_labels, args, compile_model=False) -> dict:
-    """lib.train's own step and epoch on device-resident data: warm-up epoch, then `repeats` timed epochs."""
+def _ours(rt: Runtime, images, labels, val_images, val_labels, args, compile_model=False, k: int = 1) -> dict:
+    """lib.train's own step and epoch on device-resident data: warm-up epoch, then `repeats` timed epochs.
+
+    k > 1: k runs (learning rates 0.05, 0.1, ...) trained together as one stacked network (lib.stack); the
+    seconds recorded are per run (total / k), so images/s are summed over the runs."""
     mean, std = channel_stats(images)
     n = args.steps * args.batch
     split = DeviceSplit(images[:n], labels[:n], mean, std, rt.device)
     val = DeviceSplit(val_images, val_labels, mean, std, rt.device)
-    config = RunConfig(batch_size=args.batch)
+    configs = [RunConfig(batch_size=args.batch, lr=0.05 * (i + 1)) for i in range(k)]
     generator = torch.Generator(device=rt.device).manual_seed(0)
     mixup_rng = np.random.default_rng(0)
     start = time.perf_counter()
-    model, _, sums, step = fresh_step(config, rt, split, compile_model=compile_model)
-    model.train()
-    train_epoch(step, split, config, generator, mixup_rng, 0, 10 * args.steps, rt)  # warm-up
-    evaluate(model, val, rt)
+    _, net, sums, step = fresh_step(configs, rt, split, compile_model=compile_model)
+    net.train()
+    train_epoch(step, split, configs, generator, mixup_rng, 0, 10 * args.steps, rt)  # warm-up
+    evaluate(net, val, rt)
     sums.tolist()
     setup_seconds = time.perf_counter() - start
     train_seconds, eval_seconds = [], []
     for r in range(args.repeats):
-        model.train()
+        net.train()
         _sync(rt.device)
         start = time.perf_counter()
-        train_epoch(step, split, config, generator, mixup_rng, (r + 1) * args.steps, 10 * args.steps, rt)
+        train_epoch(step, split, configs, generator, mixup_rng, (r + 1) * args.steps, 10 * args.steps, rt)
         sums.tolist()  # the epoch's one host sync
-        train_seconds.append(time.perf_counter() - start)
+        train_seconds.append((time.perf_counter() - start) / k)
         start = time.perf_counter()
-        evaluate(model, val, rt)
-        eval_seconds.append(time.perf_counter() - start)
-    return {"train_seconds": train_seconds, "eval_seconds": eval_seconds, "steps": args.steps,
-            "setup_seconds": setup_seconds}
+        evaluate(net, val, rt)
+        eval_seconds.append((time.perf_counter() - start) / k)
+    result = {"train_seconds": train_seconds, "eval_seconds": eval_seconds, "steps": args.steps,
+              "setup_seconds": setup_seconds}
+    if k > 1:
+        result["note"] = f"{k} runs stacked into one network; images/s summed over the runs"
+    return result
 
 
 def _streams(rt: Runtime, images, labels, args, k: int) -> dict:
@@ -147,11 +153,7 @@ def _streams(rt: Runtime, images, labels, args, k: int) -> dict:
     config = RunConfig(batch_size=args.batch)
     runs = []
     for seed in range(k):
-        model = make_model(dataclasses.replace(config, seed=seed), rt)
-        optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
-        sums = torch.zeros(5, device=rt.device)
-        watched = dict(model.named_parameters())[config.grad_norm_param]
-        step = make_step(model, optimizer, watched, sums, rt, split, args.batch)
+        _, _, sums, step = fresh_step([dataclasses.replace(config, seed=seed)], rt, split)
         runs.append((step, torch.Generator(device=rt.device).manual_seed(seed), torch.cuda.Stream(), sums))
 
     def epoch():
@@ -161,7 +163,7 @@ def _streams(rt: Runtime, images, labels, args, k: int) -> dict:
                 with torch.cuda.stream(stream):
                     x, y = next(it)
                     x = x.contiguous(memory_format=torch.channels_last) if rt.channels_last else x
-                    step(x, y, y, 1.0, 0.05)
+                    step(x, y, y, 1.0, [0.05])
         for _, _, stream, sums in runs:
             torch.cuda.current_stream().wait_stream(stream)
             sums.tolist()
@@ -213,8 +215,9 @@ def _record(name: str, result: dict, args, rt_text: str) -> dict:
     return record
 
 
-def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0) -> dict:
-    """lib.train.train for `epochs` epochs on a synthetic 50k folder: evaluation and checkpoints included.
+def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0, k: int = 1) -> dict:
+    """lib.train.train_together for `epochs` epochs of k runs (learning rates 0.05, 0.1, ...) on a synthetic 50k
+    folder: evaluation and checkpoints included; seconds per epoch are per run (the group's time / k).
 
     With `rt.compile`, the model is compiled even for this short run (lib.train compiles only long runs)."""
     train_module = importlib.import_module("lib.train")  # the module (lib.train is also the function's name)
@@ -224,9 +227,12 @@ def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0) -> dict:
         write_synthetic_cifar100(tmp, n_train=n_train, n_test=100)
         config = RunConfig(data_dir=tmp, epochs=epochs, schedule="cosine", mixup_alpha=mixup,
                            val_size=n_train // 5, batch_size=args.batch, weight_decay=5e-4)
-        (Path(tmp) / "run").mkdir()
+        configs = [dataclasses.replace(config, lr=0.05 * (i + 1)) for i in range(k)]
+        run_dirs = [Path(tmp) / f"run{i}" for i in range(k)]
+        for run_dir in run_dirs:
+            run_dir.mkdir()
         start = time.perf_counter()
-        history = train(config, Path(tmp) / "run", progress=False, rt=rt)
+        history = train_together(configs, run_dirs, progress=False, rt=rt)[0]
         total = time.perf_counter() - start
     steady = [row["epoch_seconds"] for row in history[1:]] or [history[0]["epoch_seconds"]]
     n_train_split = n_train - n_train // 5
@@ -235,7 +241,8 @@ def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0) -> dict:
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "pipeline": f"end-to-end lib.train.train, {epochs} epochs" + ", compiled" * rt.compile,
+        "pipeline": f"end-to-end lib.train, {epochs} epochs" + ", compiled" * rt.compile
+                    + (f", {k} runs stacked (per run)" if k > 1 else ""),
         "features": rt.features(),
         "train_images_per_second": round(n_train_split / per_epoch, 1),  # sustained, evaluation included
         "train_images_per_second_range": [round(n_train_split / max(steady), 1), round(n_train_split / min(steady), 1)],
@@ -286,7 +293,10 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--only", default="", help="comma-separated substrings: measure only matching pipelines")
     parser.add_argument("--e2e-epochs", type=int, default=None, help="epochs of the end-to-end lib.train run")
     parser.add_argument("--streams", default="", help="e.g. 2,3: also time that many runs at once on CUDA streams")
+    parser.add_argument("--stacked", default="", help="e.g. 2,3: also time that many runs stacked into one network "
+                        "(uncompiled, and compiled unless --skip-compile)")
     parser.add_argument("--e2e-compile", action="store_true", help="the end-to-end run with torch.compile too")
+    parser.add_argument("--e2e-stacked", type=int, default=1, help="runs trained together in the end-to-end run")
     parser.add_argument("--skip-usual", action="store_true")
     parser.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile pipelines")
     args = parser.parse_args(argv)
@@ -335,6 +345,13 @@ def main(argv=None) -> list[dict]:
         rt = runtime(**overrides)
         result = _ours(rt, images, labels, val_images, val_labels, args, compile_model)
         report(_record(name.strip(), result, args, rt.features() + (", compiled" if compile_model else "")))
+    for k in [int(s) for s in args.stacked.split(",") if s]:
+        for compile_model in (False, True) if cuda and not args.skip_compile else (False,):
+            _reset_peak(cuda)
+            rt = runtime(compile=False) if cuda else runtime(eval_batch=64)
+            result = _ours(rt, images, labels, val_images, val_labels, args, compile_model, k=k)
+            name = f"default, {k} runs stacked (sum over runs)" + ", compiled" * compile_model
+            report(_record(name, result, args, rt.features() + ", compiled" * compile_model))
     for k in [int(s) for s in args.streams.split(",") if s] if cuda else []:
         _reset_peak(cuda)
         rt = runtime(compile=False)
@@ -342,10 +359,11 @@ def main(argv=None) -> list[dict]:
         report(_record(f"default, {k} runs at once on {k} CUDA streams", result, args, rt.features()))
     if args.e2e_epochs:
         _reset_peak(cuda)
-        report(_end_to_end(args, runtime(compile=False) if cuda else runtime(eval_batch=64), args.e2e_epochs))
+        rt = runtime(compile=False) if cuda else runtime(eval_batch=64)
+        report(_end_to_end(args, rt, args.e2e_epochs, k=args.e2e_stacked))
         if args.e2e_compile and cuda:
             _reset_peak(cuda)
-            report(_end_to_end(args, runtime(compile=True), args.e2e_epochs))
+            report(_end_to_end(args, runtime(compile=True), args.e2e_epochs, k=args.e2e_stacked))
     print(f"appended {len(records)} records to {out}; s/epoch = 40k / train im/s + 10k / eval im/s")
     return records
 

@@ -15,11 +15,11 @@ from .data import (
 )
 from .models import build_model
 from .store import RunResult, RunStoreError, evaluate_test, load_run, run_or_load, run_or_load_many
-from .train import lr_at, mixup_loss, sample_mixup_lambda, train
+from .train import lr_at, mixup_loss, sample_mixup_lambda, train, train_together
 
 __all__ = [
     "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",
     "class_proportions", "data_info", "evaluate_test", "load_cifar100", "load_run", "lr_at", "mixup_loss",
     "random_crop_flip", "run_or_load", "run_or_load_many", "sample_mixup_lambda", "split_indices", "train",
-    "write_synthetic_cifar100",
+    "train_together",    "write_synthetic_cifar100",
 ]

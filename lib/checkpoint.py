@@ -47,7 +47,8 @@ def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config)
         "config": dataclasses.asdict(config),
         "epoch": len(history),
         "history": history,
-        "model": model.state_dict(),
+        # cloned: a model trained stacked with others (lib.stack) holds views into buffers shared by the group
+        "model": {name: tensor.clone() for name, tensor in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(),  # data order, crops, flips, mixup partners
         "mixup_rng": mixup_rng.bit_generator.state,

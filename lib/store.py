@@ -6,6 +6,7 @@ resuming from the last complete epoch; a finished run is never overwritten.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
@@ -156,26 +157,76 @@ def environment() -> dict:
 
 def run_or_load(config: RunConfig, progress: bool = True) -> RunResult:
     """Return the finished run of `config`, training (or resuming) it first if needed."""
-    from .train import train
+    return run_or_load_many([config], progress)[0]
 
-    info = data_info(config.data_dir)
-    check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
-    path = run_path(config)
-    finished = _read_finished(path, config)
-    if finished is not None:
-        return finished
-    path.mkdir(parents=True, exist_ok=True)
-    with _RunLock(path):
-        finished = _read_finished(path, config)  # another process may have finished it while we waited
-        if finished is not None:
-            return finished
-        atomic_write_text(path / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
-        atomic_write_text(path / "env.json", json.dumps(
-            {**environment(), "data_kind": info.kind, "data_fingerprint": info.fingerprint,
-             "data_folder": info.folder}, indent=1))
-        started = time.time()
-        history = train(config, path, progress=progress)
-        return _finish(path, config, history, info, started)
+
+def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
+    """`run_or_load` for several runs (a section's), in order. Unfinished runs that differ only in learning
+    rate, schedule or weight decay and stand at the same epoch are trained together as one stacked network
+    (lib.train.train_together), up to `runtime().stack` at a time; each keeps its own folder and files."""
+    from .device import runtime
+    from .train import group_key
+
+    for config in configs:
+        info = data_info(config.data_dir)
+        check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
+    results, waiting = {}, {}
+    for config in configs:
+        path = run_path(config)
+        if path not in results and path not in waiting:
+            finished = _read_finished(path, config)
+            if finished is None:
+                waiting[path] = config
+            else:
+                results[path] = finished
+    groups: dict[tuple, list[RunConfig]] = {}
+    for path, config in waiting.items():
+        groups.setdefault((group_key(config), _epochs_done(path)), []).append(config)
+    size = runtime().stack
+    for group in groups.values():
+        for first in range(0, len(group), size):
+            results.update(_train(group[first:first + size], progress))
+    return [results[run_path(config)] for config in configs]
+
+
+def _epochs_done(path: Path) -> int:
+    """Epochs in the run's last good checkpoint (what training would resume from); 0 if none."""
+    state = load_state(path) if path.exists() else None
+    return 0 if state is None else state["epoch"]
+
+
+def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
+    """Train runs of one group under their locks (together if more than one); returns them finished."""
+    from .train import train_together
+
+    paths = [run_path(config) for config in configs]
+    results = {}
+    with contextlib.ExitStack() as locks:
+        for path in paths:
+            path.mkdir(parents=True, exist_ok=True)
+            locks.enter_context(_RunLock(path))
+        todo = []
+        for path, config in zip(paths, configs, strict=True):
+            finished = _read_finished(path, config)  # another process may have finished it while we waited
+            if finished is not None:
+                results[path] = finished
+            else:
+                todo.append((path, config))
+        by_epoch: dict[int, list[tuple[Path, RunConfig]]] = {}
+        for path, config in todo:  # another process may also have moved one on: only equal epochs train together
+            by_epoch.setdefault(_epochs_done(path), []).append((path, config))
+        for runs in by_epoch.values():
+            info = data_info(runs[0][1].data_dir)
+            for path, config in runs:
+                atomic_write_text(path / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
+                atomic_write_text(path / "env.json", json.dumps(
+                    {**environment(), "data_kind": info.kind, "data_fingerprint": info.fingerprint,
+                     "data_folder": info.folder, "runs_together": [p.name for p, _ in runs]}, indent=1))
+            started = time.time()
+            histories = train_together([c for _, c in runs], [p for p, _ in runs], progress=progress)
+            for (path, config), history in zip(runs, histories, strict=True):
+                results[path] = _finish(path, config, history, info, started)
+    return results
 
 
 def evaluate_test(result: RunResult) -> dict:
@@ -201,13 +252,7 @@ def evaluate_test(result: RunResult) -> dict:
     info = prepared.info
     data = _load(str(Path(info.folder).parent), info.fingerprint)
     test = DeviceSplit(data.test_images, data.test_labels, prepared.mean, prepared.std, rt.device)
-    loss, acc = evaluate(model, test, rt)
+    [(loss, acc)] = evaluate(model, test, rt)
     record = {"test_loss": loss, "test_acc": acc, "n_test": len(test), "data_kind": info.kind}
     atomic_write_text(test_file, json.dumps(record, indent=1))
     return record
-
-
-def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
-    """`run_or_load` for the runs of one section, in order. Sections call this so that runs sharing data
-    and shapes can later be trained together without changing any notebook."""
-    return [run_or_load(config, progress=progress) for config in configs]

@@ -158,7 +158,7 @@ def _benchmark(arch: str, batch_size: int, rt) -> dict:
     on_cpu = rt.device.type == "cpu"
     config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
     split = DeviceSplit.random((2 if on_cpu else 30) * config.batch_size, rt.device)
-    model, _, _, step = fresh_step(config, rt, split)
+    _, net, _, step = fresh_step([config], rt, split)
     generator = torch.Generator(device=rt.device).manual_seed(0)
 
     def timed(fn) -> float:
@@ -171,10 +171,10 @@ def _benchmark(arch: str, batch_size: int, rt) -> dict:
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    model.train()
-    train_ips = len(split) / timed(lambda: train_epoch(step, split, config, generator, np.random.default_rng(0), 0,
+    net.train()
+    train_ips = len(split) / timed(lambda: train_epoch(step, split, [config], generator, np.random.default_rng(0), 0,
                                                        1, rt))
-    eval_ips = len(split) / timed(lambda: evaluate(model, split, rt))
+    eval_ips = len(split) / timed(lambda: evaluate(net, split, rt))
     return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
 
 

@@ -4,6 +4,9 @@ What it is: SGD with momentum on the device-resident split, the learning-rate sc
 per-epoch metrics accumulated on the device (read once per epoch, no per-step host sync). On CUDA each
 full training step is captured once and replayed as a CUDA graph (`make_step`); the graph runs exactly
 `sgd_step`, the plain reference step, so both paths train the same function (tests/test_speed.py).
+`train_together(configs, run_dirs)` trains runs that differ only in learning rate, schedule or weight
+decay side by side as one stacked network (lib.stack), each with its own optimiser, metrics and
+checkpoint; `train` is that with one run. Every step of the loop sees N models: logits N x B x classes.
 What it is not: the run store (lib.store decides where runs live and whether to train at all).
 """
 from __future__ import annotations
@@ -24,8 +27,10 @@ from .config import RunConfig
 from .data import DataInfo, DeviceSplit, channel_stats, data_info, load_cifar100, split_indices
 from .device import Runtime, runtime
 from .models import build_model
+from .stack import stack_models
 
 COMPILE_MIN_EPOCHS = 100  # torch.compile (when switched on) only for runs this long: its start-up costs minutes
+STACKABLE = ("lr", "schedule", "weight_decay")  # runs differing only in these can train together
 
 
 def lr_at(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
@@ -47,8 +52,25 @@ def sample_mixup_lambda(alpha: float, rng: np.random.Generator) -> float:
 
 
 def mixup_loss(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
-    """lambda * CE(logits, y_a) + (1 - lambda) * CE(logits, y_b), each the batch mean (Zhang et al. 2018)."""
-    return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
+    """lambda * CE(logits, y_a) + (1 - lambda) * CE(logits, y_b), each the batch mean (Zhang et al. 2018).
+
+    logits B x classes -> a scalar, or N x B x classes (N models on one batch) -> one loss per model, N."""
+    return lam * _mean_cross_entropy(logits, y_a) + (1.0 - lam) * _mean_cross_entropy(logits, y_b)
+
+
+def _mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if logits.dim() == 2:
+        return F.cross_entropy(logits, y)
+    return torch.stack([F.cross_entropy(one, y) for one in logits])  # per model: the single-run arithmetic
+
+
+def group_key(config: RunConfig) -> tuple:
+    """Runs with equal keys can train together: same data, seed, shapes and augmentation; they may differ in
+    the optimiser settings (STACKABLE) alone."""
+    key = config.key()
+    for name in STACKABLE:
+        key.pop(name)
+    return (config.data_dir, *sorted((k, str(v)) for k, v in key.items()))
 
 
 @dataclass
@@ -78,19 +100,22 @@ def prepare_data(config: RunConfig, device: torch.device) -> PreparedData:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, split: DeviceSplit, rt: Runtime) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a split, no augmentation."""
-    model.eval()
-    sums = torch.zeros(2, device=rt.device)  # [loss sum, correct count]
+def evaluate(net: torch.nn.Module, split: DeviceSplit, rt: Runtime) -> list[tuple[float, float]]:
+    """Mean cross-entropy and accuracy over a split, no augmentation: one (loss, accuracy) per model.
+
+    `net` is a model (logits B x classes) or a stacked network (logits N x B x classes)."""
+    net.eval()
+    sums = None  # N x [loss sum, correct count]
     for x, y in split.eval_batches(rt.eval_batch):
         if rt.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with rt.autocast():
-            logits = model(x)
-        sums[0] += F.cross_entropy(logits.float(), y, reduction="sum")
-        sums[1] += (logits.argmax(1) == y).sum()
-    loss_sum, correct = sums.tolist()
-    return loss_sum / len(split), correct / len(split)
+            logits = net(x)
+        logits = (logits if logits.dim() == 3 else logits[None]).float()
+        losses = F.cross_entropy(logits.transpose(1, 2), y.expand(len(logits), -1), reduction="none").sum(1)
+        batch = torch.stack([losses, (logits.argmax(2) == y).sum(1).float()], dim=1)
+        sums = batch if sums is None else sums + batch
+    return [(loss_sum / len(split), correct / len(split)) for loss_sum, correct in sums.tolist()]
 
 
 def make_model(config: RunConfig, rt: Runtime) -> torch.nn.Module:
@@ -108,70 +133,79 @@ def make_optimizer(params, config: RunConfig, device: torch.device, fused: bool 
                            fused=fused, foreach=None if fused else device.type == "cuda")
 
 
-def sgd_step(model, optimizer, watched: torch.Tensor, x, y, y_b, lam, sums: torch.Tensor, rt: Runtime) -> None:
-    """One SGD step on a (mixed) batch: the plain reference step, also what the CUDA graph records.
+def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: Runtime) -> None:
+    """One SGD step of N models on one (mixed) batch: the plain reference step, also what the CUDA graph records.
 
-    Adds [loss * B, correct (lambda-weighted), B, grad-norm, grad-norm minus the previous one] into `sums`
-    (shape 5, on the device). `lam` is a float or a 0-d device tensor; nothing here reads back to the host.
+    `net` maps the batch to logits N x B x classes (lib.stack); `optimizers[n]` and `watched[n]` (the parameter
+    whose gradient 2-norm is logged) belong to model n. Adds, per model, [loss * B, correct (lambda-weighted), B,
+    grad-norm, grad-norm minus the previous one] into `sums` (N x 5, on the device). `lam` is a float or a 0-d
+    device tensor; nothing here reads back to the host.
     """
     with rt.autocast():
-        logits = model(x)
-    loss = mixup_loss(logits.float(), y, y_b, lam)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = watched.grad.detach().float().norm()
-    optimizer.step()
+        logits = net(x).float()
+    losses = mixup_loss(logits, y, y_b, lam)  # N: each model's own batch-mean loss
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    losses.sum().backward()  # the models share no parameter: each gets the gradient of its own loss alone
+    grad_norms = torch.stack([w.grad.detach().float().norm() for w in watched])
+    for optimizer in optimizers:
+        optimizer.step()
     with torch.no_grad():
-        predicted = logits.argmax(1)
-        correct = lam * (predicted == y).sum() + (1.0 - lam) * (predicted == y_b).sum()
-        size = torch.full_like(grad_norm, len(y))  # a fill kernel, not a host-to-device copy (graph-safe)
-        sums += torch.stack([loss.detach() * len(y), correct, size, grad_norm, grad_norm - sums[4]])
+        predicted = logits.argmax(2)  # N x B
+        correct = lam * (predicted == y).sum(1) + (1.0 - lam) * (predicted == y_b).sum(1)
+        size = torch.full_like(grad_norms, len(y))  # a fill kernel, not a host-to-device copy (graph-safe)
+        sums += torch.stack([losses.detach() * len(y), correct, size, grad_norms, grad_norms - sums[:, 4]], dim=1)
 
 
-def make_step(model, optimizer, watched, sums, rt: Runtime, example: DeviceSplit, batch_size: int,
+def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit, batch_size: int,
               compile_model: bool = False):
-    """`step(x, y, y_b, lam, lr)`: one `sgd_step` at learning rate `lr`, eager or replayed as a CUDA graph.
+    """`step(x, y, y_b, lam, lrs)`: one `sgd_step` at learning rates `lrs` (one per model), eager or replayed as
+    a CUDA graph.
 
-    With `rt.cuda_graphs`, full batches replay one captured step whose inputs (batch, labels, lambda, lr)
-    are static device tensors refilled before each replay; the partial last batch (a second shape) runs
-    eagerly on the same weights and optimiser state. `compile_model` compiles the model for full batches.
+    With `rt.cuda_graphs`, full batches replay one captured step whose inputs (batch, labels, lambda, learning
+    rates) are static device tensors refilled before each replay; the partial last batch (a second shape) runs
+    eagerly on the same weights and optimiser state. `compile_model` compiles the network for full batches.
     """
-    fast_model = torch.compile(model) if compile_model else model
+    fast_net = torch.compile(net) if compile_model else net
     if not rt.cuda_graphs or len(example) < batch_size:
-        def eager_step(x, y, y_b, lam, lr):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            sgd_step(fast_model if len(y) == batch_size else model, optimizer, watched, x, y, y_b, lam, sums, rt)
+        def eager_step(x, y, y_b, lam, lrs):
+            for optimizer, lr in zip(optimizers, lrs, strict=True):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            sgd_step(fast_net if len(y) == batch_size else net, optimizers, watched, x, y, y_b, lam, sums, rt)
         return eager_step
 
-    lr_t, lam_t = torch.zeros((), device=rt.device), torch.ones((), device=rt.device)
+    lr_tensors, lam_t = [torch.zeros((), device=rt.device) for _ in optimizers], torch.ones((), device=rt.device)
     x_s = example.normalize(example.images[:batch_size]).contiguous(memory_format=_layout(rt))
     y_s, yb_s = example.labels[:batch_size].clone(), example.labels[:batch_size].clone()
-    for group in optimizer.param_groups:
-        group.update(lr=lr_t, fused=True, foreach=None)  # fused SGD reads a device-tensor lr inside the graph
-        for p in group["params"]:  # NOTE: a zero buffer makes step 1 identical to SGD's buf = grad first step
-            if group["momentum"] and optimizer.state[p].get("momentum_buffer") is None:
-                optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
+    for optimizer, lr_t in zip(optimizers, lr_tensors, strict=True):
+        for group in optimizer.param_groups:
+            group.update(lr=lr_t, fused=True, foreach=None)  # fused SGD reads a device-tensor lr inside the graph
+            for p in group["params"]:  # NOTE: a zero buffer makes step 1 identical to SGD's buf = grad first step
+                if group["momentum"] and optimizer.state[p].get("momentum_buffer") is None:
+                    optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
     # Warm-up steps (cuDNN autotuning, compilation) change weights, BN statistics, momentum: put them back after.
-    saved = [t.clone() for t in _step_state(model, optimizer, sums)]
+    saved = [t.clone() for t in _step_state(net, optimizers, sums)]
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(3):
-            sgd_step(fast_model, optimizer, watched, x_s, y_s, yb_s, lam_t, sums, rt)
+            sgd_step(fast_net, optimizers, watched, x_s, y_s, yb_s, lam_t, sums, rt)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    optimizer.zero_grad(set_to_none=True)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
     with torch.cuda.graph(graph):
-        sgd_step(fast_model, optimizer, watched, x_s, y_s, yb_s, lam_t, sums, rt)
+        sgd_step(fast_net, optimizers, watched, x_s, y_s, yb_s, lam_t, sums, rt)
     with torch.no_grad():
-        for tensor, value in zip(_step_state(model, optimizer, sums), saved, strict=True):
+        for tensor, value in zip(_step_state(net, optimizers, sums), saved, strict=True):
             tensor.copy_(value)
 
-    def graph_step(x, y, y_b, lam, lr):
-        lr_t.fill_(lr)  # fill kernels take the Python float as an argument: no host sync, no new graph
+    def graph_step(x, y, y_b, lam, lrs):
+        for lr_t, lr in zip(lr_tensors, lrs, strict=True):
+            lr_t.fill_(lr)  # fill kernels take the Python float as an argument: no host sync, no new graph
         if len(y) != batch_size:
-            sgd_step(model, optimizer, watched, x, y, y_b, lam, sums, rt)
+            sgd_step(net, optimizers, watched, x, y, y_b, lam, sums, rt)
             return
         x_s.copy_(x)
         y_s.copy_(y)
@@ -181,10 +215,11 @@ def make_step(model, optimizer, watched, sums, rt: Runtime, example: DeviceSplit
     return graph_step
 
 
-def _step_state(model, optimizer, sums) -> list[torch.Tensor]:
+def _step_state(net, optimizers, sums) -> list[torch.Tensor]:
     """Every tensor a training step changes in place: weights, BN buffers, momentum buffers, metric sums."""
-    momentum = [s["momentum_buffer"] for s in optimizer.state.values() if s.get("momentum_buffer") is not None]
-    return [*model.state_dict().values(), *momentum, sums]
+    momentum = [s["momentum_buffer"] for optimizer in optimizers for s in optimizer.state.values()
+                if s.get("momentum_buffer") is not None]
+    return [*net.state_dict().values(), *momentum, sums]
 
 
 def _layout(rt: Runtime) -> torch.memory_format:
@@ -192,86 +227,124 @@ def _layout(rt: Runtime) -> torch.memory_format:
     return torch.channels_last if rt.channels_last else torch.contiguous_format
 
 
-def fresh_step(config: RunConfig, rt: Runtime, split: DeviceSplit, compile_model: bool = False):
-    """A new model and optimiser with a ready `step` for `split`'s batches: (model, optimizer, sums, step).
+def _build(configs: list[RunConfig], rt: Runtime):
+    """One fresh model and optimiser per config, and the parameter of each whose gradient norm is logged."""
+    models, optimizers, watched = [], [], []
+    for config in configs:
+        model = make_model(config, rt)
+        params = dict(model.named_parameters())
+        if config.grad_norm_param not in params:
+            raise ValueError(f"grad_norm_param must name a parameter of {config.arch}, got {config.grad_norm_param!r}")
+        models.append(model)
+        optimizers.append(make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd))
+        watched.append(params[config.grad_norm_param])
+    return models, optimizers, watched
 
-    For benchmarks, tests and time estimates. `train` builds the same pieces itself, because it restores a
-    checkpoint between making the optimiser and capturing the step (the graph must see the restored tensors).
+
+def fresh_step(configs: list[RunConfig], rt: Runtime, split: DeviceSplit, compile_model: bool = False):
+    """New models (one per config, trained together) with a ready `step` for `split`'s batches:
+    (models, net, sums, step), `net` the stacked network (logits N x B x classes), `sums` N x 5.
+
+    For benchmarks, tests and time estimates. `train_together` builds the same pieces itself, because it
+    restores checkpoints between making the optimisers and capturing the step (the graph must see them).
     """
-    model = make_model(config, rt)
-    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
-    sums = torch.zeros(5, device=rt.device)  # [loss * batch, correct, images, grad-norm sum, last grad-norm]
-    watched = dict(model.named_parameters())[config.grad_norm_param]
-    step = make_step(model, optimizer, watched, sums, rt, split, config.batch_size, compile_model)
-    return model, optimizer, sums, step
+    models, optimizers, watched = _build(configs, rt)
+    net = stack_models(models)
+    sums = torch.zeros(len(configs), 5, device=rt.device)
+    step = make_step(net, optimizers, watched, sums, rt, split, configs[0].batch_size, compile_model)
+    return models, net, sums, step
 
 
-def train_epoch(step, split: DeviceSplit, config: RunConfig, generator, mixup_rng, first_step: int,
+def train_epoch(step, split: DeviceSplit, configs: list[RunConfig], generator, mixup_rng, first_step: int,
                 total_steps: int, rt: Runtime) -> None:
-    """One pass over `split`: per-image crop and flip, the learning rate of each step, mixup, `step`."""
-    for i, (x, y) in enumerate(split.train_batches(config.batch_size, generator)):
-        lr = lr_at(first_step + i, total_steps, config.lr, config.schedule)
+    """One pass over `split`: per-image crop and flip, each run's learning rate at each step, mixup, `step`.
+
+    The batches, crops, flips and mixup draws are shared by the runs (they have one seed: `group_key`)."""
+    batch_size, alpha = configs[0].batch_size, configs[0].mixup_alpha
+    for i, (x, y) in enumerate(split.train_batches(batch_size, generator)):
+        lrs = [lr_at(first_step + i, total_steps, c.lr, c.schedule) for c in configs]
         y_b, lam = y, 1.0
-        if config.mixup_alpha > 0:
-            lam = float(np.float32(sample_mixup_lambda(config.mixup_alpha, mixup_rng)))  # fp32, as the graph's
+        if alpha > 0:
+            lam = float(np.float32(sample_mixup_lambda(alpha, mixup_rng)))  # rounded to fp32, as the graph's
             partner = torch.randperm(len(y), generator=generator, device=y.device)
             x, y_b = lam * x + (1.0 - lam) * x[partner], y[partner]
-        step(x.contiguous(memory_format=_layout(rt)), y, y_b, lam, lr)
+        step(x.contiguous(memory_format=_layout(rt)), y, y_b, lam, lrs)
 
 
 def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True,
           rt: Runtime | None = None) -> list[dict]:
     """Train one configuration; with `run_dir`, checkpoint every epoch there and resume from it."""
+    return train_together([config], [run_dir], progress, rt)[0]
+
+
+def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None = None, progress: bool = True,
+                   rt: Runtime | None = None) -> list[list[dict]]:
+    """Train runs that differ only in learning rate, schedule or weight decay side by side, one history each.
+
+    Each run has its own model, optimiser and checkpoint (in the single-run format), and is trained on the
+    same batches as it would be alone; the GPU computes all of them in one stacked step (lib.stack).
+    """
     rt = rt or runtime()
+    if len({group_key(c) for c in configs}) != 1:
+        raise ValueError(f"runs trained together may differ only in {', '.join(STACKABLE)}")
+    config, n_runs = configs[0], len(configs)  # what the runs share: data, seed, shapes, epochs, mixup
+    run_dirs = run_dirs or [None] * n_runs
     data = prepare_data(config, rt.device)
-    model = make_model(config, rt)
-    params = dict(model.named_parameters())
-    if config.grad_norm_param not in params:
-        raise ValueError(f"grad_norm_param must name a parameter of {config.arch}, got {config.grad_norm_param!r}")
-    optimizer = make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd)
+    models, optimizers, watched = _build(configs, rt)
     generator = torch.Generator(device=rt.device).manual_seed(config.seed)  # data order, crops, flips, mixup pairs
     mixup_rng = np.random.default_rng(config.seed)  # mixup lambdas, drawn on the host (no device sync)
-    history = checkpoint.restore(run_dir, model, optimizer, generator, mixup_rng) if run_dir is not None else []
-    sums = torch.zeros(5, device=rt.device)  # [loss * batch, correct, images, grad-norm sum, last grad-norm]
-    step = make_step(model, optimizer, params[config.grad_norm_param], sums, rt, data.train, config.batch_size,
+    histories = [checkpoint.restore(d, m, o, generator, mixup_rng) if d is not None else []
+                 for d, m, o in zip(run_dirs, models, optimizers, strict=True)]
+    if len({len(h) for h in histories}) != 1:
+        raise ValueError("runs trained together must resume from the same epoch; train them one at a time")
+    net = stack_models(models)  # after the restore: the stacked BatchNorm buffers start from the restored ones
+    sums = torch.zeros(n_runs, 5, device=rt.device)  # per run: [loss * batch, correct, images, grad-norm sum, last]
+    step = make_step(net, optimizers, watched, sums, rt, data.train, config.batch_size,
                      compile_model=rt.compile and config.epochs >= COMPILE_MIN_EPOCHS)
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    bar = _progress_bar(config, len(history), progress)
-    for epoch in range(len(history), config.epochs):
-        model.train()
+    bar = _progress_bar(configs, len(histories[0]), progress)
+    for epoch in range(len(histories[0]), config.epochs):
+        net.train()
         start = time.perf_counter()
         sums.zero_()
-        train_epoch(step, data.train, config, generator, mixup_rng, epoch * steps_per_epoch, total_steps, rt)
-        loss_sum, correct, seen, grad_sum, grad_last = sums.tolist()  # the epoch's one host sync
+        train_epoch(step, data.train, configs, generator, mixup_rng, epoch * steps_per_epoch, total_steps, rt)
+        run_sums = sums.tolist()  # the epoch's one host sync
         train_seconds = time.perf_counter() - start
-        val_loss, val_acc = evaluate(model, data.val, rt)
-        history.append({
-            "epoch": epoch + 1,
-            "lr": lr_at(epoch * steps_per_epoch, total_steps, config.lr, config.schedule),  # at the epoch's first step
-            "train_loss": loss_sum / seen,
-            "train_acc": correct / seen,  # under mixup: lambda-weighted agreement with both labels
-            "val_loss": val_loss,
-            "val_acc": val_acc,
-            "grad_norm_mean": grad_sum / steps_per_epoch,  # 2-norm of d loss / d watched parameter, mean over steps
-            "grad_norm_last": grad_last,  # ... at the epoch's last step
-            "epoch_seconds": time.perf_counter() - start,  # training + validation
-            "train_images_per_second": seen / train_seconds,
-        })
-        if run_dir is not None:
-            checkpoint.save(run_dir, model, optimizer, generator, mixup_rng, history, config)
+        validation = evaluate(net, data.val, rt)
+        seconds = time.perf_counter() - start
+        for c, history, (loss_sum, correct, seen, grad_sum, grad_last), (val_loss, val_acc) in zip(
+                configs, histories, run_sums, validation, strict=True):
+            history.append({
+                "epoch": epoch + 1,
+                "lr": lr_at(epoch * steps_per_epoch, total_steps, c.lr, c.schedule),  # at the epoch's first step
+                "train_loss": loss_sum / seen,
+                "train_acc": correct / seen,  # under mixup: lambda-weighted agreement with both labels
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "grad_norm_mean": grad_sum / steps_per_epoch,  # 2-norm of d loss / d watched parameter, step mean
+                "grad_norm_last": grad_last,  # ... at the epoch's last step
+                "epoch_seconds": seconds / n_runs,  # training + validation; runs together share the time
+                "train_images_per_second": seen * n_runs / train_seconds,  # this run's images per second of its share
+                "runs_together": n_runs,
+            })
+        for d, m, o, c, history in zip(run_dirs, models, optimizers, configs, histories, strict=True):
+            if d is not None:
+                checkpoint.save(d, m, o, generator, mixup_rng, history, c)
         bar.update(1)
-        bar.set_postfix(train_loss=f"{loss_sum / seen:.3f}", val_acc=f"{val_acc:.3f}")
+        bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),
+                        val_acc="/".join(f"{h[-1]['val_acc']:.3f}" for h in histories))
     bar.close()
-    return history
+    return histories
 
 
-def _progress_bar(config: RunConfig, done: int, enabled: bool):
+def _progress_bar(configs: list[RunConfig], done: int, enabled: bool):
     # Widgets in JupyterLab; plain text where papermill streams the kernel's output to a terminal.
     if os.environ.get("AI6103_PROGRESS") == "text":
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
 
-    return tqdm(total=config.epochs, initial=done, desc=config.short_name(), unit="epoch", disable=not enabled,
+    names = configs[0].short_name() if len(configs) == 1 else " + ".join(c.short_name() for c in configs)
+    return tqdm(total=configs[0].epochs, initial=done, desc=names, unit="epoch", disable=not enabled,
                 leave=True, dynamic_ncols=True)

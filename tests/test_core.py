@@ -23,7 +23,8 @@ from lib import (
     run_or_load,
     split_indices,
 )
-from lib.data import data_info
+from lib.data import DeviceSplit, data_info
+from lib.stack import stack_models
 
 TRAIN_MODULE = sys.modules["lib.train"]  # the module; `lib.train` is the function
 
@@ -140,7 +141,7 @@ def test_cosine_schedule_endpoints():
     assert lr_at(total, total, 0.05, "cosine") == 0.0
     assert 0 < lr_at(total - 1, total, 0.05, "cosine") < 1e-8
     values = [lr_at(s, total, 0.05, "cosine") for s in range(0, total + 1, 997)]
-    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=True))
     assert {lr_at(s, total, 0.05, "constant") for s in (0, 1, total)} == {0.05}
 
 
@@ -211,7 +212,7 @@ def test_run_store_trains_once_and_keys_by_config(tiny_config, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run must be loaded, not trained")
 
-    monkeypatch.setattr(TRAIN_MODULE, "train", no_training)
+    monkeypatch.setattr(TRAIN_MODULE, "train_together", no_training)
     again = run_or_load(tiny_config, progress=False)
     assert again.path == first.path and again.history.equals(first.history)
     moved = dataclasses.replace(tiny_config, data_dir=str(tiny_config.data_dir) + "/.")
@@ -251,7 +252,7 @@ def test_bad_config_values_fail_with_one_line_naming_the_parameter(change, names
     ({"val_size": 1200}, "val_size"), ({"train_subset": 901}, "train_subset"), ({"val_subset": 301}, "val_subset"),
 ])
 def test_split_that_does_not_fit_the_data_fails_before_training(tiny_config, change, name, monkeypatch):
-    monkeypatch.setattr(TRAIN_MODULE, "train", lambda *a, **k: pytest.fail("must fail before training"))
+    monkeypatch.setattr(TRAIN_MODULE, "train_together", lambda *a, **k: pytest.fail("must fail before training"))
     with pytest.raises(ConfigError, match=f"^{name}"):
         run_or_load(dataclasses.replace(tiny_config, **change), progress=False)
 
@@ -267,3 +268,88 @@ def test_build_model_rejects_unknown_names():
         build_model("vgg")
     with pytest.raises(ConfigError, match="^sigmoid_blocks"):
         build_model("mobilenetv2", sigmoid_blocks=[17])
+
+
+# ---------------------------------------------------------------- several runs at once (lib.stack)
+
+
+@pytest.fixture
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize("arch, blocks", [("mobilenetv2", ()), ("mobilenetv2", (4, 5, 6)), ("mobilenet", (2, 3))])
+def test_stacked_network_computes_each_model(arch, blocks, float64):
+    """Logits and every parameter's gradient of the stacked network equal those of the separate models."""
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(arch, 100, blocks))
+    separate = [build_model(arch, 100, blocks) for _ in models]
+    for copy, model in zip(separate, models, strict=True):
+        copy.load_state_dict(model.state_dict())
+    x, y = torch.randn(6, 3, 32, 32), torch.randint(0, 100, (6,))
+    logits = stack_models(models)(x)
+    expected = torch.stack([model(x) for model in separate])
+    assert logits.shape == (3, 6, 100)
+    torch.testing.assert_close(logits, expected, rtol=1e-12, atol=1e-12)
+    mixup_loss(logits, y, y.flip(0), 0.3).sum().backward()
+    sum(mixup_loss(one, y, y.flip(0), 0.3) for one in expected).backward()
+    grads = torch.cat([p.grad.flatten() for m in models for p in m.parameters()])
+    expected_grads = torch.cat([p.grad.flatten() for m in separate for p in m.parameters()])
+    assert (grads - expected_grads).norm() / expected_grads.norm() < 1e-12
+    for model, copy in zip(models, separate, strict=True):  # BN running statistics: each model its own
+        for (name, value), expected_value in zip(model.state_dict().items(), copy.state_dict().values(), strict=True):
+            torch.testing.assert_close(value, expected_value, rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_stack_models_refuses_different_architectures():
+    with pytest.raises(ValueError, match="one architecture"):
+        stack_models([build_model("mobilenetv2"), build_model("mobilenetv2", sigmoid_blocks=[4])])
+
+
+def test_runs_trained_together_equal_runs_trained_alone(tiny_config, monkeypatch, float64):
+    """Three runs of a section (learning rate, schedule, weight decay differ) trained as one stacked network give
+    each run exactly its history and weights trained alone (fp64, so rounding cannot hide a difference)."""
+    monkeypatch.setattr(DeviceSplit, "normalize", lambda self, u8: (u8.double() / 255.0 - self.mean) / self.std)
+    base = dataclasses.replace(tiny_config, train_subset=64, val_subset=32, batch_size=24, mixup_alpha=0.2,
+                               arch="mobilenet")  # 3 steps per epoch, the last one partial
+    configs = [base, dataclasses.replace(base, lr=0.1, schedule="cosine"),
+               dataclasses.replace(base, weight_decay=5e-4)]
+    together = TRAIN_MODULE.train_together(configs, progress=False)
+    alone = [lib.train(config, progress=False) for config in configs]
+    assert len({h[-1]["train_loss"] for h in together}) == 3  # three different runs, not one run three times
+    for run_together, run_alone in zip(together, alone, strict=True):
+        for row_together, row_alone in zip(run_together, run_alone, strict=True):
+            for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_mean", "grad_norm_last"):
+                assert row_together[key] == pytest.approx(row_alone[key], rel=1e-9, abs=1e-12), key
+            assert row_together["runs_together"] == 3 and row_alone["runs_together"] == 1
+
+
+def test_train_together_refuses_runs_that_differ_in_more_than_the_optimiser(tiny_config):
+    with pytest.raises(ValueError, match="differ only in lr, schedule, weight_decay"):
+        TRAIN_MODULE.train_together([tiny_config, dataclasses.replace(tiny_config, mixup_alpha=0.2)], progress=False)
+
+
+def test_section_runs_train_together_and_keep_their_own_files(tiny_config, monkeypatch):
+    """run_or_load_many stacks what may be stacked (AI6103_STACK runs at most), trains the rest alone, and each
+    run's folder then loads, evaluates and re-loads like a run trained by itself."""
+    monkeypatch.setenv("AI6103_STACK", "2")
+    configs = [tiny_config, dataclasses.replace(tiny_config, lr=0.1), dataclasses.replace(tiny_config, lr=0.2),
+               dataclasses.replace(tiny_config, mixup_alpha=0.2), tiny_config]
+    calls = []
+    real = TRAIN_MODULE.train_together
+    monkeypatch.setattr(TRAIN_MODULE, "train_together", lambda cs, *a, **k: calls.append(len(cs)) or real(cs, *a, **k))
+    results = lib.run_or_load_many(configs, progress=False)
+    assert sorted(calls) == [1, 1, 2]  # lr 0.05 + 0.1 together, lr 0.2 alone (at most 2), mixup alone
+    assert results[0].path == results[4].path and len({r.path for r in results}) == 4
+    assert [r.history["runs_together"].iloc[0] for r in results[:4]] == [2, 2, 1, 1]
+    for result in results[:4]:
+        assert result.summary["epochs_done"] == 2 and (result.path / "checkpoint.pt").exists()
+        assert 0 <= lib.evaluate_test(result)["test_acc"] <= 1  # its checkpoint loads into one model
+    calls.clear()
+    again = lib.run_or_load_many(configs, progress=False)
+    assert calls == [] and [r.path for r in again] == [r.path for r in results]
