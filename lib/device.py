@@ -12,7 +12,9 @@ otherwise the CPU in plain fp32. Each feature is a switch so that the benchmark 
 | `AI6103_CUDA_GRAPHS`  | 1               | replay each full training step as one CUDA graph (needs fused SGD)   |
 | `AI6103_COMPILE`      | 1               | torch.compile the training step's model, runs >= 100 epochs only   |
 | `AI6103_EVAL_BATCH`   | 2000            | images per evaluation batch                                          |
-| `AI6103_STACK`        | 3               | runs of a section trained together as one stacked network (1 = off)  |
+| `AI6103_STACK`        | auto            | runs of a section trained together as one stacked network: `auto`    |
+|                       |                 | measures whether stacking pays on this GPU (lib.study.runs_to_stack),|
+|                       |                 | a number fixes the most runs per stack, 1 = one at a time (CPU)      |
 | `AI6103_DETERMINISTIC`| 0               | deterministic kernels (slower on GPU, bit-exact resumes)             |
 
 What it is not: the training loop; it only says how that loop should run. `runtime(**overrides)` gives the
@@ -27,7 +29,6 @@ from dataclasses import dataclass
 
 import torch
 
-STACK_DEFAULT = {True: 3, False: 1}  # runs stacked at most, on CUDA / on the CPU (bench/RESULTS.md)
 
 @dataclass(frozen=True)
 class Runtime:
@@ -38,7 +39,7 @@ class Runtime:
     cuda_graphs: bool  # capture a full training step once, replay it (no per-kernel launch cost)
     compile: bool  # torch.compile the training step's model (lib.train: long runs only, start-up ~1 min)
     eval_batch: int  # images per evaluation batch; no gradients, so large batches are cheap
-    stack: int  # at most this many runs of a section train together as one stacked network (lib.stack)
+    stack: int | None  # at most this many runs of a section train together (lib.stack); None = measure (auto)
     deterministic: bool
 
     def autocast(self):
@@ -51,7 +52,7 @@ class Runtime:
         """The speed features in use, e.g. 'bf16, channels_last, fused SGD, CUDA graphs'."""
         names = [("bf16" if self.autocast_dtype is not None else "fp32"), "channels_last" * self.channels_last,
                  "fused SGD" * self.fused_sgd, "CUDA graphs" * self.cuda_graphs, "compiled" * self.compile,
-                 f"eval batch {self.eval_batch}", f"{self.stack} runs stacked" * (self.stack > 1)]
+                 f"eval batch {self.eval_batch}", _stack_text(self.stack)]
         return ", ".join(n for n in names if n)
 
     def describe(self) -> str:
@@ -66,6 +67,10 @@ def _flag(name: str, default: bool) -> bool:
     if value not in ("0", "1"):
         raise ValueError(f"{name} must be 0 or 1, got {value!r}")
     return value == "1"
+
+
+def _stack_text(stack: int | None) -> str:
+    return "runs stacked: auto" if stack is None else f"up to {stack} runs stacked" * (stack > 1)
 
 
 def _count(name: str, default: int, what: str) -> int:
@@ -95,7 +100,9 @@ def runtime(**overrides) -> Runtime:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     eval_batch = _count("AI6103_EVAL_BATCH", 2000, "a positive number of images")
-    stack = _count("AI6103_STACK", STACK_DEFAULT[use_cuda], "a positive number of runs (1 = one at a time)")
+    # On the CPU one at a time: a stacked step was slower there (bench/RESULTS.md).
+    stack_text = os.environ.get("AI6103_STACK", "auto" if use_cuda else "1")
+    stack = None if stack_text == "auto" else _count("AI6103_STACK", 1, "auto or a positive number of runs")
     bf16 = overrides.pop("bf16", use_cuda and _flag("AI6103_BF16", True))
     rt = Runtime(
         device=torch.device("cuda" if use_cuda else "cpu"),
@@ -109,7 +116,7 @@ def runtime(**overrides) -> Runtime:
         deterministic=deterministic,
     )
     rt = dataclasses.replace(rt, **overrides)
-    if rt.eval_batch < 1 or rt.stack < 1:
+    if rt.eval_batch < 1 or (rt.stack is not None and rt.stack < 1):
         raise ValueError(f"eval_batch and stack must be >= 1, got {rt.eval_batch} and {rt.stack}")
     if rt.device.type != "cuda" and (rt.cuda_graphs or rt.compile):
         raise ValueError("CUDA graphs and torch.compile are used on a CUDA device only")

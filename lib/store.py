@@ -163,30 +163,38 @@ def run_or_load(config: RunConfig, progress: bool = True) -> RunResult:
 def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
     """`run_or_load` for several runs (a section's), in order. Unfinished runs that differ only in learning
     rate, schedule or weight decay and stand at the same epoch are trained together as one stacked network
-    (lib.train.train_together), up to `runtime().stack` at a time; each keeps its own folder and files."""
-    from .device import runtime
-    from .train import group_key
-
+    (lib.train.train_together) where that is faster here (`training_groups`); each keeps its own files."""
     for config in configs:
         info = data_info(config.data_dir)
         check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
-    results, waiting = {}, {}
+    results = {}
     for config in configs:
         path = run_path(config)
-        if path not in results and path not in waiting:
+        if path not in results:
             finished = _read_finished(path, config)
-            if finished is None:
-                waiting[path] = config
-            else:
+            if finished is not None:
                 results[path] = finished
-    groups: dict[tuple, list[RunConfig]] = {}
-    for path, config in waiting.items():
-        groups.setdefault((group_key(config), _epochs_done(path)), []).append(config)
-    size = runtime().stack
-    for group in groups.values():
-        for first in range(0, len(group), size):
-            results.update(_train(group[first:first + size], progress))
+    for group in training_groups([c for c in configs if run_path(c) not in results]):
+        results.update(_train(group, progress))
     return [results[run_path(config)] for config in configs]
+
+
+def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """How the unfinished runs among `configs` will be trained: lists of runs trained together (lib.stack), in
+    order. Runs go together when they may (lib.train.group_key), stand at the same epoch, and stacking pays on
+    this machine (lib.study.runs_to_stack decides how many at most)."""
+    from .study import runs_to_stack
+    from .train import group_key
+
+    unique = {run_path(c): c for c in configs}  # the same run asked for twice is trained once
+    groups: dict[tuple, list[RunConfig]] = {}
+    for path, config in unique.items():
+        groups.setdefault((group_key(config), _epochs_done(path)), []).append(config)
+    chunks = []
+    for group in groups.values():
+        size = runs_to_stack(group[0].arch, group[0].batch_size, len(group))
+        chunks += [group[first:first + size] for first in range(0, len(group), size)]
+    return chunks
 
 
 def _epochs_done(path: Path) -> int:

@@ -29,7 +29,7 @@ from .checkpoint import atomic_write_text
 from .config import RunConfig
 from .data import data_info, load_cifar100, split_indices, write_synthetic_cifar100
 from .results import read_section, run_record, write_section
-from .store import RunResult, run_or_load_many, run_path
+from .store import RunResult, run_or_load_many, run_path, training_groups
 
 SECTIONS = ("01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
             "07_summary")
@@ -124,41 +124,64 @@ def _measured_speed(arch: str, device: str) -> float | None:
     return float(np.median(speeds)) if speeds else None
 
 
-def throughput(arch: str = "mobilenetv2", batch_size: int = 128) -> dict:
-    """Training and evaluation images per second of `arch` on this machine's device.
+def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
+    """Training and evaluation images per second of `arch` on this machine's device (with `runs` > 1: of that
+    many runs stacked into one network, summed over the runs).
 
-    The median speed of the finished runs of `arch` here when there are any; otherwise a short benchmark
-    (lib.train's own step on random images), measured once and cached in the run store.
+    For one run, the median speed of the finished runs of `arch` here when there are any; otherwise a short
+    benchmark (lib.train's own step on random images), measured once and cached in the run store.
     """
     from .device import runtime
 
     rt = runtime()
-    key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}"
+    key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
     cache = _throughput_file()
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if key not in known:
-        known[key] = _benchmark(arch, batch_size, rt)
+        known[key] = _benchmark(arch, batch_size, rt, runs)
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
     speed = known[key]
-    measured_train = _measured_speed(arch, rt.describe())
+    measured_train = _measured_speed(arch, rt.describe()) if runs == 1 else None
     if measured_train is None:
         return speed
     ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
     return {**speed, "train_images_per_second": measured_train, "eval_images_per_second": ratio * measured_train}
 
 
-def _benchmark(arch: str, batch_size: int, rt) -> dict:
+STACK_GAIN = 1.1  # a stack is used only if it trains this many times the images/s of one run at a time
+STACK_MOST = 3  # the study's sections have at most three runs that may be stacked
+
+
+def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
+    """How many of `n_runs` stackable runs (lib.train.group_key) to train together on this machine.
+
+    AI6103_STACK=k fixes it (at most k). With `auto` (the default on a GPU), stacks of 1..3 runs are timed once
+    (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1."""
+    from .device import runtime
+
+    fixed = runtime().stack
+    if fixed is not None or n_runs == 1:
+        return fixed or 1
+    speeds = {k: throughput(arch, batch_size, k)["train_images_per_second"]
+              for k in range(1, min(n_runs, STACK_MOST) + 1)}
+    best = max(speeds, key=speeds.get)
+    return best if speeds[best] >= STACK_GAIN * speeds[1] else 1
+
+
+def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
     """Time lib.train's own training step (with this runtime's speed features, uncompiled) and evaluation
-    on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each)."""
+    on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each). With `runs`,
+    that many runs stacked (lib.stack); images per second are then summed over the runs."""
     from .data import DeviceSplit
     from .train import evaluate, fresh_step, train_epoch
 
     rt = dataclasses.replace(rt, compile=False)  # compilation would dominate a benchmark this short
     on_cpu = rt.device.type == "cpu"
     config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
+    configs = [dataclasses.replace(config, lr=config.lr * (k + 1)) for k in range(runs)]
     split = DeviceSplit.random((2 if on_cpu else 30) * config.batch_size, rt.device)
-    _, net, _, step = fresh_step([config], rt, split)
+    _, net, _, step = fresh_step(configs, rt, split)
     generator = torch.Generator(device=rt.device).manual_seed(0)
 
     def timed(fn) -> float:
@@ -172,9 +195,9 @@ def _benchmark(arch: str, batch_size: int, rt) -> dict:
         return time.perf_counter() - start
 
     net.train()
-    train_ips = len(split) / timed(lambda: train_epoch(step, split, [config], generator, np.random.default_rng(0), 0,
-                                                       1, rt))
-    eval_ips = len(split) / timed(lambda: evaluate(net, split, rt))
+    train_ips = runs * len(split) / timed(lambda: train_epoch(step, split, configs, generator,
+                                                              np.random.default_rng(0), 0, 1, rt))
+    eval_ips = runs * len(split) / timed(lambda: evaluate(net, split, rt))
     return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
 
 
@@ -209,6 +232,7 @@ def epochs_done(config: RunConfig) -> int:
 def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
     """Print what a section will train and how long it should take here; returns the estimate in seconds."""
     n_total = n_training_file(next(iter(runs.values())))
+    stacked = {run_path(c): len(group) for group in training_groups(list(runs.values())) for c in group}
     speed = None
     rows, total = [], 0.0
     for label, config in runs.items():
@@ -216,9 +240,11 @@ def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
         if done >= config.epochs:
             status, seconds = "stored", 0.0
         else:
-            speed = speed or throughput(config.arch, config.batch_size)
-            seconds = (config.epochs - done) * epoch_seconds(config, speed, n_total)
+            together = stacked.get(run_path(config), 1)
+            speed = throughput(config.arch, config.batch_size, together)  # images/s summed over a stack: this
+            seconds = (config.epochs - done) * epoch_seconds(config, speed, n_total)  # run's share of its time
             status = f"train {config.epochs - done} epochs" + (f" (resume at {done})" if done else "")
+            status += f", {together} stacked" if together > 1 else ""
         total += seconds
         rows.append((label, config.short_name(), status, format_seconds(seconds) if seconds else "-"))
     width = max(len(r[0]) for r in rows)

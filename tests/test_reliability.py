@@ -34,20 +34,26 @@ def _same_weights(run_a, run_b) -> None:
         assert torch.equal(value, state_b["model"][key]), key
 
 
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(synthetic_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(n_runs, synthetic_dir, tmp_path, monkeypatch):
+    """A real SIGKILL in epoch 2 of 3, then the same call again: the result equals an uninterrupted run.
+    With 2 runs, they train stacked (AI6103_STACK=2) before and after the kill."""
     config = dataclasses.replace(
         lib.RunConfig(data_dir=str(synthetic_dir), val_size=300, train_subset=320, val_subset=64, batch_size=32),
         epochs=3, schedule="cosine", mixup_alpha=0.2, weight_decay=5e-4)
+    configs = [config, dataclasses.replace(config, lr=0.1, weight_decay=1e-4)][:n_runs]
+    monkeypatch.setenv("AI6103_STACK", str(n_runs))
     killed_store = tmp_path / "killed"
     script = textwrap.dedent(f"""
         import lib, warnings
         warnings.simplefilter("ignore")
-        lib.run_or_load(lib.RunConfig(**{dataclasses.asdict(config)!r}), progress=False)
+        lib.run_or_load_many([lib.RunConfig(**c) for c in {[dataclasses.asdict(c) for c in configs]!r}],
+                             progress=False)
     """)
     env = {**os.environ, "AI6103_RUNS_DIR": str(killed_store)}
     child = subprocess.Popen([sys.executable, "-c", script], env=env)
     monkeypatch.setenv("AI6103_RUNS_DIR", str(killed_store))
-    metrics = run_path(config) / "metrics.csv"
+    metrics = run_path(configs[-1]) / "metrics.csv"
     deadline = time.time() + 240
     while not (metrics.exists() and len(pd.read_csv(metrics)) == 1):  # epoch 1 is saved ...
         assert child.poll() is None and time.time() < deadline, "the training process ended early"
@@ -55,13 +61,15 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(synthetic_dir,
     time.sleep(1.0)  # ... and epoch 2 is under way
     child.send_signal(signal.SIGKILL)
     child.wait()
-    assert not (run_path(config) / "summary.json").exists()
+    assert not any((run_path(c) / "summary.json").exists() for c in configs)
 
-    resumed = run_or_load(config, progress=False)
+    resumed = lib.run_or_load_many(configs, progress=False)
     monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "uninterrupted"))
-    uninterrupted = run_or_load(config, progress=False)
-    _same_metrics(resumed.history, uninterrupted.history)
-    _same_weights(resumed, uninterrupted)
+    uninterrupted = lib.run_or_load_many(configs, progress=False)
+    for run_resumed, run_uninterrupted in zip(resumed, uninterrupted, strict=True):
+        assert (run_resumed.history["runs_together"] == n_runs).all()
+        _same_metrics(run_resumed.history, run_uninterrupted.history)
+        _same_weights(run_resumed, run_uninterrupted)
 
 
 def test_same_config_and_seed_give_identical_runs_and_record_their_environment(tiny_config, tmp_path, monkeypatch):

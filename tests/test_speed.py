@@ -169,3 +169,39 @@ def test_stacked_fast_path_matches_each_run_alone_on_cuda(mixup, monkeypatch):
     alone = torch.cat([epoch([config]) for config in configs])
     assert torch.equal(together[:, 2], alone[:, 2])  # images seen
     torch.testing.assert_close(together, alone, rtol=3e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("speeds, n_runs, chosen", [
+    ({1: 100, 2: 180, 3: 240}, 3, 3),  # stacking pays: the fastest stack
+    ({1: 100, 2: 180, 3: 170}, 3, 2),
+    ({1: 100, 2: 105, 3: 108}, 3, 1),  # under STACK_GAIN: one at a time
+    ({1: 100, 2: 180, 3: 240}, 2, 2),  # never more than the runs there are
+])
+def test_auto_stacking_uses_the_measured_fastest_stack(speeds, n_runs, chosen, monkeypatch):
+    from lib import study
+
+    monkeypatch.setenv("AI6103_STACK", "auto")
+    measured = []
+
+    def fake_benchmark(arch, batch_size, rt, runs=1):
+        measured.append(runs)
+        return {"train_images_per_second": speeds[runs], "eval_images_per_second": 1000.0, "device": "test"}
+
+    monkeypatch.setattr(study, "_benchmark", fake_benchmark)
+    assert study.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
+    assert study.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
+    assert sorted(measured) == list(range(1, n_runs + 1))  # each stack size timed once, then cached
+    monkeypatch.setenv("AI6103_STACK", "2")
+    assert study.runs_to_stack("mobilenetv2", 128, n_runs) == 2  # a fixed number is taken as given
+    monkeypatch.setenv("AI6103_STACK", "0")
+    with pytest.raises(ValueError, match="AI6103_STACK must be auto or a positive number"):
+        study.runs_to_stack("mobilenetv2", 128, n_runs)
+
+
+def test_stacked_throughput_benchmark_runs_on_cpu(monkeypatch):
+    """The real measurement behind `auto`, small on the CPU: a stack of 2 reports images/s summed over runs."""
+    from lib import study
+
+    monkeypatch.setenv("AI6103_DEVICE", "cpu")
+    speed = study._benchmark("mobilenet", 8, runtime(), runs=2)
+    assert speed["train_images_per_second"] > 0 and speed["eval_images_per_second"] > 0
