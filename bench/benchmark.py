@@ -6,7 +6,8 @@
 On synthetic data of CIFAR shape (uint8 32x32x3, 100 classes). For each pipeline: a fixed number of
 training steps of batch 128 after warm-up (median and spread over repeats), one evaluation pass over
 10k images, extrapolated to seconds per epoch of 40k training + 10k validation images; peak GPU memory.
-`--e2e-epochs K` also runs lib.train.train for K real epochs on a synthetic 50k-image folder (per-epoch
+`--stacked 2,3` (default on a GPU) also times 2 and 3 runs stacked into one network (lib.stack), images/s
+summed over the runs. `--e2e-epochs K` also runs lib.train.train_together for K real epochs on a synthetic 50k-image folder (per-epoch
 evaluation and checkpoints included) to confirm the sustained rate. Records are appended to
 bench/results.json (or `--out`); bench/RESULTS.md holds the measured tables.
 """
@@ -293,8 +294,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--only", default="", help="comma-separated substrings: measure only matching pipelines")
     parser.add_argument("--e2e-epochs", type=int, default=None, help="epochs of the end-to-end lib.train run")
     parser.add_argument("--streams", default="", help="e.g. 2,3: also time that many runs at once on CUDA streams")
-    parser.add_argument("--stacked", default="", help="e.g. 2,3: also time that many runs stacked into one network "
-                        "(uncompiled, and compiled unless --skip-compile)")
+    parser.add_argument("--stacked", default=None, help="e.g. 2,3 (the default on a GPU): also time that many runs "
+                        "stacked into one network (uncompiled, and compiled unless --skip-compile); 0 = none")
     parser.add_argument("--e2e-compile", action="store_true", help="the end-to-end run with torch.compile too")
     parser.add_argument("--e2e-stacked", type=int, default=1, help="runs trained together in the end-to-end run")
     parser.add_argument("--skip-usual", action="store_true")
@@ -307,6 +308,7 @@ def main(argv=None) -> list[dict]:
     args.repeats = args.repeats or (5 if not args.small else 1)
     args.warmup = 20 if not args.small else 1
     args.val = EPOCH_VAL if not args.small else 32
+    args.stacked = args.stacked if args.stacked is not None else ("2,3" if not args.small else "")
     args.e2e_epochs = args.e2e_epochs if args.e2e_epochs is not None else (4 if not args.small else 0)
     if args.small:
         print("SMALL MODE (no GPU or --small): tiny batches and few steps; numbers show it runs, not speed.")
@@ -345,7 +347,7 @@ def main(argv=None) -> list[dict]:
         rt = runtime(**overrides)
         result = _ours(rt, images, labels, val_images, val_labels, args, compile_model)
         report(_record(name.strip(), result, args, rt.features() + (", compiled" if compile_model else "")))
-    for k in [int(s) for s in args.stacked.split(",") if s]:
+    for k in [int(s) for s in args.stacked.split(",") if s and s != "0"]:
         for compile_model in (False, True) if cuda and not args.skip_compile else (False,):
             _reset_peak(cuda)
             rt = runtime(compile=False) if cuda else runtime(eval_batch=64)

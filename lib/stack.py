@@ -85,6 +85,8 @@ class StackedLinear(nn.Module):
 class Single(nn.Module):
     """One model with the stacked interface: logits 1 x B x classes (the plain model, nothing rewritten)."""
 
+    n_models = 1
+
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
@@ -120,4 +122,5 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
             continue
         parent_name, _, attribute = name.rpartition(".")
         setattr(wide.get_submodule(parent_name), attribute, replacement)
+    wide.n_models = len(models)
     return wide

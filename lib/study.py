@@ -162,7 +162,7 @@ def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
 
     fixed = runtime().stack
     if fixed is not None or n_runs == 1:
-        return fixed or 1
+        return min(fixed or 1, n_runs)
     speeds = {k: throughput(arch, batch_size, k)["train_images_per_second"]
               for k in range(1, min(n_runs, STACK_MOST) + 1)}
     best = max(speeds, key=speeds.get)
@@ -272,7 +272,8 @@ def n_training_file(config: RunConfig) -> int:
 
 
 def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True) -> dict[str, RunResult]:
-    """Train (or load) a section's runs, labelled as given: prints the plan first, one progress bar per run."""
+    """Train (or load) a section's runs, labelled as given: prints the plan first, then one progress bar per run
+    or per stack of runs trained together."""
     if not runs:
         raise ValueError(f"{section} has no runs to make")
     print_section_plan(section, runs)
@@ -314,9 +315,13 @@ def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mob
           f"-> ~{format_seconds(per_epoch)} per epoch")
     total = 0.0
     for section, n_runs, epochs in study_plan(profile):
-        seconds = n_runs * epochs * per_epoch
+        together = runs_to_stack(arch, config.batch_size, n_runs)  # the section's runs differ in optimiser settings
+        section_epoch = per_epoch if together == 1 else epoch_seconds(
+            config, throughput(arch, config.batch_size, together), n_total)  # a run's share of a stacked epoch
+        seconds = n_runs * epochs * section_epoch
         total += seconds
-        print(f"  {section:<18} {n_runs} new runs x {epochs:>3} epochs  ~{format_seconds(seconds)}")
+        stacked = f" ({together} stacked)" if together > 1 else ""
+        print(f"  {section:<18} {n_runs} new runs x {epochs:>3} epochs{stacked}  ~{format_seconds(seconds)}")
     print(f"  total (runs already stored are skipped): ~{format_seconds(total)} of training")
     return total
 

@@ -103,10 +103,11 @@ def prepare_data(config: RunConfig, device: torch.device) -> PreparedData:
 def evaluate(net: torch.nn.Module, split: DeviceSplit, rt: Runtime) -> list[tuple[float, float]]:
     """Mean cross-entropy and accuracy over a split, no augmentation: one (loss, accuracy) per model.
 
-    `net` is a model (logits B x classes) or a stacked network (logits N x B x classes)."""
+    `net` is a model (logits B x classes) or a stacked network (logits N x B x classes); a stack of N models
+    takes 1/N of `rt.eval_batch` images per batch, so that its activations need no more memory than one model's."""
     net.eval()
     sums = None  # N x [loss sum, correct count]
-    for x, y in split.eval_batches(rt.eval_batch):
+    for x, y in split.eval_batches(max(1, rt.eval_batch // getattr(net, "n_models", 1))):
         if rt.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with rt.autocast():
