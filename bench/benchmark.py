@@ -7,8 +7,9 @@ On synthetic data of CIFAR shape (uint8 32x32x3, 100 classes). For each pipeline
 training steps of batch 128 after warm-up (median and spread over repeats), one evaluation pass over
 10k images, extrapolated to seconds per epoch of 40k training + 10k validation images; peak GPU memory.
 `--stacked 2,3` (default on a GPU) also times 2 and 3 runs stacked into one network (lib.stack), images/s
-summed over the runs. `--e2e-epochs K` also runs lib.train.train_together for K real epochs on a synthetic 50k-image folder (per-epoch
-evaluation and checkpoints included) to confirm the sustained rate. Records are appended to
+summed over the runs. `--e2e-epochs K` also runs lib.train.train_together for K real epochs on a synthetic
+50k-image folder (per-epoch evaluation and checkpoints included; `--e2e-stacked N` runs at once) to confirm the
+sustained rate. Records are appended to
 bench/results.json (or `--out`); bench/RESULTS.md holds the measured tables.
 """
 from __future__ import annotations

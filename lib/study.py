@@ -109,8 +109,9 @@ def _throughput_file() -> Path:
     return paths.runs_dir() / "throughput.json"
 
 
-def _measured_speed(arch: str, device: str) -> float | None:
-    """Median training images/s of the finished runs of `arch` on `device` in the run store, if any."""
+def _measured_speed(arch: str, device: str, runs: int) -> float | None:
+    """Median training images/s of the finished runs of `arch` on `device` in the run store that were trained
+    in stacks of `runs` (1 = alone), if any; a stacked run's rate is its share of the stack's time."""
     speeds = []
     for summary in paths.runs_dir().glob("*/summary.json"):
         env, metrics = summary.parent / "env.json", summary.parent / "metrics.csv"
@@ -118,7 +119,9 @@ def _measured_speed(arch: str, device: str) -> float | None:
             if json.loads(env.read_text()).get("device") != device or json.loads(summary.read_text())["config"][
                     "arch"] != arch:
                 continue
-            speeds.append(float(pd.read_csv(metrics)["train_images_per_second"].iloc[-1]))
+            last = pd.read_csv(metrics).iloc[-1]
+            if int(last.get("runs_together", 1)) == runs:  # runs stored before stacking existed ran alone
+                speeds.append(float(last["train_images_per_second"]))
         except (OSError, ValueError, KeyError):
             continue
     return float(np.median(speeds)) if speeds else None
@@ -128,9 +131,22 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) 
     """Training and evaluation images per second of `arch` on this machine's device (with `runs` > 1: of that
     many runs stacked into one network, summed over the runs).
 
-    For one run, the median speed of the finished runs of `arch` here when there are any; otherwise a short
-    benchmark (lib.train's own step on random images), measured once and cached in the run store.
+    The median speed of the finished runs of `arch` here trained that way when there are any; otherwise
+    `benchmarked`, a short measurement.
     """
+    from .device import runtime
+
+    speed = benchmarked(arch, batch_size, runs)
+    measured_train = _measured_speed(arch, runtime().describe(), runs)
+    if measured_train is None:
+        return speed
+    ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
+    return {**speed, "train_images_per_second": measured_train, "eval_images_per_second": ratio * measured_train}
+
+
+def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
+    """`_benchmark`'s images per second here, measured once per machine, device features and torch version and
+    cached in the run store (`runs/throughput.json`)."""
     from .device import runtime
 
     rt = runtime()
@@ -141,12 +157,7 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) 
         known[key] = _benchmark(arch, batch_size, rt, runs)
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
-    speed = known[key]
-    measured_train = _measured_speed(arch, rt.describe()) if runs == 1 else None
-    if measured_train is None:
-        return speed
-    ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
-    return {**speed, "train_images_per_second": measured_train, "eval_images_per_second": ratio * measured_train}
+    return known[key]
 
 
 STACK_GAIN = 1.1  # a stack is used only if it trains this many times the images/s of one run at a time
@@ -163,7 +174,8 @@ def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
     fixed = runtime().stack
     if fixed is not None or n_runs == 1:
         return min(fixed or 1, n_runs)
-    speeds = {k: throughput(arch, batch_size, k)["train_images_per_second"]
+    # The benchmark alone, not finished runs' rates: those mix compiled and uncompiled, stacked and alone.
+    speeds = {k: benchmarked(arch, batch_size, k)["train_images_per_second"]
               for k in range(1, min(n_runs, STACK_MOST) + 1)}
     best = max(speeds, key=speeds.get)
     return best if speeds[best] >= STACK_GAIN * speeds[1] else 1
