@@ -21,5 +21,5 @@ __all__ = [
     "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",
     "class_proportions", "data_info", "evaluate_test", "load_cifar100", "load_run", "lr_at", "mixup_loss",
     "random_crop_flip", "run_or_load", "run_or_load_many", "sample_mixup_lambda", "split_indices", "train",
-    "train_together",    "write_synthetic_cifar100",
+    "train_together", "write_synthetic_cifar100",
 ]

@@ -247,6 +247,7 @@ def evaluate_test(result: RunResult) -> dict:
         return json.loads(test_file.read_text())
     from .data import DeviceSplit
     from .device import runtime
+    from .stack import stack_models
     from .train import _load, evaluate, make_model, prepare_data
 
     rt = runtime()
@@ -260,7 +261,7 @@ def evaluate_test(result: RunResult) -> dict:
     info = prepared.info
     data = _load(str(Path(info.folder).parent), info.fingerprint)
     test = DeviceSplit(data.test_images, data.test_labels, prepared.mean, prepared.std, rt.device)
-    [(loss, acc)] = evaluate(model, test, rt)
+    [(loss, acc)] = evaluate(stack_models([model]), test, rt)
     record = {"test_loss": loss, "test_acc": acc, "n_test": len(test), "data_kind": info.kind}
     atomic_write_text(test_file, json.dumps(record, indent=1))
     return record

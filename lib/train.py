@@ -103,16 +103,15 @@ def prepare_data(config: RunConfig, device: torch.device) -> PreparedData:
 def evaluate(net: torch.nn.Module, split: DeviceSplit, rt: Runtime) -> list[tuple[float, float]]:
     """Mean cross-entropy and accuracy over a split, no augmentation: one (loss, accuracy) per model.
 
-    `net` is a model (logits B x classes) or a stacked network (logits N x B x classes); a stack of N models
+    `net` is a stacked network (lib.stack.stack_models; logits N x B x classes, one model too): a stack of N
     takes 1/N of `rt.eval_batch` images per batch, so that its activations need no more memory than one model's."""
     net.eval()
     sums = None  # N x [loss sum, correct count]
-    for x, y in split.eval_batches(max(1, rt.eval_batch // getattr(net, "n_models", 1))):
+    for x, y in split.eval_batches(max(1, rt.eval_batch // net.n_models)):
         if rt.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with rt.autocast():
-            logits = net(x)
-        logits = (logits if logits.dim() == 3 else logits[None]).float()
+            logits = net(x).float()
         losses = F.cross_entropy(logits.transpose(1, 2), y.expand(len(logits), -1), reduction="none").sum(1)
         batch = torch.stack([losses, (logits.argmax(2) == y).sum(1).float()], dim=1)
         sums = batch if sums is None else sums + batch
