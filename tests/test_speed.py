@@ -4,6 +4,7 @@ CUDA-only tests skip cleanly without a GPU; on the CPU the channels_last layout 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -226,3 +227,27 @@ def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
     assert study.throughput("mobilenetv2", 128, 1)["train_images_per_second"] == 110.0  # median of alone and old
     assert study.throughput("mobilenetv2", 128, 3)["train_images_per_second"] == 250.0
     assert study.runs_to_stack("mobilenetv2", 128, 3) == 1  # 54 / 50 < STACK_GAIN, whatever the stored runs say
+
+
+@pytest.mark.parametrize("n_models", [1, 3])
+def test_stacked_network_compiles_as_one_graph(n_models):
+    """What torch.compile sees on the GPU, traced on the CPU: the stacked network (BatchNorm buffers shared as
+    views with the source models) is one graph with no break, and a compiled training forward/backward gives
+    the eager logits, gradients and running statistics. `aot_eager` runs Dynamo and AOT autograd's
+    functionalization, the device-independent part of compilation, without generating kernels."""
+    torch.manual_seed(0)
+    eager_models = [make_model(RunConfig(sigmoid_blocks=(4, 5)), runtime(**PLAIN)) for _ in range(n_models)]
+    compiled_models = [copy.deepcopy(m) for m in eager_models]
+    eager, compiled = stack_models(eager_models), stack_models(compiled_models)
+    x = torch.randn(6, 3, 32, 32)
+    logits = eager(x)
+    compiled_logits = torch.compile(compiled, backend="aot_eager", fullgraph=True)(x)
+    torch.testing.assert_close(compiled_logits, logits, rtol=0, atol=1e-6)
+    logits.square().mean().backward()
+    compiled_logits.square().mean().backward()
+    for eager_model, compiled_model in zip(eager_models, compiled_models, strict=True):
+        for (name, p), q in zip(eager_model.named_parameters(), compiled_model.parameters(), strict=True):
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-7, msg=name)
+        for (name, b), c in zip(eager_model.named_buffers(), compiled_model.buffers(), strict=True):
+            torch.testing.assert_close(c, b, rtol=1e-5, atol=1e-7, msg=name)
+        assert int(compiled_model.layers[8].bn1.num_batches_tracked) == 1  # the update reached the model's view
