@@ -312,8 +312,9 @@ def study_plan(profile: str, n_learning_rates: int = 3) -> list[tuple[str, int, 
             ("06_activation", 1, spec.long_epochs)]
 
 
-def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> float:
-    """Print every section's runs and the estimated time of the whole study on this machine (upper bound)."""
+def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> dict[str, float]:
+    """Print every section's runs and the estimated time of the whole study on this machine (upper bound);
+    returns the estimated training seconds of each section."""
     spec = get_profile(profile)
     config = base_config(profile, data_dir, arch)
     speed = throughput(arch, config.batch_size)
@@ -325,17 +326,16 @@ def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mob
           f"validation images per epoch; {arch}, batch {config.batch_size}")
     print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s "
           f"-> ~{format_seconds(per_epoch)} per epoch")
-    total = 0.0
+    seconds_by_section = {}
     for section, n_runs, epochs in study_plan(profile):
         together = runs_to_stack(arch, config.batch_size, n_runs)  # the section's runs differ in optimiser settings
         section_epoch = per_epoch if together == 1 else epoch_seconds(
             config, throughput(arch, config.batch_size, together), n_total)  # a run's share of a stacked epoch
-        seconds = n_runs * epochs * section_epoch
-        total += seconds
+        seconds = seconds_by_section[section] = n_runs * epochs * section_epoch
         stacked = f" ({together} stacked)" if together > 1 else ""
         print(f"  {section:<18} {n_runs} new runs x {epochs:>3} epochs{stacked}  ~{format_seconds(seconds)}")
-    print(f"  total (runs already stored are skipped): ~{format_seconds(total)} of training")
-    return total
+    print(f"  total (runs already stored are skipped): ~{format_seconds(sum(seconds_by_section.values()))} of training")
+    return seconds_by_section
 
 
 def n_train_images(config: RunConfig) -> int:

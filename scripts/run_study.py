@@ -95,14 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         extra[name] = literal(value)
 
     try:
-        training_s = study.print_study_plan(args.profile, args.data_dir)
+        training_s = study.print_study_plan(args.profile, args.data_dir)  # per section, stacks accounted for
     except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:  # data missing, bad choice, ...
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 2
-    per_section = {section: n * epochs for section, n, epochs in study.study_plan(args.profile)}
-    total_epochs = sum(per_section.values()) or 1
-    weights = {nb.stem: NOTEBOOK_OVERHEAD_S + training_s * per_section.get(nb.stem, 0) / total_epochs
-               for nb in notebooks}
+    weights = {nb.stem: NOTEBOOK_OVERHEAD_S + training_s.get(nb.stem, 0.0) for nb in notebooks}
     total_s = sum(weights.values())
     executed_dir = Path(args.executed_dir).resolve()
     executed_dir.mkdir(parents=True, exist_ok=True)
