@@ -282,7 +282,9 @@ def _pipelines(small: bool, cuda: bool) -> list[tuple[str, dict, bool]]:
     ]
     if not small:
         ladder += [("default + torch.compile (graphs)", best, True),
-                   ("default + torch.compile, no graphs", {**best, "cuda_graphs": False}, True)]
+                   ("default + torch.compile, no graphs", {**best, "cuda_graphs": False}, True),
+                   ("default + torch.compile max-autotune (graphs)",
+                    {**best, "compile_mode": "max-autotune-no-cudagraphs"}, True)]
     return ladder
 
 

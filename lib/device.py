@@ -11,6 +11,8 @@ otherwise the CPU in plain fp32. Each feature is a switch so that the benchmark 
 | `AI6103_FUSED_SGD`    | 1               | the fused (one multi-tensor kernel) SGD step instead of foreach      |
 | `AI6103_CUDA_GRAPHS`  | 1               | replay each full training step as one CUDA graph (needs fused SGD)   |
 | `AI6103_COMPILE`      | 1               | torch.compile the training step's model, runs >= 100 epochs only   |
+| `AI6103_COMPILE_MODE` | default         | torch.compile's mode: `default` or `max-autotune-no-cudagraphs`      |
+|                       |                 | (Inductor times kernel choices; not measured to pay yet)           |
 | `AI6103_EVAL_BATCH`   | 2000            | images per evaluation batch                                          |
 | `AI6103_STACK`        | auto            | runs of a section trained together as one stacked network: `auto`    |
 |                       |                 | measures whether stacking pays on this GPU (lib.study.runs_to_stack),|
@@ -38,6 +40,7 @@ class Runtime:
     fused_sgd: bool  # one fused multi-tensor SGD kernel per step (else PyTorch's foreach implementation)
     cuda_graphs: bool  # capture a full training step once, replay it (no per-kernel launch cost)
     compile: bool  # torch.compile the training step's model (lib.train: long runs only, start-up ~1 min)
+    compile_mode: str  # torch.compile's mode (COMPILE_MODES); the CUDA graph is ours, so none of its graph modes
     eval_batch: int  # images per evaluation batch; no gradients, so large batches are cheap
     stack: int | None  # at most this many runs of a section train together (lib.stack); None = measure (auto)
     deterministic: bool
@@ -51,13 +54,22 @@ class Runtime:
     def features(self) -> str:
         """The speed features in use, e.g. 'bf16, channels_last, fused SGD, CUDA graphs'."""
         names = [("bf16" if self.autocast_dtype is not None else "fp32"), "channels_last" * self.channels_last,
-                 "fused SGD" * self.fused_sgd, "CUDA graphs" * self.cuda_graphs, "compiled" * self.compile,
+                 "fused SGD" * self.fused_sgd, "CUDA graphs" * self.cuda_graphs, self._compiled_text(),
                  f"eval batch {self.eval_batch}", _stack_text(self.stack)]
         return ", ".join(n for n in names if n)
+
+    def _compiled_text(self) -> str:
+        if not self.compile:
+            return ""
+        return "compiled" if self.compile_mode == "default" else f"compiled ({self.compile_mode})"
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         return f"{name} ({self.features()})"
+
+
+# torch.compile modes that leave CUDA graphs to lib.train (its "reduce-overhead" modes capture graphs of their own)
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -111,6 +123,7 @@ def runtime(**overrides) -> Runtime:
         fused_sgd=use_cuda and _flag("AI6103_FUSED_SGD", True),
         cuda_graphs=use_cuda and _flag("AI6103_CUDA_GRAPHS", True),
         compile=use_cuda and _flag("AI6103_COMPILE", True),
+        compile_mode=os.environ.get("AI6103_COMPILE_MODE", "default"),
         eval_batch=eval_batch,
         stack=stack,
         deterministic=deterministic,
@@ -118,6 +131,8 @@ def runtime(**overrides) -> Runtime:
     rt = dataclasses.replace(rt, **overrides)
     if rt.eval_batch < 1 or (rt.stack is not None and rt.stack < 1):
         raise ValueError(f"eval_batch and stack must be >= 1, got {rt.eval_batch} and {rt.stack}")
+    if rt.compile_mode not in COMPILE_MODES:
+        raise ValueError(f"AI6103_COMPILE_MODE must be one of {', '.join(COMPILE_MODES)}, got {rt.compile_mode!r}")
     if rt.device.type != "cuda" and (rt.cuda_graphs or rt.compile):
         raise ValueError("CUDA graphs and torch.compile are used on a CUDA device only")
     if rt.cuda_graphs and not rt.fused_sgd:

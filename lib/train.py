@@ -166,7 +166,7 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
     rates) are static device tensors refilled before each replay; the partial last batch (a second shape) runs
     eagerly on the same weights and optimiser state. `compile_model` compiles the network for full batches.
     """
-    fast_net = torch.compile(net) if compile_model else net
+    fast_net = torch.compile(net, mode=rt.compile_mode) if compile_model else net
     if not rt.cuda_graphs or len(example) < batch_size:
         def eager_step(x, y, y_b, lam, lrs):
             for optimizer, lr in zip(optimizers, lrs, strict=True):

@@ -62,6 +62,9 @@ def test_runtime_switches_are_checked(monkeypatch):
         runtime()
     monkeypatch.setenv("AI6103_EVAL_BATCH", "500")
     assert runtime().eval_batch == 500
+    monkeypatch.setenv("AI6103_COMPILE_MODE", "reduce-overhead")  # its own CUDA graphs would fight ours
+    with pytest.raises(ValueError, match="AI6103_COMPILE_MODE must be one of default, max-autotune-no-cudagraphs"):
+        runtime()
 
 
 def test_benchmark_small_mode_runs(tmp_path, monkeypatch):
