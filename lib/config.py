@@ -60,16 +60,18 @@ class RunConfig:
         values["sigmoid_blocks"] = list(self.sigmoid_blocks)
         return values
 
-    def short_name(self) -> str:
-        """A readable run name; the hash beside it is what makes it unique."""
-        parts = [self.arch, f"lr{self.lr:g}", self.schedule, f"e{self.epochs}"]
+    def short_name(self, leave_out: tuple[str, ...] = ()) -> str:
+        """A readable run name (part of the run's folder name); the hash beside it is what makes it unique.
+        `leave_out` drops the parts of those fields, e.g. ("lr",) for the name a stack of runs shares."""
+        parts = [("arch", self.arch), ("lr", f"lr{self.lr:g}"), ("schedule", self.schedule),
+                 ("epochs", f"e{self.epochs}")]
         if self.weight_decay:
-            parts.append(f"wd{self.weight_decay:g}")
+            parts.append(("weight_decay", f"wd{self.weight_decay:g}"))
         if self.mixup_alpha:
-            parts.append(f"mix{self.mixup_alpha:g}")
+            parts.append(("mixup_alpha", f"mix{self.mixup_alpha:g}"))
         if self.sigmoid_blocks:
-            parts.append(f"sig{self.sigmoid_blocks[0]}-{self.sigmoid_blocks[-1]}")
-        return "-".join(parts)
+            parts.append(("sigmoid_blocks", f"sig{self.sigmoid_blocks[0]}-{self.sigmoid_blocks[-1]}"))
+        return "-".join(text for field, text in parts if field not in leave_out)
 
 
 def parse_blocks(text: str) -> tuple[int, ...]:

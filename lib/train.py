@@ -350,12 +350,12 @@ def _progress_bar(configs: list[RunConfig], done: int, enabled: bool):
 
 
 def run_names(configs: list[RunConfig]) -> str:
-    """One run's short name, or a stack's shared part and what varies, e.g.
-    'mobilenetv2-e15, 3 stacked: lr 0.5/0.05/0.01'."""
+    """One run's short name, or a stack's shared name and what varies, e.g.
+    'mobilenetv2-constant-e15, 3 stacked: lr 0.5/0.05/0.01'."""
     if len(configs) == 1:
         return configs[0].short_name()
-    varying = [name for name in STACKABLE if len({getattr(c, name) for c in configs}) > 1]
-    values = ["/".join(f"{getattr(c, name):g}" if name != "schedule" else c.schedule for c in configs)
-              for name in varying]
-    shared = f"{configs[0].arch}-e{configs[0].epochs}"
-    return f"{shared}, {len(configs)} stacked: " + ", ".join(f"{n} {v}" for n, v in zip(varying, values, strict=True))
+    varying = tuple(name for name in STACKABLE if len({getattr(c, name) for c in configs}) > 1)
+    values = ("/".join(c.schedule if name == "schedule" else f"{getattr(c, name):g}" for c in configs)
+              for name in varying)
+    return (f"{configs[0].short_name(leave_out=varying)}, {len(configs)} stacked: "
+            + ", ".join(f"{name} {text}" for name, text in zip(varying, values, strict=True)))
