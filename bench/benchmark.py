@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib
+import shlex
+import sys
 import json
 import os
 import statistics
@@ -189,15 +190,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def identity() -> dict:
+    """Device, versions, date and the command line: the head of every record."""
+    return {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["python3", *sys.argv]),
+    }
+
+
 def _record(name: str, result: dict, args, rt_text: str) -> dict:
     train_ips = [args.steps * args.batch / t for t in result["train_seconds"]]
     eval_ips = [args.val / t for t in result["eval_seconds"]]
     med_train = statistics.median(train_ips)
     med_eval = statistics.median(eval_ips) if eval_ips else None
     record = {
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **identity(),
         "pipeline": name,
         "features": rt_text,
         "train_images_per_second": round(med_train, 1),
@@ -222,8 +232,7 @@ def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0, k: int = 1) 
     folder: evaluation and checkpoints included; seconds per epoch are per run (the group's time / k).
 
     With `rt.compile`, the model is compiled even for this short run (lib.train compiles only long runs)."""
-    train_module = importlib.import_module("lib.train")  # the module (lib.train is also the function's name)
-    train_module.COMPILE_MIN_EPOCHS = 0 if rt.compile else train_module.COMPILE_MIN_EPOCHS
+    rt = dataclasses.replace(rt, compile_min_epochs=1)  # lib.train compiles only long runs by default
     with tempfile.TemporaryDirectory() as tmp:
         n_train = 50_000 if not args.small else 2 * args.val
         write_synthetic_cifar100(tmp, n_train=n_train, n_test=100)
@@ -240,9 +249,7 @@ def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0, k: int = 1) 
     n_train_split = n_train - n_train // 5
     per_epoch = statistics.median(steady)
     return {
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **identity(),
         "pipeline": f"end-to-end lib.train, {epochs} epochs" + ", compiled" * rt.compile
                     + (f", {k} runs stacked (per run)" if k > 1 else ""),
         "features": rt.features(),
@@ -280,12 +287,29 @@ def _pipelines(small: bool, cuda: bool) -> list[tuple[str, dict, bool]]:
         ("default, eval batch 500", {**best, "eval_batch": 500}, False),
         ("default, eval batch 10000", {**best, "eval_batch": 10000}, False),
     ]
+    fp16 = {**best, "autocast_dtype": torch.float16}  # timing only: this step has no loss scaling
+    ladder += [("default with fp16 autocast instead of bf16 (timing only)", fp16, False)]
     if not small:
         ladder += [("default + torch.compile (graphs)", best, True),
+                   ("default + torch.compile, fp16 (timing only)", fp16, True),
                    ("default + torch.compile, no graphs", {**best, "cuda_graphs": False}, True),
                    ("default + torch.compile max-autotune (graphs)",
                     {**best, "compile_mode": "max-autotune-no-cudagraphs"}, True)]
     return ladder
+
+
+def stacks(spec: str, may_compile: bool) -> list[tuple[int, bool]]:
+    """`--stacked` read as (runs, compiled) pairs: "2,3" = 2 and 3 runs, each uncompiled and (if `may_compile`)
+    compiled; "3,2c,4c" = 3 uncompiled, 2 and 4 compiled only. "0" or "" = none."""
+    pairs = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item or item == "0":
+            continue
+        if item.endswith("c"):
+            pairs += [(int(item[:-1]), True)] if may_compile else []
+        else:
+            pairs += [(int(item), False)] + [(int(item), True)] * (may_compile and spec.count("c") == 0)
+    return pairs
 
 
 def main(argv=None) -> list[dict]:
@@ -298,7 +322,8 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--e2e-epochs", type=int, default=None, help="epochs of the end-to-end lib.train run")
     parser.add_argument("--streams", default="", help="e.g. 2,3: also time that many runs at once on CUDA streams")
     parser.add_argument("--stacked", default=None, help="e.g. 2,3 (the default on a GPU): also time that many runs "
-                        "stacked into one network (uncompiled, and compiled unless --skip-compile); 0 = none")
+                        "stacked into one network (uncompiled, and compiled unless --skip-compile); a trailing c "
+                        "(3,2c,4c) times that stack compiled only; 0 = none")
     parser.add_argument("--e2e-compile", action="store_true", help="the end-to-end run with torch.compile too")
     parser.add_argument("--e2e-stacked", type=int, default=1, help="runs trained together in the end-to-end run")
     parser.add_argument("--skip-usual", action="store_true")
@@ -350,13 +375,12 @@ def main(argv=None) -> list[dict]:
         rt = runtime(**overrides)
         result = _ours(rt, images, labels, val_images, val_labels, args, compile_model)
         report(_record(name.strip(), result, args, rt.features() + (", compiled" if compile_model else "")))
-    for k in [int(s) for s in args.stacked.split(",") if s and s != "0"]:
-        for compile_model in (False, True) if cuda and not args.skip_compile else (False,):
-            _reset_peak(cuda)
-            rt = runtime(compile=False) if cuda else runtime(eval_batch=64)
-            result = _ours(rt, images, labels, val_images, val_labels, args, compile_model, k=k)
-            name = f"default, {k} runs stacked (sum over runs)" + ", compiled" * compile_model
-            report(_record(name, result, args, rt.features() + ", compiled" * compile_model))
+    for k, compile_model in stacks(args.stacked, cuda and not args.skip_compile):
+        _reset_peak(cuda)
+        rt = runtime(compile=False) if cuda else runtime(eval_batch=64)
+        result = _ours(rt, images, labels, val_images, val_labels, args, compile_model, k=k)
+        name = f"default, {k} runs stacked (sum over runs)" + ", compiled" * compile_model
+        report(_record(name, result, args, rt.features() + ", compiled" * compile_model))
     for k in [int(s) for s in args.streams.split(",") if s] if cuda else []:
         _reset_peak(cuda)
         rt = runtime(compile=False)

@@ -10,7 +10,8 @@ otherwise the CPU in plain fp32. Each feature is a switch so that the benchmark 
 | `AI6103_CHANNELS_LAST`| 1               | NHWC activations and weights                                         |
 | `AI6103_FUSED_SGD`    | 1               | the fused (one multi-tensor kernel) SGD step instead of foreach      |
 | `AI6103_CUDA_GRAPHS`  | 1               | replay each full training step as one CUDA graph (needs fused SGD)   |
-| `AI6103_COMPILE`      | 1               | torch.compile the training step's model, runs >= 100 epochs only   |
+| `AI6103_COMPILE`      | 1               | torch.compile the training step's model, long runs only            |
+| `AI6103_COMPILE_MIN_EPOCHS` | 100       | what "long" means: runs of at least this many epochs are compiled    |
 | `AI6103_COMPILE_MODE` | default         | torch.compile's mode: `default` or `max-autotune-no-cudagraphs`      |
 |                       |                 | (Inductor times kernel choices; not measured to pay yet)           |
 | `AI6103_EVAL_BATCH`   | 2000            | images per evaluation batch                                          |
@@ -41,6 +42,8 @@ class Runtime:
     cuda_graphs: bool  # capture a full training step once, replay it (no per-kernel launch cost)
     compile: bool  # torch.compile the training step's model (lib.train: long runs only, start-up ~1 min)
     compile_mode: str  # torch.compile's mode (COMPILE_MODES); the CUDA graph is ours, so none of its graph modes
+    compile_min_epochs: int  # runs of at least this many epochs are compiled (compilation costs ~20-60 s per run)
+    compile_backend: str  # "inductor" on CUDA; the tests trace the same path on the CPU with "aot_eager"
     eval_batch: int  # images per evaluation batch; no gradients, so large batches are cheap
     stack: int | None  # at most this many runs of a section train together (lib.stack); None = measure (auto)
     deterministic: bool
@@ -53,7 +56,8 @@ class Runtime:
 
     def features(self) -> str:
         """The speed features in use, e.g. 'bf16, channels_last, fused SGD, CUDA graphs'."""
-        names = [("bf16" if self.autocast_dtype is not None else "fp32"), "channels_last" * self.channels_last,
+        precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+        names = [precision, "channels_last" * self.channels_last,
                  "fused SGD" * self.fused_sgd, "CUDA graphs" * self.cuda_graphs, self._compiled_text(),
                  f"eval batch {self.eval_batch}", _stack_text(self.stack)]
         return ", ".join(n for n in names if n)
@@ -61,7 +65,9 @@ class Runtime:
     def _compiled_text(self) -> str:
         if not self.compile:
             return ""
-        return "compiled" if self.compile_mode == "default" else f"compiled ({self.compile_mode})"
+        how = [self.compile_mode] * (self.compile_mode != "default") + [self.compile_backend] * (
+            self.compile_backend != "inductor")
+        return f"compiled (>= {self.compile_min_epochs} epochs" + "".join(f", {h}" for h in how) + ")"
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
@@ -124,6 +130,8 @@ def runtime(**overrides) -> Runtime:
         cuda_graphs=use_cuda and _flag("AI6103_CUDA_GRAPHS", True),
         compile=use_cuda and _flag("AI6103_COMPILE", True),
         compile_mode=os.environ.get("AI6103_COMPILE_MODE", "default"),
+        compile_min_epochs=_count("AI6103_COMPILE_MIN_EPOCHS", 100, "a positive number of epochs"),
+        compile_backend="inductor",
         eval_batch=eval_batch,
         stack=stack,
         deterministic=deterministic,
@@ -133,8 +141,8 @@ def runtime(**overrides) -> Runtime:
         raise ValueError(f"eval_batch and stack must be >= 1, got {rt.eval_batch} and {rt.stack}")
     if rt.compile_mode not in COMPILE_MODES:
         raise ValueError(f"AI6103_COMPILE_MODE must be one of {', '.join(COMPILE_MODES)}, got {rt.compile_mode!r}")
-    if rt.device.type != "cuda" and (rt.cuda_graphs or rt.compile):
-        raise ValueError("CUDA graphs and torch.compile are used on a CUDA device only")
+    if rt.device.type != "cuda" and (rt.cuda_graphs or (rt.compile and rt.compile_backend == "inductor")):
+        raise ValueError("CUDA graphs and torch.compile (inductor) are used on a CUDA device only")
     if rt.cuda_graphs and not rt.fused_sgd:
         raise ValueError("CUDA graphs need the fused SGD step (it takes the learning rate as a device tensor)")
     return rt

@@ -5,7 +5,7 @@ of earlier ones with `read_section`, and the paper's LaTeX is generated from the
 
 Schema (keys every file has):
     section     str    e.g. "02_learning_rate"
-    profile     str    "full" | "quick" | "smoke"
+    profile     str    "full" | "quick" | "smoke" | "e2e" (lib.study.PROFILES)
     data_kind   str    "cifar100" | "synthetic" | "modified" (lib.data.DataInfo.kind)
     runs        list   one dict per run: run_id, label, config (RunConfig.key()), final_train_loss,
                        final_train_acc, final_val_loss, final_val_acc, best_val_acc, best_val_epoch, epochs

@@ -230,11 +230,31 @@ def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
                 atomic_write_text(path / "env.json", json.dumps(
                     {**environment(), "data_kind": info.kind, "data_fingerprint": info.fingerprint,
                      "data_folder": info.folder, "runs_together": [p.name for p, _ in runs]}, indent=1))
-            started = time.time()
-            histories = train_together([c for _, c in runs], [p for p, _ in runs], progress=progress)
+            started, phases = time.time(), {}
+            histories = train_together([c for _, c in runs], [p for p, _ in runs], progress=progress, phases=phases)
+            _log_timing([p for p, _ in runs], runs[0][1], phases)
             for (path, config), history in zip(runs, histories, strict=True):
                 results[path] = _finish(path, config, history, info, started)
     return results
+
+
+def timing_log() -> Path:
+    """One JSON line per training call (a run or a stack): the wall seconds of its phases on this machine."""
+    return paths.runs_dir() / "timings.jsonl"
+
+
+def _log_timing(run_paths: list[Path], config: RunConfig, phases: dict) -> None:
+    """Append the phases of one train_together call (lib.train) to `timing_log()`: data load, build (compile,
+    capture), every epoch's wall time. What the GPU benchmark's whole-study estimate is made from."""
+    from .device import runtime
+
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": runtime().describe(), "runs": [p.name for p in
+              run_paths], "n_runs": len(run_paths), "epochs": config.epochs, "arch": config.arch,
+              "mixup_alpha": config.mixup_alpha, "sigmoid_blocks": list(config.sigmoid_blocks),
+              **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in phases.items() if k != "epoch_seconds"},
+              "epoch_seconds": [round(t, 3) for t in phases.get("epoch_seconds", [])]}
+    with contextlib.suppress(OSError), timing_log().open("a") as log:  # a log: never worth stopping a run over
+        log.write(json.dumps(record) + "\n")
 
 
 def evaluate_test(result: RunResult) -> dict:

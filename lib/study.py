@@ -53,6 +53,9 @@ PROFILES = {
     "quick": Profile("quick", 5, 30, 10_000, None, None, None, "CIFAR-100, runs shortened to 5 and 30 epochs"),
     "smoke": Profile("smoke", 2, 2, 300, 256, 128, (1200, 300),
                      "synthetic data, 256 training images, 2 epochs: checks the pipeline, says nothing"),
+    # The GPU check (bench/gpu_session.sh e2e): every size as in `full` but the epochs, on generated data.
+    "e2e": Profile("e2e", 2, 8, 10_000, None, None, (50_000, 10_000),
+                   "synthetic data of CIFAR-100's size, 2 and 8 epochs: times the whole pipeline, says nothing"),
 }
 
 
@@ -65,13 +68,13 @@ def get_profile(name: str) -> Profile:
 def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
     """The data folder a profile reads; the smoke profile writes its synthetic data there if it is missing.
 
-    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data, a `synthetic-smoke`
-    folder inside it for the smoke profile.
+    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data, a `synthetic-<profile>`
+    folder inside it for the profiles on generated data.
     """
     spec = get_profile(profile)
     if spec.synthetic is None:
         return str(Path(data_dir).expanduser().resolve() if data_dir else paths.data_dir())
-    folder = Path(data_dir).expanduser().resolve() if data_dir else paths.data_dir() / "synthetic-smoke"
+    folder = Path(data_dir).expanduser().resolve() if data_dir else paths.data_dir() / f"synthetic-{spec.name}"
     if not (folder / "cifar-100-python" / "meta").is_file():
         write_synthetic_cifar100(folder, *spec.synthetic)
     return str(folder)

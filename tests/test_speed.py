@@ -254,3 +254,49 @@ def test_stacked_network_compiles_as_one_graph(n_models):
         for (name, b), c in zip(eager_model.named_buffers(), compiled_model.buffers(), strict=True):
             torch.testing.assert_close(c, b, rtol=1e-5, atol=1e-7, msg=name)
         assert int(compiled_model.layers[8].bn1.num_batches_tracked) == 1  # the update reached the model's view
+
+
+def _max_relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| over max |b|: the largest elementwise difference relative to the tensor's scale."""
+    return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12)).item()
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, monkeypatch):
+    """The fast path as the study uses it (three runs stacked, compiled) against each run trained alone in eager
+    mode at the same precision: logits and gradients after one step within 2e-2 (max relative), and the
+    training loss after 3 epochs within 2 %. On the CPU torch.compile runs `aot_eager` (Dynamo and AOT autograd,
+    what Inductor compiles on a GPU); on CUDA the real thing: Inductor, bf16, channels_last, CUDA graphs."""
+    train_module = importlib.import_module("lib.train")  # the module; lib.train is also the function's name
+    monkeypatch.setenv("AI6103_DEVICE", device)
+    if device == "cpu":
+        fast = runtime(compile=True, compile_backend="aot_eager", compile_min_epochs=1)
+    else:
+        fast = runtime(compile=True, compile_min_epochs=1, stack=3)
+    eager = dataclasses.replace(fast, compile=False, cuda_graphs=False)
+    base = dataclasses.replace(tiny_config, epochs=3, weight_decay=5e-4, train_subset=160,  # 2 full + 1 partial
+                               arch="mobilenet" if device == "cpu" else "mobilenetv2")  # v1 traces 3x faster
+    configs = [base, dataclasses.replace(base, lr=0.1, schedule="cosine"), dataclasses.replace(base, weight_decay=0)]
+
+    models, optimizers, watched = train_module._build(configs, fast)
+    alone = [copy.deepcopy(m) for m in models]
+    split = DeviceSplit.random(base.batch_size, fast.device)
+    x, y = split.normalize(split.images).contiguous(memory_format=train_module._layout(fast)), split.labels
+    with fast.autocast():
+        stacked_logits = train_module._compiled(stack_models(models), fast)(x).float()
+    with eager.autocast():
+        alone_logits = torch.stack([m(x) for m in alone]).float()
+    assert _max_relative(stacked_logits, alone_logits) < 2e-2
+    train_module.mixup_loss(stacked_logits, y, y, 1.0).sum().backward()
+    train_module.mixup_loss(alone_logits, y, y, 1.0).sum().backward()
+    for model, reference in zip(models, alone, strict=True):  # over all of a model's gradient elements at once:
+        # at initialisation BatchNorm's weight gradients are sums that cancel to ~1e-6 of their terms, so any two
+        # summation orders (a grouped vs a plain convolution) differ there by percents even in fp32
+        gradient = torch.cat([p.grad.flatten() for p in model.parameters()])
+        assert _max_relative(gradient, torch.cat([q.grad.flatten() for q in reference.parameters()])) < 2e-2
+
+    together = train_module.train_together(configs, progress=False, rt=fast)
+    for config, history in zip(configs, together, strict=True):
+        reference = train_module.train(config, progress=False, rt=eager)
+        assert history[-1]["train_loss"] == pytest.approx(reference[-1]["train_loss"], rel=2e-2)
+        assert history[-1]["runs_together"] == 3
