@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import shlex
-import sys
 import json
 import os
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path

@@ -1,32 +1,97 @@
 #!/usr/bin/env bash
-# The GPU checks of one session with a lent GPU, each phase under the device tool's 10-minute limit:
+# The GPU checks of one session with a lent GPU, as phases that each fit the device tool's 10-minute limit:
 #
-#   bash bench/gpu_session.sh tests   # the CUDA-only tests (graphs, bf16 fast path, stacks): ~3 min
-#   bash bench/gpu_session.sh bench   # bench/RESULTS.md's Run 4 measurement: ~8 min
-#   bash bench/gpu_session.sh autotune  # torch.compile's max-autotune mode vs its default (long compile)
+#   bash bench/gpu_session.sh e2e tests   # call 1 (~8 min on an H100): the whole study end to end, CUDA tests
+#   bash bench/gpu_session.sh bench       # call 2 (~4 min): the usual pipeline and ours side by side
+#   bash bench/gpu_session.sh autotune    # optional: torch.compile's max-autotune mode vs its default
 #
-# Uses the machine's python3 (torch preinstalled there) with this checkout on PYTHONPATH. Each phase writes
-# its log, and the benchmark phases their JSON records (results.json), to $OUT (the device tool brings that
-# folder back), else to ./gpu-out; copy the records into bench/results.json by hand.
-set -euo pipefail
+#   e2e    every notebook through scripts/run_study.py with --profile e2e: synthetic data in the official format
+#          at CIFAR-100's size (50,000 + 10,000 images), the full profile's sizes, 2 and 6 epochs; stacking and
+#          compilation as a user gets them (the long sections compiled, as the full profile's 300-epoch runs are).
+#          Its log shows each phase's wall time; bench/study_record.py turns the run store's timing log into the
+#          whole-study record (the full profile extrapolated); results, figures, executed notebooks and run
+#          metrics come back as e2e.tar.gz, so that `make report` builds the paper from them on the CPU side.
+#   tests  the CUDA-only tests (graph replay, fast path, stacks, compiled stack vs eager alone, GPU resume).
+#   bench  bench/benchmark.py: the usual DataLoader pipeline and ours in the same process, compiled, fp16,
+#          stacks of 2, 3, 4 runs.
+#
+# Uses the machine's python3 (torch preinstalled there) with this checkout on PYTHONPATH; papermill and the
+# Jupyter kernel travel as wheels in .whl/ (see bench/RESULTS.md for the download command). Everything goes
+# to $OUT (the device tool brings that folder back), else to ./gpu-out: logs, results.json (records to merge
+# with `python bench/results_table.py --merge gpu-out/results.json`), e2e.tar.gz.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-if [[ "${1:-}" != tests && "${1:-}" != bench && "${1:-}" != autotune ]]; then
-  echo "usage: bash bench/gpu_session.sh tests|bench|autotune" >&2
-  exit 2
-fi
-out="${OUT:-gpu-out}"
+root="$(pwd)"
+out="${OUT:-$root/gpu-out}"
 mkdir -p "$out"
-export PYTHONPATH=.
-python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
-case "${1:-}" in
-  tests)
-    python3 -m pytest -q -rs tests/test_speed.py tests/test_reliability.py tests/test_core.py \
-      -k "cuda or graph or stack or together" 2>&1 | tee "$out/tests.log" ;;
-  bench)
-    python3 bench/benchmark.py --out "$out/results.json" --steps 80 --repeats 3 \
-      --only "usual,eval batch 2000,torch.compile (graphs)" --stacked 2,3 \
-      --e2e-epochs 6 --e2e-stacked 3 --e2e-compile 2>&1 | tee "$out/bench.log" ;;
-  autotune)
-    python3 bench/benchmark.py --out "$out/results.json" --steps 80 --repeats 3 --skip-usual --stacked 0 \
-      --e2e-epochs 0 --only "torch.compile (graphs),max-autotune" 2>&1 | tee "$out/autotune.log" ;;
-esac
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+for phase in "$@"; do
+  case "$phase" in e2e|tests|bench|autotune) ;; *)
+    echo "usage: bash bench/gpu_session.sh e2e|tests|bench|autotune [...]" >&2; exit 2 ;;
+  esac
+done
+[[ $# -gt 0 ]] || { echo "usage: bash bench/gpu_session.sh e2e|tests|bench|autotune [...]" >&2; exit 2; }
+
+if ! python3 -c "import papermill, ipykernel" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())" \
+  | tee -a "$out/session.log"
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv 2>/dev/null \
+  | tee -a "$out/session.log"
+
+status=0
+run_phase() {  # name, seconds allowed, command...: a phase that hangs cannot eat the next one's time
+  local name=$1 limit=$2 started=$SECONDS
+  shift 2
+  echo "=== phase $name (at most ${limit} s)" | tee -a "$out/session.log"
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$out/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "=== phase $name: exit $rc after $((SECONDS - started)) s" | tee -a "$out/session.log"
+  [[ $rc -eq 0 ]] || status=1
+}
+
+e2e() {  # E2E_PROFILE=smoke tries the phase's mechanics on a CPU in a minute or two
+  local profile=${E2E_PROFILE:-e2e} work=/tmp/ai6103-e2e
+  rm -rf "$work" && mkdir -p "$work"
+  export AI6103_RUNS_DIR="$work/runs" AI6103_RESULTS_DIR="$work/results" AI6103_FIGURES_DIR="$work/figures" \
+    AI6103_DATA_DIR="$work/data"
+  AI6103_COMPILE_MIN_EPOCHS="$(python3 -c "from lib import study; print(study.get_profile('$profile').long_epochs)")"
+  export AI6103_COMPILE_MIN_EPOCHS
+  local t0=$SECONDS
+  python3 -c "from lib import study; study.resolve_data_dir('$profile')" || return 1  # writes the 50k folder
+  echo "timing e2e: synthetic data written in $((SECONDS - t0)) s (not part of a real study)"
+  local started
+  started=$(date +%s.%N)
+  python3 scripts/run_study.py --profile "$profile" --executed-dir "$work/executed"
+  local rc=$?
+  local wall
+  wall=$(python3 -c "import time; print(round(time.time() - $started, 1))")
+  echo "timing e2e: every notebook in ${wall} s (exit $rc)"
+  if [[ $rc -eq 0 ]]; then
+    python3 bench/study_record.py --timings "$work/runs/timings.jsonl" --wall-seconds "$wall" --profile "$profile" \
+      --out "$out/results.json"
+  fi
+  (cd "$work" && find results figures executed runs -maxdepth 2 -type f \
+      \( -name '*.json' -o -name '*.jsonl' -o -name '*.csv' -o -name '*.ipynb' -o -name '*.pdf' -o -name '*.png' \) \
+      -print0 | tar czf "$out/e2e.tar.gz" --null -T -)
+  return $rc
+}
+
+for phase in "$@"; do
+  case "$phase" in
+    e2e) export -f e2e; export out; run_phase e2e 420 bash -c e2e ;;
+    tests)
+      run_phase tests 240 python3 -m pytest -q -rs -p no:cacheprovider tests/test_speed.py tests/test_reliability.py \
+        -k "cuda or gpu or graph_capture" ;;
+    bench)
+      run_phase bench 300 python3 bench/benchmark.py --out "$out/results.json" --steps 60 --repeats 3 \
+        --only "usual,eval batch 2000 (default),fp16 autocast,torch.compile (graphs)" --stacked "3,2c,4c" \
+        --e2e-epochs 0 ;;
+    autotune)
+      run_phase autotune 400 python3 bench/benchmark.py --out "$out/results.json" --steps 60 --repeats 3 \
+        --skip-usual --stacked 0 --e2e-epochs 0 --only "torch.compile (graphs),max-autotune" ;;
+  esac
+done
+exit $status

@@ -54,8 +54,8 @@ PROFILES = {
     "smoke": Profile("smoke", 2, 2, 300, 256, 128, (1200, 300),
                      "synthetic data, 256 training images, 2 epochs: checks the pipeline, says nothing"),
     # The GPU check (bench/gpu_session.sh e2e): every size as in `full` but the epochs, on generated data.
-    "e2e": Profile("e2e", 2, 8, 10_000, None, None, (50_000, 10_000),
-                   "synthetic data of CIFAR-100's size, 2 and 8 epochs: times the whole pipeline, says nothing"),
+    "e2e": Profile("e2e", 2, 6, 10_000, None, None, (50_000, 10_000),
+                   "synthetic data of CIFAR-100's size, 2 and 6 epochs: times the whole pipeline, says nothing"),
 }
 
 

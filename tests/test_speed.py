@@ -82,6 +82,44 @@ def test_benchmark_small_mode_runs(tmp_path, monkeypatch):
             "peak_memory_mib"} <= set(saved[0])
 
 
+def _bench_module(name: str, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
+    return importlib.import_module(name)
+
+
+def test_whole_study_record_scales_each_training_call_to_the_full_profile(monkeypatch, tmp_path):
+    """bench/study_record.py: set-up and first epoch as measured, the other epochs at the median of the later
+    ones, 2 -> 15 and 6 -> 300 epochs (profile e2e -> full), the non-training time once; then bench/RESULTS.md's
+    targets table reads that record, and its tables are rewritten between the markers only."""
+    study_record = _bench_module("study_record", monkeypatch)
+    results_table = _bench_module("results_table", monkeypatch)
+    calls = [{"n_runs": 3, "epochs": 2, "compiled": False, "mixup_alpha": 0.0, "sigmoid_blocks": [], "device": "d",
+              "data_seconds": 1.0, "build_seconds": 10.0, "epoch_seconds": [5.0, 3.0], "total_seconds": 19.0},
+             {"n_runs": 1, "epochs": 6, "compiled": True, "mixup_alpha": 0.2, "sigmoid_blocks": [], "device": "d",
+              "data_seconds": 1.0, "build_seconds": 30.0, "epoch_seconds": [4.0, 1.0, 1.0, 2.0, 1.0, 9.0],
+              "total_seconds": 49.0}]
+    record = study_record.study_record(calls, wall_seconds=100.0, profile_name="e2e")
+    assert [c["full_seconds"] for c in record["training_calls"]] == [16.0 + 14 * 3.0, 35.0 + 299 * 1.0]
+    assert record["full_study_gpu_seconds"] == 16.0 + 14 * 3.0 + 35.0 + 299 * 1.0 + (100.0 - 68.0)
+    assert record["one_long_run_seconds_per_epoch"] == round((35.0 + 299) / 300, 3) and record["extrapolated"]
+    with pytest.raises(ValueError, match="neither e2e's short"):
+        study_record.study_record([{**calls[0], "epochs": 4}], 100.0, "e2e")
+
+    record = {**record, "device": "NVIDIA H100 80GB HBM3", "torch": "2.11", "date": "2026-11-26T10:00:00"}
+    usual = {"device": record["device"], "torch": "2.11", "date": "2026-11-26T09:00:00", "pipeline": "usual: x",
+             "train_images_per_second": 5000.0, "seconds_per_epoch_40k_10k": 8.0}
+    ours = {**usual, "pipeline": "ours", "seconds_per_epoch_40k_10k": 0.5}
+    markdown = tmp_path / "RESULTS.md"
+    markdown.write_text(f"before\n{results_table.BEGIN}\nold\n{results_table.END}\nafter\n")
+    records = results_table.merge([usual], [ours, record, ours, usual])
+    assert records == [usual, ours, record]  # a record merged twice is kept once
+    results_table.write_markdown(records, markdown)
+    text = markdown.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "old" not in text
+    assert "| ≥ 10× the usual pipeline, side by side | 16.0× (8.00 → 0.50 s per run-epoch" in text
+    assert f"| whole study ≤ 15 min (milestone) | {record['full_study_gpu_seconds'] / 60:.1f} min (extrapolated" in text
+
+
 def _initial(config: RunConfig) -> dict:
     model = make_model(config, runtime(**PLAIN, device=torch.device("cpu")))
     return {k: v.float() for k, v in model.state_dict().items()}
