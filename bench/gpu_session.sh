@@ -36,8 +36,9 @@ if ! python3 -c "import papermill, ipykernel" 2>/dev/null && ls .whl/*.whl >/dev
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
-python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())" \
-  | tee -a "$out/session.log"
+versions() { python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, \
+  torch.cuda.get_device_name())"; }
+versions | tee -a "$out/session.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv 2>/dev/null \
   | tee -a "$out/session.log"
 
@@ -59,6 +60,7 @@ e2e() {  # E2E_PROFILE=smoke tries the phase's mechanics on a CPU in a minute or
     AI6103_DATA_DIR="$work/data"
   AI6103_COMPILE_MIN_EPOCHS="$(python3 -c "from lib import study; print(study.get_profile('$profile').long_epochs)")"
   export AI6103_COMPILE_MIN_EPOCHS
+  versions  # the device and versions, in this phase's own log too (bench/study_record.py --log reads them)
   local t0=$SECONDS
   python3 -c "from lib import study; study.resolve_data_dir('$profile')" || return 1  # writes the 50k folder
   echo "timing e2e: synthetic data written in $((SECONDS - t0)) s (not part of a real study)"
@@ -85,7 +87,7 @@ e2e() {  # E2E_PROFILE=smoke tries the phase's mechanics on a CPU in a minute or
 
 for phase in "$@"; do
   case "$phase" in
-    e2e) export -f e2e; export out; run_phase e2e 400 bash -c e2e ;;
+    e2e) export -f e2e versions; export out; run_phase e2e 400 bash -c e2e ;;
     tests)  # test_gpu_resume_is_close_to_uninterrupted passed on an H100 before (README); left out for time
       run_phase tests 170 python3 -m pytest -q -rs -p no:cacheprovider tests/test_speed.py tests/test_reliability.py \
         -k "(cuda or graph_capture) and not gpu_resume" ;;

@@ -1,19 +1,27 @@
 """The whole-study record: the full profile's GPU wall time, extrapolated from a shortened end-to-end study.
 
-    python bench/study_record.py --timings runs/timings.jsonl --wall-seconds 312 --profile e2e --out results.json
+    python bench/study_record.py --timings runs/timings.jsonl --wall-seconds 312 --out results.json
+    python bench/study_record.py --log gpu-out/e2e.log --out results.json   # from the study's log alone
 
-Input: the run store's timing log (lib.store.timing_log: one line per training call, a run or a stack, with its
-data-load, build and per-epoch wall seconds) of a study run with `--profile` (e.g. `e2e`: the full profile's
-data and sizes with 2 and 8 epochs), and that study's whole wall time (every notebook, plan and figure
-included). Each training call is scaled to the full profile's epochs (the short section's to 15, the long
-ones' to 300): data + build + first epoch + (full epochs - 1) x the median of its later epochs. The rest of the
-wall time (kernels, plan, benchmarks, figures, test evaluation) is added once, as measured. The record says
-`extrapolated` and lists every measured input; bench/results_table.py puts it in bench/RESULTS.md.
+Input: a study run with `--profile` (`e2e`: the full profile's data and sizes with 2 and 6 epochs), as the
+run store's timing log (lib.store.timing_log: one line per training call, a run or a stack, with its data-load,
+build and per-epoch wall seconds) plus the study's whole wall time, or as the log that bench/gpu_session.sh
+keeps (the same figures, from the `timing` line each training call prints, and each notebook's time).
+
+Each training call is scaled to the full profile's epochs (the short section's to 15, the long ones' to 300):
+data + build + first epoch + (full epochs - 1) x the median of its later epochs. The rest of the wall time
+(kernels, plan, figures, test evaluation) is added once, as measured. A log cut off before the study's end
+still makes a record: each training call the plan announced but the log lacks is taken equal to a measured
+call of the same length that also opened its notebook (or did not; failing that, any of that length), and the
+record names it `assumed`. The
+record says `extrapolated` and lists every input; bench/results_table.py puts it in bench/RESULTS.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import statistics
 from pathlib import Path
 
@@ -22,6 +30,14 @@ from benchmark import identity
 from lib import study
 
 TARGET_MILESTONE_S, TARGET_GOAL_S = 15 * 60, 10 * 60  # the whole study's GPU wall time (issue: first, then goal)
+TIMING = re.compile(r"timing (?P<name>.+?): data (?P<data>[\d.]+) s, build (?P<build>[\d.]+) s(?P<compiled> "
+                    r"\(compiled\))?, (?P<epochs>\d+) epochs (?P<total>[\d.]+) s \(first (?P<first>[\d.]+) s, "
+                    r"median (?P<median>[\d.]+) s\)")
+PLAN = re.compile(r"^\s+(?P<section>\d\d_\w+)\s+(?P<runs>\d+) new runs x\s+(?P<epochs>\d+) epochs"
+                  r"(?: \((?P<stacked>\d+) stacked\))?")
+NOTEBOOK_START = re.compile(r"notebook \d+/\d+ (?P<notebook>\d\d_\w+)")
+NOTEBOOK_DONE = re.compile(r"^(?P<notebook>\d\d_\w+): done in (?P<seconds>[\d.]+) s\b")
+VERSIONS = re.compile(r"^torch (?P<torch>\S+) CUDA (?P<cuda>\S+) (?P<device>.+)$")  # gpu_session.sh's first line
 
 
 def full_epochs(epochs: int, profile: study.Profile) -> int:
@@ -35,65 +51,137 @@ def full_epochs(epochs: int, profile: study.Profile) -> int:
                      f"nor long ({profile.long_epochs}) section")
 
 
+def from_timing_log(call: dict) -> dict:
+    """A line of lib.store's timings.jsonl as a measured call."""
+    seconds = call["epoch_seconds"]
+    return {"runs": call["n_runs"], "epochs_config": call["epochs"], "epochs_measured": len(seconds),
+            "compiled": call["compiled"],
+            "data_seconds": call["data_seconds"], "build_seconds": call["build_seconds"],
+            "first_epoch_seconds": seconds[0], "median_later_epoch_seconds": statistics.median(seconds[1:] or seconds),
+            "total_seconds": call["total_seconds"], "mixup_alpha": call["mixup_alpha"],
+            "sigmoid": bool(call["sigmoid_blocks"])}
+
+
 def scaled(call: dict, epochs: int) -> float:
     """Wall seconds of a training call stretched to `epochs` epochs: its set-up and first epoch as measured, every
     further epoch at the median of its measured later epochs."""
-    seconds = call["epoch_seconds"]
-    later = statistics.median(seconds[1:] or seconds)
-    return call["data_seconds"] + call["build_seconds"] + seconds[0] + (epochs - 1) * later
+    return (call["data_seconds"] + call["build_seconds"] + call["first_epoch_seconds"]
+            + (epochs - 1) * call["median_later_epoch_seconds"])
 
 
-def study_record(calls: list[dict], wall_seconds: float, profile_name: str) -> dict:
+def _record(calls: list[dict], overhead: float, profile_name: str, inputs: dict) -> dict:
     profile = study.get_profile(profile_name)
-    measured_training = sum(c["total_seconds"] for c in calls)
-    overhead = wall_seconds - measured_training  # notebooks, plan, throughput benchmark, figures, test set
-    parts = []
     for call in calls:
-        epochs = full_epochs(call["epochs"], profile)
-        parts.append({"runs": call["n_runs"], "epochs_measured": len(call["epoch_seconds"]), "epochs_full": epochs,
-                      "compiled": call["compiled"], "mixup_alpha": call["mixup_alpha"],
-                      "sigmoid": bool(call["sigmoid_blocks"]), "data_seconds": call["data_seconds"],
-                      "build_seconds": call["build_seconds"], "first_epoch_seconds": call["epoch_seconds"][0],
-                      "median_later_epoch_seconds": round(statistics.median(call["epoch_seconds"][1:]
-                                                                            or call["epoch_seconds"]), 3),
-                      "full_seconds": round(scaled(call, epochs), 1)})
-    total = sum(p["full_seconds"] for p in parts) + overhead
-    lone_long = [p for p in parts if p["runs"] == 1 and p["epochs_full"] == study.get_profile("full").long_epochs]
+        call["epochs_full"] = full_epochs(call.get("epochs_config", call["epochs_measured"]), profile)
+        call["full_seconds"] = round(scaled(call, call["epochs_full"]), 1)
+    total = sum(c["full_seconds"] for c in calls) + overhead
+    measured = [c for c in calls if not c.get("assumed")]
     record = {
         **identity(),
-        "pipeline": f"whole study, full profile (1,845 run-epochs), extrapolated from profile {profile_name}",
+        "pipeline": f"whole study, full profile (1,845 run-epochs), extrapolated from profile {profile_name}"
+                    + (f" ({len(measured)} of {len(calls)} training calls measured)" if len(measured) < len(calls)
+                       else ""),
         "full_study_gpu_seconds": round(total, 1),
         "extrapolated": True,
         "method": "per training call: data + build + first epoch + (full epochs - 1) x median later epoch; plus "
                   "the measured non-training wall time once",
-        "measured_wall_seconds": round(wall_seconds, 1),
-        "measured_training_seconds": round(measured_training, 1),
+        **inputs,
         "measured_overhead_seconds": round(overhead, 1),
-        "training_calls": parts,
+        "training_calls": calls,
         "targets_seconds": {"milestone": TARGET_MILESTONE_S, "goal": TARGET_GOAL_S},
-        "device_features": calls[0]["device"] if calls else None,
     }
-    if lone_long:  # one 300-epoch run alone, compiled as the study trains it (the fastest such call measured)
-        best = min(lone_long, key=lambda p: p["full_seconds"])
+    long_alone = [c for c in measured if c["runs"] == 1 and c["epochs_full"] == study.get_profile("full").long_epochs
+                  and c.get("opens_notebook", True)]  # a call after another in its process skips compilation
+    if long_alone:  # one 300-epoch run alone, set-up included, as a user gets it (the fastest such call measured)
+        best = min(long_alone, key=lambda c: c["full_seconds"])
         record["one_long_run_seconds"] = best["full_seconds"]
         record["one_long_run_seconds_per_epoch"] = round(best["full_seconds"] / best["epochs_full"], 3)
     return record
 
 
+def study_record(timings: list[dict], wall_seconds: float, profile_name: str) -> dict:
+    """The record of a study that ran to its end: the run store's timing log and the study's wall time."""
+    calls = [from_timing_log(t) for t in timings]
+    training = sum(c["total_seconds"] for c in calls)
+    return _record(calls, wall_seconds - training, profile_name,
+                   {"measured_wall_seconds": round(wall_seconds, 1), "measured_training_seconds": round(training, 1)})
+
+
+def record_from_log(text: str, profile_name: str) -> dict:
+    """The record of a study from its log (bench/gpu_session.sh e2e), also of one cut off before its end."""
+    plan, measured, notebook_seconds, notebook = {}, [], {}, None
+    for line in text.splitlines():
+        if m := PLAN.match(line):
+            plan[m["section"]] = math.ceil(int(m["runs"]) / int(m["stacked"] or 1))  # training calls it announces
+        if m := NOTEBOOK_START.search(line):
+            notebook = m["notebook"]
+        if m := NOTEBOOK_DONE.match(line):
+            notebook_seconds[m["notebook"]] = float(m["seconds"])
+        if m := TIMING.search(line):
+            runs = re.search(r", (\d+) stacked:", m["name"])
+            measured.append({"name": m["name"], "notebook": notebook, "runs": int(runs[1]) if runs else 1,
+                             "epochs_measured": int(m["epochs"]), "compiled": bool(m["compiled"]),
+                             "data_seconds": float(m["data"]), "build_seconds": float(m["build"]),
+                             "first_epoch_seconds": float(m["first"]), "median_later_epoch_seconds": float(m["median"]),
+                             "total_seconds": round(float(m["data"]) + float(m["build"]) + float(m["total"]), 2)})
+    for i, call in enumerate(measured):
+        call["opens_notebook"] = i == 0 or measured[i - 1]["notebook"] != call["notebook"]
+    if not measured:
+        raise ValueError("the log holds no 'timing' line of a training call")
+    profile = study.get_profile(profile_name)
+    calls = []
+    for section, n_calls in plan.items():
+        done = [c for c in measured if c["notebook"] == section]
+        calls += done
+        epochs = profile.short_epochs if section == "02_learning_rate" else profile.long_epochs
+        for i in range(len(done), n_calls):  # announced, not reached: like a measured call of the same kind
+            same_length = [c for c in measured if c["epochs_measured"] == epochs]
+            like = [c for c in same_length if c["opens_notebook"] == (i == 0)] or same_length  # else: set-up counted
+            if not like:
+                raise ValueError(f"{section}'s call {i + 1} was not measured and no measured call is like it")
+            calls.append({**like[0], "name": f"{section}, call {i + 1} (not reached)", "notebook": section,
+                          "assumed": f"as measured for {like[0]['name']}"})
+    # Notebook time beyond its training calls (kernel, imports, plan, figures): the median of those timed to the
+    # second, for every notebook of the study.
+    extra = [seconds - sum(c["total_seconds"] for c in measured if c["notebook"] == name)
+             for name, seconds in notebook_seconds.items()]
+    per_notebook = statistics.median(extra) if extra else 0.0
+    overhead = per_notebook * len(study.SECTIONS)
+    return _record(calls, overhead, profile_name, {
+        "measured_training_seconds": round(sum(c["total_seconds"] for c in measured), 1),
+        "measured_notebook_seconds": notebook_seconds,
+        "overhead_per_notebook_seconds": round(per_notebook, 1),
+        "announced_training_calls": plan})
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--timings", required=True, help="the run store's timings.jsonl of the shortened study")
-    parser.add_argument("--wall-seconds", type=float, required=True, help="that study's whole wall time")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--timings", help="the run store's timings.jsonl of the shortened study")
+    source.add_argument("--log", help="the shortened study's log (bench/gpu_session.sh e2e), complete or cut off")
+    parser.add_argument("--wall-seconds", type=float, help="with --timings: the study's whole wall time")
+    parser.add_argument("--session-log", nargs="*", default=[], help="with --log: gpu_session.sh's session.log "
+                        "(the device and versions), if the study's log lacks them")
     parser.add_argument("--profile", default="e2e", help="the profile the study ran with")
     parser.add_argument("--out", required=True, help="JSON list to append the record to")
     args = parser.parse_args(argv)
-    calls = [json.loads(line) for line in Path(args.timings).read_text().splitlines() if line.strip()]
-    record = study_record(calls, args.wall_seconds, args.profile)
+    if args.timings:
+        if args.wall_seconds is None:
+            parser.error("--timings needs --wall-seconds")
+        timings = [json.loads(line) for line in Path(args.timings).read_text().splitlines() if line.strip()]
+        record = study_record(timings, args.wall_seconds, args.profile)
+    else:
+        text = "\n".join(Path(f).read_text(errors="replace") for f in [*args.session_log, args.log])
+        record = record_from_log(text, args.profile)
+        versions = next((m for line in text.splitlines() if (m := VERSIONS.match(line))), None)
+        if versions is None:
+            parser.error("the logs name no 'torch ... CUDA ... <device>' line: add gpu_session.sh's session.log")
+        record.update(device=versions["device"], torch=versions["torch"], cuda=versions["cuda"],
+                      command=record["command"] + "  # on the CPU side, from the GPU session's logs")
     out = Path(args.out)
     existing = json.loads(out.read_text()) if out.exists() else []
     out.write_text(json.dumps(existing + [record], indent=1) + "\n")
-    print(f"whole study (full profile), extrapolated: {record['full_study_gpu_seconds'] / 60:.1f} min of GPU wall "
-          f"time from {len(calls)} training calls and {args.wall_seconds:.0f} s measured -> {out}")
+    print(f"{record['pipeline']}: {record['full_study_gpu_seconds'] / 60:.1f} min of GPU wall time -> {out}")
     return record
 
 
