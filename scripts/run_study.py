@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -72,7 +73,35 @@ def failure_line(name: str, error: BaseException, executed: Path) -> str:
     return f"FAILED {name}.ipynb, {where}: {message} -- executed copy kept at {executed}"
 
 
+class Stopped(BaseException):  # not an Exception: nothing between here and the kernel may swallow it
+    """SIGTERM or SIGINT reached the driver (Ctrl-C, `timeout`, a cluster's pre-emption)."""
+
+
+def stop_kernels_and_raise(signum: int, frame) -> None:
+    """Signal handler: end the notebook kernels, then stop the driver.
+
+    jupyter_client starts each kernel in a session of its own, so a signal to the driver's process group does
+    not reach it: without this, a stopped driver leaves its kernel training on (measured on the GPU machine,
+    2026-11-26). The run store keeps every finished epoch; running the driver again resumes from there."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        child.terminate()
+    raise Stopped(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop_kernels_and_raise)
+    try:
+        return run(argv)
+    except Stopped as stop:
+        print(f"\nSTOPPED by {stop}: the notebook kernel is ended; finished epochs are kept in the run store, and "
+              f"the same command again resumes", file=sys.stderr, flush=True)
+        return 128 + signal.Signals[str(stop)].value
+
+
+def run(argv: list[str] | None = None) -> int:
     import papermill
 
     os.environ["AI6103_PROGRESS"] = "text"  # the kernels' progress bars stream here as text, not widgets

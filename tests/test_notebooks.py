@@ -128,6 +128,29 @@ def test_a_failing_notebook_is_named_in_one_line(study):
     assert (executed / "03_lr_schedule.ipynb").exists()  # kept for inspection
 
 
+def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
+    """SIGTERM (timeout, a cluster's pre-emption) while a notebook trains: the driver ends the kernel (which runs
+    in a session of its own) instead of leaving it training, and exits with one line."""
+    import psutil
+
+    env = {**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}  # fresh store: notebook 02 must train
+    driver = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", "smoke", "--quiet",
+                               "--executed-dir", str(tmp_path / "executed")], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for line in driver.stdout:
+        if "notebook 2/7" in line:
+            break
+    deadline = time.time() + 60
+    while not (kernels := psutil.Process(driver.pid).children(recursive=True)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert kernels, "no kernel started"
+    driver.terminate()
+    assert driver.wait(timeout=60) == 128 + 15
+    assert "STOPPED by SIGTERM" in driver.stderr.read()
+    _, alive = psutil.wait_procs(kernels, timeout=20)
+    assert not alive, f"kernel processes left running: {alive}"
+
+
 @pytest.mark.parametrize("notebook, name, typed, message", [
     ("02_learning_rate", "epochs", "0", "epochs must be >= 1, got 0"),
     ("03_lr_schedule", "lr", "-1", "lr must be > 0, got -1"),

@@ -220,7 +220,11 @@ def test_stacked_fast_path_matches_each_run_alone_on_cuda(mixup, monkeypatch):
     together = epoch(configs)
     alone = torch.cat([epoch([config]) for config in configs])
     assert torch.equal(together[:, 2], alone[:, 2])  # images seen
-    torch.testing.assert_close(together, alone, rtol=3e-2, atol=3e-2)
+    loss_and_norms = [0, 3, 4]  # loss sum, gradient-norm sum, last gradient norm
+    torch.testing.assert_close(together[:, loss_and_norms], alone[:, loss_and_norms], rtol=3e-2, atol=3e-2)
+    # Correct predictions are counts: on random labels a bf16 rounding flips an argmax now and then (H100,
+    # 2026-11-26: 1 and 2 of 112 images), which a relative tolerance on counts near zero cannot absorb.
+    assert ((together[:, 1] - alone[:, 1]).abs() <= 2 + 0.02 * together[:, 2]).all()
 
 
 @pytest.mark.parametrize("speeds, n_runs, chosen", [
@@ -312,9 +316,12 @@ def _max_relative(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, monkeypatch):
     """The fast path as the study uses it (three runs stacked, compiled) against each run trained alone in eager
-    mode at the same precision: logits and gradients after one step within 2e-2 (max relative), and the
-    training loss after 3 epochs within 2 %. On the CPU torch.compile runs `aot_eager` (Dynamo and AOT autograd,
-    what Inductor compiles on a GPU); on CUDA the real thing: Inductor, bf16, channels_last, CUDA graphs."""
+    mode: logits and gradients after one step within 2e-2 (max relative) in fp32, and the training loss after
+    3 epochs within 2 % at the fast path's own precision. On the CPU torch.compile runs `aot_eager` (Dynamo and
+    AOT autograd, what Inductor compiles on a GPU); on CUDA the real thing: Inductor, channels_last, CUDA graphs,
+    bf16 for the epochs. The one-step check is in fp32 without TF32 because bf16 rounding alone moves the logits
+    at initialisation by ~10 % max-relative (H100, 2026-11-26: 9.5 % stacked+compiled vs alone; on the CPU two
+    memory layouts of the same eager bf16 model differ by 7 %), which would hide any error of the stack."""
     train_module = importlib.import_module("lib.train")  # the module; lib.train is also the function's name
     monkeypatch.setenv("AI6103_DEVICE", device)
     if device == "cpu":
@@ -326,14 +333,14 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
                                arch="mobilenet" if device == "cpu" else "mobilenetv2")  # v1 traces 3x faster
     configs = [base, dataclasses.replace(base, lr=0.1, schedule="cosine"), dataclasses.replace(base, weight_decay=0)]
 
-    models, optimizers, watched = train_module._build(configs, fast)
+    exact = dataclasses.replace(fast, autocast_dtype=None)  # fp32 for the one-step check
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False  # runtime() sets them again
+    models, optimizers, watched = train_module._build(configs, exact)
     alone = [copy.deepcopy(m) for m in models]
-    split = DeviceSplit.random(base.batch_size, fast.device)
-    x, y = split.normalize(split.images).contiguous(memory_format=train_module._layout(fast)), split.labels
-    with fast.autocast():
-        stacked_logits = train_module._compiled(stack_models(models), fast)(x).float()
-    with eager.autocast():
-        alone_logits = torch.stack([m(x) for m in alone]).float()
+    split = DeviceSplit.random(base.batch_size, exact.device)
+    x, y = split.normalize(split.images).contiguous(memory_format=train_module._layout(exact)), split.labels
+    stacked_logits = train_module._compiled(stack_models(models), exact)(x).float()
+    alone_logits = torch.stack([m(x) for m in alone]).float()
     assert _max_relative(stacked_logits, alone_logits) < 2e-2
     train_module.mixup_loss(stacked_logits, y, y, 1.0).sum().backward()
     train_module.mixup_loss(alone_logits, y, y, 1.0).sum().backward()
@@ -343,6 +350,7 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
         gradient = torch.cat([p.grad.flatten() for p in model.parameters()])
         assert _max_relative(gradient, torch.cat([q.grad.flatten() for q in reference.parameters()])) < 2e-2
 
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = fast.device.type == "cuda"  # as lib
     together = train_module.train_together(configs, progress=False, rt=fast)
     for config, history in zip(configs, together, strict=True):
         reference = train_module.train(config, progress=False, rt=eager)
