@@ -16,7 +16,7 @@ otherwise the CPU in plain fp32. Each feature is a switch so that the benchmark 
 |                       |                 | (Inductor times kernel choices; not measured to pay yet)           |
 | `AI6103_EVAL_BATCH`   | 2000            | images per evaluation batch                                          |
 | `AI6103_STACK`        | auto            | runs of a section trained together as one stacked network: `auto`    |
-|                       |                 | measures whether stacking pays on this GPU (lib.study.runs_to_stack),|
+|                       |                 | measures whether stacking pays on this GPU (lib.cost.runs_to_stack), |
 |                       |                 | a number fixes the most runs per stack, 1 = one at a time (CPU)      |
 | `AI6103_DETERMINISTIC`| 0               | deterministic kernels (slower on GPU, bit-exact resumes)             |
 

@@ -20,22 +20,8 @@ from pathlib import Path
 
 from . import paths
 from .checkpoint import atomic_write_text
-from .store import RunResult
 
 RESULTS_VERSION = 1
-
-
-def run_record(label: str, result: RunResult) -> dict:
-    """The per-run row of a section file: identity plus final metrics."""
-    s = result.summary
-    return {
-        "run_id": result.run_id,
-        "label": label,
-        "config": result.config.key(),
-        "epochs": s["epochs_done"],
-        **{k: s[k] for k in ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
-                               "best_val_acc", "best_val_epoch")},
-    }
 
 
 def section_path(section: str, folder: Path | None = None) -> Path:

@@ -25,6 +25,7 @@ import torch
 from . import paths
 from .checkpoint import METRICS, atomic_write_text, load_state
 from .config import RunConfig, config_hash
+from .cost import runs_to_stack, timing_log
 from .data import check_split, data_info
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
@@ -182,8 +183,7 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[Ru
 def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
     """How the unfinished runs among `configs` will be trained: lists of runs trained together (lib.stack), in
     order. Runs go together when they may (lib.train.group_key), stand at the same epoch, and stacking pays on
-    this machine (lib.study.runs_to_stack decides how many at most)."""
-    from .study import runs_to_stack
+    this machine (lib.cost.runs_to_stack decides how many at most)."""
     from .train import group_key
 
     unique = {run_path(c): c for c in configs}  # the same run asked for twice is trained once
@@ -238,18 +238,14 @@ def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
     return results
 
 
-def timing_log() -> Path:
-    """One JSON line per training call (a run or a stack): the wall seconds of its phases on this machine."""
-    return paths.runs_dir() / "timings.jsonl"
-
-
 def _log_timing(run_paths: list[Path], config: RunConfig, phases: dict) -> None:
     """Append the phases of one train_together call (lib.train) to `timing_log()`: data load, build (compile,
     capture), every epoch's wall time. What the GPU benchmark's whole-study estimate is made from."""
     from .device import runtime
 
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": runtime().describe(), "runs": [p.name for p in
-              run_paths], "n_runs": len(run_paths), "epochs": config.epochs, "arch": config.arch,
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), "device": runtime().describe(),
+              "runs": [p.name for p in run_paths], "n_runs": len(run_paths), "epochs": config.epochs,
+              "arch": config.arch,
               "mixup_alpha": config.mixup_alpha, "sigmoid_blocks": list(config.sigmoid_blocks),
               **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in phases.items() if k != "epoch_seconds"},
               "epoch_seconds": [round(t, 3) for t in phases.get("epoch_seconds", [])]}

@@ -10,9 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import json
 import math
-import platform
 import textwrap
 import time
 import warnings
@@ -20,15 +18,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 
 from . import paths
-from .checkpoint import atomic_write_text
 from .config import RunConfig
+from .cost import epoch_seconds, runs_to_stack, setup_seconds, split_sizes, throughput
 from .data import data_info, load_cifar100, split_indices, write_synthetic_cifar100
-from .results import read_section, run_record, write_section
+from .device import runtime
+from .results import read_section, write_section
 from .store import RunResult, run_or_load_many, run_path, training_groups
 
 SECTIONS = ("01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
@@ -106,127 +103,6 @@ def best_label(results: dict[str, RunResult], metric: str, larger_is_better: boo
     return max(results, key=lambda label: sign * results[label].summary[metric])
 
 
-# --- what a run costs on this machine ---------------------------------------------------------------------
-
-def _throughput_file() -> Path:
-    return paths.runs_dir() / "throughput.json"
-
-
-def _measured_speed(arch: str, device: str, runs: int) -> float | None:
-    """Median training images/s of the finished runs of `arch` on `device` in the run store that were trained
-    in stacks of `runs` (1 = alone), if any; a stacked run's rate is its share of the stack's time."""
-    speeds = []
-    for summary in paths.runs_dir().glob("*/summary.json"):
-        env, metrics = summary.parent / "env.json", summary.parent / "metrics.csv"
-        try:
-            if json.loads(env.read_text()).get("device") != device or json.loads(summary.read_text())["config"][
-                    "arch"] != arch:
-                continue
-            last = pd.read_csv(metrics).iloc[-1]
-            if int(last.get("runs_together", 1)) == runs:  # runs stored before stacking existed ran alone
-                speeds.append(float(last["train_images_per_second"]))
-        except (OSError, ValueError, KeyError):
-            continue
-    return float(np.median(speeds)) if speeds else None
-
-
-def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
-    """Training and evaluation images per second of `arch` on this machine's device (with `runs` > 1: of that
-    many runs stacked into one network, summed over the runs).
-
-    The median speed of the finished runs of `arch` here trained that way when there are any; otherwise
-    `benchmarked`, a short measurement.
-    """
-    from .device import runtime
-
-    speed = benchmarked(arch, batch_size, runs)
-    measured_train = _measured_speed(arch, runtime().describe(), runs)
-    if measured_train is None:
-        return speed
-    ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
-    return {**speed, "train_images_per_second": measured_train, "eval_images_per_second": ratio * measured_train}
-
-
-def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
-    """`_benchmark`'s images per second here, measured once per machine, device features and torch version and
-    cached in the run store (`runs/throughput.json`)."""
-    from .device import runtime
-
-    rt = runtime()
-    key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
-    cache = _throughput_file()
-    known = json.loads(cache.read_text()) if cache.exists() else {}
-    if key not in known:
-        known[key] = _benchmark(arch, batch_size, rt, runs)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
-    return known[key]
-
-
-STACK_GAIN = 1.1  # a stack is used only if it trains this many times the images/s of one run at a time
-STACK_MOST = 3  # the study's sections have at most three runs that may be stacked
-
-
-def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
-    """How many of `n_runs` stackable runs (lib.train.group_key) to train together on this machine.
-
-    AI6103_STACK=k fixes it (at most k). With `auto` (the default on a GPU), stacks of 1..3 runs are timed once
-    (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1."""
-    from .device import runtime
-
-    fixed = runtime().stack
-    if fixed is not None or n_runs == 1:
-        return min(fixed or 1, n_runs)
-    # The benchmark alone, not finished runs' rates: those mix compiled and uncompiled, stacked and alone.
-    speeds = {k: benchmarked(arch, batch_size, k)["train_images_per_second"]
-              for k in range(1, min(n_runs, STACK_MOST) + 1)}
-    best = max(speeds, key=speeds.get)
-    return best if speeds[best] >= STACK_GAIN * speeds[1] else 1
-
-
-def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
-    """Time lib.train's own training step (with this runtime's speed features, uncompiled) and evaluation
-    on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each). With `runs`,
-    that many runs stacked (lib.stack); images per second are then summed over the runs."""
-    from .data import DeviceSplit
-    from .train import evaluate, fresh_step, train_epoch
-
-    rt = dataclasses.replace(rt, compile=False)  # compilation would dominate a benchmark this short
-    on_cpu = rt.device.type == "cpu"
-    config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
-    configs = [dataclasses.replace(config, lr=config.lr * (k + 1)) for k in range(runs)]
-    split = DeviceSplit.random((2 if on_cpu else 30) * config.batch_size, rt.device)
-    _, net, _, step = fresh_step(configs, rt, split)
-    generator = torch.Generator(device=rt.device).manual_seed(0)
-
-    def timed(fn) -> float:
-        fn()  # warm-up: allocator, cuDNN autotuning
-        if not on_cpu:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if not on_cpu:
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    net.train()
-    train_ips = runs * len(split) / timed(lambda: train_epoch(step, split, configs, generator,
-                                                              np.random.default_rng(0), 0, 1, rt))
-    eval_ips = runs * len(split) / timed(lambda: evaluate(net, split, rt))
-    return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
-
-
-def split_sizes(config: RunConfig, n_total: int = 50_000) -> tuple[int, int]:
-    """Images per epoch of training and of validation for a config."""
-    n_train, n_val = n_total - config.val_size, config.val_size
-    return min(n_train, config.train_subset or n_train), min(n_val, config.val_subset or n_val)
-
-
-def epoch_seconds(config: RunConfig, speed: dict, n_total: int = 50_000) -> float:
-    n_train, n_val = split_sizes(config, n_total)
-    return n_train / speed["train_images_per_second"] + n_val / speed["eval_images_per_second"]
-
-
 def format_seconds(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -266,6 +142,11 @@ def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
     print(f"{section}: {len(runs)} runs, {sum(r[2] == 'stored' for r in rows)} already stored")
     for label, name, status, estimate in rows:
         print(f"  {label:<{width}}  {name:<40} {status:<28} {estimate}")
+    if total:  # this process trains: it pays the set-up once (as measured here before, if ever)
+        setup = setup_seconds(_compiled(next(iter(runs.values()))))
+        total += setup
+        print(f"  set-up (compilation, cuDNN autotuning, graph capture), as measured here before: "
+              f"{format_seconds(setup)}" if setup else "  set-up: not measured here yet")
     device = speed["device"] if speed else "-"
     print(f"  estimated time on this machine ({device}): {format_seconds(total)}")
     return total
@@ -334,11 +215,18 @@ def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mob
         together = runs_to_stack(arch, config.batch_size, n_runs)  # the section's runs differ in optimiser settings
         section_epoch = per_epoch if together == 1 else epoch_seconds(
             config, throughput(arch, config.batch_size, together), n_total)  # a run's share of a stacked epoch
-        seconds = seconds_by_section[section] = n_runs * epochs * section_epoch
+        seconds = n_runs * epochs * section_epoch + setup_seconds(_compiled(replace(config, epochs=epochs)))
+        seconds_by_section[section] = seconds  # each notebook is a process of its own: one set-up each
         stacked = f" ({together} stacked)" if together > 1 else ""
         print(f"  {section:<18} {n_runs} new runs x {epochs:>3} epochs{stacked}  ~{format_seconds(seconds)}")
     print(f"  total (runs already stored are skipped): ~{format_seconds(sum(seconds_by_section.values()))} of training")
     return seconds_by_section
+
+
+def _compiled(config: RunConfig) -> bool:
+    """Whether lib.train compiles this run here (torch.compile on, and the run long enough)."""
+    rt = runtime()
+    return rt.compile and config.epochs >= rt.compile_min_epochs
 
 
 def n_train_images(config: RunConfig) -> int:
@@ -376,6 +264,19 @@ def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
                     "best val acc (%)": 100 * r.summary["best_val_acc"], "run": r.run_id}
             for label, r in results.items()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
+
+
+def run_record(label: str, result: RunResult) -> dict:
+    """The per-run row of a section's results file (lib.results): identity plus final metrics."""
+    s = result.summary
+    return {
+        "run_id": result.run_id,
+        "label": label,
+        "config": result.config.key(),
+        "epochs": s["epochs_done"],
+        **{k: s[k] for k in ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
+                               "best_val_acc", "best_val_epoch")},
+    }
 
 
 def export(section: str, profile: str, results: dict[str, RunResult], chosen: dict | None = None,

@@ -353,3 +353,33 @@ def test_section_runs_train_together_and_keep_their_own_files(tiny_config, monke
     calls.clear()
     again = lib.run_or_load_many(configs, progress=False)
     assert calls == [] and [r.path for r in again] == [r.path for r in results]
+
+
+def lib_imports() -> dict[str, set[str]]:
+    """For every module of lib, the lib modules it imports anywhere in it (late imports inside functions too)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(lib.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    graph = {}
+    for name in modules:
+        imported = set()
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported |= {node.module} if node.module else {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib."):
+                imported.add(node.module.split(".")[1])
+        graph[name] = imported & modules
+    return graph
+
+
+def test_lib_imports_flow_one_way():
+    """No import circle in lib: every module can be read after the ones it imports (a topological order)."""
+    graph, order = lib_imports(), []
+    while len(order) < len(graph):
+        ready = sorted(m for m, deps in graph.items() if m not in order and deps <= set(order))
+        assert ready, f"import circle among {sorted(set(graph) - set(order))}: " + "; ".join(
+            f"{m} -> {sorted(graph[m] - set(order))}" for m in sorted(set(graph) - set(order)))
+        order += ready
+    assert order.index("cost") < order.index("store") < order.index("study")  # the cost model below the store

@@ -234,7 +234,7 @@ def test_stacked_fast_path_matches_each_run_alone_on_cuda(mixup, monkeypatch):
     ({1: 100, 2: 180, 3: 240}, 2, 2),  # never more than the runs there are
 ])
 def test_auto_stacking_uses_the_measured_fastest_stack(speeds, n_runs, chosen, monkeypatch):
-    from lib import study
+    from lib import cost
 
     monkeypatch.setenv("AI6103_STACK", "auto")
     measured = []
@@ -243,30 +243,30 @@ def test_auto_stacking_uses_the_measured_fastest_stack(speeds, n_runs, chosen, m
         measured.append(runs)
         return {"train_images_per_second": speeds[runs], "eval_images_per_second": 1000.0, "device": "test"}
 
-    monkeypatch.setattr(study, "_benchmark", fake_benchmark)
-    assert study.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
-    assert study.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
+    monkeypatch.setattr(cost, "_benchmark", fake_benchmark)
+    assert cost.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
+    assert cost.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
     assert sorted(measured) == list(range(1, n_runs + 1))  # each stack size timed once, then cached
     monkeypatch.setenv("AI6103_STACK", "2")
-    assert study.runs_to_stack("mobilenetv2", 128, n_runs) == 2  # a fixed number is taken as given
+    assert cost.runs_to_stack("mobilenetv2", 128, n_runs) == 2  # a fixed number is taken as given
     monkeypatch.setenv("AI6103_STACK", "0")
     with pytest.raises(ValueError, match="AI6103_STACK must be auto or a positive number"):
-        study.runs_to_stack("mobilenetv2", 128, n_runs)
+        cost.runs_to_stack("mobilenetv2", 128, n_runs)
 
 
 def test_stacked_throughput_benchmark_runs_on_cpu(monkeypatch):
     """The real measurement behind `auto`, small on the CPU: a stack of 2 reports images/s summed over runs."""
-    from lib import study
+    from lib import cost
 
     monkeypatch.setenv("AI6103_DEVICE", "cpu")
-    speed = study._benchmark("mobilenet", 8, runtime(), runs=2)
+    speed = cost._benchmark("mobilenet", 8, runtime(), runs=2)
     assert speed["train_images_per_second"] > 0 and speed["eval_images_per_second"] > 0
 
 
 def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
     """A stacked run's rate estimates stacks, a lone run's estimates lone runs; the stacking decision itself
     uses the benchmark only (finished runs mix compiled and uncompiled rates)."""
-    from lib import paths, study
+    from lib import cost, paths
 
     monkeypatch.setenv("AI6103_STACK", "auto")
     device = runtime().describe()
@@ -277,11 +277,11 @@ def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
         (folder / "summary.json").write_text(json.dumps({"config": {"arch": "mobilenetv2"}}))
         row = {"epoch": 1, "train_images_per_second": rate, **({"runs_together": together} if together else {})}
         (folder / "metrics.csv").write_text(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
-    monkeypatch.setattr(study, "_benchmark", lambda arch, batch, rt, runs=1: {
+    monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1: {
         "train_images_per_second": {1: 50.0, 2: 52.0, 3: 54.0}[runs], "eval_images_per_second": 500.0})
-    assert study.throughput("mobilenetv2", 128, 1)["train_images_per_second"] == 110.0  # median of alone and old
-    assert study.throughput("mobilenetv2", 128, 3)["train_images_per_second"] == 250.0
-    assert study.runs_to_stack("mobilenetv2", 128, 3) == 1  # 54 / 50 < STACK_GAIN, whatever the stored runs say
+    assert cost.throughput("mobilenetv2", 128, 1)["train_images_per_second"] == 110.0  # median of alone and old
+    assert cost.throughput("mobilenetv2", 128, 3)["train_images_per_second"] == 250.0
+    assert cost.runs_to_stack("mobilenetv2", 128, 3) == 1  # 54 / 50 < STACK_GAIN, whatever the stored runs say
 
 
 @pytest.mark.parametrize("n_models", [1, 3])
@@ -356,3 +356,24 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
         reference = train_module.train(config, progress=False, rt=eager)
         assert history[-1]["train_loss"] == pytest.approx(reference[-1]["train_loss"], rel=2e-2)
         assert history[-1]["runs_together"] == 3
+
+
+def test_plan_set_up_is_what_earlier_processes_paid_here(monkeypatch):
+    """The plan adds each notebook's one-off set-up (compilation, autotuning, capture) as the timing log measured it
+    on this device: the first call of each process only, compiled and uncompiled apart; nothing when none is logged."""
+    from lib import cost
+
+    assert cost.setup_seconds(compiled=False) == 0.0
+    device = runtime().describe()
+
+    def call(pid, build, epochs, compiled=False, **other):
+        return json.dumps({"pid": pid, "device": device, "compiled": compiled, "data_seconds": 1.0,
+                           "build_seconds": build, "epoch_seconds": epochs, **other})
+
+    cost.timing_log().parent.mkdir(parents=True)
+    cost.timing_log().write_text("\n".join([
+        call(1, 20.0, [12.0, 2.0, 2.0]), call(1, 0.1, [2.0, 2.0]),  # the second call of process 1: no set-up
+        call(2, 40.0, [22.0, 2.0, 2.0]), call(3, 50.0, [30.0, 1.5, 1.5], compiled=True),
+        call(4, 99.0, [99.0, 2.0], device="another GPU"), "{cut short"]) + "\n")
+    assert cost.setup_seconds(compiled=False) == (31.0 + 61.0) / 2  # data + build + first epoch's excess
+    assert cost.setup_seconds(compiled=True) == 1.0 + 50.0 + 28.5

@@ -1,0 +1,163 @@
+"""The cost model: how fast this machine trains, how long a run will take, and how many runs to stack.
+
+What it is: training and evaluation images per second of an architecture here (from the finished runs in the
+run store trained the same way, else a short benchmark of lib.train's own step, measured once per machine and
+cached in `runs/throughput.json`), seconds per epoch of a config, and the stacking decision
+(`runs_to_stack`). The run store asks it how to group runs; the study's plan asks it for estimates.
+What it is not: the plan itself (lib.study) or the training (lib.train).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import paths
+from .checkpoint import atomic_write_text
+from .config import RunConfig
+from .data import DeviceSplit
+from .device import runtime
+from .train import evaluate, fresh_step, train_epoch
+
+
+def timing_log() -> Path:
+    """One JSON line per training call (a run or a stack; lib.store writes them): the wall seconds of its phases."""
+    return paths.runs_dir() / "timings.jsonl"
+
+
+def setup_seconds(compiled: bool) -> float:
+    """Seconds a process's first training call spends here beyond its epochs' usual pace: data load, build (cuDNN
+    autotuning, compilation, CUDA-graph capture) and the first epoch's excess over the later ones. Each notebook
+    is a new process and pays it once (H100: ~80 s compiled, ~45 s not). The median over the first calls of
+    earlier processes on this device in the timing log, compiled or not as asked; 0 where none is logged."""
+    try:
+        lines = timing_log().read_text().splitlines()
+    except OSError:
+        return 0.0
+    device, seen, excess = runtime().describe(), set(), []
+    for line in lines:
+        try:
+            call = json.loads(line)
+            first_in_process, epochs = call["pid"] not in seen, call["epoch_seconds"]
+            seen.add(call["pid"])
+            if first_in_process and call["device"] == device and call["compiled"] == compiled and len(epochs) > 1:
+                excess.append(call["data_seconds"] + call["build_seconds"] + epochs[0] - float(np.median(epochs[1:])))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line of an older format or cut short: the estimate does without it
+    return float(np.median(excess)) if excess else 0.0
+
+
+def _throughput_file() -> Path:
+    return paths.runs_dir() / "throughput.json"
+
+
+def _measured_speed(arch: str, device: str, runs: int) -> float | None:
+    """Median training images/s of the finished runs of `arch` on `device` in the run store that were trained
+    in stacks of `runs` (1 = alone), if any; a stacked run's rate is its share of the stack's time."""
+    speeds = []
+    for summary in paths.runs_dir().glob("*/summary.json"):
+        env, metrics = summary.parent / "env.json", summary.parent / "metrics.csv"
+        try:
+            if json.loads(env.read_text()).get("device") != device or json.loads(summary.read_text())["config"][
+                    "arch"] != arch:
+                continue
+            last = pd.read_csv(metrics).iloc[-1]
+            if int(last.get("runs_together", 1)) == runs:  # runs stored before stacking existed ran alone
+                speeds.append(float(last["train_images_per_second"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    return float(np.median(speeds)) if speeds else None
+
+
+def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
+    """Training and evaluation images per second of `arch` on this machine's device (with `runs` > 1: of that
+    many runs stacked into one network, summed over the runs).
+
+    The median speed of the finished runs of `arch` here trained that way when there are any; otherwise
+    `benchmarked`, a short measurement.
+    """
+    speed = benchmarked(arch, batch_size, runs)
+    measured_train = _measured_speed(arch, runtime().describe(), runs)
+    if measured_train is None:
+        return speed
+    ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
+    return {**speed, "train_images_per_second": measured_train, "eval_images_per_second": ratio * measured_train}
+
+
+def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
+    """`_benchmark`'s images per second here, measured once per machine, device features and torch version and
+    cached in the run store (`runs/throughput.json`)."""
+    rt = runtime()
+    key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
+    cache = _throughput_file()
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    if key not in known:
+        known[key] = _benchmark(arch, batch_size, rt, runs)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
+    return known[key]
+
+
+STACK_GAIN = 1.1  # a stack is used only if it trains this many times the images/s of one run at a time
+STACK_MOST = 3  # the study's sections have at most three runs that may be stacked
+
+
+def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
+    """How many of `n_runs` stackable runs (lib.train.group_key) to train together on this machine.
+
+    AI6103_STACK=k fixes it (at most k). With `auto` (the default on a GPU), stacks of 1..3 runs are timed once
+    (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1."""
+    fixed = runtime().stack
+    if fixed is not None or n_runs == 1:
+        return min(fixed or 1, n_runs)
+    # The benchmark alone, not finished runs' rates: those mix compiled and uncompiled, stacked and alone.
+    speeds = {k: benchmarked(arch, batch_size, k)["train_images_per_second"]
+              for k in range(1, min(n_runs, STACK_MOST) + 1)}
+    best = max(speeds, key=speeds.get)
+    return best if speeds[best] >= STACK_GAIN * speeds[1] else 1
+
+
+def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
+    """Time lib.train's own training step (with this runtime's speed features, uncompiled) and evaluation
+    on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each). With `runs`,
+    that many runs stacked (lib.stack); images per second are then summed over the runs."""
+    rt = dataclasses.replace(rt, compile=False)  # compilation would dominate a benchmark this short
+    on_cpu = rt.device.type == "cpu"
+    config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
+    configs = [dataclasses.replace(config, lr=config.lr * (k + 1)) for k in range(runs)]
+    split = DeviceSplit.random((2 if on_cpu else 30) * config.batch_size, rt.device)
+    _, net, _, step = fresh_step(configs, rt, split)
+    generator = torch.Generator(device=rt.device).manual_seed(0)
+
+    def timed(fn) -> float:
+        fn()  # warm-up: allocator, cuDNN autotuning
+        if not on_cpu:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if not on_cpu:
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    net.train()
+    train_ips = runs * len(split) / timed(lambda: train_epoch(step, split, configs, generator,
+                                                              np.random.default_rng(0), 0, 1, rt))
+    eval_ips = runs * len(split) / timed(lambda: evaluate(net, split, rt))
+    return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
+
+
+def split_sizes(config: RunConfig, n_total: int = 50_000) -> tuple[int, int]:
+    """Images per epoch of training and of validation for a config."""
+    n_train, n_val = n_total - config.val_size, config.val_size
+    return min(n_train, config.train_subset or n_train), min(n_val, config.val_subset or n_val)
+
+
+def epoch_seconds(config: RunConfig, speed: dict, n_total: int = 50_000) -> float:
+    n_train, n_val = split_sizes(config, n_total)
+    return n_train / speed["train_images_per_second"] + n_val / speed["eval_images_per_second"]
