@@ -180,21 +180,35 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[Ru
     return [results[run_path(config)] for config in configs]
 
 
-def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
+def training_groups(configs: list[RunConfig], epochs_of=None) -> list[list[RunConfig]]:
     """How the unfinished runs among `configs` will be trained: lists of runs trained together (lib.stack), in
     order. Runs go together when they may (lib.train.group_key), stand at the same epoch, and stacking pays on
-    this machine (lib.cost.runs_to_stack decides how many at most)."""
+    this machine (lib.cost.runs_to_stack decides how many at most).
+
+    `epochs_of(path)` gives a run's finished epochs: by default its last good checkpoint's (what training resumes
+    from); the plan passes `epochs_recorded`, which reads no checkpoint and changes no file."""
     from .train import group_key
 
+    epochs_of = epochs_of or _epochs_done
     unique = {run_path(c): c for c in configs}  # the same run asked for twice is trained once
     groups: dict[tuple, list[RunConfig]] = {}
     for path, config in unique.items():
-        groups.setdefault((group_key(config), _epochs_done(path)), []).append(config)
+        groups.setdefault((group_key(config), epochs_of(path)), []).append(config)
     chunks = []
     for group in groups.values():
         size = runs_to_stack(group[0].arch, group[0].batch_size, len(group))
         chunks += [group[first:first + size] for first in range(0, len(group), size)]
     return chunks
+
+
+def epochs_recorded(path: Path) -> int:
+    """Finished epochs in a run folder's per-epoch metrics file, 0 if none: for estimates, read-only (the
+    checkpoint, which training resumes from, is read and, if damaged, set aside only when training)."""
+    metrics = path / "metrics.csv"
+    if not metrics.exists():
+        return 0
+    lines = [line for line in metrics.read_text().splitlines() if line.strip()]
+    return max(len(lines) - 1, 0)  # minus the header
 
 
 def _epochs_done(path: Path) -> int:

@@ -26,7 +26,7 @@ from .cost import epoch_seconds, runs_to_stack, setup_seconds, split_sizes, thro
 from .data import data_info, load_cifar100, split_indices, write_synthetic_cifar100
 from .device import runtime
 from .results import read_section, write_section
-from .store import RunResult, run_or_load_many, run_path, training_groups
+from .store import RunResult, epochs_recorded, run_or_load_many, run_path, training_groups
 
 SECTIONS = ("01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
             "07_summary")
@@ -113,17 +113,14 @@ def format_seconds(seconds: float) -> str:
 
 def epochs_done(config: RunConfig) -> int:
     """Finished epochs of a config in the run store (its per-epoch metrics file), 0 if never started."""
-    metrics = run_path(config) / "metrics.csv"
-    if not metrics.exists():
-        return 0
-    lines = [line for line in metrics.read_text().splitlines() if line.strip()]
-    return max(len(lines) - 1, 0)  # minus the header
+    return epochs_recorded(run_path(config))
 
 
 def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
     """Print what a section will train and how long it should take here; returns the estimate in seconds."""
     n_total = n_training_file(next(iter(runs.values())))
-    stacked = {run_path(c): len(group) for group in training_groups(list(runs.values())) for c in group}
+    groups = training_groups(list(runs.values()), epochs_of=epochs_recorded)  # reads no checkpoint
+    stacked = {run_path(c): len(group) for group in groups for c in group}
     speed = None
     rows, total = [], 0.0
     for label, config in runs.items():
@@ -139,7 +136,9 @@ def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
         total += seconds
         rows.append((label, config.short_name(), status, format_seconds(seconds) if seconds else "-"))
     width = max(len(r[0]) for r in rows)
-    print(f"{section}: {len(runs)} runs, {sum(r[2] == 'stored' for r in rows)} already stored")
+    stored = sum(r[2] == "stored" for r in rows)
+    print(f"{section}: {len(runs)} runs, {stored} already stored" + (": nothing to train" if stored == len(rows)
+                                                                      else ""))
     for label, name, status, estimate in rows:
         print(f"  {label:<{width}}  {name:<40} {status:<28} {estimate}")
     if total:  # this process trains: it pays the set-up once (as measured here before, if ever)

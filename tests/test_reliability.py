@@ -248,3 +248,17 @@ def test_gpu_resume_is_close_to_uninterrupted(tiny_config, tmp_path, monkeypatch
         print(f"\nGPU resume vs uninterrupted (deterministic={deterministic}): max metric difference {gap:.3g}, "
               f"max weight difference {weight_gap:.3g}")
     assert gap < 0.05 and weight_gap < 0.05
+
+
+def test_printing_the_plan_reads_no_checkpoint_and_changes_no_file(tiny_config, monkeypatch, capsys):
+    """The plan of a section whose runs are stored says so in words, and neither loads a checkpoint nor sets a
+    damaged one aside (that is for training to do, when it needs the checkpoint)."""
+    from lib import study
+
+    result = run_or_load(dataclasses.replace(tiny_config, epochs=1), progress=False)
+    (result.path / "checkpoint.pt").write_bytes(b"damaged")
+    before = sorted(p.name for p in result.path.iterdir())
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("the plan loaded a checkpoint"))
+    assert study.print_section_plan("02_learning_rate", {"lr=0.05": result.config}) == 0
+    assert "1 runs, 1 already stored: nothing to train" in capsys.readouterr().out
+    assert sorted(p.name for p in result.path.iterdir()) == before
