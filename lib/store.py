@@ -283,8 +283,10 @@ def evaluate_test(result: RunResult) -> dict:
     rt = runtime()
     config = result.config
     state = load_state(result.path)
-    if state is None:
-        raise RunStoreError(f"run {result.run_id} has no readable checkpoint to evaluate; move it away to retrain")
+    if state is None or state["epoch"] != config.epochs:  # the previous epoch's weights would be a wrong score
+        found = "no readable checkpoint" if state is None else f"a readable checkpoint of epoch {state['epoch']} only"
+        raise RunStoreError(f"run {result.run_id} has {found}, not its final epoch {config.epochs}, to evaluate on "
+                            f"the test set; move the folder away to retrain it")
     model = make_model(config, rt)
     model.load_state_dict(state["model"])
     prepared = prepare_data(config, rt.device)  # for the training split's mean/std

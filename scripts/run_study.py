@@ -122,6 +122,13 @@ def run(argv: list[str] | None = None) -> int:
             print(f"--param must be NAME=VALUE, got {item!r}")
             return 2
         extra[name] = literal(value)
+    declared_by = {nb.stem: notebook_parameters(nb) for nb in notebooks}
+    unknown = sorted(set(extra) - set().union(*declared_by.values()))
+    if unknown:  # a typo, or a setting no notebook takes: refuse rather than run the defaults
+        every = sorted(set().union(*declared_by.values()) - {"profile", "data_dir"})
+        print(f"--param {', '.join(unknown)}: no notebook run here takes it; the notebooks' parameters are "
+              f"{', '.join(every)}")
+        return 2
 
     try:
         training_s = study.print_study_plan(args.profile, args.data_dir)  # per section, stacks accounted for
@@ -139,9 +146,8 @@ def run(argv: list[str] | None = None) -> int:
         elapsed = time.time() - started
         print(f"\n{progress_line(done_s, total_s)} notebook {i}/{len(notebooks)} {name}  "
               f"(elapsed {study.format_seconds(elapsed)}, estimate {study.format_seconds(total_s)})", flush=True)
-        declared = notebook_parameters(notebook)
         parameters = {"profile": args.profile, "data_dir": args.data_dir,
-                      **{k: v for k, v in extra.items() if k in declared}}
+                      **{k: v for k, v in extra.items() if k in declared_by[name]}}
         executed = executed_dir / notebook.name
         notebook_started = time.time()
         try:
@@ -153,7 +159,8 @@ def run(argv: list[str] | None = None) -> int:
             print("\n" + failure_line(name, error, executed), file=sys.stderr, flush=True)
             return 1
         done_s += weights[name]
-        print(f"{name}: done in {study.format_seconds(time.time() - notebook_started)} -> {executed}", flush=True)
+        # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
+        print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)
     print(f"\n{progress_line(1, 1)} {len(notebooks)} notebooks in {study.format_seconds(time.time() - started)}; "
           f"executed copies in {executed_dir}, figures in {paths.figures_dir()}, results in {paths.results_dir()}")
     return 0

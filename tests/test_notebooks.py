@@ -128,6 +128,14 @@ def test_a_failing_notebook_is_named_in_one_line(study):
     assert (executed / "03_lr_schedule.ipynb").exists()  # kept for inspection
 
 
+def test_a_parameter_no_notebook_takes_is_refused_before_training(study, tmp_path):
+    refused = run_study({**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}, "--param", "wieght_decays=[1e-3]")
+    assert refused.returncode == 2
+    assert "--param wieght_decays: no notebook run here takes it" in refused.stdout
+    assert "weight_decays" in refused.stdout  # the list of what the notebooks take
+    assert not (tmp_path / "runs").exists()  # nothing trained, nothing planned
+
+
 def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
     """SIGTERM (timeout, a cluster's pre-emption) while a notebook trains: the driver ends the kernel (which runs
     in a session of its own) instead of leaving it training, and exits with one line."""

@@ -262,3 +262,13 @@ def test_printing_the_plan_reads_no_checkpoint_and_changes_no_file(tiny_config, 
     assert study.print_section_plan("02_learning_rate", {"lr=0.05": result.config}) == 0
     assert "1 runs, 1 already stored: nothing to train" in capsys.readouterr().out
     assert sorted(p.name for p in result.path.iterdir()) == before
+
+
+def test_test_score_comes_from_the_final_weights_or_not_at_all(tiny_config):
+    """A finished run whose final checkpoint is damaged: no test score from the previous epoch's weights."""
+    result = run_or_load(tiny_config, progress=False)
+    (result.path / "checkpoint.pt").write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="unreadable"), pytest.raises(
+            RunStoreError, match=f"epoch 1 only, not its final epoch {tiny_config.epochs}"):
+        lib.evaluate_test(result)
+    assert not (result.path / "test.json").exists()
