@@ -63,10 +63,11 @@ def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config)
     try:
         atomic_write(current, lambda tmp: torch.save(state, tmp))
         atomic_write_text(run_dir / METRICS, pd.DataFrame(history).to_csv(index=False))
-    except OSError as e:
+    except (OSError, RuntimeError) as e:  # torch.save's own writer reports a full disk as a RuntimeError
         if (run_dir / PREVIOUS).exists() and not current.exists():
             os.replace(run_dir / PREVIOUS, current)  # a failed save must not cost the last good state
-        raise SaveError(f"could not save epoch {len(history)} of run {run_dir.name} ({e.strerror or e}); "
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+        raise SaveError(f"could not save epoch {len(history)} of run {run_dir.name} ({reason}): if the disk is full, "
                         f"free space in {run_dir.parent} and run again: it resumes from the last saved epoch") from None
 
 

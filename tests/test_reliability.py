@@ -132,6 +132,31 @@ def test_full_disk_while_saving_keeps_the_last_good_epoch(tiny_config, monkeypat
     assert len(run_or_load(tiny_config, progress=False).history) == 2
 
 
+def test_really_full_disk_keeps_the_last_good_epoch(tiny_config, tmp_path):
+    """The same on a real full file system (a 28 MB tmpfs in a mount namespace of our own: one MobileNetV2
+    checkpoint with its momentum is ~19 MB, so epoch 1 fits and epoch 2 does not): torch.save's own error
+    (a RuntimeError, not an OSError) becomes the one-line SaveError, and epoch 1 stays loadable."""
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespace here (unshare -rm refused): the full-disk test needs one")
+    store = tmp_path / "full"
+    store.mkdir()
+    script = textwrap.dedent(f"""
+        import warnings, lib
+        from lib.checkpoint import SaveError, load_state
+        from lib.store import run_path
+        warnings.simplefilter("ignore")
+        config = lib.RunConfig(**{dataclasses.asdict(tiny_config)!r})
+        try:
+            lib.run_or_load(config, progress=False)
+        except SaveError as error:
+            print("SAVE-ERROR", str(error).count(chr(10)), "epoch", load_state(run_path(config))["epoch"])
+    """)
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=28m tmpfs {store} && exec '
+                           f'"{sys.executable}" -c "$0"', script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "AI6103_RUNS_DIR": str(store)})
+    assert "SAVE-ERROR 0 epoch 1" in done.stdout, done.stdout + done.stderr
+
+
 def test_results_from_another_store_version_are_refused(tiny_config):
     finished = run_or_load(tiny_config, progress=False)
     summary = json.loads((finished.path / "summary.json").read_text())
