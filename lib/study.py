@@ -23,7 +23,7 @@ import pandas as pd
 from . import paths
 from .config import RunConfig
 from .cost import epoch_seconds, runs_to_stack, setup_seconds, split_sizes, throughput
-from .data import data_info, load_cifar100, split_indices, write_synthetic_cifar100
+from .data import DataError, data_info, load_cifar100, split_indices, write_synthetic_cifar100
 from .device import runtime
 from .results import read_section, write_section
 from .store import RunResult, epochs_recorded, run_or_load_many, run_path, training_groups
@@ -63,15 +63,25 @@ def get_profile(name: str) -> Profile:
 
 
 def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
-    """The data folder a profile reads; the smoke profile writes its synthetic data there if it is missing.
+    """The data folder a profile reads.
 
-    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data, a `synthetic-<profile>`
-    folder inside it for the profiles on generated data.
+    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data; for the profiles on
+    generated data a `synthetic-<profile>` folder inside it, written there if missing. Synthetic data is only
+    ever written into that folder of its own: a `data_dir` given to such a profile is read as it is, and one
+    without a complete `cifar-100-python/` (a partial download, a typo, an archive not yet unpacked) is refused,
+    never written to.
     """
     spec = get_profile(profile)
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser().resolve()
+        if spec.synthetic is not None and not (folder / "cifar-100-python" / "meta").is_file():
+            raise DataError(f"data_dir {folder} holds no complete cifar-100-python/ folder, and profile {profile} "
+                            f"writes its synthetic data only into a folder of its own: leave data_dir unset for "
+                            f"it, or point data_dir at a complete folder")
+        return str(folder)
     if spec.synthetic is None:
-        return str(Path(data_dir).expanduser().resolve() if data_dir else paths.data_dir())
-    folder = Path(data_dir).expanduser().resolve() if data_dir else paths.data_dir() / f"synthetic-{spec.name}"
+        return str(paths.data_dir())
+    folder = paths.data_dir() / f"synthetic-{spec.name}"
     if not (folder / "cifar-100-python" / "meta").is_file():
         write_synthetic_cifar100(folder, *spec.synthetic)
     return str(folder)

@@ -297,3 +297,20 @@ def test_test_score_comes_from_the_final_weights_or_not_at_all(tiny_config):
             RunStoreError, match=f"epoch 1 only, not its final epoch {tiny_config.epochs}"):
         lib.evaluate_test(result)
     assert not (result.path / "test.json").exists()
+
+
+@pytest.mark.parametrize("left", ["train", "cifar-100-python.tar.gz"])
+def test_synthetic_profiles_never_write_into_a_users_data_folder(tmp_path, left):
+    """A partial download (or an archive not yet unpacked) given to the smoke profile: refused in one line,
+    nothing written, the user's file untouched."""
+    from lib import study
+
+    user_file = tmp_path / ("cifar-100-python/" if left == "train" else "") / left
+    user_file.parent.mkdir(parents=True, exist_ok=True)
+    user_file.write_bytes(b"the user's own bytes")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(DataError, match=r"holds no complete cifar-100-python/ folder.*leave data_dir unset") as error:
+        study.resolve_data_dir("smoke", str(tmp_path))
+    assert "\n" not in str(error.value)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert user_file.read_bytes() == b"the user's own bytes"
