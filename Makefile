@@ -33,7 +33,7 @@ bench: setup
 	$(PY) bench/benchmark.py
 
 report: setup
-	$(PY) -m lib.report
+	$(PY) -m lib.report --profile $(PROFILE)
 
 # The whole study: every notebook in order through papermill into executed/, figures/, then the paper.
 STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))

@@ -79,14 +79,24 @@ def join_words(items: list[str]) -> str:
 
 # ---------------------------------------------------------------- reading
 
-def load_results(results_dir: Path | None = None) -> dict[str, dict]:
-    """Every section's results file; a one-line ReportError naming the notebook to run if one is missing."""
+def load_results(results_dir: Path | None = None, profile: str | None = None) -> dict[str, dict]:
+    """Every section's results file; a one-line ReportError naming the notebook to run if one is missing, or
+    the notebooks to re-run if the sections come from different profiles or data (or not from `profile`)."""
     results = {}
     for section in SECTIONS:
         try:
             results[section] = read_section(section, results_dir)
         except (FileNotFoundError, ValueError) as error:
             raise ReportError(str(error)) from None
+    for field, wanted in (("profile", profile), ("data_kind", None)):
+        values = {section: record[field] for section, record in results.items()}
+        wanted = wanted or max(set(values.values()), key=list(values.values()).count)  # what most sections used
+        others = sorted(section for section, value in values.items() if value != wanted)
+        if others:
+            found = ", ".join(f"{s} ({values[s]})" for s in others)
+            raise ReportError(f"one paper takes one {field}: results of {found} are not from {field} {wanted!r}; "
+                              f"re-run those notebooks with it (make all PROFILE=...), or build the paper with "
+                              f"the {field} they share")
     return results
 
 
@@ -525,10 +535,11 @@ def m_escape(text: str) -> str:
 
 
 def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
-             out_dir: Path | None = None) -> Path:
-    """Write `numbers.tex`, `tables/*.tex` and the listings into `out_dir` (default report/generated)."""
+             out_dir: Path | None = None, profile: str | None = None) -> Path:
+    """Write `numbers.tex`, `tables/*.tex` and the listings into `out_dir` (default report/generated), from
+    results of one profile (`profile`, if given) and one kind of data."""
     out = Path(out_dir) if out_dir is not None else paths.report_dir() / "generated"
-    results = load_results(results_dir)
+    results = load_results(results_dir, profile)
     figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir()
     (out / "tables").mkdir(parents=True, exist_ok=True)
     m = Macros()
@@ -577,7 +588,7 @@ def _write_style(out: Path, style: str, bst: str, official: bool) -> None:
 
 
 def build_report(results_dir: Path | None = None, figures_dir: Path | None = None, out_dir: Path | None = None,
-                 quiet: bool = True) -> Path:
+                 quiet: bool = True, profile: str | None = None) -> Path:
     """Generate the LaTeX and compile the paper in `out_dir` (default report/build); returns the PDF's path.
 
     out_dir receives copies of report/'s sources, `generated/`, `figures/` and latexmk's outputs, so the
@@ -589,7 +600,7 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
     build = Path(out_dir) if out_dir is not None else src / "build"
     figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir()
     build.mkdir(parents=True, exist_ok=True)
-    generate(results_dir, figures, build / "generated")
+    generate(results_dir, figures, build / "generated", profile)
     style, bst, official = choose_style(src)
     for name in SOURCES:
         shutil.copy2(src / name, build / name)
@@ -620,13 +631,14 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the paper's LaTeX from the results files and build it.")
     parser.add_argument("--generate-only", action="store_true", help="write report/generated/ and stop")
+    parser.add_argument("--profile", default=None, help="the profile the results must come from (make: PROFILE)")
     args = parser.parse_args(argv)
     try:
-        generated = generate()
+        generated = generate(profile=args.profile)
         if args.generate_only:
             print(f"Wrote {generated}")
             return 0
-        pdf = build_report(quiet=False)
+        pdf = build_report(quiet=False, profile=args.profile)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -177,6 +177,21 @@ def test_missing_section_names_the_notebook(tmp_path):
         report.load_results(tmp_path)
 
 
+def test_one_paper_takes_one_profile_and_one_kind_of_data(fixture_dirs):
+    """Sections from different profiles or data never meet in one paper, and `make report PROFILE=...` is
+    the profile the results must come from: each case one line naming what to re-run."""
+    results, figures, build, runs = fixture_dirs
+    with pytest.raises(report.ReportError, match=r"not from profile 'full'"):
+        report.load_results(results, profile="full")  # the fixture is the smoke profile's
+    assert report.load_results(results, profile="smoke")
+    write_section("04_weight_decay", "quick", "synthetic", [runs["wd5"], runs["wd1"]], chosen={"weight_decay": 5e-4})
+    with pytest.raises(report.ReportError, match=r"results of 04_weight_decay \(quick\) are not from profile 'smoke'"):
+        report.load_results(results)
+    write_section("04_weight_decay", "smoke", "cifar100", [runs["wd5"], runs["wd1"]], chosen={"weight_decay": 5e-4})
+    with pytest.raises(report.ReportError, match=r"04_weight_decay \(cifar100\) are not from data_kind 'synthetic'"):
+        report.load_results(results)
+
+
 def test_generated_tables_and_banner(fixture_dirs):
     results, figures, build, runs = fixture_dirs
     out = report.generate(results, figures, build / "generated")
