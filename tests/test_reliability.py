@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,10 +137,11 @@ def test_really_full_disk_keeps_the_last_good_epoch(tiny_config, tmp_path):
     """The same on a real full file system (a 28 MB tmpfs in a mount namespace of our own: one MobileNetV2
     checkpoint with its momentum is ~19 MB, so epoch 1 fits and epoch 2 does not): torch.save's own error
     (a RuntimeError, not an OSError) becomes the one-line SaveError, and epoch 1 stays loadable."""
-    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
-        pytest.skip("no mount namespace here (unshare -rm refused): the full-disk test needs one")
     store = tmp_path / "full"
     store.mkdir()
+    probe = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {store}"]
+    if shutil.which("unshare") is None or subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip("no tmpfs in a mount namespace of our own here (unshare -rm): the full-disk test needs one")
     script = textwrap.dedent(f"""
         import warnings, lib
         from lib.checkpoint import SaveError, load_state
