@@ -38,6 +38,29 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def remove_stale_temporaries(folder: Path, locked: bool = False) -> list[Path]:
+    """Delete the temporary files that interrupted `atomic_write`s left in `folder` (a kill or a full disk
+    mid-write; a checkpoint's is ~19 MB). With `locked` (the caller holds the folder's run lock, so no other
+    process writes there) all of them; otherwise only those whose writing process is gone. Returns them."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp-*"):
+        pid = tmp.name.rpartition(".tmp-")[2]
+        if locked or not pid.isdigit() or not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user's
+    return True
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import atomic_write_text
+from .checkpoint import atomic_write_text, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime
@@ -100,6 +100,7 @@ def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1)
     if key not in known:
         known[key] = _benchmark(arch, batch_size, rt, runs)
         cache.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(cache.parent)  # of writers that are gone
         atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
     return known[key]
 

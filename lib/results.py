@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from . import paths
-from .checkpoint import atomic_write_text
+from .checkpoint import atomic_write_text, remove_stale_temporaries
 
 RESULTS_VERSION = 1
 
@@ -34,6 +34,7 @@ def write_section(section: str, profile: str, data_kind: str, runs: list[dict], 
               "runs": runs, "chosen": chosen or {}, "extra": extra or {}, "figures": figures or []}
     path = section_path(section)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)  # of writers that are gone; a notebook writing beside us keeps its own
     atomic_write_text(path, json.dumps(record, indent=1, default=float))
     return path
 

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import METRICS, atomic_write_text, load_state
+from .checkpoint import METRICS, atomic_write_text, load_state, remove_stale_temporaries
 from .config import RunConfig, config_hash
 from .cost import runs_to_stack, timing_log
 from .data import check_split, data_info
@@ -227,6 +227,7 @@ def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
         for path in paths:
             path.mkdir(parents=True, exist_ok=True)
             locks.enter_context(_RunLock(path))
+            remove_stale_temporaries(path, locked=True)  # ours now: what an interrupted save left is garbage
         todo = []
         for path, config in zip(paths, configs, strict=True):
             finished = _read_finished(path, config)  # another process may have finished it while we waited

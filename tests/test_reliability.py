@@ -316,3 +316,29 @@ def test_synthetic_profiles_never_write_into_a_users_data_folder(tmp_path, left)
     assert "\n" not in str(error.value)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert user_file.read_bytes() == b"the user's own bytes"
+
+
+def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path):
+    """What a kill mid-save leaves (`.checkpoint.pt.tmp-<pid>`) goes when the run is next trained under its lock;
+    in the results folder only the temporaries of writers that are gone go, not those of one still writing."""
+    from lib import paths
+    from lib.results import write_section
+
+    folder = run_path(tiny_config)
+    folder.mkdir(parents=True)
+    stale = folder / f".checkpoint.pt.tmp-{os.getpid()}"  # even a live pid: the lock says nobody else writes here
+    stale.write_bytes(b"half a checkpoint")
+    run_or_load(tiny_config, progress=False)
+    assert not stale.exists()
+
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        results = paths.results_dir()
+        results.mkdir(parents=True, exist_ok=True)
+        gone, writing = results / ".02_learning_rate.json.tmp-999999999", results / f".x.json.tmp-{writer.pid}"
+        gone.write_text("{")
+        writing.write_text("{")
+        write_section("02_learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
+        assert not gone.exists() and writing.exists()
+    finally:
+        writer.kill()
