@@ -54,6 +54,10 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
+    def compiles(self, epochs: int) -> bool:
+        """Whether lib.train compiles a run of `epochs` epochs: compilation on, and the run long enough to repay it."""
+        return self.compile and epochs >= self.compile_min_epochs
+
     def features(self) -> str:
         """The speed features in use, e.g. 'bf16, channels_last, fused SGD, CUDA graphs'."""
         precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]

@@ -152,7 +152,7 @@ def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
     for label, name, status, estimate in rows:
         print(f"  {label:<{width}}  {name:<40} {status:<28} {estimate}")
     if total:  # this process trains: it pays the set-up once (as measured here before, if ever)
-        setup = setup_seconds(_compiled(next(iter(runs.values()))))
+        setup = setup_seconds(runtime().compiles(next(iter(runs.values())).epochs))
         total += setup
         print(f"  set-up (compilation, cuDNN autotuning, graph capture), as measured here before: "
               f"{format_seconds(setup)}" if setup else "  set-up: not measured here yet")
@@ -224,18 +224,12 @@ def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mob
         together = runs_to_stack(arch, config.batch_size, n_runs)  # the section's runs differ in optimiser settings
         section_epoch = per_epoch if together == 1 else epoch_seconds(
             config, throughput(arch, config.batch_size, together), n_total)  # a run's share of a stacked epoch
-        seconds = n_runs * epochs * section_epoch + setup_seconds(_compiled(replace(config, epochs=epochs)))
+        seconds = n_runs * epochs * section_epoch + setup_seconds(runtime().compiles(epochs))
         seconds_by_section[section] = seconds  # each notebook is a process of its own: one set-up each
         stacked = f" ({together} stacked)" if together > 1 else ""
         print(f"  {section:<18} {n_runs} new runs x {epochs:>3} epochs{stacked}  ~{format_seconds(seconds)}")
     print(f"  total (runs already stored are skipped): ~{format_seconds(sum(seconds_by_section.values()))} of training")
     return seconds_by_section
-
-
-def _compiled(config: RunConfig) -> bool:
-    """Whether lib.train compiles this run here (torch.compile on, and the run long enough)."""
-    rt = runtime()
-    return rt.compile and config.epochs >= rt.compile_min_epochs
 
 
 def n_train_images(config: RunConfig) -> int:

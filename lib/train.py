@@ -309,7 +309,7 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
         raise ValueError("runs trained together must resume from the same epoch; train them one at a time")
     net = stack_models(models)  # after the restore: the stacked BatchNorm buffers start from the restored ones
     sums = torch.zeros(n_runs, 5, device=rt.device)  # per run: [loss * batch, correct, images, grad-norm sum, last]
-    phases["compiled"] = rt.compile and config.epochs >= rt.compile_min_epochs
+    phases["compiled"] = rt.compiles(config.epochs)
     build_started = time.perf_counter()
     step = make_step(net, optimizers, watched, sums, rt, data.train, config.batch_size,
                      compile_model=phases["compiled"])
