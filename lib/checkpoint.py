@@ -38,17 +38,14 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
-def remove_stale_temporaries(folder: Path, locked: bool = False) -> list[Path]:
+def remove_stale_temporaries(folder: Path, locked: bool = False) -> None:
     """Delete the temporary files that interrupted `atomic_write`s left in `folder` (a kill or a full disk
     mid-write; a checkpoint's is ~19 MB). With `locked` (the caller holds the folder's run lock, so no other
-    process writes there) all of them; otherwise only those whose writing process is gone. Returns them."""
-    removed = []
+    process writes there) all of them; otherwise only those whose writing process is gone."""
     for tmp in Path(folder).glob(".*.tmp-*"):
         pid = tmp.name.rpartition(".tmp-")[2]
         if locked or not pid.isdigit() or not _alive(int(pid)):
             tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
 
 
 def _alive(pid: int) -> bool:

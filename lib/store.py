@@ -260,8 +260,7 @@ def _log_timing(run_paths: list[Path], config: RunConfig, phases: dict) -> None:
 
     record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), "device": runtime().describe(),
               "runs": [p.name for p in run_paths], "n_runs": len(run_paths), "epochs": config.epochs,
-              "arch": config.arch,
-              "mixup_alpha": config.mixup_alpha, "sigmoid_blocks": list(config.sigmoid_blocks),
+              "arch": config.arch, "mixup_alpha": config.mixup_alpha, "sigmoid_blocks": list(config.sigmoid_blocks),
               **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in phases.items() if k != "epoch_seconds"},
               "epoch_seconds": [round(t, 3) for t in phases.get("epoch_seconds", [])]}
     with contextlib.suppress(OSError), timing_log().open("a") as log:  # a log: never worth stopping a run over

@@ -123,11 +123,11 @@ def run(argv: list[str] | None = None) -> int:
             return 2
         extra[name] = literal(value)
     declared_by = {nb.stem: notebook_parameters(nb) for nb in notebooks}
-    unknown = sorted(set(extra) - set().union(*declared_by.values()))
+    declared = set().union(*declared_by.values())
+    unknown = sorted(set(extra) - declared)
     if unknown:  # a typo, or a setting no notebook takes: refuse rather than run the defaults
-        every = sorted(set().union(*declared_by.values()) - {"profile", "data_dir"})
         print(f"--param {', '.join(unknown)}: no notebook run here takes it; the notebooks' parameters are "
-              f"{', '.join(every)}")
+              f"{', '.join(sorted(declared - {'profile', 'data_dir'}))}")
         return 2
 
     try:
