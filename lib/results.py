@@ -9,7 +9,9 @@ Schema (keys every file has):
     data_kind   str    "cifar100" | "synthetic" | "modified" (lib.data.DataInfo.kind)
     runs        list   one dict per run: run_id, label, config (RunConfig.key()), final_train_loss,
                        final_train_acc, final_val_loss, final_val_acc, best_val_acc, best_val_epoch, epochs
-    chosen      dict   what this section hands on, e.g. {"lr": 0.05} or {"weight_decay": 5e-4}
+    chosen      dict   the setting this section decided, e.g. {"lr": 0.05} or {"weight_decay": 5e-4} ({} if none)
+    chosen_run_id  str | None  the run this section hands on (its settings are where the next section starts,
+                       lib.sections); None where the section chooses nothing
     extra       dict   anything else the section reports (test accuracy, statistics, ...)
     figures     list   figure stems written by this section (files in figures/ as .pdf and .png)
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 from . import paths
 from .checkpoint import atomic_write_text, remove_stale_temporaries
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2  # 2: chosen_run_id added (the chosen run by id, not by comparing values)
 
 
 def section_path(section: str, folder: Path | None = None) -> Path:
@@ -29,9 +31,13 @@ def section_path(section: str, folder: Path | None = None) -> Path:
 
 
 def write_section(section: str, profile: str, data_kind: str, runs: list[dict], chosen: dict | None = None,
-                  extra: dict | None = None, figures: list[str] | None = None) -> Path:
+                  extra: dict | None = None, figures: list[str] | None = None,
+                  chosen_run_id: str | None = None) -> Path:
+    if chosen_run_id is not None and chosen_run_id not in {run["run_id"] for run in runs}:
+        raise ValueError(f"chosen_run_id {chosen_run_id!r} is not among the runs of {section}")
     record = {"results_version": RESULTS_VERSION, "section": section, "profile": profile, "data_kind": data_kind,
-              "runs": runs, "chosen": chosen or {}, "extra": extra or {}, "figures": figures or []}
+              "runs": runs, "chosen": chosen or {}, "chosen_run_id": chosen_run_id, "extra": extra or {},
+              "figures": figures or []}
     path = section_path(section)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)  # of writers that are gone; a notebook writing beside us keeps its own

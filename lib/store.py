@@ -106,6 +106,17 @@ def _finish(path: Path, config: RunConfig, history: list[dict], info, started: f
     return RunResult(config, path, frame, summary)
 
 
+def peek_summary(config: RunConfig) -> dict | None:
+    """The summary of a finished run, or None: read-only, for plans (reads no checkpoint, changes no file; a
+    finished run whose files do not read counts as unfinished here and is repaired when it is next loaded)."""
+    try:
+        summary = json.loads((run_path(config) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    complete = summary.get("store_version") == STORE_VERSION and summary.get("epochs_done") == config.epochs
+    return summary if complete and epochs_recorded(run_path(config)) == config.epochs else None
+
+
 def load_run(config: RunConfig) -> RunResult | None:
     """The finished run of this config, or None if it has not finished (or never started)."""
     return _read_finished(run_path(config), config)

@@ -1,9 +1,8 @@
-"""The study's plan: profiles, each section's run configs, inherited choices, time estimates and progress.
+"""What the notebooks call: a section's configs, training, choice, tables and export, and the study's summary.
 
-What it is: the glue the notebooks call so that they hold no training logic — which runs a section makes
-(from the brief's baseline, the choices of earlier sections and the notebook's overrides), where the data
-lives for a profile, what a section will cost on this machine, and the one call that trains a section.
-What it is not: the training loop (lib.train), the run store (lib.store) or the results files (lib.results).
+The study itself is defined in lib.sections (which runs, from which earlier choice); profiles and data folders
+in lib.profiles; plans and estimates in lib.plan. This module puts them together for the notebooks, so that
+they hold no training logic: `section_configs` -> `run_section` -> `choose` -> tables, figures -> `export`.
 """
 from __future__ import annotations
 
@@ -14,166 +13,28 @@ import math
 import textwrap
 import time
 import warnings
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 from . import paths
 from .config import RunConfig
-from .cost import epoch_seconds, runs_to_stack, setup_seconds, split_sizes, throughput
-from .data import DataError, data_info, load_cifar100, split_indices, write_synthetic_cifar100
-from .device import runtime
+from .data import data_info, split_indices
+from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
+from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir  # noqa: F401 - for notebooks
 from .results import read_section, write_section
-from .store import RunResult, epochs_recorded, run_or_load_many, run_path, training_groups
-
-SECTIONS = ("01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
-            "07_summary")
-SIGMOID_BLOCKS = tuple(range(4, 11))  # the variant: Sigmoid instead of ReLU in blocks 4..10 of model.layers
+from .sections import SECTIONS, TRAINING, choose_label, chosen_run, get, section_configs, settings_of  # noqa: F401
+from .store import RunResult, run_or_load_many
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    short_epochs: int  # epochs of the learning-rate section (the brief: 15)
-    long_epochs: int  # epochs of the schedule, weight-decay, mixup and activation sections (the brief: 300)
-    val_size: int  # images held out of the training file for validation (the brief: 10,000)
-    train_subset: int | None  # train on the first N images of the training split only (None = all)
-    val_subset: int | None  # validate on the first N images of the validation split only (None = all)
-    synthetic: tuple[int, int] | None  # (train, test) images of generated data; None = real CIFAR-100
-    about: str
+def choose(section: str, results: dict[str, RunResult], choose_by: str | None = None) -> str:
+    """The label of the run `section` hands on, by its rule in lib.sections (e.g. lowest final training loss)."""
+    return choose_label(section, {label: r.summary for label, r in results.items()}, choose_by)
 
 
-PROFILES = {
-    "full": Profile("full", 15, 300, 10_000, None, None, None, "the brief's settings on CIFAR-100"),
-    "quick": Profile("quick", 5, 30, 10_000, None, None, None, "CIFAR-100, runs shortened to 5 and 30 epochs"),
-    "smoke": Profile("smoke", 2, 2, 300, 256, 128, (1200, 300),
-                     "synthetic data, 256 training images, 2 epochs: checks the pipeline, says nothing"),
-    # The GPU check (bench/gpu_session.sh e2e): every size as in `full` but the epochs, on generated data.
-    "e2e": Profile("e2e", 2, 6, 10_000, None, None, (50_000, 10_000),
-                   "synthetic data of CIFAR-100's size, 2 and 6 epochs: times the whole pipeline, says nothing"),
-}
-
-
-def get_profile(name: str) -> Profile:
-    if name not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
-    return PROFILES[name]
-
-
-def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
-    """The data folder a profile reads.
-
-    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data; for the profiles on
-    generated data a `synthetic-<profile>` folder inside it, written there if missing. Synthetic data is only
-    ever written into that folder of its own: a `data_dir` given to such a profile is read as it is, and one
-    without a complete `cifar-100-python/` (a partial download, a typo, an archive not yet unpacked) is refused,
-    never written to.
-    """
-    spec = get_profile(profile)
-    if data_dir is not None:
-        folder = Path(data_dir).expanduser().resolve()
-        if spec.synthetic is not None and not (folder / "cifar-100-python" / "meta").is_file():
-            raise DataError(f"data_dir {folder} holds no complete cifar-100-python/ folder, and profile {profile} "
-                            f"writes its synthetic data only into a folder of its own: leave data_dir unset for "
-                            f"it, or point data_dir at a complete folder")
-        return str(folder)
-    if spec.synthetic is None:
-        return str(paths.data_dir())
-    folder = paths.data_dir() / f"synthetic-{spec.name}"
-    if not (folder / "cifar-100-python" / "meta").is_file():
-        write_synthetic_cifar100(folder, *spec.synthetic)
-    return str(folder)
-
-
-def base_config(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> RunConfig:
-    """The brief's baseline (lr 0.05, constant, no decay, no mixup) sized for a profile, long-section epochs."""
-    spec = get_profile(profile)
-    return RunConfig(arch=arch, epochs=spec.long_epochs, val_size=spec.val_size, train_subset=spec.train_subset,
-                     val_subset=spec.val_subset, data_dir=resolve_data_dir(profile, data_dir))
-
-
-def inherited(section: str, key: str, override, profile: str):
-    """`override` if given, else the value `section` chose; refuses choices made under another profile."""
-    if override is not None:
-        return override
-    record = read_section(section)
-    if record["profile"] != profile:
-        raise ValueError(f"results/{section}.json was written by profile {record['profile']!r}, not {profile!r}: "
-                         f"run notebook {section} with profile={profile!r} first, or pass {key}=... as a parameter")
-    if key not in record["chosen"]:
-        raise KeyError(f"results/{section}.json chose no {key!r}; re-run notebook {section}")
-    return record["chosen"][key]
-
-
-def best_label(results: dict[str, RunResult], metric: str, larger_is_better: bool) -> str:
-    """The label of the run with the best final `metric` (e.g. "final_val_acc"); ties go to the first listed."""
-    sign = 1.0 if larger_is_better else -1.0
-    return max(results, key=lambda label: sign * results[label].summary[metric])
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def epochs_done(config: RunConfig) -> int:
-    """Finished epochs of a config in the run store (its per-epoch metrics file), 0 if never started."""
-    return epochs_recorded(run_path(config))
-
-
-def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
-    """Print what a section will train and how long it should take here; returns the estimate in seconds."""
-    n_total = n_training_file(next(iter(runs.values())))
-    groups = training_groups(list(runs.values()), epochs_of=epochs_recorded)  # reads no checkpoint
-    stacked = {run_path(c): len(group) for group in groups for c in group}
-    speed = None
-    rows, total = [], 0.0
-    for label, config in runs.items():
-        done = epochs_done(config)
-        if done >= config.epochs:
-            status, seconds = "stored", 0.0
-        else:
-            together = stacked.get(run_path(config), 1)
-            speed = throughput(config.arch, config.batch_size, together)  # images/s summed over a stack: this
-            seconds = (config.epochs - done) * epoch_seconds(config, speed, n_total)  # run's share of its time
-            status = f"train {config.epochs - done} epochs" + (f" (resume at {done})" if done else "")
-            status += f", {together} stacked" if together > 1 else ""
-        total += seconds
-        rows.append((label, config.short_name(), status, format_seconds(seconds) if seconds else "-"))
-    width = max(len(r[0]) for r in rows)
-    stored = sum(r[2] == "stored" for r in rows)
-    print(f"{section}: {len(runs)} runs, {stored} already stored" + (": nothing to train" if stored == len(rows)
-                                                                      else ""))
-    for label, name, status, estimate in rows:
-        print(f"  {label:<{width}}  {name:<40} {status:<28} {estimate}")
-    if total:  # this process trains: it pays the set-up once (as measured here before, if ever)
-        setup = setup_seconds(runtime().compiles(next(iter(runs.values())).epochs))
-        total += setup
-        print(f"  set-up (compilation, cuDNN autotuning, graph capture), as measured here before: "
-              f"{format_seconds(setup)}" if setup else "  set-up: not measured here yet")
-    device = speed["device"] if speed else "-"
-    print(f"  estimated time on this machine ({device}): {format_seconds(total)}")
-    return total
-
-
-@lru_cache(maxsize=4)
-def _n_training_file(folder: str, fingerprint: str) -> int:
-    return len(load_cifar100(Path(folder).parent, download=False).train_labels)
-
-
-def n_training_file(config: RunConfig) -> int:
-    """Images in the training file of a config's data (50,000 for CIFAR-100) before the split."""
-    info = data_info(config.data_dir)
-    if info.is_official:
-        return 50_000
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
-        return _n_training_file(info.folder, info.fingerprint)
+def figure(section: str, name: str) -> str:
+    """The file stem of a figure the section declares in lib.sections (e.g. "03_lr_schedule_lr")."""
+    return get(section).figure(name)
 
 
 def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True) -> dict[str, RunResult]:
@@ -192,49 +53,11 @@ def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True)
     return dict(zip(runs, results, strict=True))
 
 
-# --- the whole study, for the driver's plan ---------------------------------------------------------------
+# --- tables and export ------------------------------------------------------------------------------------
 
-def study_plan(profile: str, n_learning_rates: int = 3) -> list[tuple[str, int, int]]:
-    """(section, new runs at most, epochs per run) for a profile with the brief's defaults.
-
-    Runs shared between sections (the best setup so far is the baseline of the next section) are counted once.
-    """
-    spec = get_profile(profile)
-    return [("02_learning_rate", n_learning_rates, spec.short_epochs), ("03_lr_schedule", 2, spec.long_epochs),
-            ("04_weight_decay", 2, spec.long_epochs), ("05_mixup", 1, spec.long_epochs),
-            ("06_activation", 1, spec.long_epochs)]
-
-
-def print_study_plan(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> dict[str, float]:
-    """Print every section's runs and the estimated time of the whole study on this machine (upper bound);
-    returns the estimated training seconds of each section."""
-    spec = get_profile(profile)
-    config = base_config(profile, data_dir, arch)
-    speed = throughput(arch, config.batch_size)
-    n_total = n_training_file(config)
-    per_epoch = epoch_seconds(config, speed, n_total)
-    n_train, n_val = split_sizes(config, n_total)
-    print(f"profile {profile}: {spec.about}")
-    print(f"data {config.data_dir} ({data_info(config.data_dir).label}); {n_train} training and {n_val} "
-          f"validation images per epoch; {arch}, batch {config.batch_size}")
-    print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s "
-          f"-> ~{format_seconds(per_epoch)} per epoch")
-    seconds_by_section = {}
-    for section, n_runs, epochs in study_plan(profile):
-        together = runs_to_stack(arch, config.batch_size, n_runs)  # the section's runs differ in optimiser settings
-        section_epoch = per_epoch if together == 1 else epoch_seconds(
-            config, throughput(arch, config.batch_size, together), n_total)  # a run's share of a stacked epoch
-        seconds = n_runs * epochs * section_epoch + setup_seconds(runtime().compiles(epochs))
-        seconds_by_section[section] = seconds  # each notebook is a process of its own: one set-up each
-        stacked = f" ({together} stacked)" if together > 1 else ""
-        print(f"  {section:<18} {n_runs} new runs x {epochs:>3} epochs{stacked}  ~{format_seconds(seconds)}")
-    print(f"  total (runs already stored are skipped): ~{format_seconds(sum(seconds_by_section.values()))} of training")
-    return seconds_by_section
-
-
-def n_train_images(config: RunConfig) -> int:
-    """Training images per epoch of a config on its data."""
-    return split_sizes(config, n_training_file(config))[0]
+def data_kind(config: RunConfig) -> str:
+    """"cifar100", "synthetic" or "modified": what the figures and results files say about the data."""
+    return data_info(config.data_dir).kind
 
 
 def lr_curve(config: RunConfig) -> tuple[list[float], list[float]]:
@@ -250,13 +73,6 @@ def lr_curve(config: RunConfig) -> tuple[list[float], list[float]]:
 def replace(config: RunConfig, **changes) -> RunConfig:
     """dataclasses.replace, re-exported so notebooks need one import."""
     return dataclasses.replace(config, **changes)
-
-
-# --- tables and export ------------------------------------------------------------------------------------
-
-def data_kind(config: RunConfig) -> str:
-    """"cifar100", "synthetic" or "modified": what the figures and results files say about the data."""
-    return data_info(config.data_dir).kind
 
 
 def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
@@ -282,12 +98,19 @@ def run_record(label: str, result: RunResult) -> dict:
     }
 
 
-def export(section: str, profile: str, results: dict[str, RunResult], chosen: dict | None = None,
-           extra: dict | None = None, figures: list[str] | None = None) -> Path:
-    """Write the section's results file (lib.results schema) from its labelled runs."""
-    config = next(iter(results.values())).config
-    path = write_section(section, profile, data_kind(config), [run_record(label, r) for label, r in results.items()],
-                         chosen=chosen, extra=extra, figures=figures)
+def export(section: str, profile: str, results: dict[str, RunResult], chosen: str | None = None,
+           extra: dict | None = None, data_kind: str | None = None) -> Path:
+    """Write a section's results file (lib.results schema) from its labelled runs: every section exports this way.
+
+    `chosen` is the label of the run the section hands on (lib.sections: what the next section starts from);
+    the record names it by run id and the setting it decided. `data_kind` is needed only without runs."""
+    compares = get(section).compares
+    chosen_run = results[chosen] if chosen is not None else None
+    kind = data_kind or data_info(next(iter(results.values())).config.data_dir).kind
+    path = write_section(section, profile, kind, [run_record(label, r) for label, r in results.items()],
+                         chosen={compares: getattr(chosen_run.config, compares)} if chosen_run else {},
+                         chosen_run_id=chosen_run.run_id if chosen_run else None, extra=extra,
+                         figures=get(section).figure_stems)
     print(f"wrote {path}")
     return path
 
@@ -302,7 +125,7 @@ def split_code() -> str:
 
 # --- the whole study's results ----------------------------------------------------------------------------
 
-def read_study(profile: str, sections: tuple[str, ...] = SECTIONS[1:6]) -> dict[str, dict]:
+def read_study(profile: str, sections: tuple[str, ...] = TRAINING) -> dict[str, dict]:
     """The results files of the training sections, refusing any written under another profile."""
     records = {section: read_section(section) for section in sections}
     other = {section: r["profile"] for section, r in records.items() if r["profile"] != profile}
@@ -336,3 +159,22 @@ def study_table(records: dict[str, dict]) -> pd.DataFrame:
             "val loss": run["final_val_loss"], "val acc (%)": 100 * run["final_val_acc"], "run_id": run["run_id"],
         })
     return pd.DataFrame(rows)
+
+
+def export_summary(profile: str) -> tuple[pd.DataFrame, dict]:
+    """Write 07_summary's results file and `results/07_summary_runs.csv` from the training sections' results:
+    every distinct run once, every choice, and the final model (05's chosen run) with its test score."""
+    records = read_study(profile)
+    table = study_table(records)
+    csv_path = paths.results_dir() / "07_summary_runs.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv_path)
+    runs = [{**run, "sections": sections} for run, sections in unique_runs(records)]
+    final = chosen_run(records["05_mixup"])  # the study's final model: what 02, 04 and 05 chose, in one run
+    test = records["05_mixup"]["extra"]
+    path = write_section("07_summary", profile, records["02_learning_rate"]["data_kind"], runs,
+                         chosen=settings_of(final["config"]), chosen_run_id=final["run_id"],
+                         extra={"test_acc": test["test_acc"], "test_loss": test["test_loss"],
+                                "test_run_id": test["test_run_id"], "n_runs": len(runs), "table_csv": csv_path.name})
+    print(f"wrote {path}")
+    return table, read_section("07_summary")

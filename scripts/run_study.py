@@ -1,10 +1,12 @@
-"""Run the study's notebooks in order through papermill: `make notebooks` / `make all` call this.
+"""Train the study's runs, then run its notebooks in order through papermill: `make notebooks` / `make all`.
 
-Each notebook in notebooks/ runs with the `python3` kernel, in that folder, with the parameters `profile` and
-`data_dir` (plus any `--param NAME=VALUE` the notebook declares); its executed copy, outputs and
-parameters kept, goes to executed/. The kernels' output (the plan, one progress bar per run) streams to
-this terminal. The first failing notebook stops the run with one line naming the notebook, the cell and
-the error; its executed copy stays for inspection.
+First every run of the sections run here is trained in this process, wave by wave as lib.sections orders them
+(the runs of one wave, e.g. sections 3 and 4, train together where that pays): one set-up instead of one per
+notebook. Then each notebook in notebooks/ runs with the `python3` kernel, in that folder, with the parameters
+`profile` and `data_dir` (plus any `--param NAME=VALUE` the notebook declares), and finds its runs in the run
+store; its executed copy, outputs and parameters kept, goes to executed/. The kernels' output (the plan, the
+tables) streams to this terminal. The first failing notebook stops the run with one line naming the notebook,
+the cell and the error; its executed copy stays for inspection.
 
     python scripts/run_study.py --profile smoke
     python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
@@ -17,9 +19,12 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from lib import ConfigError, DataError, RunStoreError, paths, study
+from lib import ConfigError, DataError, RunStoreError, paths, plan, sections
+from lib.profiles import PROFILES
+from lib.store import peek_summary, run_or_load_many
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
 KERNEL = "python3"
@@ -28,7 +33,7 @@ NOTEBOOK_OVERHEAD_S = 8.0  # kernel start, imports and figures of one notebook, 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="full", choices=sorted(study.PROFILES),
+    parser.add_argument("--profile", default="full", choices=sorted(PROFILES),
                         help="full = the brief on CIFAR-100, quick = CIFAR-100 with short runs, smoke = synthetic")
     parser.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ (default: the profile's)")
     parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these notebooks (e.g. 02_learning_rate)")
@@ -130,24 +135,36 @@ def run(argv: list[str] | None = None) -> int:
               f"{', '.join(sorted(declared - {'profile', 'data_dir'}))}")
         return 2
 
+    params = {nb.stem: {k: v for k, v in extra.items() if k in declared_by[nb.stem]} for nb in notebooks}
+    training = tuple(nb.stem for nb in notebooks if nb.stem in sections.TRAINING)
     try:
-        training_s = study.print_study_plan(args.profile, args.data_dir)  # per section, stacks accounted for
+        training_s = plan.print_study_plan(args.profile, args.data_dir, params, training)  # stacks accounted for
     except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:  # data missing, bad choice, ...
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 2
-    weights = {nb.stem: NOTEBOOK_OVERHEAD_S + training_s.get(nb.stem, 0.0) for nb in notebooks}
-    total_s = sum(weights.values())
+    weights = {nb.stem: NOTEBOOK_OVERHEAD_S for nb in notebooks}
+    total_s = training_s + sum(weights.values())
     executed_dir = Path(args.executed_dir).resolve()
     executed_dir.mkdir(parents=True, exist_ok=True)
 
-    started, done_s = time.time(), 0.0
+    started = time.time()
+    if training:
+        print(f"\n{progress_line(0, total_s)} training the runs of {', '.join(training)}, wave by wave "
+              f"(estimate {plan.format_seconds(training_s)})", flush=True)
+        try:
+            train_ahead(args.profile, args.data_dir, params, training, progress=not args.quiet)
+        except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:
+            print(f"FAILED while training: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
+            return 1
+        # In seconds: bench/study_record.py reads this line to time what lies outside training.
+        print(f"training: done in {time.time() - started:.1f} s", flush=True)
+    done_s = training_s
     for i, notebook in enumerate(notebooks, 1):
         name = notebook.stem
         elapsed = time.time() - started
         print(f"\n{progress_line(done_s, total_s)} notebook {i}/{len(notebooks)} {name}  "
-              f"(elapsed {study.format_seconds(elapsed)}, estimate {study.format_seconds(total_s)})", flush=True)
-        parameters = {"profile": args.profile, "data_dir": args.data_dir,
-                      **{k: v for k, v in extra.items() if k in declared_by[name]}}
+              f"(elapsed {plan.format_seconds(elapsed)}, estimate {plan.format_seconds(total_s)})", flush=True)
+        parameters = {"profile": args.profile, "data_dir": args.data_dir, **params[name]}
         executed = executed_dir / notebook.name
         notebook_started = time.time()
         try:
@@ -161,9 +178,19 @@ def run(argv: list[str] | None = None) -> int:
         done_s += weights[name]
         # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
         print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)
-    print(f"\n{progress_line(1, 1)} {len(notebooks)} notebooks in {study.format_seconds(time.time() - started)}; "
+    print(f"\n{progress_line(1, 1)} {len(notebooks)} notebooks in {plan.format_seconds(time.time() - started)}; "
           f"executed copies in {executed_dir}, figures in {paths.figures_dir()}, results in {paths.results_dir()}")
     return 0
+
+
+def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], training: tuple[str, ...],
+                progress: bool) -> None:
+    """Train every run of `training` sections before their notebooks run: each wave of lib.sections once the
+    choices it starts from are made (the notebooks make the same choices from the same runs)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")  # the plan said what data
+        sections.plan_study(profile, data_dir, params, peek_summary, sections=training,
+                            train_wave=lambda configs: run_or_load_many(configs, progress=progress))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,140 @@
+"""What will be trained and how long it should take here: a section's plan (notebooks) and the study's (driver).
+
+Read-only: a plan reads the run store's metrics and summary files, never a checkpoint, and changes no file. Runs
+already stored cost nothing; the estimate adds the set-up (compilation, autotuning) once per training call, as
+measured on this machine before (lib.cost).
+"""
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+from .config import RunConfig
+from .cost import epoch_seconds, setup_seconds, split_sizes, throughput
+from .data import data_info, load_cifar100
+from .device import runtime
+from .profiles import get_profile
+from .sections import TRAINING, PlannedRun, plan_study
+from .store import epochs_recorded, peek_summary, run_path, training_groups
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@lru_cache(maxsize=4)
+def _n_training_file(folder: str, fingerprint: str) -> int:
+    return len(load_cifar100(Path(folder).parent, download=False).train_labels)
+
+
+def n_training_file(config: RunConfig) -> int:
+    """Images in the training file of a config's data (50,000 for CIFAR-100) before the split."""
+    info = data_info(config.data_dir)
+    if info.is_official:
+        return 50_000
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
+        return _n_training_file(info.folder, info.fingerprint)
+
+
+def n_train_images(config: RunConfig) -> int:
+    """Training images per epoch of a config on its data."""
+    return split_sizes(config, n_training_file(config))[0]
+
+
+def _rows(configs: list[RunConfig]) -> tuple[list[tuple[str, float]], int, dict | None]:
+    """(status, seconds) of each config (the first of a repeated run carries it), the training calls they need,
+    and the speed used."""
+    n_total = n_training_file(configs[0])
+    groups = training_groups(configs, epochs_of=epochs_recorded)  # reads no checkpoint
+    together = {run_path(c): len(group) for group in groups for c in group}
+    rows, seen, speed = [], set(), None
+    for config in configs:
+        path = run_path(config)
+        done = epochs_recorded(path)
+        if path in seen:
+            rows.append(("the same run as above", 0.0))
+        elif done >= config.epochs:
+            rows.append(("stored", 0.0))
+        else:
+            stack = together.get(path, 1)
+            speed = throughput(config.arch, config.batch_size, stack)  # images/s summed over a stack: this
+            seconds = (config.epochs - done) * epoch_seconds(config, speed, n_total)  # run's share of its time
+            status = f"train {config.epochs - done} epochs" + (f" (resume at {done})" if done else "")
+            rows.append((status + (f", {stack} stacked" if stack > 1 else ""), seconds))
+        seen.add(path)
+    return rows, len(groups), speed
+
+
+def _setup(n_calls: int, epochs: int) -> tuple[float, str]:
+    setup = setup_seconds(runtime().compiles(epochs))
+    words = (f"set-up (compilation, cuDNN autotuning, graph capture) of {n_calls} training call(s), as measured here "
+             f"before: {format_seconds(n_calls * setup)}" if setup else "set-up: not measured here yet")
+    return n_calls * setup, words
+
+
+def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
+    """Print what a section will train and how long it should take here; returns the estimate in seconds."""
+    rows, n_calls, speed = _rows(list(runs.values()))
+    width = max(len(label) for label in runs)
+    stored = sum(status == "stored" for status, _ in rows)
+    print(f"{section}: {len(runs)} runs, {stored} already stored" + (": nothing to train" if stored == len(runs)
+                                                                      else ""))
+    for label, config, (status, seconds) in zip(runs, runs.values(), rows, strict=True):
+        estimate = format_seconds(seconds) if seconds else "-"
+        print(f"  {label:<{width}}  {config.short_name():<40} {status:<28} {estimate}")
+    total = sum(seconds for _, seconds in rows)
+    if total:  # this process trains: it pays the set-up once per training call
+        setup, words = _setup(n_calls, next(iter(runs.values())).epochs)
+        total += setup
+        print(f"  {words}")
+    print(f"  estimated time on this machine ({speed['device'] if speed else '-'}): {format_seconds(total)}")
+    return total
+
+
+def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str, dict] | None = None,
+                     sections: tuple[str, ...] = TRAINING) -> float:
+    """Print every run of the study (lib.sections), wave by wave, and the estimated training time on this machine
+    (set-up included, stored runs free); returns that estimate in seconds."""
+    waves = [wave for wave in plan_study(profile, data_dir, params or {}, peek_summary, sections=sections) if wave]
+    if not waves:
+        print("no training section in this run: nothing to train")
+        return 0.0
+    config = waves[0][0].config
+    n_train, n_val = split_sizes(config, n_training_file(config))
+    speed = throughput(config.arch, config.batch_size)
+    print(f"profile {profile}: {get_profile(profile).about}")
+    print(f"data {config.data_dir} ({data_info(config.data_dir).label}); {n_train} training and {n_val} "
+          f"validation images per epoch; {config.arch}, batch {config.batch_size}")
+    print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
+          f"~{format_seconds(epoch_seconds(config, speed, n_train + n_val))} per epoch of {config.epochs}-epoch runs")
+    runs: list[PlannedRun] = [run for wave in waves for run in wave]
+    rows, _, _ = _rows([run.config for run in runs])
+    distinct = {run_path(run.config) for run in runs}
+    status_of = dict(zip(runs, rows, strict=True))
+    print(f"the study: {len(distinct)} distinct runs in {len(waves)} waves (a wave's runs train together where "
+          f"that pays here)")
+    total = 0.0
+    for i, wave in enumerate(waves, 1):
+        print(f"  wave {i}: {', '.join(dict.fromkeys(run.section for run in wave))}")
+        for run in wave:
+            status, seconds = status_of[run]
+            assumes = f"  (if {run.assumes} chooses its first run)" if run.assumes else ""
+            print(f"    {run.section:<17} {run.label:<18} {run.config.short_name():<44} {status:<26} "
+                  f"{format_seconds(seconds) if seconds else '-'}{assumes}")
+        training = [run.config for run in wave if status_of[run][1]]
+        if training:
+            setup, _ = _setup(len(training_groups(training, epochs_of=epochs_recorded)), training[0].epochs)
+            total += setup + sum(status_of[run][1] for run in wave)
+    stored = sum(status == "stored" for status, _ in rows)
+    if stored == len(distinct):
+        print(f"all {len(distinct)} runs stored: nothing to train")
+    else:
+        print(f"{stored} of {len(distinct)} runs stored; estimated training time on this machine, set-up "
+              f"included: ~{format_seconds(total)}")
+    return total

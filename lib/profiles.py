@@ -1,0 +1,70 @@
+"""Profiles (how big the study is) and the data folder each reads; the brief's baseline config for a profile."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .config import RunConfig
+from .data import DataError, write_synthetic_cifar100
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    short_epochs: int  # epochs of the learning-rate section (the brief: 15)
+    long_epochs: int  # epochs of the schedule, weight-decay, mixup and activation sections (the brief: 300)
+    val_size: int  # images held out of the training file for validation (the brief: 10,000)
+    train_subset: int | None  # train on the first N images of the training split only (None = all)
+    val_subset: int | None  # validate on the first N images of the validation split only (None = all)
+    synthetic: tuple[int, int] | None  # (train, test) images of generated data; None = real CIFAR-100
+    about: str
+
+
+PROFILES = {
+    "full": Profile("full", 15, 300, 10_000, None, None, None, "the brief's settings on CIFAR-100"),
+    "quick": Profile("quick", 5, 30, 10_000, None, None, None, "CIFAR-100, runs shortened to 5 and 30 epochs"),
+    "smoke": Profile("smoke", 2, 2, 300, 256, 128, (1200, 300),
+                     "synthetic data, 256 training images, 2 epochs: checks the pipeline, says nothing"),
+    # The GPU check (bench/gpu_session.sh e2e): every size as in `full` but the epochs, on generated data.
+    "e2e": Profile("e2e", 2, 6, 10_000, None, None, (50_000, 10_000),
+                   "synthetic data of CIFAR-100's size, 2 and 6 epochs: times the whole pipeline, says nothing"),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
+    return PROFILES[name]
+
+
+def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
+    """The data folder a profile reads.
+
+    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data; for the profiles on
+    generated data a `synthetic-<profile>` folder inside it, written there if missing. Synthetic data is only
+    ever written into that folder of its own: a `data_dir` given to such a profile is read as it is, and one
+    without a complete `cifar-100-python/` (a partial download, a typo, an archive not yet unpacked) is refused,
+    never written to.
+    """
+    spec = get_profile(profile)
+    if data_dir is not None:
+        folder = Path(data_dir).expanduser().resolve()
+        if spec.synthetic is not None and not (folder / "cifar-100-python" / "meta").is_file():
+            raise DataError(f"data_dir {folder} holds no complete cifar-100-python/ folder, and profile {profile} "
+                            f"writes its synthetic data only into a folder of its own: leave data_dir unset for "
+                            f"it, or point data_dir at a complete folder")
+        return str(folder)
+    if spec.synthetic is None:
+        return str(paths.data_dir())
+    folder = paths.data_dir() / f"synthetic-{spec.name}"
+    if not (folder / "cifar-100-python" / "meta").is_file():
+        write_synthetic_cifar100(folder, *spec.synthetic)
+    return str(folder)
+
+
+def base_config(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> RunConfig:
+    """The brief's baseline (lr 0.05, constant, no decay, no mixup) sized for a profile, long-section epochs."""
+    spec = get_profile(profile)
+    return RunConfig(arch=arch, epochs=spec.long_epochs, val_size=spec.val_size, train_subset=spec.train_subset,
+                     val_subset=spec.val_subset, data_dir=resolve_data_dir(profile, data_dir))

@@ -1,0 +1,266 @@
+"""The study, defined once: each section's runs, the earlier choice it starts from, what it hands on and exports.
+
+This file answers "what will the study train, and in which order?". With the brief's settings (profile `full`;
+the other profiles change only the epochs and the data's size):
+
+  section           starts from                        compares                           hands on (chosen by)
+  02_learning_rate  the baseline: constant, no decay   lr 0.5, 0.05, 0.01 for 15 epochs   lr (final training loss)
+  03_lr_schedule    02's chosen rate                   constant vs cosine, 300 epochs     nothing: reported only
+  04_weight_decay   02's chosen rate, cosine           weight decay 5e-4 vs 1e-4          weight decay (val. acc.)
+  05_mixup          04's chosen run                    no mixup vs mixup alpha 0.2        mixup (val. acc.), then
+                                                                                          the test accuracy
+  06_activation     05's chosen run                    ReLU vs Sigmoid in blocks 4-10     nothing (gradient norm)
+
+Order (`waves`): 02 | 03 and 04 together | 05 | 06. A section's run equal to the run it starts from ("no mixup"
+in 05 is 04's chosen run, "relu" in 06 is 05's) is the same run in the store and is trained once. 01_data trains
+nothing; 07_summary collects. The driver (scripts/run_study.py) trains wave by wave before the notebooks run,
+and the notebooks ask `section_configs` for the same configs and load them from the run store.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .config import ConfigError, RunConfig, parse_blocks
+from .profiles import base_config, get_profile
+from .results import read_section
+
+SETTINGS = ("lr", "schedule", "weight_decay", "mixup_alpha", "sigmoid_blocks")  # what a chosen run hands on
+METRICS = {"train_loss": ("final_train_loss", False), "val_acc": ("final_val_acc", True)}  # name: (key, larger?)
+SIGMOID_BLOCKS = tuple(range(4, 11))  # the variant: Sigmoid instead of ReLU in blocks 4..10 of model.layers
+
+
+def _numbers(name: str) -> Callable[[object], list]:
+    def values(given) -> list:
+        given = list(given) if isinstance(given, (list, tuple)) else [given]
+        if not given:
+            raise ConfigError(f"{name} must list at least one value")
+        return [_number(v) for v in given]
+    return values
+
+
+def _number(value):
+    """Floats as floats (papermill hands `1` over as an int, which would hash apart from 1.0); others as given,
+    for RunConfig to refuse in one line."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _schedules(given) -> list:
+    given = [given] if isinstance(given, str) else list(given)
+    if not given:
+        raise ConfigError("schedules must list at least one of 'constant', 'cosine'")
+    return given
+
+
+def _with_and_without_mixup(alpha) -> list:
+    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha > 0):
+        raise ConfigError(f"mixup_alpha must be a number > 0 (it is compared with no mixup), got {alpha!r}")
+    return [0.0, float(alpha)]
+
+
+def _relu_and_sigmoid(blocks) -> list:
+    blocks = parse_blocks(blocks) if isinstance(blocks, str) else tuple(blocks)
+    if not blocks:
+        raise ConfigError("sigmoid_blocks must name at least one block (it is compared with ReLU everywhere)")
+    return [(), blocks]
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    figures: tuple[str, ...] = ()  # figure names; the files are figures/<section>_<name>.pdf and .png
+    compares: str | None = None  # the RunConfig field the section's runs differ in; None: trains nothing
+    values_param: str = ""  # the notebook parameter giving the compared values
+    default: object = None  # that parameter's value in the brief
+    values: Callable[[object], list] = list  # parameter -> the compared values, checked
+    label: Callable[[object], str] = str  # a compared value -> the run's label in tables and results
+    epochs: str = "long"  # "short" (the profile's learning-rate epochs) or "long"
+    starts_from: str | None = None  # the section whose chosen run's settings this one starts from
+    fixed: dict = field(default_factory=dict)  # settings the brief fixes here whatever came before
+    choose_by: tuple[str, ...] = ()  # metrics (METRICS) that may pick the run handed on, default first; () = none
+
+    def figure(self, name: str) -> str:
+        """The file stem of one of the section's figures (what lib.plots.save writes)."""
+        if name not in self.figures:
+            raise ValueError(f"{self.name} declares no figure {name!r}; it declares {list(self.figures)}")
+        return f"{self.name}_{name}"
+
+    @property
+    def figure_stems(self) -> list[str]:
+        return [self.figure(name) for name in self.figures]
+
+    @property
+    def config_params(self) -> set[str]:
+        """The notebook parameters that decide its configs: the compared values, epochs, and any setting given
+        instead of the one inherited."""
+        return ({"epochs", "arch", *SETTINGS} - {self.compares}) | {self.values_param} if self.compares else set()
+
+
+STUDY = (
+    Section("01_data", figures=("class_proportions", "augmented_samples")),
+    Section("02_learning_rate", ("curves",), "lr", "learning_rates", (0.5, 0.05, 0.01), _numbers("learning_rates"),
+            lambda lr: f"lr={lr:g}", epochs="short", choose_by=("train_loss", "val_acc")),
+    Section("03_lr_schedule", ("curves", "lr"), "schedule", "schedules", ("constant", "cosine"), _schedules, str,
+            starts_from="02_learning_rate", choose_by=("val_acc",)),
+    Section("04_weight_decay", ("curves",), "weight_decay", "weight_decays", (5e-4, 1e-4),
+            _numbers("weight_decays"), lambda wd: f"wd={wd:g}", starts_from="02_learning_rate",
+            fixed={"schedule": "cosine"}, choose_by=("val_acc",)),
+    Section("05_mixup", ("beta_pdf", "samples", "curves"), "mixup_alpha", "mixup_alpha", 0.2,
+            _with_and_without_mixup, lambda a: f"mixup alpha={a:g}" if a else "no mixup", starts_from="04_weight_decay",
+            choose_by=("val_acc",)),
+    Section("06_activation", ("curves", "grad_norm"), "sigmoid_blocks", "sigmoid_blocks", SIGMOID_BLOCKS,
+            _relu_and_sigmoid, lambda blocks: "sigmoid" if blocks else "relu", starts_from="05_mixup"),
+    Section("07_summary"),
+)
+SECTIONS = tuple(s.name for s in STUDY)
+TRAINING = tuple(s.name for s in STUDY if s.compares)
+
+
+def get(section: str) -> Section:
+    for spec in STUDY:
+        if spec.name == section:
+            return spec
+    raise ValueError(f"section must be one of {list(SECTIONS)}, got {section!r}")
+
+
+def figure_section(stem: str) -> str | None:
+    """The section that declares a figure file stem (e.g. "03_lr_schedule_lr"), None if none does."""
+    return next((s.name for s in STUDY if stem in s.figure_stems), None)
+
+
+def waves() -> list[list[str]]:
+    """The training sections in the order they can run: each wave needs only the choices of earlier waves."""
+    depth: dict[str, int] = {}
+    for name in TRAINING:
+        source = get(name).starts_from
+        depth[name] = 0 if source is None else depth[source] + 1
+    return [[n for n in TRAINING if depth[n] == d] for d in range(max(depth.values()) + 1)]
+
+
+def decided_upstream(section: str) -> set[str]:
+    """The settings a section takes from the chain of chosen runs it starts from."""
+    source = get(section).starts_from
+    if source is None:
+        return set()
+    spec = get(source)
+    return {spec.compares, *spec.fixed} | decided_upstream(source)
+
+
+def settings_of(config: RunConfig | dict) -> dict:
+    """What a run hands on to the section that starts from it (its config or its results-file `config`)."""
+    values = dataclasses.asdict(config) if isinstance(config, RunConfig) else config
+    return {name: tuple(values[name]) if name == "sigmoid_blocks" else values[name] for name in SETTINGS}
+
+
+def chosen_run(record: dict) -> dict:
+    """The run a results record hands on, found by its `chosen_run_id`."""
+    found = [run for run in record["runs"] if run["run_id"] == record.get("chosen_run_id")]
+    if not found:
+        raise ValueError(f"results/{record['section']}.json names no chosen run among its runs; re-run notebook "
+                         f"notebooks/{record['section']}.ipynb")
+    return found[0]
+
+
+def inherited_settings(section: str, profile: str, upstream: dict[str, dict] | None = None) -> dict:
+    """The settings of the chosen run `section` starts from: from `upstream` ({section: settings}) if it holds
+    them, else from that section's results file, which must come from the same profile."""
+    source = get(section).starts_from
+    if source is None:
+        return {}
+    if upstream and source in upstream:
+        return upstream[source]
+    record = read_section(source)
+    if record["profile"] != profile:
+        raise ValueError(f"results/{source}.json was written by profile {record['profile']!r}, not {profile!r}: "
+                         f"run notebook {source} with profile={profile!r} first, or pass its settings "
+                         f"({', '.join(sorted(decided_upstream(section)))}) as parameters")
+    return settings_of(chosen_run(record)["config"])
+
+
+def section_configs(section: str, profile: str, data_dir: str | None = None, *,
+                    upstream: dict[str, dict] | None = None, **params) -> dict[str, RunConfig]:
+    """The labelled runs of a training section, in order.
+
+    Each starts from the profile's baseline, takes the settings of the chosen run the section starts from (see
+    `inherited_settings`), then what the brief fixes for the section, then `params` — the notebook's parameters:
+    the compared values (e.g. `learning_rates`), `epochs`, and any setting to use instead of the inherited one.
+    A parameter that is None keeps its default. A results file is needed only for settings not given here.
+    """
+    spec = get(section)
+    if not spec.compares:
+        raise ValueError(f"{section} trains nothing; the training sections are {list(TRAINING)}")
+    params = {name: value for name, value in params.items() if value is not None}
+    unknown = sorted(set(params) - spec.config_params)
+    if unknown:
+        raise ConfigError(f"{section} takes no parameter {', '.join(unknown)}; it takes "
+                          f"{', '.join(sorted(spec.config_params))}")
+    profile_spec = get_profile(profile)
+    base = base_config(profile, data_dir, params.pop("arch", "mobilenetv2"))
+    epochs = params.pop("epochs", profile_spec.short_epochs if spec.epochs == "short" else profile_spec.long_epochs)
+    values = spec.values(params.pop(spec.values_param, spec.default))
+    given = {name: _number(value) for name, value in params.items()}  # settings given instead of inherited ones
+    inherited = {} if decided_upstream(section) <= set(given) else inherited_settings(section, profile, upstream)
+    start = dataclasses.replace(base, epochs=epochs, **{**inherited, **spec.fixed, **given})
+    runs = {spec.label(value): dataclasses.replace(start, **{spec.compares: value}) for value in values}
+    if len(runs) < len(values):
+        raise ConfigError(f"{spec.values_param} lists a value twice: {values}")
+    return runs
+
+
+def choose_label(section: str, summaries: dict[str, dict], choose_by: str | None = None) -> str:
+    """The label of the run a section hands on, from its runs' final metrics (run summaries or results rows,
+    keyed by label); ties go to the first listed."""
+    spec = get(section)
+    if not spec.choose_by:
+        raise ValueError(f"{section} chooses nothing")
+    choose_by = choose_by or spec.choose_by[0]
+    if choose_by not in spec.choose_by:
+        raise ConfigError(f"choose_by must be one of {list(spec.choose_by)} for {section}, got {choose_by!r}")
+    key, larger_is_better = METRICS[choose_by]
+    sign = 1.0 if larger_is_better else -1.0
+    return max(summaries, key=lambda label: sign * summaries[label][key])
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    section: str
+    label: str
+    config: RunConfig
+    assumes: str | None  # None: the config is certain; else the earliest section whose choice is not known yet
+
+
+def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summary_of: Callable,
+               train_wave: Callable | None = None, sections: tuple[str, ...] = TRAINING) -> list[list[PlannedRun]]:
+    """Every run of the study, wave by wave (`waves`), as the notebooks will ask for them.
+
+    `params[section]` are the parameters a section's notebook gets (those of `Section.config_params`, plus
+    `choose_by`); `summary_of(config)` is a finished run's summary or None. A choice whose runs are all finished
+    is made as the notebook will make it; one not known yet is assumed to be the section's first run, and the
+    runs that depend on it say so (`assumes`). `train_wave(configs)`, if given, trains a wave's runs before
+    its choices are made: the driver's way of training every run before the notebooks. Sections not in
+    `sections` are not planned; their choices come from their results files."""
+    known: dict[str, tuple[dict, str | None]] = {}  # section -> (settings it hands on, assumption or None)
+    planned = []
+    for wave in waves():
+        this_wave = []
+        for name in (n for n in wave if n in sections):
+            source = get(name).starts_from
+            upstream = {source: known[source][0]} if source in known else None
+            assumes = known[source][1] if source in known else None
+            given = {k: v for k, v in params.get(name, {}).items() if k in get(name).config_params}
+            this_wave += [PlannedRun(name, label, config, assumes) for label, config in
+                          section_configs(name, profile, data_dir, upstream=upstream, **given).items()]
+        if train_wave is not None and this_wave:
+            train_wave([run.config for run in this_wave])
+        for name in (n for n in wave if n in sections and get(n).choose_by):
+            runs = {run.label: run for run in this_wave if run.section == name}
+            summaries = {label: summary_of(run.config) for label, run in runs.items()}
+            if all(summaries.values()):
+                label = choose_label(name, summaries, params.get(name, {}).get("choose_by"))
+                assumes = runs[label].assumes
+            else:
+                label, assumes = next(iter(runs)), next(iter(runs.values())).assumes or name
+            known[name] = (settings_of(runs[label].config), assumes)
+        planned.append(this_wave)
+    return planned
