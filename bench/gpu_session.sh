@@ -17,9 +17,9 @@
 #   bench  bench/benchmark.py: the usual DataLoader pipeline and ours in the same process, compiled, fp16,
 #          stacks of 2, 3, 4 runs.
 #
-# Measured on an H100 (2026-11-26): e2e needs about 560 s (each notebook's process compiles for ~60 s and
-# autotunes cuDNN for ~20 s), tests 146 s, bench more than 285 s; a session's 15 device minutes hold call 1
-# and most of call 2. Every phase writes its records as it goes, so what a cut-off call measured comes back.
+# Measured on an H100 (2026-11-26), when each notebook trained its own runs: e2e about 560 s (each notebook's
+# process compiled for ~60 s and autotuned cuDNN for ~20 s), tests 146 s, bench more than 285 s. Since then
+# the driver trains every run in one process before the notebooks (lib.sections' waves): not yet measured. Every phase writes its records as it goes, so what a cut-off call measured comes back.
 #
 # Uses the machine's python3 (torch preinstalled there) with this checkout on PYTHONPATH; papermill and the
 # Jupyter kernel travel as wheels in .whl/ (see bench/RESULTS.md for the download command). Everything goes

@@ -10,17 +10,16 @@ keeps (the same figures, from the `timing` line each training call prints, and e
 
 Each training call is scaled to the full profile's epochs (the short section's to 15, the long ones' to 300):
 data + build + first epoch + (full epochs - 1) x the median of its later epochs. The rest of the wall time
-(kernels, plan, figures, test evaluation) is added once, as measured. A log cut off before the study's end
-still makes a record: each training call the plan announced but the log lacks is taken equal to a measured
-call of the same length that also opened its notebook (or did not; failing that, any of that length), and the
-record names it `assumed`. The
-record says `extrapolated` and lists every input; bench/results_table.py puts it in bench/RESULTS.md.
+(the plan, the notebooks' kernels, tables, figures and test evaluation) is added once, as measured. A log cut
+off before the study's end still makes a record: each training call the plan announced but the log lacks is
+taken equal to a measured call of the same length that was not the first of its process (failing that, any of
+that length), and the record names it `assumed`. The record says `extrapolated` and lists every input;
+bench/results_table.py puts it in bench/RESULTS.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import statistics
 from pathlib import Path
@@ -33,9 +32,7 @@ TARGET_MILESTONE_S, TARGET_GOAL_S = 15 * 60, 10 * 60  # the whole study's GPU wa
 TIMING = re.compile(r"timing (?P<name>.+?): data (?P<data>[\d.]+) s, build (?P<build>[\d.]+) s(?P<compiled> "
                     r"\(compiled\))?, (?P<epochs>\d+) epochs (?P<total>[\d.]+) s \(first (?P<first>[\d.]+) s, "
                     r"median (?P<median>[\d.]+) s\)")
-PLAN = re.compile(r"^\s+(?P<section>\d\d_\w+)\s+(?P<runs>\d+) new runs x\s+(?P<epochs>\d+) epochs"
-                  r"(?: \((?P<stacked>\d+) stacked\))?")
-NOTEBOOK_START = re.compile(r"notebook \d+/\d+ (?P<notebook>\d\d_\w+)")
+PLAN = re.compile(r"^\s+-> (?P<runs>\d+) runs to train in (?P<calls>\d+) training calls of (?P<epochs>\d+) epochs")
 NOTEBOOK_DONE = re.compile(r"^(?P<notebook>\d\d_\w+): done in (?P<seconds>[\d.]+) s\b")
 VERSIONS = re.compile(r"^torch (?P<torch>\S+) CUDA (?P<cuda>\S+) (?P<device>.+)$")  # gpu_session.sh's first line
 
@@ -91,7 +88,7 @@ def _record(calls: list[dict], overhead: float, profile_name: str, inputs: dict)
         "targets_seconds": {"milestone": TARGET_MILESTONE_S, "goal": TARGET_GOAL_S},
     }
     long_alone = [c for c in measured if c["runs"] == 1 and c["epochs_full"] == study.get_profile("full").long_epochs
-                  and c.get("opens_notebook", True)]  # a call after another in its process skips compilation
+                  and c.get("first_in_process", True)]  # a later call in its process may reuse compiled code
     if long_alone:  # one 300-epoch run alone, set-up included, as a user gets it (the fastest such call measured)
         best = min(long_alone, key=lambda c: c["full_seconds"])
         record["one_long_run_seconds"] = best["full_seconds"]
@@ -108,50 +105,42 @@ def study_record(timings: list[dict], wall_seconds: float, profile_name: str) ->
 
 
 def record_from_log(text: str, profile_name: str) -> dict:
-    """The record of a study from its log (bench/gpu_session.sh e2e), also of one cut off before its end."""
-    plan, measured, notebook_seconds, notebook = {}, [], {}, None
+    """The record of a study from its log (bench/gpu_session.sh e2e), also of one cut off before its end.
+
+    The driver trains every run before the notebooks, in one process: its plan announces the training calls of
+    each wave (lib.plan), its calls print their `timing` lines in that order, then each notebook its time."""
+    announced, measured, notebook_seconds = [], [], {}
     for line in text.splitlines():
         if m := PLAN.match(line):
-            plan[m["section"]] = math.ceil(int(m["runs"]) / int(m["stacked"] or 1))  # training calls it announces
-        if m := NOTEBOOK_START.search(line):
-            notebook = m["notebook"]
+            announced += [int(m["epochs"])] * int(m["calls"])
         if m := NOTEBOOK_DONE.match(line):
             notebook_seconds[m["notebook"]] = float(m["seconds"])
         if m := TIMING.search(line):
             runs = re.search(r", (\d+) stacked:", m["name"])
-            measured.append({"name": m["name"], "notebook": notebook, "runs": int(runs[1]) if runs else 1,
+            measured.append({"name": m["name"], "runs": int(runs[1]) if runs else 1, "first_in_process": not measured,
                              "epochs_measured": int(m["epochs"]), "compiled": bool(m["compiled"]),
                              "data_seconds": float(m["data"]), "build_seconds": float(m["build"]),
                              "first_epoch_seconds": float(m["first"]), "median_later_epoch_seconds": float(m["median"]),
                              "total_seconds": round(float(m["data"]) + float(m["build"]) + float(m["total"]), 2)})
-    for i, call in enumerate(measured):
-        call["opens_notebook"] = i == 0 or measured[i - 1]["notebook"] != call["notebook"]
     if not measured:
         raise ValueError("the log holds no 'timing' line of a training call")
-    profile = study.get_profile(profile_name)
-    calls = []
-    for section, n_calls in plan.items():
-        done = [c for c in measured if c["notebook"] == section]
-        calls += done
-        epochs = profile.short_epochs if section == "02_learning_rate" else profile.long_epochs
-        for i in range(len(done), n_calls):  # announced, not reached: like a measured call of the same kind
-            same_length = [c for c in measured if c["epochs_measured"] == epochs]
-            like = [c for c in same_length if c["opens_notebook"] == (i == 0)] or same_length  # else: set-up counted
-            if not like:
-                raise ValueError(f"{section}'s call {i + 1} was not measured and no measured call is like it")
-            calls.append({**like[0], "name": f"{section}, call {i + 1} (not reached)", "notebook": section,
-                          "assumed": f"as measured for {like[0]['name']}"})
-    # Notebook time beyond its training calls (kernel, imports, plan, figures): the median of those timed to the
-    # second, for every notebook of the study.
-    extra = [seconds - sum(c["total_seconds"] for c in measured if c["notebook"] == name)
-             for name, seconds in notebook_seconds.items()]
-    per_notebook = statistics.median(extra) if extra else 0.0
-    overhead = per_notebook * len(study.SECTIONS)
+    calls = list(measured)
+    for i in range(len(measured), len(announced)):  # announced, not reached: like a measured call of that length
+        same_length = [c for c in measured if c["epochs_measured"] == announced[i]]
+        like = [c for c in same_length if not c["first_in_process"]] or same_length  # else: its set-up counted
+        if not like:
+            raise ValueError(f"training call {i + 1} was not reached and no measured call is like it")
+        calls.append({**like[0], "name": f"call {i + 1} (not reached)", "first_in_process": False,
+                      "assumed": f"as measured for {like[0]['name']}"})
+    # Notebook time (kernel, imports, tables, figures; they train nothing): as measured, the median for those
+    # the log does not reach.
+    per_notebook = statistics.median(notebook_seconds.values()) if notebook_seconds else 0.0
+    overhead = sum(notebook_seconds.values()) + per_notebook * (len(study.SECTIONS) - len(notebook_seconds))
     return _record(calls, overhead, profile_name, {
         "measured_training_seconds": round(sum(c["total_seconds"] for c in measured), 1),
         "measured_notebook_seconds": notebook_seconds,
         "overhead_per_notebook_seconds": round(per_notebook, 1),
-        "announced_training_calls": plan})
+        "announced_training_calls": len(announced)})
 
 
 def main(argv=None) -> dict:

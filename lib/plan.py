@@ -128,8 +128,10 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
             print(f"    {run.section:<17} {run.label:<18} {run.config.short_name():<44} {status:<26} "
                   f"{format_seconds(seconds) if seconds else '-'}{assumes}")
         training = [run.config for run in wave if status_of[run][1]]
-        if training:
-            setup, _ = _setup(len(training_groups(training, epochs_of=epochs_recorded)), training[0].epochs)
+        if training:  # bench/study_record.py reads this line to know the calls a study's log should hold
+            n_calls = len(training_groups(training, epochs_of=epochs_recorded))
+            print(f"    -> {len(training)} runs to train in {n_calls} training calls of {training[0].epochs} epochs")
+            setup, _ = _setup(n_calls, training[0].epochs)
             total += setup + sum(status_of[run][1] for run in wave)
     stored = sum(status == "stored" for status, _ in rows)
     if stored == len(distinct):

@@ -383,3 +383,5 @@ def test_lib_imports_flow_one_way():
             f"{m} -> {sorted(graph[m] - set(order))}" for m in sorted(set(graph) - set(order)))
         order += ready
     assert order.index("cost") < order.index("store") < order.index("study")  # the cost model below the store
+    # the study's definition needs no store; the plan reads both; the notebooks' facade sits on top
+    assert max(order.index("sections"), order.index("store")) < order.index("plan") < order.index("study")

@@ -95,6 +95,14 @@ def test_results_files_hold_the_expected_keys(study):
     assert set(records["06_activation"]["extra"]["grad_norm"]) == {"relu", "sigmoid"}
     assert len(records["02_learning_rate"]["runs"]) == 3
     assert records["03_lr_schedule"]["runs"][0]["config"]["lr"] == records["02_learning_rate"]["chosen"]["lr"]
+    # the chain of chosen runs, by run id: 04 at 02's rate with cosine, 05 from 04's chosen run, 06 from 05's
+    assert {r["config"]["schedule"] for r in records["04_weight_decay"]["runs"]} == {"cosine"}
+    lr = records["02_learning_rate"]["chosen"]["lr"]
+    assert {r["config"]["lr"] for r in records["04_weight_decay"]["runs"]} == {lr}
+    no_mixup = next(r for r in records["05_mixup"]["runs"] if r["label"] == "no mixup")
+    assert no_mixup["run_id"] == records["04_weight_decay"]["chosen_run_id"]
+    relu = next(r for r in records["06_activation"]["runs"] if r["label"] == "relu")
+    assert relu["run_id"] == records["05_mixup"]["chosen_run_id"] == records["07_summary"]["chosen_run_id"]
     assert 0.0 <= records["05_mixup"]["extra"]["test_acc"] <= 1.0
     assert records["07_summary"]["extra"]["test_run_id"] == records["05_mixup"]["extra"]["test_run_id"]
     assert len(records["07_summary"]["runs"]) == len(stored_runs(study["dirs"]["runs"]))
@@ -110,6 +118,7 @@ def test_second_run_reuses_the_stored_runs(study):
     seconds = time.time() - started
     assert again.returncode == 0, again.stderr[-3000:]
     assert stored_runs(study["dirs"]["runs"]) == before  # nothing retrained, nothing new
+    assert f"all {len(before)} runs stored: nothing to train" in again.stdout
     assert seconds < 0.8 * study["seconds"]
     for section in TRAINING_SECTIONS:
         executed = nbformat.read(study["dirs"]["executed"] / "again" / f"{section}.ipynb", as_version=4)
@@ -137,16 +146,15 @@ def test_a_parameter_no_notebook_takes_is_refused_before_training(study, tmp_pat
 
 
 def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
-    """SIGTERM (timeout, a cluster's pre-emption) while a notebook trains: the driver ends the kernel (which runs
-    in a session of its own) instead of leaving it training, and exits with one line."""
+    """SIGTERM (timeout, a cluster's pre-emption) while a notebook runs: the driver ends the kernel (which runs in
+    a session of its own) instead of leaving it running, and exits with one line."""
     import psutil
 
-    env = {**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}  # fresh store: notebook 02 must train
     driver = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", "smoke", "--quiet",
-                               "--executed-dir", str(tmp_path / "executed")], cwd=ROOT, env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               "--only", "01_data", "--executed-dir", str(tmp_path / "executed")], cwd=ROOT,
+                              env=study["env"], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in driver.stdout:
-        if "notebook 2/7" in line:
+        if "notebook 1/1" in line:
             break
     deadline = time.time() + 60
     while not (kernels := psutil.Process(driver.pid).children(recursive=True)) and time.time() < deadline:

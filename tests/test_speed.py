@@ -104,16 +104,17 @@ def test_whole_study_record_scales_each_training_call_to_the_full_profile(monkey
     assert record["one_long_run_seconds_per_epoch"] == round((35.0 + 299) / 300, 3) and record["extrapolated"]
     with pytest.raises(ValueError, match="neither e2e's short"):
         study_record.study_record([{**calls[0], "epochs": 4}], 100.0, "e2e")
-    log = "\n".join([  # a study's log cut off in notebook 03: its second call is taken as like the first
-        "  02_learning_rate   1 new runs x   2 epochs  ~13 s", "  03_lr_schedule     2 new runs x   6 epochs  ~25 s",
-        "[#---] notebook 2/7 02_learning_rate  (elapsed 14 s)",
+    log = "\n".join([  # a study's log cut off in its second wave: the wave's second call is taken as its first
+        "  wave 1: 02_learning_rate", "    -> 1 runs to train in 1 training calls of 2 epochs",
+        "  wave 2: 03_lr_schedule", "    -> 2 runs to train in 2 training calls of 6 epochs",
         "bar 2/2 ...timing net-e2: data 1.0 s, build 10.0 s, 2 epochs 8.0 s (first 5.00 s, median 3.00 s)",
-        "02_learning_rate: done in 29 s -> executed/02_learning_rate.ipynb", "[#---] notebook 3/7 03_lr_schedule",
         "timing net-e6: data 1.0 s, build 30.0 s (compiled), 6 epochs 18.0 s (first 4.00 s, median 1.00 s)"])
     from_log = study_record.record_from_log(log, "e2e")
     assert [c["full_seconds"] for c in from_log["training_calls"]] == [16.0 + 14 * 3.0, 35.0 + 299, 35.0 + 299]
     assert "assumed" in from_log["training_calls"][2] and "(2 of 3 training calls measured)" in from_log["pipeline"]
-    assert from_log["measured_overhead_seconds"] == (29.0 - 19.0) * 7  # per notebook, for each of the seven
+    done = "\n01_data: done in 4.0 s -> x\n02_learning_rate: done in 6 s"
+    notebooks = study_record.record_from_log(log + done, "e2e")
+    assert notebooks["measured_overhead_seconds"] == 4.0 + 6.0 + 5.0 * 5  # the median for the five not reached
 
     record = {**record, "device": "NVIDIA H100 80GB HBM3", "torch": "2.11", "date": "2026-11-26T10:00:00"}
     usual = {"device": record["device"], "torch": "2.11", "date": "2026-11-26T09:00:00", "pipeline": "usual: x",

@@ -1,0 +1,101 @@
+"""The study as data (lib.sections): which runs each section makes, from which earlier choice, in which order.
+
+No training here: upstream choices come from results files written by hand, finished runs from fake summaries.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from lib import ConfigError, sections
+from lib.config import RunConfig
+from lib.results import write_section
+from lib.store import run_path
+
+
+def _row(label: str, config: RunConfig, run_id: str, val_acc: float = 0.5) -> dict:
+    return {"run_id": run_id, "label": label, "config": config.key(), "epochs": config.epochs,
+            "final_train_loss": 1.0, "final_train_acc": 0.6, "final_val_loss": 1.5, "final_val_acc": val_acc,
+            "best_val_acc": val_acc, "best_val_epoch": config.epochs}
+
+
+@pytest.fixture
+def smoke_base(synthetic_dir):
+    return sections.section_configs("02_learning_rate", "smoke", str(synthetic_dir))["lr=0.05"]
+
+
+def test_each_section_starts_from_the_chosen_run_it_names(smoke_base, synthetic_dir):
+    """04 trains both decays with the cosine schedule at 02's rate even though 03 chose constant; 05 starts from
+    04's chosen run and 06 from 05's, each found by run id; 03's choice feeds nothing."""
+    folder = str(synthetic_dir)
+    long = dataclasses.replace(smoke_base, epochs=2)
+    write_section("02_learning_rate", "smoke", "synthetic", [_row("lr=0.05", smoke_base, "a")],
+                  chosen={"lr": 0.05}, chosen_run_id="a")
+    chosen_04 = dataclasses.replace(long, schedule="cosine", weight_decay=1e-4)
+    write_section("03_lr_schedule", "smoke", "synthetic", [_row("constant", long, "c")],
+                  chosen={"schedule": "constant"}, chosen_run_id="c")
+    write_section("04_weight_decay", "smoke", "synthetic", [_row("wd=0.0001", chosen_04, "w")],
+                  chosen={"weight_decay": 1e-4}, chosen_run_id="w")
+    runs_04 = sections.section_configs("04_weight_decay", "smoke", folder)
+    assert [(c.lr, c.schedule, c.weight_decay) for c in runs_04.values()] == [(0.05, "cosine", 5e-4),
+                                                                             (0.05, "cosine", 1e-4)]
+    runs_05 = sections.section_configs("05_mixup", "smoke", folder)
+    assert list(runs_05) == ["no mixup", "mixup alpha=0.2"]
+    assert runs_05["no mixup"] == chosen_04 and run_path(runs_05["no mixup"]) == run_path(chosen_04)  # one run
+    chosen_05 = runs_05["mixup alpha=0.2"]
+    write_section("05_mixup", "smoke", "synthetic", [_row("no mixup", chosen_04, "w"),
+                                                     _row("mixup alpha=0.2", chosen_05, "m")],
+                  chosen={"mixup_alpha": 0.2}, chosen_run_id="m")
+    runs_06 = sections.section_configs("06_activation", "smoke", folder)
+    assert runs_06["relu"] == chosen_05 and runs_06["sigmoid"].sigmoid_blocks == tuple(range(4, 11))
+    given = sections.section_configs("06_activation", "smoke", folder, mixup_alpha=0.0)  # a parameter wins
+    assert given["relu"] == chosen_04
+
+
+def test_configs_hash_as_the_notebooks_built_them_before(smoke_base):
+    """Same run folders as before the study became data: existing runs are reused, not retrained."""
+    built = sections.section_configs("04_weight_decay", "smoke", smoke_base.data_dir, lr=0.05)
+    by_hand = dataclasses.replace(smoke_base, lr=0.05, schedule="cosine", weight_decay=5e-4, epochs=2)
+    assert run_path(built["wd=0.0005"]) == run_path(by_hand)
+    papermill_int = sections.section_configs("03_lr_schedule", "smoke", smoke_base.data_dir, lr=1)
+    assert run_path(papermill_int["cosine"]) == run_path(dataclasses.replace(smoke_base, lr=1.0, schedule="cosine"))
+
+
+@pytest.mark.parametrize("section, params, message", [
+    ("02_learning_rate", {"learning_rate": [0.1]}, "takes no parameter learning_rate"),
+    ("02_learning_rate", {"learning_rates": []}, "learning_rates must list at least one value"),
+    ("05_mixup", {"mixup_alpha": 0, "lr": 0.05, "schedule": "cosine", "weight_decay": 0.0}, "mixup_alpha must be"),
+    ("02_learning_rate", {"learning_rates": [0.1, 0.1]}, "lists a value twice"),
+])
+def test_bad_section_parameters_fail_in_one_line(smoke_base, section, params, message):
+    with pytest.raises(ConfigError, match=message):
+        sections.section_configs(section, "smoke", smoke_base.data_dir, **params)
+
+
+def test_the_plan_lists_every_run_in_waves_and_marks_unknown_choices(smoke_base):
+    """The full profile: 3 + 2 + 2 + 2 + 2 runs in 4 waves, 9 distinct (05's no-mixup run is 04's chosen run,
+    06's relu run is 05's); sections 3 and 4 form one wave, trained in one call; until 02's runs are finished
+    every later run says which choice it assumes, and once they are the choice is made as the notebook makes it."""
+    folder = smoke_base.data_dir
+    trained: list[list[RunConfig]] = []
+    done: dict = {}
+
+    def summary_of(config):
+        return done.get(run_path(config))
+
+    waves = sections.plan_study("full", folder, {}, summary_of, train_wave=trained.append)
+    assert [sorted({r.section for r in wave}) for wave in waves] == [
+        ["02_learning_rate"], ["03_lr_schedule", "04_weight_decay"], ["05_mixup"], ["06_activation"]]
+    assert [len(call) for call in trained] == [3, 4, 2, 2]
+    assert len({run_path(r.config) for wave in waves for r in wave}) == 9
+    assert all(r.assumes == "02_learning_rate" for wave in waves[1:] for r in wave)
+    assert {r.config.epochs for r in waves[0]} == {15} and {r.config.epochs for r in waves[1]} == {300}
+
+    for run in waves[0]:  # 02 finished: lr 0.01 has the lowest training loss
+        done[run_path(run.config)] = {"final_train_loss": run.config.lr, "final_val_acc": 0.1}
+    waves = sections.plan_study("full", folder, {}, summary_of)
+    assert {r.config.lr for r in waves[1]} == {0.01} and waves[1][0].assumes is None
+    assert waves[2][0].assumes == "04_weight_decay"
+    by_val = sections.plan_study("full", folder, {"02_learning_rate": {"choose_by": "val_acc"}}, summary_of)
+    assert {r.config.lr for r in by_val[1]} == {0.5}  # a tie on val acc: the first listed
