@@ -20,14 +20,13 @@ import nbformat
 import papermill
 import pytest
 
+from lib import sections
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SECTIONS = ["01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
-            "07_summary"]
-TRAINING_SECTIONS = SECTIONS[1:6]
-FIGURES = ["01_data_class_proportions", "01_data_augmented_samples", "02_learning_rate_curves",
-           "03_lr_schedule_curves", "03_lr_schedule_lr", "04_weight_decay_curves", "05_mixup_beta_pdf",
-           "05_mixup_samples", "05_mixup_curves", "06_activation_curves", "06_activation_grad_norm"]
+SECTIONS = list(sections.SECTIONS)
+TRAINING_SECTIONS = list(sections.TRAINING)
+FIGURES = [stem for section in sections.STUDY for stem in section.figure_stems]  # declared once, in lib.sections
 EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
     "01_data": (set(), {"n_train", "n_val", "mean", "std", "class_prop_min", "class_prop_max", "split_code"}),
     "02_learning_rate": ({"lr"}, {"best_by_train_loss", "best_by_val_acc"}),
