@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import struct
 import tarfile
 import warnings
 from dataclasses import dataclass
@@ -180,8 +181,9 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
     """Write a CIFAR-100-format folder (`data_dir/cifar-100-python/{train,test,meta}`) of learnable fake images.
 
     Each class has its own smooth colour pattern; an image is its class pattern shifted by a few pixels
-    plus noise, so a small network learns it within an epoch or two. Same pickle layout as the official
-    Python-2 files; the train file's `batch_label` marks it as synthetic.
+    plus noise, so a small network learns it within an epoch or two. Laid out like the official Python-2
+    pickles (byte-string keys and names, the images as a uint8 N x 3072 array); the train file's
+    `batch_label` marks it as synthetic.
     """
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be >= 1, got {n_train}, {n_test}")
@@ -202,17 +204,37 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
 
     folder = Path(data_dir).expanduser() / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    fine_names = [f"class_{i:02d}" for i in range(num_classes)]
+    fine_names = [f"class_{i:02d}".encode() for i in range(num_classes)]
     for name, n in (("train", n_train), ("test", n_test)):
         rows, labels = make(n)
-        batch = {"filenames": [f"synthetic_{name}_{i}.png" for i in range(n)], "batch_label": SYNTHETIC_TAG,
-                 "fine_labels": labels, "coarse_labels": [label % 20 for label in labels], "data": rows}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f, protocol=2)
-    with open(folder / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": fine_names, "coarse_label_names": [f"super_{i:02d}" for i in range(20)]},
-                    f, protocol=2)
+        batch = {b"filenames": [f"synthetic_{name}_{i}.png".encode() for i in range(n)],
+                 b"batch_label": SYNTHETIC_TAG.encode(), b"fine_labels": labels,
+                 b"coarse_labels": [label % 20 for label in labels], b"data": rows}
+        _write_python2_pickle(folder / name, batch)
+    _write_python2_pickle(folder / "meta", {b"fine_label_names": fine_names,
+                                            b"coarse_label_names": [f"super_{i:02d}".encode() for i in range(20)]})
     return folder
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Pickles bytes as Python 2's `str` (the SHORT_BINSTRING / BINSTRING opcodes), as the official files hold
+    their keys and names: `pickle.load(f, encoding="bytes")` then gives bytes and `encoding="latin1"` str, for
+    our files exactly as for the real ones. (Python 3's own pickler writes bytes as a call that gives bytes
+    under either encoding.)"""
+
+    def save_python2_str(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch = {**pickle._Pickler.dispatch, bytes: save_python2_str}
+
+
+def _write_python2_pickle(path: Path, obj: dict) -> None:
+    with open(path, "wb") as f:
+        _Python2Pickler(f, protocol=2).dump(obj)
 
 
 def check_split(n_total: int, val_size: int, train_subset: int | None, val_subset: int | None) -> None:

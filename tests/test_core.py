@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import pickle
 import sys
 
 import numpy as np
@@ -85,6 +86,32 @@ def test_synthetic_folder_reads_like_cifar(synthetic_dir):
     assert data.train_labels.min() >= 0 and data.train_labels.max() <= 99
     info = data_info(synthetic_dir)
     assert info.kind == "synthetic" and not info.is_official and len(info.class_names) == 100
+
+
+# A Python 2 cPickle (protocol 2) of {'batch_label': 'x', 'fine_labels': [3]}, written opcode by opcode as
+# Python 2 writes its str: how the official files hold keys, file names and label names.
+PYTHON2_PICKLE = (pickle.PROTO + b"\x02" + pickle.EMPTY_DICT + pickle.MARK
+                  + pickle.SHORT_BINSTRING + b"\x0bbatch_label" + pickle.SHORT_BINSTRING + b"\x01x"
+                  + pickle.SHORT_BINSTRING + b"\x0bfine_labels" + pickle.EMPTY_LIST + pickle.MARK
+                  + pickle.BININT1 + b"\x03" + pickle.APPENDS + pickle.SETITEMS + pickle.STOP)
+
+
+@pytest.mark.parametrize("encoding", ["bytes", "latin1"])
+def test_synthetic_files_unpickle_like_the_official_python2_files(synthetic_dir, encoding):
+    """Tutorial code (`pickle.load(f, encoding="bytes")`, then `batch[b"data"]`) reads ours as the real files."""
+    official = pickle.loads(PYTHON2_PICKLE, encoding=encoding)
+    text = type(next(iter(official)))  # bytes under "bytes", str under "latin1"
+    with open(synthetic_dir / "cifar-100-python" / "train", "rb") as f:
+        train = pickle.load(f, encoding=encoding)
+    with open(synthetic_dir / "cifar-100-python" / "meta", "rb") as f:
+        meta = pickle.load(f, encoding=encoding)
+    key = (lambda name: name.encode()) if text is bytes else str
+    assert {type(k) for k in train} | {type(k) for k in meta} == {text}
+    assert set(train) == {key(k) for k in ("data", "fine_labels", "coarse_labels", "filenames", "batch_label")}
+    assert set(meta) == {key("fine_label_names"), key("coarse_label_names")}
+    assert type(train[key("batch_label")]) is type(official[key("batch_label")]) is text
+    assert type(train[key("filenames")][0]) is type(meta[key("fine_label_names")][0]) is text
+    assert train[key("data")].dtype == np.uint8 and train[key("data")].shape == (1200, 3072)
 
 
 def test_channel_stats_and_class_proportions_match_numpy(synthetic_dir):
