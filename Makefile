@@ -35,7 +35,8 @@ bench: setup
 report: setup
 	$(PY) -m lib.report --profile $(PROFILE)
 
-# The whole study: every notebook in order through papermill into executed/, figures/, then the paper.
+# The whole study: its runs, then every notebook in order through papermill into executed/<profile>/ and
+# figures/<profile>/ (results in results/<profile>/), then the paper.
 STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 notebooks: setup

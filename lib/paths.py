@@ -24,13 +24,23 @@ def runs_dir() -> Path:
     return _folder("AI6103_RUNS_DIR", "runs")
 
 
-def results_dir() -> Path:
-    """Small JSON files that carry each section's choices and numbers to later sections and the paper."""
-    return _folder("AI6103_RESULTS_DIR", "results")
+def results_dir(profile: str | None = None) -> Path:
+    """Small JSON files that carry each section's choices and numbers to later sections and the paper; one
+    folder per profile (results/<profile>/), so a smoke study never overwrites a full one."""
+    root = _folder("AI6103_RESULTS_DIR", "results")
+    return root / profile if profile else root
 
 
-def figures_dir() -> Path:
-    return _folder("AI6103_FIGURES_DIR", "figures")
+def figures_dir(profile: str | None = None) -> Path:
+    """The figures, PDF and PNG, one folder per profile (figures/<profile>/)."""
+    root = _folder("AI6103_FIGURES_DIR", "figures")
+    return root / profile if profile else root
+
+
+def executed_dir(profile: str | None = None) -> Path:
+    """papermill's executed copies of the notebooks, one folder per profile (executed/<profile>/)."""
+    root = _folder("AI6103_EXECUTED_DIR", "executed")
+    return root / profile if profile else root
 
 
 def report_dir() -> Path:

@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import paths
+from .notation import parameter_name
 
 COLUMN_WIDTH = 3.3  # inches, one AAAI column
 FULL_WIDTH = 7.0  # inches, both columns
@@ -56,8 +57,8 @@ def use_style() -> None:
 use_style()
 
 
-def save(fig: plt.Figure, stem: str, data_kind: str, folder: Path | None = None) -> list[Path]:
-    """Write `fig` as `<stem>.pdf` and `<stem>.png` in the figures folder; returns both paths.
+def save(fig: plt.Figure, stem: str, data_kind: str, profile: str, folder: Path | None = None) -> list[Path]:
+    """Write `fig` as `<stem>.pdf` and `<stem>.png` in the profile's figures folder (or `folder`); returns both.
 
     Figures of anything but the official CIFAR-100 carry a visible "synthetic data" mark.
     """
@@ -65,7 +66,7 @@ def save(fig: plt.Figure, stem: str, data_kind: str, folder: Path | None = None)
         label = "synthetic data" if data_kind == "synthetic" else f"{data_kind} data"
         fig.text(0.5, 0.5, label, transform=fig.transFigure, ha="center", va="center", fontsize=20,
                  color="tab:red", alpha=0.25, rotation=20, zorder=1000)
-    folder = Path(folder) if folder is not None else paths.figures_dir()
+    folder = Path(folder) if folder is not None else paths.figures_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".pdf", ".png"):
@@ -75,27 +76,32 @@ def save(fig: plt.Figure, stem: str, data_kind: str, folder: Path | None = None)
     return written
 
 
-def _markers(n_epochs: int) -> dict:
-    return {"marker": "o"} if n_epochs <= 20 else {}  # short runs: show the points, not only the lines
+MARKERS = ("o", "s", "^", "D", "v", "P")  # one per setting, so settings differ in greyscale too
+DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 2)))
+
+
+def _setting_style(i: int, n_epochs: int) -> dict:
+    """Colour, marker and line style of the i-th setting: each differs, so print in greyscale still tells them
+    apart. Long runs mark about a dozen points so the markers stay visible on noisy curves."""
+    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+            "ls": DASHES[i % len(DASHES)], "markevery": max(1, n_epochs // 12), "markersize": 3}
 
 
 def plot_curves(histories: dict[str, pd.DataFrame], title: str | None = None) -> plt.Figure:
-    """Full-width figure: loss (left) and accuracy (right) against epoch, one colour per setting,
-    training solid and validation dashed. `histories` maps a setting's label to its per-epoch metrics."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.3), constrained_layout=True)
-    for colour, history in zip(PALETTE, histories.values(), strict=False):
-        style = _markers(len(history))
-        for split, dash in (("train", "-"), ("val", "--")):
-            ax_loss.plot(history["epoch"], history[f"{split}_loss"], dash, color=colour, **style)
-            ax_acc.plot(history["epoch"], 100 * history[f"{split}_acc"], dash, color=colour, **style)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss (nats)")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
-    for ax in (ax_loss, ax_acc):
+    """Full-width figure of four panels (training loss, validation loss, training accuracy, validation accuracy)
+    against epoch, one colour, marker and line style per setting. `histories` maps a setting's name (as the
+    paper writes it, e.g. "$\\eta=0.05$") to its per-epoch metrics."""
+    fig, axes = plt.subplots(1, 4, figsize=(FULL_WIDTH, 2.0), constrained_layout=True)
+    panels = [("train_loss", "training loss", 1), ("val_loss", "validation loss", 1),
+              ("train_acc", "training accuracy (%)", 100), ("val_acc", "validation accuracy (%)", 100)]
+    for ax, (column, name, scale) in zip(axes, panels, strict=True):
+        for i, (label, history) in enumerate(histories.items()):
+            ax.plot(history["epoch"], scale * history[column], label=label, **_setting_style(i, len(history)))
+        ax.set(xlabel="epoch", title=name)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    settings = [plt.Line2D([], [], color=c, label=label) for c, label in zip(PALETTE, histories, strict=False)]
-    splits = [plt.Line2D([], [], color="0.3", ls="-", label="training"),
-              plt.Line2D([], [], color="0.3", ls="--", label="validation")]
-    ax_acc.legend(handles=settings + splits, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    axes[0].set_ylabel("cross-entropy (nats) / accuracy (%)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     if title:
         fig.suptitle(title)
     return fig
@@ -108,8 +114,8 @@ def plot_class_proportions(proportions: np.ndarray, n_images: int) -> plt.Figure
     ax.bar(classes, 100 * proportions, width=0.8, color=PALETTE[0], linewidth=0)
     ax.axhline(100 / len(proportions), color=PALETTE[3], lw=0.8, ls="--", label="uniform")
     ax.set(xlabel="class index", ylabel="share of images (%)", xlim=(-1, len(proportions)))
-    ax.set_title(f"{n_images:,} training images", fontsize=7)
-    ax.legend(loc="lower right")
+    ax.set_title(f"{n_images:,} training images", fontsize=7, loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1)  # above the bars, beside the title
     return fig
 
 
@@ -132,8 +138,8 @@ def plot_image_grid(images: np.ndarray, titles: list[str] | None = None, columns
 def plot_lr_schedules(curves: dict[str, tuple[list[float], list[float]]]) -> plt.Figure:
     """Column-width plot of the learning rate at every optimiser step; `curves` maps a label to (epoch, lr)."""
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 1.9), constrained_layout=True)
-    for label, (epoch, lr) in curves.items():
-        ax.plot(epoch, lr, label=label)
+    for i, (label, (epoch, lr)) in enumerate(curves.items()):
+        ax.plot(epoch, lr, label=label, **{**_setting_style(i, len(epoch)), "markevery": max(1, len(epoch) // 8)})
     ax.set(xlabel="epoch", ylabel="learning rate", ylim=(0, None))
     ax.legend()
     return fig
@@ -154,11 +160,13 @@ def plot_beta_pdf(alpha: float, lambdas: np.ndarray) -> plt.Figure:
 
 
 def plot_grad_norms(grad_norms: dict[str, list[float]], parameter: str) -> plt.Figure:
-    """Column-width plot of the per-epoch mean gradient 2-norm of one parameter, one line per setting."""
+    """Column-width plot of the per-epoch mean gradient 2-norm of one parameter, one line per setting, on a log
+    axis so that norms an order of magnitude apart both show."""
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.0), constrained_layout=True)
-    for label, values in grad_norms.items():
-        ax.plot(np.arange(1, len(values) + 1), values, label=label, **_markers(len(values)))
-    ax.set(xlabel="epoch", ylabel=f"$\\|\\nabla\\|_2$ of {parameter}\n(mean over the epoch's steps)")
+    for i, (label, values) in enumerate(grad_norms.items()):
+        ax.plot(np.arange(1, len(values) + 1), values, label=label, **_setting_style(i, len(values)))
+    ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel=f"$\\|\\nabla\\|_2$ of {parameter_name(parameter)}\n(mean over the epoch's steps)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
     return fig

@@ -1,6 +1,6 @@
 """Section results files: the small JSON records that chain the study and feed the paper.
 
-Each notebook writes `results/<section>.json` with `write_section`; later notebooks read the choices
+Each notebook writes `results/<profile>/<section>.json` with `write_section`; later notebooks read the choices
 of earlier ones with `read_section`, and the paper's LaTeX is generated from these files alone.
 
 Schema (keys every file has):
@@ -26,8 +26,9 @@ from .checkpoint import atomic_write_text, remove_stale_temporaries
 RESULTS_VERSION = 2  # 2: chosen_run_id added (the chosen run by id, not by comparing values)
 
 
-def section_path(section: str, folder: Path | None = None) -> Path:
-    return (Path(folder) if folder is not None else paths.results_dir()) / f"{section}.json"
+def section_path(section: str, folder: Path | None = None, profile: str | None = None) -> Path:
+    """Where a section's results file lies: in `folder` if given, else in the profile's results folder."""
+    return (Path(folder) if folder is not None else paths.results_dir(profile)) / f"{section}.json"
 
 
 def write_section(section: str, profile: str, data_kind: str, runs: list[dict], chosen: dict | None = None,
@@ -38,17 +39,17 @@ def write_section(section: str, profile: str, data_kind: str, runs: list[dict], 
     record = {"results_version": RESULTS_VERSION, "section": section, "profile": profile, "data_kind": data_kind,
               "runs": runs, "chosen": chosen or {}, "chosen_run_id": chosen_run_id, "extra": extra or {},
               "figures": figures or []}
-    path = section_path(section)
+    path = section_path(section, profile=profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)  # of writers that are gone; a notebook writing beside us keeps its own
     atomic_write_text(path, json.dumps(record, indent=1, default=float))
     return path
 
 
-def read_section(section: str, folder: Path | None = None) -> dict:
-    """A section's results (from `folder`, default lib.paths.results_dir()); a one-line error if it has not
-    been run yet, does not parse, or is from another version."""
-    path = section_path(section, folder)
+def read_section(section: str, folder: Path | None = None, profile: str | None = None) -> dict:
+    """A section's results (from `folder`, default the profile's results folder); a one-line error if it has
+    not been run yet, does not parse, or is from another version."""
+    path = section_path(section, folder, profile)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run notebook notebooks/{section}.ipynb first (or pass "
                                 f"the value it would choose as a parameter)")

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import ConfigError, RunConfig, parse_blocks
+from .notation import blocks_range, power_of_ten
 from .profiles import base_config, get_profile
 from .results import read_section
 
@@ -75,6 +76,7 @@ class Section:
     default: object = None  # that parameter's value in the brief
     values: Callable[[object], list] = list  # parameter -> the compared values, checked
     label: Callable[[object], str] = str  # a compared value -> the run's label in tables and results
+    legend: Callable[[object], str] = str  # a compared value -> its name in figures, in the paper's notation
     epochs: str = "long"  # "short" (the profile's learning-rate epochs) or "long"
     starts_from: str | None = None  # the section whose chosen run's settings this one starts from
     fixed: dict = field(default_factory=dict)  # settings the brief fixes here whatever came before
@@ -85,6 +87,10 @@ class Section:
         if name not in self.figures:
             raise ValueError(f"{self.name} declares no figure {name!r}; it declares {list(self.figures)}")
         return f"{self.name}_{name}"
+
+    def legend_of(self, config: RunConfig) -> str:
+        """How figures name a run of this section: its compared value in the paper's notation."""
+        return self.legend(getattr(config, self.compares))
 
     @property
     def figure_stems(self) -> list[str]:
@@ -100,17 +106,19 @@ class Section:
 STUDY = (
     Section("01_data", figures=("class_proportions", "augmented_samples")),
     Section("02_learning_rate", ("curves",), "lr", "learning_rates", (0.5, 0.05, 0.01), _numbers("learning_rates"),
-            lambda lr: f"lr={lr:g}", epochs="short", choose_by=("train_loss", "val_acc")),
-    Section("03_lr_schedule", ("curves", "lr"), "schedule", "schedules", ("constant", "cosine"), _schedules, str,
+            lambda lr: f"lr={lr:g}", lambda lr: f"$\\eta={lr:g}$", epochs="short", choose_by=("train_loss", "val_acc")),
+    Section("03_lr_schedule", ("curves", "lr"), "schedule", "schedules", ("constant", "cosine"), _schedules, str, str,
             starts_from="02_learning_rate", choose_by=("val_acc",)),
     Section("04_weight_decay", ("curves",), "weight_decay", "weight_decays", (5e-4, 1e-4),
-            _numbers("weight_decays"), lambda wd: f"wd={wd:g}", starts_from="02_learning_rate",
-            fixed={"schedule": "cosine"}, choose_by=("val_acc",)),
+            _numbers("weight_decays"), lambda wd: f"wd={wd:g}", lambda wd: f"$\\lambda={power_of_ten(wd)}$",
+            starts_from="02_learning_rate", fixed={"schedule": "cosine"}, choose_by=("val_acc",)),
     Section("05_mixup", ("beta_pdf", "samples", "curves"), "mixup_alpha", "mixup_alpha", 0.2,
-            _with_and_without_mixup, lambda a: f"mixup alpha={a:g}" if a else "no mixup", starts_from="04_weight_decay",
+            _with_and_without_mixup, lambda a: f"mixup alpha={a:g}" if a else "no mixup",
+            lambda a: f"mixup $\\alpha={a:g}$" if a else "no mixup", starts_from="04_weight_decay",
             choose_by=("val_acc",)),
     Section("06_activation", ("curves", "grad_norm"), "sigmoid_blocks", "sigmoid_blocks", SIGMOID_BLOCKS,
-            _relu_and_sigmoid, lambda blocks: "sigmoid" if blocks else "relu", starts_from="05_mixup"),
+            _relu_and_sigmoid, lambda blocks: "sigmoid" if blocks else "relu",
+            lambda blocks: f"Sigmoid in blocks {blocks_range(blocks)}" if blocks else "ReLU", starts_from="05_mixup"),
     Section("07_summary"),
 )
 SECTIONS = tuple(s.name for s in STUDY)
@@ -170,7 +178,7 @@ def inherited_settings(section: str, profile: str, upstream: dict[str, dict] | N
         return {}
     if upstream and source in upstream:
         return upstream[source]
-    record = read_section(source)
+    record = read_section(source, profile=profile)
     if record["profile"] != profile:
         raise ValueError(f"results/{source}.json was written by profile {record['profile']!r}, not {profile!r}: "
                          f"run notebook {source} with profile={profile!r} first, or pass its settings "

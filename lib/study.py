@@ -32,6 +32,16 @@ def choose(section: str, results: dict[str, RunResult], choose_by: str | None = 
     return choose_label(section, {label: r.summary for label, r in results.items()}, choose_by)
 
 
+def legend(section: str, run: RunResult | RunConfig) -> str:
+    """How figures name a run of `section`: its compared value in the paper's notation (e.g. "$\\eta=0.05$")."""
+    return get(section).legend_of(run.config if isinstance(run, RunResult) else run)
+
+
+def curves(section: str, results: dict[str, RunResult]) -> dict[str, pd.DataFrame]:
+    """The per-epoch metrics of a section's runs, named as figures name them (lib.plots.plot_curves)."""
+    return {legend(section, result): result.history for result in results.values()}
+
+
 def figure(section: str, name: str) -> str:
     """The file stem of a figure the section declares in lib.sections (e.g. "03_lr_schedule_lr")."""
     return get(section).figure(name)
@@ -127,7 +137,7 @@ def split_code() -> str:
 
 def read_study(profile: str, sections: tuple[str, ...] = TRAINING) -> dict[str, dict]:
     """The results files of the training sections, refusing any written under another profile."""
-    records = {section: read_section(section) for section in sections}
+    records = {section: read_section(section, profile=profile) for section in sections}
     other = {section: r["profile"] for section, r in records.items() if r["profile"] != profile}
     if other:
         raise ValueError(f"results of {', '.join(f'{s} ({p})' for s, p in other.items())} are not from profile "
@@ -166,7 +176,7 @@ def export_summary(profile: str) -> tuple[pd.DataFrame, dict]:
     every distinct run once, every choice, and the final model (05's chosen run) with its test score."""
     records = read_study(profile)
     table = study_table(records)
-    csv_path = paths.results_dir() / "07_summary_runs.csv"
+    csv_path = paths.results_dir(profile) / "07_summary_runs.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv_path)
     runs = [{**run, "sections": sections} for run, sections in unique_runs(records)]
@@ -177,4 +187,4 @@ def export_summary(profile: str) -> tuple[pd.DataFrame, dict]:
                          extra={"test_acc": test["test_acc"], "test_loss": test["test_loss"],
                                 "test_run_id": test["test_run_id"], "n_runs": len(runs), "table_csv": csv_path.name})
     print(f"wrote {path}")
-    return table, read_section("07_summary")
+    return table, read_section("07_summary", profile=profile)

@@ -4,9 +4,9 @@ First every run of the sections run here is trained in this process, wave by wav
 (the runs of one wave, e.g. sections 3 and 4, train together where that pays): one set-up instead of one per
 notebook. Then each notebook in notebooks/ runs with the `python3` kernel, in that folder, with the parameters
 `profile` and `data_dir` (plus any `--param NAME=VALUE` the notebook declares), and finds its runs in the run
-store; its executed copy, outputs and parameters kept, goes to executed/. The kernels' output (the plan, the
-tables) streams to this terminal. The first failing notebook stops the run with one line naming the notebook,
-the cell and the error; its executed copy stays for inspection.
+store; its executed copy, outputs and parameters kept, goes to executed/<profile>/. The kernels' output (the
+plan, the tables) streams to this terminal. The first failing notebook stops the run with one line naming the
+notebook, the cell and the error; its executed copy stays for inspection.
 
     python scripts/run_study.py --profile smoke
     python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these notebooks (e.g. 02_learning_rate)")
     parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter (Python literal) for every notebook that declares it; repeatable")
-    parser.add_argument("--executed-dir", default=str(paths.PROJECT_ROOT / "executed"),
-                        help="where executed copies go (default: executed/)")
+    parser.add_argument("--executed-dir", default=None,
+                        help="where executed copies go (default: executed/<profile>/)")
     parser.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output here")
     return parser.parse_args(argv)
 
@@ -144,7 +144,7 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     weights = {nb.stem: NOTEBOOK_OVERHEAD_S for nb in notebooks}
     total_s = training_s + sum(weights.values())
-    executed_dir = Path(args.executed_dir).resolve()
+    executed_dir = Path(args.executed_dir).resolve() if args.executed_dir else paths.executed_dir(args.profile)
     executed_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
@@ -179,7 +179,8 @@ def run(argv: list[str] | None = None) -> int:
         # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
         print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)
     print(f"\n{progress_line(1, 1)} {len(notebooks)} notebooks in {plan.format_seconds(time.time() - started)}; "
-          f"executed copies in {executed_dir}, figures in {paths.figures_dir()}, results in {paths.results_dir()}")
+          f"executed copies in {executed_dir}, figures in {paths.figures_dir(args.profile)}, results in "
+          f"{paths.results_dir(args.profile)}")
     return 0
 
 

@@ -38,8 +38,8 @@ EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
 }
 
 
-def run_study(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", "smoke", "--quiet",
+def run_study(env: dict, *args: str, profile: str = "smoke") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", profile, "--quiet",
                            *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -50,21 +50,21 @@ def stored_runs(runs_dir: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """The smoke pipeline, run once: its folders, environment and the driver's output."""
+    """The smoke pipeline, run once: its folders (`out`: the smoke profile's own), environment, driver's output."""
     base = tmp_path_factory.mktemp("study")
     dirs = {name: base / name for name in ("runs", "results", "figures", "data", "executed")}
-    env = {**os.environ, "AI6103_RUNS_DIR": str(dirs["runs"]), "AI6103_RESULTS_DIR": str(dirs["results"]),
-           "AI6103_FIGURES_DIR": str(dirs["figures"]), "AI6103_DATA_DIR": str(dirs["data"])}
+    env = {**os.environ, **{f"AI6103_{name.upper()}_DIR": str(folder) for name, folder in dirs.items()}}
     started = time.time()
-    done = run_study(env, "--executed-dir", str(dirs["executed"]))
-    return {"dirs": dirs, "env": env, "done": done, "seconds": time.time() - started}
+    done = run_study(env)
+    out = {name: dirs[name] / "smoke" for name in ("results", "figures", "executed")}
+    return {"dirs": dirs, "out": out, "env": env, "done": done, "seconds": time.time() - started}
 
 
 def test_pipeline_runs_every_notebook_without_error(study):
     assert study["done"].returncode == 0, study["done"].stdout[-3000:] + study["done"].stderr[-3000:]
     assert [nb.stem for nb in NOTEBOOKS] == SECTIONS
     for section in SECTIONS:
-        executed = nbformat.read(study["dirs"]["executed"] / f"{section}.ipynb", as_version=4)
+        executed = nbformat.read(study["out"]["executed"] / f"{section}.ipynb", as_version=4)
         errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{section}: {errors[0].ename}: {errors[0].evalue}"
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -72,7 +72,7 @@ def test_pipeline_runs_every_notebook_without_error(study):
 
 
 def test_figures_are_valid_pdf_and_png(study):
-    figures = study["dirs"]["figures"]
+    figures = study["out"]["figures"]
     for stem in FIGURES:
         pdf = (figures / f"{stem}.pdf").read_bytes()
         png = (figures / f"{stem}.png").read_bytes()
@@ -82,7 +82,7 @@ def test_figures_are_valid_pdf_and_png(study):
 
 
 def test_results_files_hold_the_expected_keys(study):
-    results = study["dirs"]["results"]
+    results = study["out"]["results"]
     records = {s: json.loads((results / f"{s}.json").read_text()) for s in SECTIONS}
     for section, (chosen, extra) in EXPECTED.items():
         record = records[section]
@@ -124,6 +124,20 @@ def test_second_run_reuses_the_stored_runs(study):
         text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
         counts = re.search(r"(\d+) runs, (\d+) already stored", text)
         assert counts and counts.group(1) == counts.group(2), f"{section} trained again: {text[:500]}"
+
+
+def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
+    """Another profile in the same checkout writes results, figures and executed notebooks into folders of its
+    own: the smoke study's files stay as they were."""
+    assert study["done"].returncode == 0
+    smoke = {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")}
+    other = run_study(study["env"], "--only", "01_data", "02_learning_rate", profile="tiny")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")} == smoke
+    tiny = {name: study["dirs"][name] / "tiny" for name in ("results", "figures", "executed")}
+    assert json.loads((tiny["results"] / "02_learning_rate.json").read_text())["profile"] == "tiny"
+    assert (tiny["figures"] / "02_learning_rate_curves.pdf").exists()
+    assert (tiny["executed"] / "02_learning_rate.ipynb").exists()
 
 
 def test_a_failing_notebook_is_named_in_one_line(study):
@@ -192,7 +206,7 @@ def test_paper_builds_from_the_smoke_pipeline(study, tmp_path):
 
     from lib.report import build_report
 
-    dirs = study["dirs"]
+    dirs = study["out"]
     pdf = build_report(dirs["results"], dirs["figures"], tmp_path / "build")
     check_paper(pdf, (ROOT / "report" / "paper.tex").read_text(), dirs["figures"])
     text = " ".join(_text(pdf, 1, 99).split())

@@ -172,13 +172,13 @@ def test_section_results_from_another_version_are_refused():
     from lib.results import read_section, section_path, write_section
 
     write_section("02_learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
-    assert read_section("02_learning_rate")["chosen"] == {"lr": 0.05}
-    path = section_path("02_learning_rate")
+    assert read_section("02_learning_rate", profile="smoke")["chosen"] == {"lr": 0.05}
+    path = section_path("02_learning_rate", profile="smoke")
     path.write_text(json.dumps({**json.loads(path.read_text()), "results_version": 0}))
     with pytest.raises(ValueError, match="re-run notebook notebooks/02_learning_rate.ipynb"):
-        read_section("02_learning_rate")
+        read_section("02_learning_rate", profile="smoke")
     with pytest.raises(FileNotFoundError, match="run notebook notebooks/03_lr_schedule.ipynb first"):
-        read_section("03_lr_schedule")
+        read_section("03_lr_schedule", profile="smoke")
 
 
 # ---------------------------------------------------------------- bad data folders
