@@ -272,3 +272,23 @@ def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summ
             known[name] = (settings_of(runs[label].config), assumes)
         planned.append(this_wave)
     return planned
+
+
+def check_chain(records: dict[str, dict]) -> None:
+    """Refuse results files that do not chain: a section whose runs do not start from what the section it starts
+    from now hands on (re-run after the upstream section changed its choice, or given other settings by hand).
+    `records` are the results files by section; one ValueError line says what to re-run."""
+    for name in TRAINING:
+        spec, source = get(name), get(name).starts_from
+        if source is None or name not in records or source not in records:
+            continue
+        handed_on = settings_of(chosen_run(records[source])["config"])
+        for run in records[name]["runs"]:
+            started = settings_of(run["config"])
+            differ = sorted(key for key in SETTINGS if key != spec.compares and key not in spec.fixed
+                            and started[key] != handed_on[key])
+            if differ:
+                found = ", ".join(f"{key} {started[key]} (not {handed_on[key]})" for key in differ)
+                raise ValueError(f"results of {name} do not start from what {source} now chooses: its run "
+                                 f"{run['label']!r} has {found}; re-run notebook notebooks/{name}.ipynb and the "
+                                 f"ones after it")

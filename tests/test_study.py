@@ -99,3 +99,18 @@ def test_the_plan_lists_every_run_in_waves_and_marks_unknown_choices(smoke_base)
     assert waves[2][0].assumes == "04_weight_decay"
     by_val = sections.plan_study("full", folder, {"02_learning_rate": {"choose_by": "val_acc"}}, summary_of)
     assert {r.config.lr for r in by_val[1]} == {0.5}  # a tie on val acc: the first listed
+
+
+def test_results_that_no_longer_chain_are_refused(smoke_base):
+    """Section 2 re-run alone with another outcome: section 3's runs used the old rate, and the paper would say
+    otherwise; the chain check names the notebook to re-run."""
+    lr_05, lr_01 = smoke_base, dataclasses.replace(smoke_base, lr=0.01)
+    records = {"02_learning_rate": {"section": "02_learning_rate", "chosen_run_id": "b",
+                                    "runs": [_row("lr=0.05", lr_05, "a"), _row("lr=0.01", lr_01, "b")]},
+               "03_lr_schedule": {"section": "03_lr_schedule", "chosen_run_id": "c",
+                                  "runs": [_row("constant", lr_05, "c")]}}
+    with pytest.raises(ValueError, match=r"03_lr_schedule do not start from .* lr 0.05 \(not 0.01\); re-run notebook "
+                                         r"notebooks/03_lr_schedule.ipynb"):
+        sections.check_chain(records)
+    records["02_learning_rate"]["chosen_run_id"] = "a"
+    sections.check_chain(records)  # consistent again
