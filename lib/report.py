@@ -1,11 +1,14 @@
-"""The paper's generated LaTeX and its build: results files in, `report/paper.pdf` out.
+"""The paper's generated LaTeX and its build: a profile's results files in, `report/<profile>/paper.pdf` out.
 
 What it is: `generate()` turns the section results files (lib.results) into `generated/` — `numbers.tex`
-(one macro per number and per result-dependent sentence), `tables/<section>.tex` (the tabulars) and the
-code listings — and `build_report()` compiles `report/paper.tex` with latexmk in a build folder that holds
-copies of the sources, the generated files and the figures. `python -m lib.report` does both.
-What it is not: the prose (report/paper.tex, written by hand, uses only these macros for numbers and
-findings) or the figures (the notebooks save them through lib's figure helper).
+(one macro per number), `prose/<name>.tex` (one macro per result-dependent sentence, rendered from the
+Jinja2 template report/prose/<name>.tex.j2), `tables/<section>.tex` (the tabulars) and the code listings —
+and `build_report()` compiles `report/paper.tex` with latexmk in a build folder that holds copies of the
+sources, the generated files and the figures. `python -m lib.report` does both.
+What it is not: the prose. paper.tex holds the fixed text and report/prose/ the sentences that depend on the
+results, with their branches; this module only computes the values they print (formatted numbers, which run
+won, comparison words) and finds the runs the text names by run id, never re-deciding a section's choice.
+Nor does it draw the figures (the notebooks save them through lib's figure helper).
 
 Style: the official AAAI kit when its `.sty` lies in report/ (it cannot be redistributed), else our
 report/ai6103aaai.sty, written from the kit's published geometry, with natbib's plainnat.bst.
@@ -14,21 +17,27 @@ from __future__ import annotations
 
 import argparse
 import ast
-import math
+import functools
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from . import paths
-from .results import read_section
+import jinja2
 
-SECTIONS = ("01_data", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
-            "07_summary")
+from . import paths
+from .notation import parameter_name, power_of_ten
+from .profiles import PROFILES
+from .results import read_section
+from .sections import SECTIONS, check_chain, figure_section
+
+PROSE = ("setup", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
+         "07_summary")  # report/prose/<name>.tex.j2, rendered to generated/prose/<name>.tex
 KIT_NAMES = ("aaai2026", "aaai2025", "aaai24", "aaai23")  # official kit style names, newest first
 OWN_STYLE, OWN_BST = "ai6103aaai", "plainnat"
 SOURCES = ("paper.tex", "references.bib", f"{OWN_STYLE}.sty")  # what report/ contributes to a build
+DEFAULT_PROFILE = "full"  # as in the Makefile
 ARCH_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenet": "MobileNet~(v1)"}
 
 
@@ -52,15 +61,7 @@ def plain(value: float) -> str:
     return f"{value:g}"
 
 
-def sci(value: float) -> str:
-    """A weight-decay coefficient in the brief's notation: 5e-4 -> '5\\times10^{-4}' (math mode)."""
-    if value == 0:
-        return "0"
-    exponent = math.floor(math.log10(abs(value)))
-    mantissa = f"{value / 10**exponent:.2g}"
-    if mantissa == "10":
-        mantissa, exponent = "1", exponent + 1
-    return f"{mantissa}\\times10^{{{exponent}}}"
+sci = power_of_ten  # a weight-decay coefficient in the brief's notation: 5e-4 -> '5\\times10^{-4}' (math mode)
 
 
 def points(delta: float) -> str:
@@ -80,12 +81,13 @@ def join_words(items: list[str]) -> str:
 # ---------------------------------------------------------------- reading
 
 def load_results(results_dir: Path | None = None, profile: str | None = None) -> dict[str, dict]:
-    """Every section's results file; a one-line ReportError naming the notebook to run if one is missing, or
-    the notebooks to re-run if the sections come from different profiles or data (or not from `profile`)."""
+    """Every section's results file (from `results_dir`, default the profile's results folder); a one-line
+    ReportError naming the notebook to run if one is missing, or the notebooks to re-run if the sections come
+    from different profiles or data (or not from `profile`), or do not chain (lib.sections.check_chain)."""
     results = {}
     for section in SECTIONS:
         try:
-            results[section] = read_section(section, results_dir)
+            results[section] = read_section(section, results_dir, profile or DEFAULT_PROFILE)
         except (FileNotFoundError, ValueError) as error:
             raise ReportError(str(error)) from None
     for field, wanted in (("profile", profile), ("data_kind", None)):
@@ -97,6 +99,10 @@ def load_results(results_dir: Path | None = None, profile: str | None = None) ->
             raise ReportError(f"one paper takes one {field}: results of {found} are not from {field} {wanted!r}; "
                               f"re-run those notebooks with it (make all PROFILE=...), or build the paper with "
                               f"the {field} they share")
+    try:
+        check_chain(results)
+    except ValueError as error:
+        raise ReportError(str(error)) from None
     return results
 
 
@@ -114,7 +120,67 @@ def _one(runs: list[dict], test, what: str, section: str) -> dict:
     return found[0]
 
 
+def _run_with_id(record: dict, run_id: str | None, what: str) -> dict:
+    """The run of a section's results with id `run_id`; a one-line ReportError naming the notebook if absent."""
+    found = [r for r in record["runs"] if run_id is not None and r["run_id"] == run_id]
+    if not found:
+        section = record["section"]
+        raise ReportError(f"results of {section} do not hold {what} (run_id {run_id!r}): re-run notebook "
+                          f"notebooks/{section}.ipynb")
+    return found[0]
+
+
+def _chosen_run(record: dict) -> dict:
+    """The run a section hands on, by its `chosen_run_id`: the report never re-decides a section's choice."""
+    return _run_with_id(record, record.get("chosen_run_id"), "the run it chose (chosen_run_id)")
+
+
+def _others(record: dict, run: dict) -> list[dict]:
+    """A section's runs other than `run` (by run id): the variants it compares with the run it starts from."""
+    return [r for r in _runs(record) if r["run_id"] != run["run_id"]]
+
+
+def _study_runs(results: dict[str, dict]) -> dict[str, dict]:
+    """The runs the findings name, found by run id along the study's dependencies: 03 trains a constant and a
+    cosine run at 02's chosen rate; 04 always starts from the cosine run (03's finding is reported but feeds
+    nothing); 05's run without mixup is 04's chosen run and 06's ReLU run is 05's chosen run, each with the same
+    run_id; 07's final model, the one the test accuracy is of, is 05's chosen run."""
+    schedule = _runs(results["03_lr_schedule"])
+    weight_decay = _chosen_run(results["04_weight_decay"])
+    final = _chosen_run(results["05_mixup"])
+    summary = results["07_summary"]
+    final_model, tested = _chosen_run(summary)["run_id"], summary["extra"].get("test_run_id")
+    if final_model != final["run_id"] or tested != final["run_id"]:
+        raise ReportError(f"results of 07_summary are of run {final_model!r} (tested: {tested!r}), not of 05_mixup's "
+                          f"chosen run {final['run_id']!r}: re-run notebook notebooks/07_summary.ipynb")
+    return {
+        "lr": _chosen_run(results["02_learning_rate"]),
+        "schedule": _chosen_run(results["03_lr_schedule"]),
+        "constant": _one(schedule, lambda c: c["schedule"] == "constant", "schedule 'constant'", "03_lr_schedule"),
+        "cosine": _one(schedule, lambda c: c["schedule"] == "cosine", "schedule 'cosine'", "03_lr_schedule"),
+        "weight_decay": weight_decay,
+        "no_mixup": _run_with_id(results["05_mixup"], weight_decay["run_id"],
+                                 "04_weight_decay's chosen run as its run without mixup"),
+        "final": final,
+        "relu": _run_with_id(results["06_activation"], final["run_id"], "05_mixup's chosen run as its ReLU run"),
+    }
+
+
 # ---------------------------------------------------------------- LaTeX pieces
+
+def shown(run: dict) -> dict[str, str | None]:
+    """A run as the paper prints it, for the macros and templates: its final numbers (accuracies in percent
+    without the sign) and the settings the study varies, None for a regulariser the run does not use."""
+    c = run["config"]
+    blocks = list(c.get("sigmoid_blocks") or [])
+    return {"train_loss": loss(run["final_train_loss"]), "train_acc": pct(run["final_train_acc"]),
+            "val_loss": loss(run["final_val_loss"]), "val_acc": pct(run["final_val_acc"]),
+            "best_val_acc": pct(run["best_val_acc"]), "best_val_epoch": str(run["best_val_epoch"]),
+            "epochs": str(run["epochs"]), "lr": plain(c["lr"]), "schedule": c["schedule"],
+            "wd": sci(c["weight_decay"]) if c["weight_decay"] else None,
+            "alpha": plain(c["mixup_alpha"]) if c["mixup_alpha"] > 0 else None,
+            "blocks": _blocks(blocks) if blocks else None}
+
 
 class Macros:
     """Collects `\\newcommand`s; names are letters only (TeX's rule), each defined once."""
@@ -131,23 +197,40 @@ class Macros:
 
     def runs(self, prefix: str, run: dict) -> None:
         """The four final numbers of a run (accuracies in percent, no sign) plus its best validation epoch."""
-        self[f"{prefix}TrainLoss"] = loss(run["final_train_loss"])
-        self[f"{prefix}TrainAcc"] = pct(run["final_train_acc"])
-        self[f"{prefix}ValLoss"] = loss(run["final_val_loss"])
-        self[f"{prefix}ValAcc"] = pct(run["final_val_acc"])
-        self[f"{prefix}BestValAcc"] = pct(run["best_val_acc"])
-        self[f"{prefix}BestValEpoch"] = str(run["best_val_epoch"])
+        numbers = shown(run)
+        for name, key in (("TrainLoss", "train_loss"), ("TrainAcc", "train_acc"), ("ValLoss", "val_loss"),
+                          ("ValAcc", "val_acc"), ("BestValAcc", "best_val_acc"), ("BestValEpoch", "best_val_epoch")):
+            self[prefix + name] = numbers[key]
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    """Jinja2 with delimiters LaTeX does not use: \\BLOCK{...}, \\VAR{...}, \\#{...} comments and `%%` line
+    statements (`{%`, `{{` and `#` are LaTeX's own). A value a template names but is not given fails loudly."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(paths.report_dir() / "prose"),
+        block_start_string="\\BLOCK{", block_end_string="}",
+        variable_start_string="\\VAR{", variable_end_string="}",
+        comment_start_string="\\#{", comment_end_string="}",
+        line_statement_prefix="%%",
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        autoescape=False, undefined=jinja2.StrictUndefined)
+
+
+def render_prose(name: str, values: dict) -> str:
+    """report/prose/<name>.tex.j2 filled in with `values` (jinja2.UndefinedError if it names a missing one)."""
+    return _templates().get_template(f"{name}.tex.j2").render(values)
 
 
 def run_table(rows: list[tuple[str, dict, bool]]) -> str:
     """A tabular of final train/val loss and accuracy; rows are (setting, run, chosen), chosen in bold."""
     body = []
     for setting, run, chosen in rows:
-        cells = [setting, loss(run["final_train_loss"]), pct(run["final_train_acc"]),
-                 loss(run["final_val_loss"]), pct(run["final_val_acc"])]
+        numbers = shown(run)
+        cells = [setting, numbers["train_loss"], numbers["train_acc"], numbers["val_loss"], numbers["val_acc"]]
         if chosen:
             cells = [f"\\textbf{{{c}}}" for c in cells]
         body.append(" & ".join(cells) + r" \\")
@@ -170,9 +253,11 @@ def _higher(a: float, b: float, fmt=loss) -> str:
     return "higher" if a > b else "lower" if a < b else "the same"
 
 
-def _a_higher(a: float, b: float, fmt=loss) -> str:
-    word = _higher(a, b, fmt)
-    return word if word == "the same" else f"a {word}"
+def _compare(run: dict, other: dict) -> dict[str, str]:
+    """How `run`'s final numbers compare with `other`'s as printed: {'train_loss': 'lower', ...}."""
+    return {"train_loss": _higher(run["final_train_loss"], other["final_train_loss"]),
+            "val_loss": _higher(run["final_val_loss"], other["final_val_loss"]),
+            "val_acc": _higher(run["final_val_acc"], other["final_val_acc"], pct)}
 
 
 def _eta(lr: float) -> str:
@@ -185,6 +270,13 @@ def _wd(value: float) -> str:
 
 def _best(runs: list[dict], key: str, lowest: bool) -> dict:
     return (min if lowest else max)(runs, key=lambda r: r[key])
+
+
+def _blocks(blocks: list[int]) -> str:
+    """Block indices as printed: a run '4--10', else '1, 3 and 5'."""
+    if blocks and blocks == list(range(blocks[0], blocks[-1] + 1)) and len(blocks) > 1:
+        return f"{blocks[0]}--{blocks[-1]}"
+    return join_words([str(b) for b in blocks])
 
 
 def _function_source(path: Path, name: str) -> str | None:
@@ -202,6 +294,31 @@ def _function_source(path: Path, name: str) -> str | None:
 
 
 # ---------------------------------------------------------------- the sections
+# Each writes its number macros and table and returns the values its template report/prose/<name>.tex.j2 prints.
+
+def _setup(m: Macros, results: dict[str, dict]) -> dict:
+    """The data and training set-up shared by every run, and whether the paper needs a banner."""
+    kinds = {rec["data_kind"] for rec in results.values()}
+    profiles = sorted({rec["profile"] for rec in results.values()})
+    m["DataKind"] = "/".join(sorted(kinds))
+    m["Profile"] = "/".join(profiles)
+    base = _runs(results["02_learning_rate"])[0]["config"]  # every run shares these settings
+    m["ArchName"] = ARCH_NAMES.get(base["arch"], base["arch"])
+    m["NumParams"] = count(_parameter_count(base))
+    m["BatchSize"], m["Momentum"] = str(base["batch_size"]), plain(base["momentum"])
+    m["NumClasses"], m["Seed"] = str(base.get("num_classes", 100)), str(base["seed"])
+    m["SplitSeed"] = str(base.get("split_seed", 0))
+    synthetic = "synthetic" in kinds
+    return {"arch": base["arch"], "synthetic": synthetic, "modified": "modified" in kinds,
+            "shortened": not synthetic and profiles != ["full"], "profile": m_escape("/".join(profiles))}
+
+
+def _parameter_count(config: dict) -> int:
+    """The architecture's parameter count, counted on the built model."""
+    from .models import build_model  # torch is only needed here
+
+    return sum(p.numel() for p in build_model(config["arch"], config.get("num_classes", 100)).parameters())
+
 
 def _data(m: Macros, rec: dict, out: Path) -> None:
     x = rec["extra"]
@@ -226,89 +343,58 @@ def _data(m: Macros, rec: dict, out: Path) -> None:
     ]) + "\n")
 
 
-def _learning_rate(m: Macros, rec: dict, out: Path) -> float:
+def _learning_rate(m: Macros, rec: dict, out: Path, chosen: dict) -> dict:
     runs = sorted(_runs(rec), key=lambda r: -r["config"]["lr"])
-    chosen = rec["chosen"].get("lr", rec["extra"].get("best_by_train_loss"))
-    if chosen is None:
-        chosen = _best(runs, "final_train_loss", lowest=True)["config"]["lr"]
-    by_val = rec["extra"].get("best_by_val_acc", _best(runs, "final_val_acc", lowest=False)["config"]["lr"])
-    base = runs[0]["config"]
-    _model(m, base)
-    m["BatchSize"], m["Momentum"] = str(base["batch_size"]), plain(base["momentum"])
-    m["NumClasses"], m["Seed"] = str(base.get("num_classes", 100)), str(base["seed"])
-    m["SplitSeed"] = str(base.get("split_seed", 0))
+    best_train = _best(runs, "final_train_loss", lowest=True)
+    best_val = _best(runs, "final_val_acc", lowest=False)
     m["LrEpochs"] = str(runs[0]["epochs"])
     m["LrValues"] = ", ".join(plain(r["config"]["lr"]) for r in runs)  # math mode
-    m["BestLr"], m["BestLrByValAcc"] = plain(chosen), plain(by_val)
-    m.runs("BestLr", next(r for r in runs if r["config"]["lr"] == chosen))
-
-    # Which rate wins each of the brief's four criteria, grouped by rate.
-    criteria = [("final_train_loss", True, "the lowest training loss"),
-                ("final_train_acc", False, "the highest training accuracy"),
-                ("final_val_loss", True, "the lowest validation loss"),
-                ("final_val_acc", False, "the highest validation accuracy")]
-    winners: dict[float, list[str]] = {}
-    ties = []  # criteria on which several rates end exactly level
-    for key, lowest, words in criteria:
+    m["BestLr"], m["BestLrByValAcc"] = plain(chosen["config"]["lr"]), plain(best_val["config"]["lr"])
+    m.runs("BestLr", chosen)
+    # Which rate wins each of the brief's four criteria, grouped by rate; rates that end exactly level on a
+    # criterion tie for it (one clause each, after the winners).
+    winners: dict[str, dict] = {}  # run_id -> {"lrs": [rate], "criteria": [the criteria it alone wins]}
+    ties = []
+    for key, lowest in (("final_train_loss", True), ("final_train_acc", False), ("final_val_loss", True),
+                        ("final_val_acc", False)):
         best = _best(runs, key, lowest)
         level = [r for r in runs if r[key] == best[key]]
         if len(level) > 1:
-            ties.append(f"{join_words([_eta(r['config']['lr']) for r in level])} tie for {words}")
+            ties.append({"lrs": [plain(r["config"]["lr"]) for r in level], "criteria": [key], "tie": True})
         else:
-            winners.setdefault(best["config"]["lr"], []).append(words)
-    clauses = [f"{_eta(lr)} has {join_words(words)}" for lr, words in winners.items()] + ties
-    m["LrWinnersSentence"] = "; ".join(clauses) + "."
-    order = sorted(runs, key=lambda r: r["final_train_loss"])
-    m["LrOrderSentence"] = ("Ordered by final training loss: " + " $<$ ".join(
-        f"{plain(r['config']['lr'])} ({loss(r['final_train_loss'])})" for r in order) + ".")
-    chosen_run = next(r for r in runs if r["config"]["lr"] == chosen)
-    if chosen_run["final_val_acc"] == _best(runs, "final_val_acc", lowest=False)["final_val_acc"]:
-        m["BestLrSentence"] = (f"The rate {_eta(chosen)} both minimises the training loss and maximises the "
-                               f"validation accuracy, so it is the initial rate for all later runs.")
-    else:
-        val_run = next(r for r in runs if r["config"]["lr"] == by_val)
-        m["BestLrSentence"] = (f"Following the brief, we carry {_eta(chosen)}, the rate with the lowest training "
-                               f"loss, into all later runs, although {_eta(by_val)} ends with a higher validation "
-                               f"accuracy ({pct(val_run['final_val_acc'])}\\,\\%).")
+            winners.setdefault(best["run_id"], {"lrs": [plain(best["config"]["lr"])], "criteria": [], "tie": False})
+            winners[best["run_id"]]["criteria"].append(key)
     (out / "tables" / "02_learning_rate.tex").write_text(run_table(
-        [(_eta(r["config"]["lr"]), r, r["config"]["lr"] == chosen) for r in runs]))
-    return chosen
+        [(_eta(r["config"]["lr"]), r, r["run_id"] == chosen["run_id"]) for r in runs]))
+    return {"criterion_winners": [*winners.values(), *ties],
+            "by_train_loss": [shown(r) for r in sorted(runs, key=lambda r: r["final_train_loss"])],
+            "chosen": shown(chosen), "best_train": shown(best_train), "best_val": shown(best_val),
+            "chosen_trains_best": chosen["final_train_loss"] == best_train["final_train_loss"],
+            "chosen_validates_best": chosen["final_val_acc"] == best_val["final_val_acc"]}
 
 
-def _schedule(m: Macros, rec: dict, out: Path) -> dict:
-    runs = _runs(rec)
-    const = _one(runs, lambda c: c["schedule"] == "constant", "schedule 'constant'", rec["section"])
-    cos = _one(runs, lambda c: c["schedule"] == "cosine", "schedule 'cosine'", rec["section"])
-    chosen = rec["chosen"].get("schedule", "cosine")
+def _schedule(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> dict:
+    const, cos, chosen = study["constant"], study["cosine"], study["schedule"]
     m["LongEpochs"] = str(cos["epochs"])
-    m["ChosenSchedule"] = chosen
+    m["ChosenSchedule"] = chosen["config"]["schedule"]
     m.runs("Const", const)
     m.runs("Cos", cos)
-    m["ScheduleSentence"] = (
-        f"Cosine annealing ends with {_a_higher(cos['final_train_loss'], const['final_train_loss'])} training "
-        f"loss ({loss(cos['final_train_loss'])} against {loss(const['final_train_loss'])}) and "
-        f"{_a_higher(cos['final_val_acc'], const['final_val_acc'], pct)} validation accuracy "
-        f"({pct(cos['final_val_acc'])}\\,\\% against {pct(const['final_val_acc'])}\\,\\%, "
-        f"{points(cos['final_val_acc'] - const['final_val_acc'])} points) than the constant rate.")
-    m["ConstPeakSentence"] = (
-        f"The constant-rate run had its best validation accuracy, {pct(const['best_val_acc'])}\\,\\%, at epoch "
-        f"{const['best_val_epoch']} of {const['epochs']}; the cosine run had its best, {pct(cos['best_val_acc'])}"
-        f"\\,\\%, at epoch {cos['best_val_epoch']}.")
     (out / "tables" / "03_lr_schedule.tex").write_text(run_table(
-        [(r["config"]["schedule"], r, r["config"]["schedule"] == chosen) for r in (const, cos)]))
-    return cos if chosen == "cosine" else const
+        [(r["config"]["schedule"], r, r["run_id"] == chosen["run_id"]) for r in (const, cos)]))
+    return {"const": shown(const), "cos": shown(cos), "cos_vs_const": _compare(cos, const),
+            "val_acc_gain": points(cos["final_val_acc"] - const["final_val_acc"]),
+            "chose_cosine": chosen["run_id"] == cos["run_id"]}
 
 
-def _weight_decay(m: Macros, rec: dict, out: Path, no_decay: dict) -> dict:
+def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> dict:
     runs = sorted(_runs(rec), key=lambda r: -r["config"]["weight_decay"])
-    chosen = rec["chosen"].get("weight_decay")
+    chosen, no_decay = study["weight_decay"], study["cosine"]
     best = _best(runs, "final_val_acc", lowest=False)
-    if chosen is None:
-        chosen = best["config"]["weight_decay"]
-    chosen_run = next(r for r in runs if r["config"]["weight_decay"] == chosen)
+    others = [r for r in runs if r is not best]
     m["WdValues"] = ", ".join(sci(r["config"]["weight_decay"]) for r in runs)  # math mode
-    m["WdChosen"] = f"\\ensuremath{{{sci(chosen)}}}"
-    m.runs("Wd", chosen_run)
+    m["WdChosen"] = f"\\ensuremath{{{sci(chosen['config']['weight_decay'])}}}"
+    m["WdSchedule"] = chosen["config"]["schedule"]
+    m.runs("Wd", chosen)
     for name, r in zip(("WdLarge", "WdSmall"), (runs[0], runs[-1]), strict=True):
         m.runs(name, r)
         m[f"{name}Value"] = f"\\ensuremath{{{sci(r['config']['weight_decay'])}}}"
@@ -316,93 +402,46 @@ def _weight_decay(m: Macros, rec: dict, out: Path, no_decay: dict) -> dict:
     def gap(r: dict) -> float:  # points by which training accuracy exceeds validation accuracy
         return 100 * (r["final_train_acc"] - r["final_val_acc"])
 
-    others = [r for r in runs if r is not best]
-    parts = [f"{_wd(best['config']['weight_decay'])} generalised better: it ends with the highest validation "
-             f"accuracy ({pct(best['final_val_acc'])}\\,\\% against "
-             + join_words([f"{pct(r['final_val_acc'])}\\,\\% for {_wd(r['config']['weight_decay'])}" for r in others])
-             + ")"]
-    if others:
-        o = others[0]
-        parts.append(f"{_a_higher(best['final_val_loss'], o['final_val_loss'])} validation loss "
-                     f"({loss(best['final_val_loss'])} against {loss(o['final_val_loss'])})")
-        parts.append(f"a {'smaller' if gap(best) < gap(o) else 'larger'} gap between training and validation "
-                     f"accuracy ({gap(best):.1f} against {gap(o):.1f} points)")
-    if others and pct(best["final_val_acc"]) == pct(others[0]["final_val_acc"]):
-        m["WdSentence"] = (f"Both coefficients end with the same validation accuracy ({pct(best['final_val_acc'])}"
-                           f"\\,\\%); {_wd(best['config']['weight_decay'])} has " + join_words(parts[1:]) + ".")
-    else:
-        m["WdSentence"] = join_words(parts) + "."
-    m["WdNoneSentence"] = (
-        f"Without weight decay the same schedule reached {pct(no_decay['final_val_acc'])}\\,\\% with a training "
-        f"loss of {loss(no_decay['final_train_loss'])}; {_wd(chosen)} changes the validation accuracy by "
-        f"{points(chosen_run['final_val_acc'] - no_decay['final_val_acc'])} points and the training loss "
-        f"from {loss(no_decay['final_train_loss'])} to {loss(chosen_run['final_train_loss'])}.")
     (out / "tables" / "04_weight_decay.tex").write_text(run_table(
-        [(_wd(r["config"]["weight_decay"]), r, r["config"]["weight_decay"] == chosen) for r in runs]))
-    return chosen_run
+        [(_wd(r["config"]["weight_decay"]), r, r["run_id"] == chosen["run_id"]) for r in runs]))
+    other = others[0]  # the sentence compares the best run with the first of the others
+    return {"best": shown(best), "others": [shown(r) for r in others], "other": shown(other),
+            "same_val_acc": pct(best["final_val_acc"]) == pct(other["final_val_acc"]),
+            "best_vs_other": _compare(best, other), "gap_word": "smaller" if gap(best) < gap(other) else "larger",
+            "best_gap": f"{gap(best):.1f}", "other_gap": f"{gap(other):.1f}",
+            "chosen": shown(chosen), "no_decay": shown(no_decay),
+            "chosen_gain": points(chosen["final_val_acc"] - no_decay["final_val_acc"])}
 
 
-def _mixup(m: Macros, rec: dict, out: Path, previous: dict) -> dict:
-    runs = _runs(rec)
-    mix = _one(runs, lambda c: c["mixup_alpha"] > 0, "mixup_alpha > 0", rec["section"])
-    base = next((r for r in runs if r["config"]["mixup_alpha"] == 0), previous)  # else the best run of 04
-    chosen = rec["chosen"].get("mixup_alpha", mix["config"]["mixup_alpha"])
+def _mixup(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> dict:
+    base, chosen = study["no_mixup"], study["final"]
+    mixed = _others(rec, base)
+    kept = chosen["run_id"] != base["run_id"]
+    mix = chosen if kept else _one(mixed, lambda c: c["mixup_alpha"] > 0, "mixup_alpha > 0", rec["section"])
     m["MixupAlpha"] = plain(mix["config"]["mixup_alpha"])
     m.runs("Mix", mix)
     m.runs("NoMix", base)
     x = rec["extra"]
-    all_runs = {r["run_id"]: r for r in runs + [previous]}
-    tested = all_runs.get(x.get("test_run_id"))
-    which = "with" if tested and tested["config"]["mixup_alpha"] > 0 else "without"
-    m["MixupTestSentence"] = (
-        f"Evaluated once on the test set, the model trained {which} mixup reaches {pct(x['test_acc'])}\\,\\% "
-        f"test accuracy (loss {loss(x['test_loss'])})." if tested and "test_acc" in x else "")
-    m["MixupSentence"] = (
-        f"With mixup the final training loss is {_higher(mix['final_train_loss'], base['final_train_loss'])} "
-        f"({loss(mix['final_train_loss'])} against {loss(base['final_train_loss'])} without it) and the "
-        f"validation accuracy is {_higher(mix['final_val_acc'], base['final_val_acc'], pct)} "
-        f"({pct(mix['final_val_acc'])}\\,\\% against {pct(base['final_val_acc'])}\\,\\%, "
-        f"{points(mix['final_val_acc'] - base['final_val_acc'])} points); the validation loss is "
-        f"{_higher(mix['final_val_loss'], base['final_val_loss'])} ({loss(mix['final_val_loss'])} against "
-        f"{loss(base['final_val_loss'])}).")
-    kept = chosen > 0
-    m["MixupChoiceShort"] = f"mixup with $\\alpha={plain(chosen)}$" if kept else "no mixup"
-    m["MixupChoiceSentence"] = (
-        f"Mixup with $\\alpha={plain(chosen)}$ is therefore part of the final recipe." if kept else
-        "Mixup is therefore left out of the final recipe.")
+    tested = next((r for r in _runs(rec) if r["run_id"] == x.get("test_run_id")), None)
     (out / "tables" / "05_mixup.tex").write_text(run_table(
-        [("no mixup", base, not kept), (f"mixup $\\alpha={plain(mix['config']['mixup_alpha'])}$", mix, kept)]))
-    return mix if kept else base
+        [("no mixup", base, not kept)]
+        + [(f"mixup $\\alpha={plain(r['config']['mixup_alpha'])}$", r, r["run_id"] == chosen["run_id"])
+           for r in mixed]))
+    return {"mix": shown(mix), "base": shown(base), "mix_vs_base": _compare(mix, base),
+            "val_acc_gain": points(mix["final_val_acc"] - base["final_val_acc"]),
+            "kept": kept, "chosen": shown(chosen),
+            "test": {"with_mixup": tested["run_id"] != base["run_id"], "acc": pct(x["test_acc"]),
+                     "loss": loss(x["test_loss"])} if tested and "test_acc" in x else None}
 
 
-def _blocks(blocks: list[int]) -> str:
-    if blocks and blocks == list(range(blocks[0], blocks[-1] + 1)) and len(blocks) > 1:
-        return f"{blocks[0]}--{blocks[-1]}"
-    return join_words([str(b) for b in blocks])
-
-
-def _activation(m: Macros, rec: dict, out: Path) -> None:
-    runs = _runs(rec)
-    sig = _one(runs, lambda c: len(c["sigmoid_blocks"]) > 0, "sigmoid_blocks", rec["section"])
-    relu = _one(runs, lambda c: len(c["sigmoid_blocks"]) == 0, "ReLU everywhere", rec["section"])
-    m["SigmoidBlocks"] = _blocks(list(sig["config"]["sigmoid_blocks"]))
+def _activation(m: Macros, rec: dict, out: Path, relu: dict) -> dict:
+    sig = _one(_others(rec, relu), lambda c: len(c["sigmoid_blocks"]) > 0, "sigmoid_blocks", rec["section"])
+    blocks = shown(sig)["blocks"]
+    m["SigmoidBlocks"] = blocks
     param = sig["config"].get("grad_norm_param", "layers.8.conv1.weight")
-    m["GradParam"] = "\\texttt{" + re.sub(r"\.(\d+)", r"[\1]", param).replace("_", "\\_") + "}"
-    what = {("mobilenetv2", "layers.8.conv1.weight"): "the $1\\times1$ expansion convolution of block~8 "
-                                                      "($384\\times64$ weights)",
-            ("mobilenet", "layers.8.conv1.weight"): "the $3\\times3$ depthwise convolution of block~8 "
-                                                    "($512\\times3\\times3$ weights)"}
-    m["GradParamWhat"] = what.get((sig["config"]["arch"], param), "the watched weight")
-    inside = param.startswith("layers.") and int(param.split(".")[1]) in sig["config"]["sigmoid_blocks"]
-    m["GradParamInside"] = "inside" if inside else "outside"
-    m["ActivationBaseRecipe"] = recipe_words(relu["config"])
+    m["GradParam"] = "\\texttt{" + parameter_name(param).replace("_", "\\_") + "}"
     m.runs("Sig", sig)
     m.runs("Relu", relu)
-    m["ActivationSentence"] = (
-        f"Sigmoid in blocks {m_blocks(sig)} ends with {_a_higher(sig['final_train_loss'], relu['final_train_loss'])} "
-        f"training loss ({loss(sig['final_train_loss'])} against {loss(relu['final_train_loss'])} with ReLU) and "
-        f"{_a_higher(sig['final_val_acc'], relu['final_val_acc'], pct)} validation accuracy "
-        f"({pct(sig['final_val_acc'])}\\,\\% against {pct(relu['final_val_acc'])}\\,\\%).")
     norms = rec["extra"].get("grad_norm", {})
 
     def series(run: dict, is_sigmoid: bool) -> list[float] | None:
@@ -413,121 +452,44 @@ def _activation(m: Macros, rec: dict, out: Path) -> None:
                 return values
         return None
 
-    clauses = []
-    for name, run, is_sig in (("ReLU", relu, False), (f"Sigmoid in blocks {m_blocks(sig)}", sig, True)):
-        values = series(run, is_sig)
+    grad_norms = []  # per run that has them: the gradient norm's start, peak (epoch from 1) and end
+    for run, is_sigmoid in ((relu, False), (sig, True)):
+        values = series(run, is_sigmoid)
         if values:
             peak = max(range(len(values)), key=values.__getitem__)
-            subject = "it" if clauses else "the gradient norm"
-            clauses.append(f"with {name} {subject} starts at {values[0]:#.3g}, peaks at {values[peak]:#.3g} in "
-                           f"epoch {peak + 1} and ends at {values[-1]:#.3g}")
-    m["GradNormSentence"] = ("W" + "; ".join(clauses)[1:] + ".") if clauses else ""
+            grad_norms.append({"sigmoid": is_sigmoid, "start": f"{values[0]:#.3g}", "peak": f"{values[peak]:#.3g}",
+                               "peak_epoch": peak + 1, "end": f"{values[-1]:#.3g}"})
     (out / "tables" / "06_activation.tex").write_text(run_table(
-        [("ReLU", relu, False), (f"Sigmoid, blocks {m_blocks(sig)}", sig, False)]))
+        [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)]))
+    inside = param.startswith("layers.") and int(param.split(".")[1]) in sig["config"]["sigmoid_blocks"]
+    return {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside,
+            "relu": shown(relu), "sig": shown(sig), "sig_vs_relu": _compare(sig, relu), "grad_norms": grad_norms}
 
 
-def m_blocks(run: dict) -> str:
-    return _blocks(list(run["config"]["sigmoid_blocks"]))
-
-
-def _summary(m: Macros, results: dict[str, dict], out: Path, final: dict) -> None:
+def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, dict]) -> dict:
     x = results["07_summary"]["extra"]
     if "test_acc" not in x:
         raise ReportError("results of 07_summary have no test_acc: re-run notebook notebooks/07_summary.ipynb")
+    const, cos, final = study["constant"], study["cosine"], study["final"]
     m["TestAcc"] = pct(x["test_acc"])
-    all_runs = {r["run_id"]: r for s in SECTIONS for r in results[s]["runs"]}
-    tested = all_runs.get(x.get("test_run_id"), final)
-    c = tested["config"]
-    m["FinalRecipe"] = recipe_words(c)
-    m.runs("Final", tested)
-    m["FinalTestSentence"] = (f"The model chosen on the validation split (bold), trained with {recipe_words(c)}, "
-                              f"reaches {pct(x['test_acc'])}\\,\\% test accuracy.")
-    sched = {r["config"]["schedule"]: r for r in results["03_lr_schedule"]["runs"]}
-    rows = [(f"constant $\\eta={plain(r['config']['lr'])}$", r) for r in [sched.get("constant")] if r]
-    rows += [("cosine", sched["cosine"])] if "cosine" in sched else []
+    m.runs("Final", final)
+    rows = [(f"constant {_eta(const['config']['lr'])}", const), ("cosine", cos)]
     rows += [(f"+ {_wd(r['config']['weight_decay'])}", r)
-             for r in sorted(results["04_weight_decay"]["runs"], key=lambda r: -r["config"]["weight_decay"])]
+             for r in sorted(_runs(results["04_weight_decay"]), key=lambda r: -r["config"]["weight_decay"])]
     rows += [(f"+ mixup $\\alpha={plain(r['config']['mixup_alpha'])}$", r)
-             for r in results["05_mixup"]["runs"] if r["config"]["mixup_alpha"] > 0]
-    rows += [(f"Sigmoid, blocks {m_blocks(r)}", r) for r in results["06_activation"]["runs"]
-             if r["config"]["sigmoid_blocks"]]
-    # The path of chosen runs: constant rate, then each adopted change with the run it led to.
-    steps = [("", sched.get("constant"))]
-    if results["03_lr_schedule"]["chosen"].get("schedule") == "cosine":
-        steps.append(("with cosine annealing", sched.get("cosine")))
-    steps.append(("with weight decay", _chosen_by(results["04_weight_decay"], "weight_decay")))
-    if results["05_mixup"]["chosen"].get("mixup_alpha", 0) > 0:
-        steps.append(("with mixup", _chosen_by(results["05_mixup"], "mixup_alpha")))
-    if all(r for _, r in steps) and len(steps) > 1:
-        changes = [f"{points(b['final_val_acc'] - a['final_val_acc'])} points {words}"
-                   for (_, a), (words, b) in zip(steps, steps[1:], strict=False)]
-        m["StageGainsSentence"] = (
-            "Step by step, the final validation accuracy changed by " + join_words(changes) + f", from "
-            f"{pct(steps[0][1]['final_val_acc'])}\\,\\% to {pct(steps[-1][1]['final_val_acc'])}\\,\\%.")
-    else:
-        m["StageGainsSentence"] = ""
+             for r in _others(results["05_mixup"], study["no_mixup"])]
+    rows += [(f"Sigmoid, blocks {shown(r)['blocks']}", r) for r in _others(results["06_activation"], study["relu"])]
     (out / "tables" / "07_summary.tex").write_text(run_table(
-        [(label, r, r["run_id"] == tested["run_id"]) for label, r in rows]))
-
-
-def _chosen_by(record: dict, field: str) -> dict | None:
-    """The run of a section whose config has the section's chosen value of `field` (None if not there)."""
-    value = record["chosen"].get(field)
-    return next((r for r in record["runs"] if r["config"][field] == value), None)
-
-
-def recipe_words(c: dict) -> str:
-    """A run's training recipe in words, e.g. '$\\eta=0.05$, cosine schedule, 300 epochs and ...'."""
-    recipe = [f"$\\eta={plain(c['lr'])}$", f"{c['schedule']} schedule", f"{c['epochs']} epochs",
-              f"$\\lambda={sci(c['weight_decay'])}$" if c["weight_decay"] else "no weight decay"]
-    if c["mixup_alpha"] > 0:
-        recipe.append(f"mixup $\\alpha={plain(c['mixup_alpha'])}$")
-    if c.get("sigmoid_blocks"):
-        recipe.append(f"Sigmoid in blocks {_blocks(list(c['sigmoid_blocks']))}")
-    return join_words(recipe)
-
-
-def _model(m: Macros, config: dict) -> None:
-    """The architecture's name, description and parameter count (counted on the built model)."""
-    from .models import build_model  # torch is only needed here
-
-    n_params = sum(p.numel() for p in build_model(config["arch"], config.get("num_classes", 100)).parameters())
-    m["ArchName"] = ARCH_NAMES.get(config["arch"], config["arch"])
-    m["NumParams"] = count(n_params)
-    m["ArchDescription"] = {
-        "mobilenetv2": "the CIFAR variant of MobileNetV2~\\citep{sandler2018mobilenetv2}: a $3\\times3$ stem and "
-                       "17 inverted-residual blocks ($1\\times1$ expansion, $3\\times3$ depthwise, linear "
-                       "$1\\times1$ projection, each followed by batch normalisation), with stride~1 in the stem "
-                       "and the second stage so that $32\\times32$ inputs are not down-sampled too early",
-        "mobilenet": "the CIFAR variant of MobileNet~\\citep{howard2017mobilenets} handed out in the course: a "
-                     "$3\\times3$ stem at stride~1 and 13 depthwise-separable blocks ($3\\times3$ depthwise, "
-                     "$1\\times1$ pointwise, each followed by batch normalisation)",
-    }.get(config["arch"], config["arch"])
-
-
-def _banner(m: Macros, results: dict[str, dict]) -> None:
-    kinds = {rec["data_kind"] for rec in results.values()}
-    profiles = sorted({rec["profile"] for rec in results.values()})
-    m["DataKind"] = "/".join(sorted(kinds))
-    m["Profile"] = "/".join(profiles)
-    notes = []
-    if "synthetic" in kinds:
-        notes.append("\\textbf{Built from synthetic data.} Every number and figure in this paper comes from "
-                     "randomly generated stand-in images (workbook profile "
-                     f"\\texttt{{{m_escape('/'.join(profiles))}}}); it tests the pipeline and says nothing "
-                     "about CIFAR-100.")
-    elif "modified" in kinds:
-        notes.append("\\textbf{Built from modified data.} The CIFAR-100 files used differ from the official "
-                     "release; the numbers are not comparable with published CIFAR-100 results.")
-    if "synthetic" not in kinds and profiles != ["full"]:
-        notes.append(f"\\textbf{{Shortened runs}} (profile \\texttt{{{m_escape('/'.join(profiles))}}}): "
-                     "fewer epochs or images than the brief prescribes.")
-    # The data set's name in the text: the stand-in must not be described as CIFAR-100 itself.
-    m["DataName"] = {"synthetic": "Our synthetic stand-in for CIFAR-100",
-                     "modified": "The modified CIFAR-100 files used here"}.get(
-        next((k for k in ("synthetic", "modified") if k in kinds), ""), "CIFAR-100~\\citep{krizhevsky2009learning}")
-    m["DataBanner"] = ("\\par\\noindent\\fbox{\\parbox{\\dimexpr\\linewidth-2\\fboxsep-2\\fboxrule}{"
-                       + " ".join(notes) + "}}\\par\\medskip") if notes else ""
+        [(label, r, r["run_id"] == final["run_id"]) for label, r in rows]))
+    # The path of chosen runs: the constant rate, then each change the study adopted with the run it led to
+    # (04 starts from the cosine run, 05 from 04's chosen run).
+    path = [("constant", const), ("cosine", cos), ("weight_decay", study["weight_decay"])]
+    if final["run_id"] != study["weight_decay"]["run_id"]:
+        path.append(("mixup", final))
+    steps = [{"change": change, "gain": points(run["final_val_acc"] - before["final_val_acc"])}
+             for (_, before), (change, run) in zip(path, path[1:], strict=False)]
+    return {"final": shown(final), "test_acc": pct(x["test_acc"]), "steps": steps,
+            "start": shown(const), "end": shown(path[-1][1])}
 
 
 def m_escape(text: str) -> str:
@@ -536,23 +498,29 @@ def m_escape(text: str) -> str:
 
 def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
              out_dir: Path | None = None, profile: str | None = None) -> Path:
-    """Write `numbers.tex`, `tables/*.tex` and the listings into `out_dir` (default report/generated), from
-    results of one profile (`profile`, if given) and one kind of data."""
+    """Write `numbers.tex`, `prose/*.tex`, `tables/*.tex` and the listings into `out_dir` (default
+    report/generated), from results of one profile (`profile`, if given) and one kind of data."""
     out = Path(out_dir) if out_dir is not None else paths.report_dir() / "generated"
     results = load_results(results_dir, profile)
-    figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir()
+    figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
+    study = _study_runs(results)
     (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "prose").mkdir(exist_ok=True)
     m = Macros()
-    _banner(m, results)
+    prose = {"setup": _setup(m, results)}
     _data(m, results["01_data"], out)
-    _learning_rate(m, results["02_learning_rate"], out)
-    scheduled = _schedule(m, results["03_lr_schedule"], out)
-    wd_run = _weight_decay(m, results["04_weight_decay"], out, scheduled)
-    final = _mixup(m, results["05_mixup"], out, wd_run)
-    _activation(m, results["06_activation"], out)
-    _summary(m, results, out, final)
+    prose["02_learning_rate"] = _learning_rate(m, results["02_learning_rate"], out, study["lr"])
+    prose["03_lr_schedule"] = _schedule(m, results["03_lr_schedule"], out, study)
+    prose["04_weight_decay"] = _weight_decay(m, results["04_weight_decay"], out, study)
+    prose["05_mixup"] = _mixup(m, results["05_mixup"], out, study)
+    prose["06_activation"] = _activation(m, results["06_activation"], out, study["relu"])
+    prose["07_summary"] = _summary(m, results, out, study)
     header = "% Generated by lib/report.py from the results files; do not edit.\n"
     (out / "numbers.tex").write_text(header + m.text())
+    for name in PROSE:
+        (out / "prose" / f"{name}.tex").write_text(
+            f"% Generated by lib/report.py from report/prose/{name}.tex.j2 and the results files; do not edit.\n"
+            + render_prose(name, prose[name]))
     path = figures.as_posix()
     extra = f"{{{path}/}}" if re.fullmatch(r"[\w/.\-]+", path) else ""  # TeX cannot take spaces etc. here
     (out / "paths.tex").write_text(header + f"\\graphicspath{{{{figures/}}{extra}}}\n")
@@ -589,7 +557,8 @@ def _write_style(out: Path, style: str, bst: str, official: bool) -> None:
 
 def build_report(results_dir: Path | None = None, figures_dir: Path | None = None, out_dir: Path | None = None,
                  quiet: bool = True, profile: str | None = None) -> Path:
-    """Generate the LaTeX and compile the paper in `out_dir` (default report/build); returns the PDF's path.
+    """Generate the LaTeX and compile the paper in `out_dir` (default report/build/<profile>); returns the PDF's
+    path.
 
     out_dir receives copies of report/'s sources, `generated/`, `figures/` and latexmk's outputs, so the
     folders the results and figures live in can be anywhere.
@@ -597,8 +566,8 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
     if shutil.which("latexmk") is None:
         raise ReportError("latexmk is not installed: run `make setup` (scripts/install_tex.sh)")
     src = paths.report_dir()
-    build = Path(out_dir) if out_dir is not None else src / "build"
-    figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir()
+    build = Path(out_dir) if out_dir is not None else src / "build" / (profile or DEFAULT_PROFILE)
+    figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
     build.mkdir(parents=True, exist_ok=True)
     generate(results_dir, figures, build / "generated", profile)
     style, bst, official = choose_style(src)
@@ -611,7 +580,7 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
     for stem in figure_stems((src / "paper.tex").read_text()):
         source = figures / stem
         if not source.exists():
-            section = next((s for s in SECTIONS if stem.startswith(s)), None)
+            section = figure_section(Path(stem).stem)
             notebook = f"notebook notebooks/{section}.ipynb" if section else "the notebooks"
             raise ReportError(f"figure {source} does not exist: run {notebook} first")
         shutil.copy2(source, build / "figures" / stem)
@@ -631,7 +600,8 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the paper's LaTeX from the results files and build it.")
     parser.add_argument("--generate-only", action="store_true", help="write report/generated/ and stop")
-    parser.add_argument("--profile", default=None, help="the profile the results must come from (make: PROFILE)")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                        help="the profile whose results make the paper (make: PROFILE); it goes to report/<profile>/")
     args = parser.parse_args(argv)
     try:
         generated = generate(profile=args.profile)
@@ -642,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    target = paths.report_dir() / "paper.pdf"
+    target = paths.report_dir() / args.profile / "paper.pdf"
+    target.parent.mkdir(exist_ok=True)
     shutil.copy2(pdf, target)
     print(f"Wrote {target}")
     return 0

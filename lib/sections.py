@@ -165,7 +165,7 @@ def chosen_run(record: dict) -> dict:
     """The run a results record hands on, found by its `chosen_run_id`."""
     found = [run for run in record["runs"] if run["run_id"] == record.get("chosen_run_id")]
     if not found:
-        raise ValueError(f"results/{record['section']}.json names no chosen run among its runs; re-run notebook "
+        raise ValueError(f"results of {record['section']} name no chosen run among their runs; re-run notebook "
                          f"notebooks/{record['section']}.ipynb")
     return found[0]
 

@@ -11,11 +11,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from lib import paths, report
 from lib.config import RunConfig
-from lib.results import write_section
+from lib.results import read_section, write_section
 
 needs_tex = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("latexmk", "pdflatex", "bibtex", "pdfinfo", "pdffonts", "pdftotext")),
@@ -26,6 +27,7 @@ FULL_WIDTH = ("02_learning_rate_curves", "03_lr_schedule_curves", "04_weight_dec
 COLUMN = ("01_data_class_proportions", "01_data_augmented_samples", "03_lr_schedule_lr", "05_mixup_beta_pdf",
           "05_mixup_samples", "06_activation_grad_norm")
 MAX_PAGES_BEFORE_REFERENCES = 6
+RECORD_KEYS = ("section", "profile", "data_kind", "runs", "chosen", "chosen_run_id", "extra")  # write_section's
 
 
 def _run(label: str, config: RunConfig, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
@@ -36,7 +38,7 @@ def _run(label: str, config: RunConfig, train_loss: float, train_acc: float, val
 
 
 def write_fixture_results(kind: str = "synthetic", profile: str = "smoke") -> dict:
-    """Plausible results for every section into lib.paths.results_dir(); returns the runs by name."""
+    """Plausible results for every section into lib.paths.results_dir(profile); returns the runs by name."""
     base = RunConfig(epochs=15)
     lr = {v: _run(f"lr={v:g}", dataclasses.replace(base, lr=v), tl, ta, vl, va, f"lr{i}")
           for i, (v, tl, ta, vl, va) in enumerate([(0.5, 2.412, 0.3621, 2.517, 0.3487),
@@ -51,23 +53,26 @@ def write_fixture_results(kind: str = "synthetic", profile: str = "smoke") -> di
                0.0102, 0.9990, 1.498, 0.6125, "wd1")
     mix = _run("mixup", RunConfig(epochs=300, lr=0.05, schedule="cosine", weight_decay=5e-4, mixup_alpha=0.2),
                0.6218, 0.8611, 1.102, 0.7018, "mix")
-    sig = _run("sigmoid", RunConfig(epochs=300, lr=0.05, schedule="cosine", weight_decay=5e-4,
+    sig = _run("sigmoid", RunConfig(epochs=300, lr=0.05, schedule="cosine", weight_decay=5e-4, mixup_alpha=0.2,
                                     sigmoid_blocks=tuple(range(4, 11))), 0.3114, 0.9321, 1.702, 0.6233, "sig")
     split_code = ("train_idx, val_idx = random_split(range(50000), [40000, 10000],\n"
                   "                                  generator=torch.Generator().manual_seed(0))")
     write_section("01_data", profile, kind, [], extra={
         "n_train": 40000, "n_val": 10000, "mean": [0.5068, 0.4861, 0.4403], "std": [0.2671, 0.2563, 0.2759],
         "class_prop_min": 0.00935, "class_prop_max": 0.01063, "split_code": split_code})
-    write_section("02_learning_rate", profile, kind, list(lr.values()), chosen={"lr": 0.05},
+    write_section("02_learning_rate", profile, kind, list(lr.values()), chosen={"lr": 0.05}, chosen_run_id="lr1",
                   extra={"best_by_train_loss": 0.05, "best_by_val_acc": 0.05})
-    write_section("03_lr_schedule", profile, kind, [const, cos], chosen={"schedule": "cosine"})
-    write_section("04_weight_decay", profile, kind, [wd5, wd1], chosen={"weight_decay": 5e-4})
-    write_section("05_mixup", profile, kind, [mix], chosen={"mixup_alpha": 0.2},
-                  extra={"test_acc": 0.7053, "test_loss": 1.087, "test_run_id": "mix"})
+    write_section("03_lr_schedule", profile, kind, [const, cos], chosen={"schedule": "cosine"}, chosen_run_id="cos")
+    write_section("04_weight_decay", profile, kind, [wd5, wd1], chosen={"weight_decay": 5e-4}, chosen_run_id="wd5")
+    # 05 starts from 04's chosen run: its run without mixup is that run, same run_id.
+    write_section("05_mixup", profile, kind, [{**wd5, "label": "no mixup"}, mix], chosen={"mixup_alpha": 0.2},
+                  chosen_run_id="mix", extra={"test_acc": 0.7053, "test_loss": 1.087, "test_run_id": "mix"})
     grad = {"ReLU": [0.08 + 0.3 * (i / 150) * (1 - i / 300) for i in range(300)],
             "sigmoid": [0.03 + 0.1 * (i / 150) * (1 - i / 300) for i in range(300)]}
-    write_section("06_activation", profile, kind, [wd5, sig], extra={"grad_norm": grad})
-    write_section("07_summary", profile, kind, [mix], extra={"test_acc": 0.7053, "test_run_id": "mix"})
+    # 06 starts from 05's chosen run: its ReLU run is that run, same run_id.
+    write_section("06_activation", profile, kind, [mix, sig], extra={"grad_norm": grad})
+    write_section("07_summary", profile, kind, [mix], chosen_run_id="mix",
+                  extra={"test_acc": 0.7053, "test_run_id": "mix"})
     return {"lr": lr, "const": const, "cos": cos, "wd5": wd5, "wd1": wd1, "mix": mix, "sig": sig}
 
 
@@ -95,13 +100,18 @@ def write_fixture_figures(folder: Path) -> None:
 
 
 @pytest.fixture
-def fixture_dirs(tmp_path, monkeypatch):
-    results, figures = tmp_path / "results", tmp_path / "figures"
-    monkeypatch.setenv("AI6103_RESULTS_DIR", str(results))
-    monkeypatch.setenv("AI6103_FIGURES_DIR", str(figures))
+def fixture_results(tmp_path, monkeypatch):
+    """The fixture's results files, no figures: enough to generate the LaTeX, not to build the paper."""
+    monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("AI6103_FIGURES_DIR", str(tmp_path / "figures"))
     runs = write_fixture_results()
-    write_fixture_figures(figures)
-    return results, figures, tmp_path / "build", runs
+    return tmp_path / "results" / "smoke", tmp_path / "figures" / "smoke", tmp_path / "build", runs
+
+
+@pytest.fixture
+def fixture_dirs(fixture_results):
+    write_fixture_figures(fixture_results[1])
+    return fixture_results
 
 
 def _text(pdf: Path, first: int | None = None, last: int | None = None) -> str:
@@ -109,6 +119,13 @@ def _text(pdf: Path, first: int | None = None, last: int | None = None) -> str:
     if first:
         command += ["-f", str(first), "-l", str(last)]
     return subprocess.run(command + [str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def _generated(out: Path) -> str:
+    """numbers.tex and the rendered prose as TeX reads them: a `%` comment ends a line together with its line
+    break, and every other line break or run of spaces is one space."""
+    text = "".join(p.read_text() for p in [out / "numbers.tex", *sorted((out / "prose").glob("*.tex"))])
+    return " ".join(re.sub(r"(?<!\\)%[^\n]*\n[ \t]*", "", text).split())
 
 
 def check_paper(pdf: Path, tex: str, figures: Path) -> None:
@@ -141,33 +158,30 @@ def test_paper_builds_from_results(fixture_dirs):
                    report.pct(0.7053), "0.5068"):
         assert number in text, number
     assert "Zhang et al. 2018" in text or "Zhang et al., 2018" in text
+    assert "than the constant rate" in text  # a sentence rendered from report/prose/
 
 
 @needs_tex
-def test_findings_follow_the_results(fixture_dirs, monkeypatch):
+def test_findings_follow_the_results(fixture_results, monkeypatch):
     """Change which rate wins on validation: the generated sentence changes with it."""
-    results, figures, build, runs = fixture_dirs
-    from lib.results import read_section
-
-    record = read_section("02_learning_rate")
+    results, figures, build, runs = fixture_results
+    record = read_section("02_learning_rate", profile="smoke")
     record["extra"]["best_by_val_acc"] = 0.01
     for run in record["runs"]:  # the smallest rate now generalises best; the chosen rate still trains best
         run["final_val_acc"] = 0.60 if run["config"]["lr"] == 0.01 else 0.40
-    write_section(**{k: record[k] for k in ("section", "profile", "data_kind", "runs", "chosen", "extra")})
-    numbers = (report.generate(results, figures, build / "generated") / "numbers.tex").read_text()
+    write_section(**{k: record[k] for k in RECORD_KEYS})
+    numbers = _generated(report.generate(results, figures, build / "generated"))
     assert "although $\\eta=0.01$ ends with a higher validation accuracy" in numbers
 
 
-def test_tied_rates_are_reported_as_ties(fixture_dirs):
+def test_tied_rates_are_reported_as_ties(fixture_results):
     """Rates that end level on a criterion are named together, never one of them as the winner."""
-    results, figures, build, runs = fixture_dirs
-    from lib.results import read_section
-
-    record = read_section("02_learning_rate")
+    results, figures, build, runs = fixture_results
+    record = read_section("02_learning_rate", profile="smoke")
     for run in record["runs"]:
         run["final_val_acc"] = 0.5
-    write_section(**{k: record[k] for k in ("section", "profile", "data_kind", "runs", "chosen", "extra")})
-    numbers = (report.generate(results, figures, build / "generated") / "numbers.tex").read_text()
+    write_section(**{k: record[k] for k in RECORD_KEYS})
+    numbers = _generated(report.generate(results, figures, build / "generated"))
     assert "tie for the highest validation accuracy" in numbers
     assert "ends with a higher validation accuracy" not in numbers
 
@@ -177,25 +191,28 @@ def test_missing_section_names_the_notebook(tmp_path):
         report.load_results(tmp_path)
 
 
-def test_one_paper_takes_one_profile_and_one_kind_of_data(fixture_dirs):
+def test_one_paper_takes_one_profile_and_one_kind_of_data(fixture_results):
     """Sections from different profiles or data never meet in one paper, and `make report PROFILE=...` is
     the profile the results must come from: each case one line naming what to re-run."""
-    results, figures, build, runs = fixture_dirs
+    results, figures, build, runs = fixture_results
     with pytest.raises(report.ReportError, match=r"not from profile 'full'"):
         report.load_results(results, profile="full")  # the fixture is the smoke profile's
     assert report.load_results(results, profile="smoke")
-    write_section("04_weight_decay", "quick", "synthetic", [runs["wd5"], runs["wd1"]], chosen={"weight_decay": 5e-4})
+    quick = write_section("04_weight_decay", "quick", "synthetic", [runs["wd5"], runs["wd1"]],
+                          chosen={"weight_decay": 5e-4}, chosen_run_id="wd5")
+    shutil.copy(quick, results)  # a file copied in from another profile's folder
     with pytest.raises(report.ReportError, match=r"results of 04_weight_decay \(quick\) are not from profile 'smoke'"):
         report.load_results(results)
-    write_section("04_weight_decay", "smoke", "cifar100", [runs["wd5"], runs["wd1"]], chosen={"weight_decay": 5e-4})
+    write_section("04_weight_decay", "smoke", "cifar100", [runs["wd5"], runs["wd1"]], chosen={"weight_decay": 5e-4},
+                  chosen_run_id="wd5")
     with pytest.raises(report.ReportError, match=r"04_weight_decay \(cifar100\) are not from data_kind 'synthetic'"):
         report.load_results(results)
 
 
-def test_generated_tables_and_banner(fixture_dirs):
-    results, figures, build, runs = fixture_dirs
+def test_generated_tables_and_banner(fixture_results):
+    results, figures, build, runs = fixture_results
     out = report.generate(results, figures, build / "generated")
-    numbers = (out / "numbers.tex").read_text()
+    numbers = _generated(out)
     assert "\\newcommand{\\BestLr}{0.05}" in numbers
     assert "Built from synthetic data" in numbers
     assert "\\newcommand{\\WdChosen}{\\ensuremath{5\\times10^{-4}}}" in numbers
@@ -207,8 +224,38 @@ def test_generated_tables_and_banner(fixture_dirs):
 def test_real_data_has_no_banner(tmp_path, monkeypatch):
     monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "results"))
     write_fixture_results(kind="cifar100", profile="full")
-    numbers = (report.generate(tmp_path / "results", tmp_path, tmp_path / "gen") / "numbers.tex").read_text()
+    numbers = _generated(report.generate(tmp_path / "results" / "full", tmp_path, tmp_path / "gen"))
     assert "\\newcommand{\\DataBanner}{}" in numbers
+
+
+@pytest.mark.parametrize("section", ["02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup",
+                                     "06_activation", "07_summary"])
+def test_a_record_without_the_run_it_hands_on_names_its_notebook(fixture_results, section):
+    """The paper finds each chosen run by its chosen_run_id and never re-decides a choice: a record without it
+    (or, in 06, whose ReLU run is not 05's chosen run) stops the report with one line naming the notebook."""
+    results, figures, build, runs = fixture_results
+    record = read_section(section, profile="smoke")
+    if section == "06_activation":
+        record["runs"][0] = runs["wd5"]  # a ReLU run without mixup, while 05 chose mixup
+    else:
+        record["chosen_run_id"] = None
+    write_section(**{k: record[k] for k in RECORD_KEYS})
+    with pytest.raises(report.ReportError, match=rf"^results of {section} .*[:;] re-run notebook "
+                                                 rf"notebooks/{section}\.ipynb\b") as error:
+        report.generate(results, figures, build / "generated")
+    assert "\n" not in str(error.value)
+
+
+def test_prose_templates_render_fully_and_strictly(fixture_results):
+    """No template syntax reaches the LaTeX, and a value a template names but is not given fails loudly."""
+    results, figures, build, runs = fixture_results
+    out = report.generate(results, figures, build / "generated")
+    for name in report.PROSE:
+        text = (out / "prose" / f"{name}.tex").read_text()
+        assert "\\newcommand" in text, name
+        assert not re.search(r"\\(VAR|BLOCK|#)\{|^\s*%%", text, re.MULTILINE), name
+        with pytest.raises(jinja2.UndefinedError):
+            report.render_prose(name, {})
 
 
 def test_official_kit_is_used_when_present(tmp_path):
