@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from lib import paths, report
+from lib import paths, report, sections
 from lib.config import RunConfig
 from lib.results import read_section, write_section
 
@@ -22,10 +22,8 @@ needs_tex = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("latexmk", "pdflatex", "bibtex", "pdfinfo", "pdffonts", "pdftotext")),
     reason="TeX or poppler-utils not installed (make setup)")
 
-FULL_WIDTH = ("02_learning_rate_curves", "03_lr_schedule_curves", "04_weight_decay_curves", "05_mixup_curves",
-              "06_activation_curves")
-COLUMN = ("01_data_class_proportions", "01_data_augmented_samples", "03_lr_schedule_lr", "05_mixup_beta_pdf",
-          "05_mixup_samples", "06_activation_grad_norm")
+FIGURES = tuple(stem for section in sections.STUDY for stem in section.figure_stems)  # declared once, there
+FULL_WIDTH = tuple(stem for stem in FIGURES if stem.endswith("_curves"))  # the paper's \figfull ones
 MAX_PAGES_BEFORE_REFERENCES = 6
 RECORD_KEYS = ("section", "profile", "data_kind", "runs", "chosen", "chosen_run_id", "extra")  # write_section's
 
@@ -85,7 +83,7 @@ def write_fixture_figures(folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 8}):
-        for stem in FULL_WIDTH + COLUMN:
+        for stem in FIGURES:
             wide = stem in FULL_WIDTH
             fig, axes = plt.subplots(1, 2 if wide else 1, figsize=(7.0, 2.3) if wide else (3.3, 2.0),
                                      squeeze=False)
@@ -184,6 +182,12 @@ def test_tied_rates_are_reported_as_ties(fixture_results):
     numbers = _generated(report.generate(results, figures, build / "generated"))
     assert "tie for the highest validation accuracy" in numbers
     assert "ends with a higher validation accuracy" not in numbers
+
+
+def test_the_paper_shows_every_declared_figure_and_no_other():
+    """Figure names are declared once, in lib.sections; the paper includes exactly those."""
+    shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
+    assert shown == set(FIGURES)
 
 
 def test_missing_section_names_the_notebook(tmp_path):
