@@ -8,7 +8,8 @@ Schema (keys every file has):
     profile     str    "full" | "quick" | "smoke" | "e2e" (lib.study.PROFILES)
     data_kind   str    "cifar100" | "synthetic" | "modified" (lib.data.DataInfo.kind)
     runs        list   one dict per run: run_id, label, config (RunConfig.key()), final_train_loss,
-                       final_train_acc, final_val_loss, final_val_acc, best_val_acc, best_val_epoch, epochs
+                       final_train_acc, final_val_loss, final_val_acc, best_val_acc, best_val_epoch, epochs,
+                       curves ({"train_loss": [per epoch], "train_acc", "val_loss", "val_acc"})
     chosen      dict   the setting this section decided, e.g. {"lr": 0.05} or {"weight_decay": 5e-4} ({} if none)
     chosen_run_id  str | None  the run this section hands on (its settings are where the next section starts,
                        lib.sections); None where the section chooses nothing

@@ -27,6 +27,9 @@ from .sections import SECTIONS, TRAINING, choose_label, chosen_run, get, section
 from .store import RunResult, run_or_load_many
 
 
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch columns a results file keeps per run
+
+
 def choose(section: str, results: dict[str, RunResult], choose_by: str | None = None) -> str:
     """The label of the run `section` hands on, by its rule in lib.sections (e.g. lowest final training loss)."""
     return choose_label(section, {label: r.summary for label, r in results.items()}, choose_by)
@@ -96,7 +99,8 @@ def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
 
 
 def run_record(label: str, result: RunResult) -> dict:
-    """The per-run row of a section's results file (lib.results): identity plus final metrics."""
+    """The per-run row of a section's results file (lib.results): identity, final metrics and the per-epoch
+    curves (so the paper can describe a curve from the curve itself)."""
     s = result.summary
     return {
         "run_id": result.run_id,
@@ -105,6 +109,7 @@ def run_record(label: str, result: RunResult) -> dict:
         "epochs": s["epochs_done"],
         **{k: s[k] for k in ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
                                "best_val_acc", "best_val_epoch")},
+        "curves": {column: [float(v) for v in result.history[column]] for column in CURVES},
     }
 
 
