@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths
+from . import paths, reference
 from .config import RunConfig
 from .data import data_info, split_indices
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
@@ -25,7 +25,6 @@ from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_
 from .results import read_section, write_section
 from .sections import SECTIONS, TRAINING, choose_label, chosen_run, get, section_configs, settings_of  # noqa: F401
 from .store import RunResult, run_or_load_many
-
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch columns a results file keeps per run
 
@@ -88,14 +87,20 @@ def replace(config: RunConfig, **changes) -> RunConfig:
     return dataclasses.replace(config, **changes)
 
 
-def results_table(results: dict[str, RunResult]) -> pd.DataFrame:
-    """Final-epoch losses and accuracies (%) of a section's runs, one row per label."""
+def results_table(results: dict[str, RunResult], profile: str) -> pd.DataFrame:
+    """Final-epoch losses and accuracies (%) of a section's runs, one row per label; on the official CIFAR-100
+    in the full profile also what others measured for the same model and settings (lib.reference)."""
     rows = {label: {"epochs": r.summary["epochs_done"],
                     "train loss": r.summary["final_train_loss"], "train acc (%)": 100 * r.summary["final_train_acc"],
                     "val loss": r.summary["final_val_loss"], "val acc (%)": 100 * r.summary["final_val_acc"],
                     "best val acc (%)": 100 * r.summary["best_val_acc"], "run": r.run_id}
             for label, r in results.items()}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
+    kind = data_info(next(iter(results.values())).config.data_dir).kind
+    if kind == "cifar100" and profile == "full":
+        table["val acc vs public"] = [reference.compare(r.config.key(), "val_acc", r.summary["final_val_acc"], kind,
+                                                        profile) for r in results.values()]
+    return table
 
 
 def run_record(label: str, result: RunResult) -> dict:
@@ -160,8 +165,10 @@ def unique_runs(records: dict[str, dict]) -> list[tuple[dict, list[str]]]:
 
 
 def study_table(records: dict[str, dict]) -> pd.DataFrame:
-    """One row per distinct run: the settings that vary in the study, then the final metrics (accuracies in %)."""
+    """One row per distinct run: the settings that vary in the study, then the final metrics (accuracies in %);
+    on the official CIFAR-100 in the full profile also what others measured (lib.reference)."""
     rows = []
+    profile, kind = records["02_learning_rate"]["profile"], records["02_learning_rate"]["data_kind"]
     for run, sections in unique_runs(records):
         config = run["config"]
         blocks = config["sigmoid_blocks"]
@@ -173,7 +180,10 @@ def study_table(records: dict[str, dict]) -> pd.DataFrame:
             "train loss": run["final_train_loss"], "train acc (%)": 100 * run["final_train_acc"],
             "val loss": run["final_val_loss"], "val acc (%)": 100 * run["final_val_acc"], "run_id": run["run_id"],
         })
+        if kind == "cifar100" and profile == "full":
+            rows[-1]["val acc vs public"] = reference.compare(config, "val_acc", run["final_val_acc"], kind, profile)
     return pd.DataFrame(rows)
+
 
 
 def export_summary(profile: str) -> tuple[pd.DataFrame, dict]:
