@@ -12,6 +12,7 @@ import dataclasses
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -96,13 +97,33 @@ def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1)
     rt = runtime()
     key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
     cache = _throughput_file()
-    known = json.loads(cache.read_text()) if cache.exists() else {}
+    known = _read_throughput(cache)
     if key not in known:
         known[key] = _benchmark(arch, batch_size, rt, runs)
         cache.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(cache.parent)  # of writers that are gone
         atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
     return known[key]
+
+
+def _read_throughput(cache: Path) -> dict:
+    """The cached measurements by key. An unreadable or malformed cache (a cut-off write, a hand edit) is only a
+    cache: it is measured anew, with a warning naming it."""
+    if not cache.exists():
+        return {}
+    try:
+        known = json.loads(cache.read_text())
+        valid = isinstance(known, dict) and all(
+            isinstance(entry, dict) and all(isinstance(entry.get(rate), (int, float)) and entry[rate] > 0
+                                            for rate in ("train_images_per_second", "eval_images_per_second"))
+            for entry in known.values())
+    except (OSError, ValueError):
+        valid = False
+    if not valid:
+        warnings.warn(f"{cache} is not a valid throughput cache (images/s by machine); measuring again",
+                      stacklevel=3)
+        return {}
+    return known
 
 
 STACK_GAIN = 1.1  # a stack is used only if it trains this many times the images/s of one run at a time

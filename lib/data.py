@@ -132,7 +132,11 @@ def _info_cached(folder: str, stamp: tuple) -> DataInfo:
     else:
         kind = "modified"
     fingerprint = hashlib.md5("".join(sums[n] for n in sorted(sums)).encode()).hexdigest()
-    names = tuple(meta.get("fine_label_names", ()))
+    names = meta.get("fine_label_names")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise DataError(f"{folder_path / 'meta'} lacks the list of class names (fine_label_names) of a CIFAR-100 "
+                        f"meta file; delete {folder_path} and download again")
+    names = tuple(names)
     n_train, n_test = (len(batch.get("fine_labels", ())) for batch in (train, test))
     return DataInfo(kind, f"{kind}:{fingerprint}", folder, names, n_train, n_test)
 
@@ -146,10 +150,15 @@ def data_info(data_dir: str | Path | None = None, download: bool = True) -> Data
 
 def _images_labels(batch: dict, path: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     try:
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        labels = np.asarray(batch["fine_labels"], dtype=np.int64)
+        raw, labels = batch["data"], np.asarray(batch["fine_labels"])
     except KeyError as e:
         raise DataError(f"{path} lacks the key {e} of a CIFAR-100 file; delete it and download again") from None
+    if not (isinstance(raw, np.ndarray) and raw.dtype == np.uint8):  # pixels 0..255; a cast would wrap others
+        raise DataError(f"{path} holds pixels of type {getattr(raw, 'dtype', type(raw).__name__)}, not uint8 "
+                        f"(0..255) as CIFAR-100 files do; delete it and download again")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{path} holds labels of type {labels.dtype}, not integers; delete it and download again")
+    data, labels = raw, labels.astype(np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise DataError(f"{path} holds data of shape {data.shape} with {len(labels)} labels; "
                         f"expected N x 3072 with N labels")

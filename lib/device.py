@@ -110,6 +110,9 @@ def runtime(**overrides) -> Runtime:
     choice = os.environ.get("AI6103_DEVICE", "auto")
     if choice not in ("auto", "cpu", "cuda"):
         raise ValueError(f"AI6103_DEVICE must be auto, cpu or cuda, got {choice!r}")
+    progress = os.environ.get("AI6103_PROGRESS", "auto")  # read by lib.train's progress bar
+    if progress not in ("auto", "text"):
+        raise ValueError(f"AI6103_PROGRESS must be auto (widgets in JupyterLab) or text, got {progress!r}")
     use_cuda = torch.cuda.is_available() and choice != "cpu"
     if choice == "cuda" and not use_cuda:
         raise RuntimeError("AI6103_DEVICE=cuda but PyTorch sees no CUDA GPU")
@@ -125,14 +128,17 @@ def runtime(**overrides) -> Runtime:
     # On the CPU one at a time: a stacked step was slower there (bench/RESULTS.md).
     stack_text = os.environ.get("AI6103_STACK", "auto" if use_cuda else "1")
     stack = None if stack_text == "auto" else _count("AI6103_STACK", 1, "auto or a positive number of runs")
-    bf16 = overrides.pop("bf16", use_cuda and _flag("AI6103_BF16", True))
+    # Every switch is read (and checked) on any device, so a typo fails on the CPU too, not only on the GPU.
+    flags = {name: _flag(f"AI6103_{name.upper()}", True)
+             for name in ("bf16", "channels_last", "fused_sgd", "cuda_graphs", "compile")}
+    bf16 = overrides.pop("bf16", use_cuda and flags["bf16"])
     rt = Runtime(
         device=torch.device("cuda" if use_cuda else "cpu"),
         autocast_dtype=torch.bfloat16 if bf16 else None,
-        channels_last=use_cuda and _flag("AI6103_CHANNELS_LAST", True),
-        fused_sgd=use_cuda and _flag("AI6103_FUSED_SGD", True),
-        cuda_graphs=use_cuda and _flag("AI6103_CUDA_GRAPHS", True),
-        compile=use_cuda and _flag("AI6103_COMPILE", True),
+        channels_last=use_cuda and flags["channels_last"],
+        fused_sgd=use_cuda and flags["fused_sgd"],
+        cuda_graphs=use_cuda and flags["cuda_graphs"],
+        compile=use_cuda and flags["compile"],
         compile_mode=os.environ.get("AI6103_COMPILE_MODE", "default"),
         compile_min_epochs=_count("AI6103_COMPILE_MIN_EPOCHS", 100, "a positive number of epochs"),
         compile_backend="inductor",

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -211,10 +212,12 @@ def test_archive_with_wrong_checksum_is_refused(tmp_path):
     _one_line(error)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing", "not_a_dict", "wrong_shape"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing", "not_a_dict", "wrong_shape", "float_pixels",
+                                    "float_labels", "labels_out_of_range", "no_class_names"])
 def test_damaged_data_folder_is_an_error_not_a_run(tmp_path, damage):
     lib.write_synthetic_cifar100(tmp_path, n_train=50, n_test=20)
-    train = tmp_path / "cifar-100-python" / "train"
+    train, meta = tmp_path / "cifar-100-python" / "train", tmp_path / "cifar-100-python" / "meta"
+    batch = pickle.loads(train.read_bytes(), encoding="latin1")
     if damage == "truncate":
         train.write_bytes(train.read_bytes()[:5000])
     elif damage == "garbage":
@@ -223,9 +226,14 @@ def test_damaged_data_folder_is_an_error_not_a_run(tmp_path, damage):
         (tmp_path / "cifar-100-python" / "test").unlink()
     elif damage == "not_a_dict":
         train.write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    elif damage == "no_class_names":
+        meta.write_bytes(pickle.dumps({"coarse_label_names": ["a"]}, protocol=2))
     else:
-        batch = pickle.loads(train.read_bytes())
-        train.write_bytes(pickle.dumps({**batch, "data": batch["data"][:, :100]}, protocol=2))
+        changed = {"wrong_shape": {"data": batch["data"][:, :100]},
+                   "float_pixels": {"data": batch["data"].astype(np.float32) * 300},  # a cast to uint8 would wrap
+                   "float_labels": {"fine_labels": [label + 0.5 for label in batch["fine_labels"]]},
+                   "labels_out_of_range": {"fine_labels": [label + 100 for label in batch["fine_labels"]]}}[damage]
+        train.write_bytes(pickle.dumps({**batch, **changed}, protocol=2))
     with pytest.raises(DataError) as error:
         load_cifar100(tmp_path, download=False)
     _one_line(error)
@@ -342,3 +350,33 @@ def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path)
         assert not gone.exists() and writing.exists()
     finally:
         writer.kill()
+
+
+# ---------------------------------------------------------------- settings and caches
+
+
+@pytest.mark.parametrize("name, value", [("AI6103_DEVICE", "gpu"), ("AI6103_BF16", "yes"), ("AI6103_STACK", "0"),
+                                         ("AI6103_STACK", "two"), ("AI6103_EVAL_BATCH", "-5"),
+                                         ("AI6103_COMPILE_MIN_EPOCHS", "many"), ("AI6103_DETERMINISTIC", "true"),
+                                         ("AI6103_PROGRESS", "fancy"), ("AI6103_COMPILE_MODE", "fast")])
+def test_bad_environment_variables_fail_in_one_line_naming_them(monkeypatch, name, value):
+    from lib.device import runtime
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name) as error:
+        runtime()
+    _one_line(error)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"k": {"train_images_per_second": -1}}',
+                                  '{"k": {"train_images_per_second": 5.0}}'])
+def test_a_malformed_throughput_cache_is_measured_anew_with_a_warning(tmp_path, text):
+    from lib.cost import _read_throughput
+
+    cache = tmp_path / "throughput.json"
+    cache.write_text(text)
+    with pytest.warns(UserWarning, match="throughput.json is not a valid throughput cache"):
+        assert _read_throughput(cache) == {}
+    good = {"k": {"train_images_per_second": 5.0, "eval_images_per_second": 9.0, "device": "cpu"}}
+    cache.write_text(json.dumps(good))
+    assert _read_throughput(cache) == good
