@@ -20,8 +20,10 @@ import ast
 import functools
 import re
 import shutil
+import statistics
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import jinja2
@@ -29,16 +31,20 @@ import jinja2
 from . import paths
 from .notation import parameter_name, power_of_ten
 from .profiles import PROFILES
+from .reference import PublicRange, public_range
 from .results import read_section
-from .sections import SECTIONS, check_chain, figure_section
+from .sections import SECTIONS, TRAINING, check_chain, figure_section
 
 PROSE = ("setup", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
-         "07_summary")  # report/prose/<name>.tex.j2, rendered to generated/prose/<name>.tex
+         "07_summary", "public_ranges")  # report/prose/<name>.tex.j2, rendered to generated/prose/<name>.tex
 KIT_NAMES = ("aaai2026", "aaai2025", "aaai24", "aaai23")  # official kit style names, newest first
 OWN_STYLE, OWN_BST = "ai6103aaai", "plainnat"
 SOURCES = ("paper.tex", "references.bib", f"{OWN_STYLE}.sty")  # what report/ contributes to a build
 DEFAULT_PROFILE = "full"  # as in the Makefile
 ARCH_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenet": "MobileNet~(v1)"}
+RISE = 0.05  # a validation loss that ends more than this share above its minimum has risen (the run overfits)
+LATE = 0.25  # the share of training at the end over which the training loss's last descent is reported
+ANONYMOUS = "Anonymous"  # the author when none is given and git knows no user.name
 
 
 class ReportError(RuntimeError):
@@ -76,6 +82,20 @@ def count(n: int) -> str:
 
 def join_words(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(text: str) -> str:
+    """Text typed by someone (a name, a profile) as LaTeX prints it: 'A & B_c' -> 'A \\& B\\_c'."""
+    return "".join(TEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def span(found: PublicRange) -> str:
+    """A public range as a table prints it: '44--47' (percent, an en dash in TeX)."""
+    return f"{found.low:g}--{found.high:g}"
 
 
 # ---------------------------------------------------------------- reading
@@ -138,6 +158,47 @@ def _chosen_run(record: dict) -> dict:
 def _others(record: dict, run: dict) -> list[dict]:
     """A section's runs other than `run` (by run id): the variants it compares with the run it starts from."""
     return [r for r in _runs(record) if r["run_id"] != run["run_id"]]
+
+
+def runs_per_setting(results: dict[str, dict]) -> int:
+    """How many runs each setting has (n): runs of a training section that share a label are seeds of one
+    setting. The smallest count over all settings, so a claim never says more seeds than its weakest side has."""
+    counts = [n for section in TRAINING if section in results
+              for n in Counter(run["label"] for run in _runs(results[section])).values()]
+    return min(counts, default=1)
+
+
+def _curves(run: dict, section: str) -> dict[str, list[float]]:
+    """A run's per-epoch curves (train_loss, train_acc, val_loss, val_acc); a one-line ReportError naming the
+    notebook if its results predate them."""
+    curves = run.get("curves") or {}
+    if not all(curves.get(key) for key in ("train_loss", "train_acc", "val_loss", "val_acc")):
+        raise ReportError(f"results of {section} hold no per-epoch curves for run {run['label']!r}: re-run notebook "
+                          f"notebooks/{section}.ipynb")
+    return curves
+
+
+def val_loss_trend(curves: dict[str, list[float]]) -> dict:
+    """What a run's validation loss did, from its curve: where it was lowest (epoch from 1) and that value, how
+    far it rose from there to the last epoch, and whether that rise exceeds RISE of the minimum ("rose"), or
+    else whether the minimum is the last epoch ("falling") or the loss stayed within RISE of it ("flat")."""
+    values = curves["val_loss"]
+    low = min(range(len(values)), key=values.__getitem__)
+    rise = values[-1] - values[low]
+    shape = "rose" if rise > RISE * values[low] else "falling" if low == len(values) - 1 else "flat"
+    return {"shape": shape, "min_epoch": low + 1, "min": loss(values[low]), "rise": loss(rise),
+            "last": loss(values[-1]), "epochs": len(values), "train_acc": pct(curves["train_acc"][-1]),
+            "threshold": f"{100 * RISE:g}"}
+
+
+def late_descent(curves: dict[str, list[float]]) -> dict:
+    """The training loss over the last LATE of the epochs: its value at the start of that stretch and at the end,
+    and the share of the whole run's decrease that happened in it (percent)."""
+    values = curves["train_loss"]
+    first = max(0, round(len(values) * (1 - LATE)) - 1)  # index of the epoch before the stretch
+    total = values[0] - values[-1]
+    share = 100 * (values[first] - values[-1]) / total if total > 0 else 0.0
+    return {"from_epoch": first + 1, "from": loss(values[first]), "to": loss(values[-1]), "share": f"{share:.0f}"}
 
 
 def _study_runs(results: dict[str, dict]) -> dict[str, dict]:
@@ -225,26 +286,91 @@ def render_prose(name: str, values: dict) -> str:
     return _templates().get_template(f"{name}.tex.j2").render(values)
 
 
-def run_table(rows: list[tuple[str, dict, bool]]) -> str:
-    """A tabular of final train/val loss and accuracy; rows are (setting, run, chosen), chosen in bold."""
+BOLD = "\\bfseries\\boldmath "  # a chosen row's cells: its text and its maths ($\\eta$, $\\lambda$) in bold
+DAGGER = "$^\\dagger$"  # marks an accuracy outside its public range
+
+
+def comparable(rec: dict) -> bool:
+    """Whether a section's runs can have public ranges at all (lib.reference: the official CIFAR-100 in the full
+    profile only); elsewhere the paper's tables have no public-range column."""
+    return rec["data_kind"] == "cifar100" and rec["profile"] == "full"
+
+
+def _public(rec: dict, runs: list[dict], metric: str = "val_acc", final_model: bool = False) -> list | None:
+    """Each run's public range of `metric` (a PublicRange, or None where there is none); None if not comparable."""
+    if not comparable(rec):
+        return None
+    return [public_range(r["config"], metric, rec["data_kind"], rec["profile"], final_model) for r in runs]
+
+
+def _marked(accuracy: float, found: PublicRange | None) -> str:
+    """An accuracy cell: the percentage, with a dagger if it lies outside its public range."""
+    outside = found is not None and found.verdict(accuracy) == "OUTSIDE"
+    return pct(accuracy) + (DAGGER if outside else "")
+
+
+def range_note(pairs: list[tuple[float, PublicRange | None]] | None) -> dict | None:
+    """What a table's caption says about its public ranges, from its (accuracy, range) cells: None where the
+    table has no such column; else whether a cell lies outside its range, lacks one, or all lack one."""
+    if pairs is None:
+        return None
+    missing = [found is None for _, found in pairs]
+    return {"outside": any(f is not None and f.verdict(a) == "OUTSIDE" for a, f in pairs),
+            "missing": any(missing), "all_missing": all(missing)}
+
+
+def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | None] | None = None) -> str:
+    """A tabular of final train/val loss and accuracy; rows are (setting, run, chosen), chosen in bold (maths
+    too). `ranges` (one per row; see `_public`) adds the public validation range, '--' where there is none, and
+    daggers a validation accuracy outside it; None leaves that column out."""
     body = []
-    for setting, run, chosen in rows:
+    for i, (setting, run, chosen) in enumerate(rows):
         numbers = shown(run)
-        cells = [setting, numbers["train_loss"], numbers["train_acc"], numbers["val_loss"], numbers["val_acc"]]
+        cells = [setting, numbers["train_loss"], numbers["train_acc"], numbers["val_loss"]]
+        if ranges is None:
+            cells.append(numbers["val_acc"])
+        else:
+            cells += [_marked(run["final_val_acc"], ranges[i]), span(ranges[i]) if ranges[i] else "--"]
         if chosen:
-            cells = [f"\\textbf{{{c}}}" for c in cells]
+            cells = [BOLD + c for c in cells]
         body.append(" & ".join(cells) + r" \\")
+    public = ranges is not None
     return "\n".join([
-        r"\begin{tabular}{@{}lrrrr@{}}",
+        r"\begin{tabular}{@{}lrrrr" + ("r" if public else "") + "@{}}",
         r"\toprule",
-        r" & \multicolumn{2}{c}{Training} & \multicolumn{2}{c@{}}{Validation} \\",
-        r"\cmidrule(lr){2-3}\cmidrule(l){4-5}",
-        r"Setting & Loss & Acc.\,(\%) & Loss & Acc.\,(\%) \\",
+        r" & \multicolumn{2}{c}{Training} & \multicolumn{" + ("3" if public else "2") + r"}{c@{}}{Validation} \\",
+        r"\cmidrule(lr){2-3}\cmidrule(l){4-" + ("6" if public else "5") + "}",
+        r"Setting & Loss & Acc.\,(\%) & Loss & Acc.\,(\%)" + (r" & Public\,(\%)" if public else "") + r" \\",
         r"\midrule",
         *body,
         r"\bottomrule",
         r"\end{tabular}",
     ]) + "\n"
+
+
+def summary_table(rows: list[dict], public: bool) -> str:
+    """The path of chosen runs: rows {setting, run, test (test accuracy or None), val_range, test_range, bold,
+    variant}; a variant row comes after a rule. With `public`, each accuracy has its public-range column."""
+    body = []
+    for row in rows:
+        run, test = row["run"], row["test"]
+        cells = [row["setting"], _marked(run["final_val_acc"], row["val_range"])]
+        if public:
+            cells.append(span(row["val_range"]) if row["val_range"] else "--")
+        cells.append("" if test is None else _marked(test, row["test_range"]))
+        if public:
+            cells.append("" if test is None else span(row["test_range"]) if row["test_range"] else "--")
+        if row["bold"]:
+            cells = [BOLD + c for c in cells]
+        body += ([r"\midrule"] if row["variant"] else []) + [" & ".join(cells) + r" \\"]
+    if public:
+        head = [r" & \multicolumn{2}{c}{Validation} & \multicolumn{2}{c@{}}{Test} \\",
+                r"\cmidrule(lr){2-3}\cmidrule(l){4-5}",
+                r"Run & Acc.\,(\%) & Public & Acc.\,(\%) & Public \\"]
+    else:
+        head = [r"Run & Val.\ acc.\,(\%) & Test acc.\,(\%) \\"]
+    return "\n".join([r"\begin{tabular}{@{}l" + ("rrrr" if public else "rr") + "@{}}", r"\toprule", *head,
+                      r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
 def _higher(a: float, b: float, fmt=loss) -> str:
@@ -296,8 +422,9 @@ def _function_source(path: Path, name: str) -> str | None:
 # ---------------------------------------------------------------- the sections
 # Each writes its number macros and table and returns the values its template report/prose/<name>.tex.j2 prints.
 
-def _setup(m: Macros, results: dict[str, dict]) -> dict:
-    """The data and training set-up shared by every run, and whether the paper needs a banner."""
+def _setup(m: Macros, results: dict[str, dict], n: int) -> dict:
+    """The data and training set-up shared by every run, whether the paper needs a banner, and n (the runs per
+    setting, `runs_per_setting`)."""
     kinds = {rec["data_kind"] for rec in results.values()}
     profiles = sorted({rec["profile"] for rec in results.values()})
     m["DataKind"] = "/".join(sorted(kinds))
@@ -310,7 +437,7 @@ def _setup(m: Macros, results: dict[str, dict]) -> dict:
     m["SplitSeed"] = str(base.get("split_seed", 0))
     synthetic = "synthetic" in kinds
     return {"arch": base["arch"], "synthetic": synthetic, "modified": "modified" in kinds,
-            "shortened": not synthetic and profiles != ["full"], "profile": m_escape("/".join(profiles))}
+            "shortened": not synthetic and profiles != ["full"], "profile": tex_escape("/".join(profiles)), "n": n}
 
 
 def _parameter_count(config: dict) -> int:
@@ -343,7 +470,11 @@ def _data(m: Macros, rec: dict, out: Path) -> None:
     ]) + "\n")
 
 
-def _learning_rate(m: Macros, rec: dict, out: Path, chosen: dict) -> dict:
+def _note(runs: list[dict], ranges: list | None, key: str = "final_val_acc") -> dict | None:
+    return range_note(None if ranges is None else [(r[key], f) for r, f in zip(runs, ranges, strict=True)])
+
+
+def _learning_rate(m: Macros, rec: dict, out: Path, chosen: dict, n: int) -> dict:
     runs = sorted(_runs(rec), key=lambda r: -r["config"]["lr"])
     best_train = _best(runs, "final_train_loss", lowest=True)
     best_val = _best(runs, "final_val_acc", lowest=False)
@@ -364,29 +495,39 @@ def _learning_rate(m: Macros, rec: dict, out: Path, chosen: dict) -> dict:
         else:
             winners.setdefault(best["run_id"], {"lrs": [plain(best["config"]["lr"])], "criteria": [], "tie": False})
             winners[best["run_id"]]["criteria"].append(key)
+    ranges = _public(rec, runs)
     (out / "tables" / "02_learning_rate.tex").write_text(run_table(
-        [(_eta(r["config"]["lr"]), r, r["run_id"] == chosen["run_id"]) for r in runs]))
-    return {"criterion_winners": [*winners.values(), *ties],
-            "by_train_loss": [shown(r) for r in sorted(runs, key=lambda r: r["final_train_loss"])],
+        [(_eta(r["config"]["lr"]), r, r["run_id"] == chosen["run_id"]) for r in runs], ranges))
+    by_train = sorted(runs, key=lambda r: r["final_train_loss"])
+    by_val = sorted(runs, key=lambda r: -r["final_val_acc"])
+    return {"criterion_winners": [*winners.values(), *ties], "n": n,
+            "by_train_loss": [shown(r) for r in by_train], "by_val_acc": [shown(r) for r in by_val],
+            "rankings_differ": [r["run_id"] for r in by_train] != [r["run_id"] for r in by_val],
             "chosen": shown(chosen), "best_train": shown(best_train), "best_val": shown(best_val),
             "chosen_trains_best": chosen["final_train_loss"] == best_train["final_train_loss"],
-            "chosen_validates_best": chosen["final_val_acc"] == best_val["final_val_acc"]}
+            "chosen_validates_best": chosen["final_val_acc"] == best_val["final_val_acc"],
+            "public": _note(runs, ranges)}
 
 
-def _schedule(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> dict:
+def _schedule(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -> dict:
     const, cos, chosen = study["constant"], study["cosine"], study["schedule"]
     m["LongEpochs"] = str(cos["epochs"])
     m["ChosenSchedule"] = chosen["config"]["schedule"]
     m.runs("Const", const)
     m.runs("Cos", cos)
+    ranges = _public(rec, [const, cos])
     (out / "tables" / "03_lr_schedule.tex").write_text(run_table(
-        [(r["config"]["schedule"], r, r["run_id"] == chosen["run_id"]) for r in (const, cos)]))
-    return {"const": shown(const), "cos": shown(cos), "cos_vs_const": _compare(cos, const),
+        [(r["config"]["schedule"], r, r["run_id"] == chosen["run_id"]) for r in (const, cos)], ranges))
+    curves = {name: _curves(run, rec["section"]) for name, run in (("const", const), ("cos", cos))}
+    return {"const": shown(const), "cos": shown(cos), "cos_vs_const": _compare(cos, const), "n": n,
             "val_acc_gain": points(cos["final_val_acc"] - const["final_val_acc"]),
-            "chose_cosine": chosen["run_id"] == cos["run_id"]}
+            "chose_cosine": chosen["run_id"] == cos["run_id"],
+            "trend": {name: val_loss_trend(c) for name, c in curves.items()},
+            "late": {name: late_descent(c) for name, c in curves.items()},
+            "public": _note([const, cos], ranges)}
 
 
-def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> dict:
+def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -> dict:
     runs = sorted(_runs(rec), key=lambda r: -r["config"]["weight_decay"])
     chosen, no_decay = study["weight_decay"], study["cosine"]
     best = _best(runs, "final_val_acc", lowest=False)
@@ -402,18 +543,20 @@ def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> di
     def gap(r: dict) -> float:  # points by which training accuracy exceeds validation accuracy
         return 100 * (r["final_train_acc"] - r["final_val_acc"])
 
+    ranges = _public(rec, runs)
     (out / "tables" / "04_weight_decay.tex").write_text(run_table(
-        [(_wd(r["config"]["weight_decay"]), r, r["run_id"] == chosen["run_id"]) for r in runs]))
+        [(_wd(r["config"]["weight_decay"]), r, r["run_id"] == chosen["run_id"]) for r in runs], ranges))
     other = others[0]  # the sentence compares the best run with the first of the others
-    return {"best": shown(best), "others": [shown(r) for r in others], "other": shown(other),
+    return {"best": shown(best), "others": [shown(r) for r in others], "other": shown(other), "n": n,
             "same_val_acc": pct(best["final_val_acc"]) == pct(other["final_val_acc"]),
             "best_vs_other": _compare(best, other), "gap_word": "smaller" if gap(best) < gap(other) else "larger",
             "best_gap": f"{gap(best):.1f}", "other_gap": f"{gap(other):.1f}",
             "chosen": shown(chosen), "no_decay": shown(no_decay),
-            "chosen_gain": points(chosen["final_val_acc"] - no_decay["final_val_acc"])}
+            "chosen_gain": points(chosen["final_val_acc"] - no_decay["final_val_acc"]),
+            "public": _note(runs, ranges)}
 
 
-def _mixup(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> dict:
+def _mixup(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -> dict:
     base, chosen = study["no_mixup"], study["final"]
     mixed = _others(rec, base)
     kept = chosen["run_id"] != base["run_id"]
@@ -423,18 +566,25 @@ def _mixup(m: Macros, rec: dict, out: Path, study: dict[str, dict]) -> dict:
     m.runs("NoMix", base)
     x = rec["extra"]
     tested = next((r for r in _runs(rec) if r["run_id"] == x.get("test_run_id")), None)
+    runs = [base, *mixed]
+    ranges = _public(rec, runs)
     (out / "tables" / "05_mixup.tex").write_text(run_table(
         [("no mixup", base, not kept)]
         + [(f"mixup $\\alpha={plain(r['config']['mixup_alpha'])}$", r, r["run_id"] == chosen["run_id"])
-           for r in mixed]))
-    return {"mix": shown(mix), "base": shown(base), "mix_vs_base": _compare(mix, base),
+           for r in mixed], ranges))
+    mix_loss = _curves(mix, rec["section"])["train_loss"]
+    base_loss = _curves(base, rec["section"])["train_loss"]
+    return {"mix": shown(mix), "base": shown(base), "mix_vs_base": _compare(mix, base), "n": n,
             "val_acc_gain": points(mix["final_val_acc"] - base["final_val_acc"]),
+            "train_loss_above": {"epochs": sum(a > b for a, b in zip(mix_loss, base_loss, strict=False)),
+                                 "of": min(len(mix_loss), len(base_loss))},
             "kept": kept, "chosen": shown(chosen),
             "test": {"with_mixup": tested["run_id"] != base["run_id"], "acc": pct(x["test_acc"]),
-                     "loss": loss(x["test_loss"])} if tested and "test_acc" in x else None}
+                     "loss": loss(x["test_loss"])} if tested and "test_acc" in x else None,
+            "public": _note(runs, ranges)}
 
 
-def _activation(m: Macros, rec: dict, out: Path, relu: dict) -> dict:
+def _activation(m: Macros, rec: dict, out: Path, relu: dict, n: int) -> dict:
     sig = _one(_others(rec, relu), lambda c: len(c["sigmoid_blocks"]) > 0, "sigmoid_blocks", rec["section"])
     blocks = shown(sig)["blocks"]
     m["SigmoidBlocks"] = blocks
@@ -453,53 +603,70 @@ def _activation(m: Macros, rec: dict, out: Path, relu: dict) -> dict:
         return None
 
     grad_norms = []  # per run that has them: the gradient norm's start, peak (epoch from 1) and end
+    found = {}
     for run, is_sigmoid in ((relu, False), (sig, True)):
         values = series(run, is_sigmoid)
         if values:
+            found[is_sigmoid] = values
             peak = max(range(len(values)), key=values.__getitem__)
             grad_norms.append({"sigmoid": is_sigmoid, "start": f"{values[0]:#.3g}", "peak": f"{values[peak]:#.3g}",
-                               "peak_epoch": peak + 1, "end": f"{values[-1]:#.3g}"})
+                               "peak_epoch": peak + 1, "peak_at_start": peak == 0, "end": f"{values[-1]:#.3g}"})
+    ratio = None  # ReLU's norm divided by Sigmoid's: the median over the epochs and at the last epoch
+    if len(found) == 2:
+        ratios = [r / s for r, s in zip(found[False], found[True], strict=False) if s > 0]
+        if ratios:
+            ratio = {"median": f"{statistics.median(ratios):#.3g}", "last": f"{ratios[-1]:#.3g}",
+                     "epochs": len(ratios)}
+    ranges = _public(rec, [relu, sig])
     (out / "tables" / "06_activation.tex").write_text(run_table(
-        [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)]))
+        [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges))
     inside = param.startswith("layers.") and int(param.split(".")[1]) in sig["config"]["sigmoid_blocks"]
-    return {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside,
-            "relu": shown(relu), "sig": shown(sig), "sig_vs_relu": _compare(sig, relu), "grad_norms": grad_norms}
+    return {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside, "n": n,
+            "relu": shown(relu), "sig": shown(sig), "sig_vs_relu": _compare(sig, relu), "grad_norms": grad_norms,
+            "ratio": ratio, "public": _note([relu, sig], ranges)}
 
 
-def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, dict]) -> dict:
-    x = results["07_summary"]["extra"]
+def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, dict], n: int) -> dict:
+    """The summary table is the path of chosen runs (constant rate, cosine, + the chosen weight decay, + mixup
+    if chosen; 04 starts from the cosine run, 05 from 04's chosen run) and, after a rule, the Sigmoid variant."""
+    rec = results["07_summary"]
+    x = rec["extra"]
     if "test_acc" not in x:
         raise ReportError("results of 07_summary have no test_acc: re-run notebook notebooks/07_summary.ipynb")
     const, cos, final = study["constant"], study["cosine"], study["final"]
     m["TestAcc"] = pct(x["test_acc"])
     m.runs("Final", final)
-    rows = [(f"constant {_eta(const['config']['lr'])}", const), ("cosine", cos)]
-    rows += [(f"+ {_wd(r['config']['weight_decay'])}", r)
-             for r in sorted(_runs(results["04_weight_decay"]), key=lambda r: -r["config"]["weight_decay"])]
-    rows += [(f"+ mixup $\\alpha={plain(r['config']['mixup_alpha'])}$", r)
-             for r in _others(results["05_mixup"], study["no_mixup"])]
-    rows += [(f"Sigmoid, blocks {shown(r)['blocks']}", r) for r in _others(results["06_activation"], study["relu"])]
-    (out / "tables" / "07_summary.tex").write_text(run_table(
-        [(label, r, r["run_id"] == final["run_id"]) for label, r in rows]))
-    # The path of chosen runs: the constant rate, then each change the study adopted with the run it led to
-    # (04 starts from the cosine run, 05 from 04's chosen run).
-    path = [("constant", const), ("cosine", cos), ("weight_decay", study["weight_decay"])]
+    path = [("constant", const, f"constant {_eta(const['config']['lr'])}"), ("cosine", cos, "+ cosine schedule"),
+            ("weight_decay", study["weight_decay"], f"+ {_wd(study['weight_decay']['config']['weight_decay'])}")]
     if final["run_id"] != study["weight_decay"]["run_id"]:
-        path.append(("mixup", final))
+        path.append(("mixup", final, f"+ mixup $\\alpha={plain(final['config']['mixup_alpha'])}$"))
+    variants = [r for r in _others(results["06_activation"], study["relu"]) if r["config"]["sigmoid_blocks"]]
+    runs = [run for _, run, _ in path] + variants
+    val_ranges = _public(rec, runs) or [None] * len(runs)
+    test_range = public_range(final["config"], "test_acc", rec["data_kind"], rec["profile"], final_model=True)
+    rows = [{"setting": setting, "run": run, "val_range": val_ranges[i], "variant": False,
+             "test": x["test_acc"] if run is final else None, "test_range": test_range if run is final else None,
+             "bold": run is final} for i, (_, run, setting) in enumerate(path)]
+    rows += [{"setting": f"variant: Sigmoid, blocks {shown(r)['blocks']}", "run": r, "val_range": val_ranges[i],
+              "test": None, "test_range": None, "bold": False, "variant": True}
+             for i, r in enumerate(variants, start=len(path))]
+    (out / "tables" / "07_summary.tex").write_text(summary_table(rows, comparable(rec)))
+    cells = [(row["run"]["final_val_acc"], row["val_range"]) for row in rows]
+    cells += [(row["test"], row["test_range"]) for row in rows if row["test"] is not None]
     steps = [{"change": change, "gain": points(run["final_val_acc"] - before["final_val_acc"])}
-             for (_, before), (change, run) in zip(path, path[1:], strict=False)]
-    return {"final": shown(final), "test_acc": pct(x["test_acc"]), "steps": steps,
-            "start": shown(const), "end": shown(path[-1][1])}
-
-
-def m_escape(text: str) -> str:
-    return re.sub(r"([_%&#$])", r"\\\1", text)
+             for (_, before, _), (change, run, _) in zip(path, path[1:], strict=False)]
+    return {"final": shown(final), "test_acc": pct(x["test_acc"]), "steps": steps, "n": n,
+            "start": shown(const), "end": shown(path[-1][1]),
+            "test_range": {"span": span(test_range), "outside": test_range.verdict(x["test_acc"]) == "OUTSIDE"}
+            if test_range else None,
+            "public": range_note(cells if comparable(rec) else None)}
 
 
 def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
-             out_dir: Path | None = None, profile: str | None = None) -> Path:
+             out_dir: Path | None = None, profile: str | None = None, author: str | None = None) -> Path:
     """Write `numbers.tex`, `prose/*.tex`, `tables/*.tex` and the listings into `out_dir` (default
-    report/generated), from results of one profile (`profile`, if given) and one kind of data."""
+    report/generated), from results of one profile (`profile`, if given) and one kind of data; `author` is the
+    paper's author as typed (default `default_author()`), escaped for LaTeX here."""
     out = Path(out_dir) if out_dir is not None else paths.report_dir() / "generated"
     results = load_results(results_dir, profile)
     figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
@@ -507,14 +674,17 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "prose").mkdir(exist_ok=True)
     m = Macros()
-    prose = {"setup": _setup(m, results)}
+    m["PaperAuthor"] = tex_escape(author if author is not None else default_author())
+    n = runs_per_setting(results)
+    prose = {"setup": _setup(m, results, n)}
     _data(m, results["01_data"], out)
-    prose["02_learning_rate"] = _learning_rate(m, results["02_learning_rate"], out, study["lr"])
-    prose["03_lr_schedule"] = _schedule(m, results["03_lr_schedule"], out, study)
-    prose["04_weight_decay"] = _weight_decay(m, results["04_weight_decay"], out, study)
-    prose["05_mixup"] = _mixup(m, results["05_mixup"], out, study)
-    prose["06_activation"] = _activation(m, results["06_activation"], out, study["relu"])
-    prose["07_summary"] = _summary(m, results, out, study)
+    prose["02_learning_rate"] = _learning_rate(m, results["02_learning_rate"], out, study["lr"], n)
+    prose["03_lr_schedule"] = _schedule(m, results["03_lr_schedule"], out, study, n)
+    prose["04_weight_decay"] = _weight_decay(m, results["04_weight_decay"], out, study, n)
+    prose["05_mixup"] = _mixup(m, results["05_mixup"], out, study, n)
+    prose["06_activation"] = _activation(m, results["06_activation"], out, study["relu"], n)
+    prose["07_summary"] = _summary(m, results, out, study, n)
+    prose["public_ranges"] = {"notes": {name: prose[name]["public"] for name in TRAINING + ("07_summary",)}}
     header = "% Generated by lib/report.py from the results files; do not edit.\n"
     (out / "numbers.tex").write_text(header + m.text())
     for name in PROSE:
@@ -529,6 +699,17 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
 
 
 # ---------------------------------------------------------------- building
+
+def default_author() -> str:
+    """The author when none is given (make report AUTHOR=...): git's user.name, if git exists and has one
+    here, else ANONYMOUS."""
+    git = shutil.which("git")
+    if git is not None:
+        done = subprocess.run([git, "config", "user.name"], cwd=paths.PROJECT_ROOT, capture_output=True, text=True)
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return ANONYMOUS
+
 
 def choose_style(report_dir: Path | None = None) -> tuple[str, str, bool]:
     """(style package, bibliography style, official?) — the AAAI kit when its .sty is in report/."""
@@ -556,7 +737,7 @@ def _write_style(out: Path, style: str, bst: str, official: bool) -> None:
 
 
 def build_report(results_dir: Path | None = None, figures_dir: Path | None = None, out_dir: Path | None = None,
-                 quiet: bool = True, profile: str | None = None) -> Path:
+                 quiet: bool = True, profile: str | None = None, author: str | None = None) -> Path:
     """Generate the LaTeX and compile the paper in `out_dir` (default report/build/<profile>); returns the PDF's
     path.
 
@@ -569,7 +750,7 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
     build = Path(out_dir) if out_dir is not None else src / "build" / (profile or DEFAULT_PROFILE)
     figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
     build.mkdir(parents=True, exist_ok=True)
-    generate(results_dir, figures, build / "generated", profile)
+    generate(results_dir, figures, build / "generated", profile, author)
     style, bst, official = choose_style(src)
     for name in SOURCES:
         shutil.copy2(src / name, build / name)
@@ -602,13 +783,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate-only", action="store_true", help="write report/generated/ and stop")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
                         help="the profile whose results make the paper (make: PROFILE); it goes to report/<profile>/")
+    parser.add_argument("--author", default=None,
+                        help=f"the paper's author (make: AUTHOR); default git's user.name, else {ANONYMOUS!r}")
     args = parser.parse_args(argv)
+    author = args.author if args.author else default_author()
     try:
-        generated = generate(profile=args.profile)
+        generated = generate(profile=args.profile, author=author)
         if args.generate_only:
             print(f"Wrote {generated}")
             return 0
-        pdf = build_report(quiet=False, profile=args.profile)
+        pdf = build_report(quiet=False, profile=args.profile, author=author)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -125,6 +125,33 @@ SECTIONS = tuple(s.name for s in STUDY)
 TRAINING = tuple(s.name for s in STUDY if s.compares)
 
 
+def _integer(minimum: int) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+# The notebooks' parameters that are not run settings (those RunConfig and section_configs check): what each
+# must be, checked before anything trains (by the notebook and by the driver for every --param).
+OTHER_PARAMETERS = {
+    "data_dir": (lambda value: value is None or isinstance(value, str), "None or a folder path (a string)"),
+    "split_seed": (_integer(0), "an integer >= 0 (the brief: 0)"),
+    "n_examples": (_integer(1), "an integer >= 1"),
+    "n_augmentations": (_integer(1), "an integer >= 1"),
+    "min_lambda_draws": (_integer(0), "an integer >= 0"),
+}
+
+
+def check_parameters(section: str, **params) -> None:
+    """Refuse, in one line naming it and what is allowed, a notebook parameter of the wrong type or range that
+    is not a run setting (see OTHER_PARAMETERS), and a `choose_by` the section cannot choose by."""
+    spec = get(section)
+    for name, value in params.items():
+        if name == "choose_by":
+            if value not in spec.choose_by:
+                raise ConfigError(f"choose_by must be one of {list(spec.choose_by)} for {section}, got {value!r}")
+        elif name in OTHER_PARAMETERS and not OTHER_PARAMETERS[name][0](value):
+            raise ConfigError(f"{name} must be {OTHER_PARAMETERS[name][1]}, got {value!r}")
+
+
 def get(section: str) -> Section:
     for spec in STUDY:
         if spec.name == section:
@@ -203,6 +230,7 @@ def section_configs(section: str, profile: str, data_dir: str | None = None, *,
     if unknown:
         raise ConfigError(f"{section} takes no parameter {', '.join(unknown)}; it takes "
                           f"{', '.join(sorted(spec.config_params))}")
+    check_parameters(section, data_dir=data_dir)
     profile_spec = get_profile(profile)
     base = base_config(profile, data_dir, params.pop("arch", "mobilenetv2"))
     epochs = params.pop("epochs", profile_spec.short_epochs if spec.epochs == "short" else profile_spec.long_epochs)

@@ -138,6 +138,8 @@ def run(argv: list[str] | None = None) -> int:
     params = {nb.stem: {k: v for k, v in extra.items() if k in declared_by[nb.stem]} for nb in notebooks}
     training = tuple(nb.stem for nb in notebooks if nb.stem in sections.TRAINING)
     try:
+        for name, given in params.items():  # what no run setting checks: refused here, before anything trains
+            sections.check_parameters(name, **given)
         training_s = plan.print_study_plan(args.profile, args.data_dir, params, training)  # stacks accounted for
     except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:  # data missing, bad choice, ...
         print(f"{type(error).__name__}: {error}", file=sys.stderr)

@@ -150,12 +150,17 @@ def test_a_failing_notebook_is_named_in_one_line(study):
     assert (executed / "03_lr_schedule.ipynb").exists()  # kept for inspection
 
 
-def test_a_parameter_no_notebook_takes_is_refused_before_training(study, tmp_path):
-    refused = run_study({**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}, "--param", "wieght_decays=[1e-3]")
+@pytest.mark.parametrize("param, message", [
+    ("wieght_decays=[1e-3]", "--param wieght_decays: no notebook run here takes it"),  # a typo
+    ("choose_by='val_loss'", "choose_by must be one of ['train_loss', 'val_acc']"),  # applied after training
+    ("n_examples=0", "n_examples must be an integer >= 1"),
+    ("weight_decays=[-1]", "weight_decay must be >= 0, got -1"),
+])
+def test_a_bad_parameter_is_refused_before_training(study, tmp_path, param, message):
+    refused = run_study({**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}, "--param", param)
     assert refused.returncode == 2
-    assert "--param wieght_decays: no notebook run here takes it" in refused.stdout
-    assert "weight_decays" in refused.stdout  # the list of what the notebooks take
-    assert not (tmp_path / "runs").exists()  # nothing trained, nothing planned
+    assert message in refused.stdout + refused.stderr
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/checkpoint.pt"))  # nothing trained
 
 
 def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):

@@ -5,6 +5,7 @@ No training here: upstream choices come from results files written by hand, fini
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -114,3 +115,18 @@ def test_results_that_no_longer_chain_are_refused(smoke_base):
         sections.check_chain(records)
     records["02_learning_rate"]["chosen_run_id"] = "a"
     sections.check_chain(records)  # consistent again
+
+
+@pytest.mark.parametrize("section, name, value, allowed", [
+    ("02_learning_rate", "choose_by", "val_loss", "one of ['train_loss', 'val_acc']"),
+    ("03_lr_schedule", "choose_by", "train_loss", "one of ['val_acc']"),
+    ("05_mixup", "n_examples", 0, "an integer >= 1"),
+    ("05_mixup", "min_lambda_draws", 2.5, "an integer >= 0"),
+    ("01_data", "split_seed", -1, "an integer >= 0"),
+    ("01_data", "n_augmentations", "3", "an integer >= 1"),
+    ("04_weight_decay", "data_dir", 7, "None or a folder path"),
+])
+def test_notebook_parameters_that_are_not_settings_are_checked(section, name, value, allowed):
+    with pytest.raises(ConfigError, match=rf"^{name} must be {re.escape(allowed)}"):
+        sections.check_parameters(section, **{name: value})
+    sections.check_parameters("05_mixup", n_examples=8, min_lambda_draws=0, data_dir=None)  # the defaults pass
