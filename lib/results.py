@@ -58,8 +58,43 @@ def read_section(section: str, folder: Path | None = None, profile: str | None =
         record = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} does not parse ({e}); re-run notebook notebooks/{section}.ipynb") from None
-    if record.get("results_version") != RESULTS_VERSION:
-        raise ValueError(f"{path} is from another version of the workbook (results_version "
-                         f"{record.get('results_version')}, expected {RESULTS_VERSION}); re-run notebook "
-                         f"notebooks/{section}.ipynb")
+    if not isinstance(record, dict) or record.get("results_version") != RESULTS_VERSION:
+        found = record.get("results_version") if isinstance(record, dict) else None
+        raise ValueError(f"{path} is from another version of the workbook (results_version {found}, expected "
+                         f"{RESULTS_VERSION}); re-run notebook notebooks/{section}.ipynb")
+    problem = _layout_problem(record, section)
+    if problem:
+        raise ValueError(f"{path} is malformed ({problem}); re-run notebook notebooks/{section}.ipynb")
     return record
+
+
+RECORD_TYPES = {"section": str, "profile": str, "data_kind": str, "runs": list, "chosen": dict, "extra": dict,
+                "figures": list}
+RUN_TYPES = {"run_id": str, "label": str, "config": dict, "epochs": int}
+
+
+def _layout_problem(record: dict, section: str) -> str | None:
+    """What is wrong with a results record's layout or values (the schema above), or None."""
+    for key, kind in RECORD_TYPES.items():
+        if not isinstance(record.get(key), kind):
+            return f"its {key!r} is not a {kind.__name__}"
+    if record["section"] != section:
+        return f"it holds the results of {record['section']}"
+    if record["data_kind"] not in ("cifar100", "synthetic", "modified"):
+        return f"data_kind {record['data_kind']!r} is none of cifar100, synthetic, modified"
+    for i, run in enumerate(record["runs"]):
+        if not isinstance(run, dict):
+            return f"run {i} is not an object"
+        for key, kind in RUN_TYPES.items():
+            if not isinstance(run.get(key), kind):
+                return f"run {i}'s {key!r} is not a {kind.__name__}"
+        for key in ("final_train_acc", "final_val_acc", "best_val_acc"):
+            if not (isinstance(run.get(key), (int, float)) and 0 <= run[key] <= 1):
+                return f"run {i}'s {key} is not an accuracy in [0, 1]"
+        for key in ("final_train_loss", "final_val_loss"):
+            if not (isinstance(run.get(key), (int, float)) and 0 <= run[key] < float("inf")):
+                return f"run {i}'s {key} is not a finite loss >= 0"
+    chosen = record.get("chosen_run_id")
+    if chosen is not None and chosen not in {run["run_id"] for run in record["runs"]}:
+        return f"its chosen_run_id {chosen!r} is none of its runs"
+    return None

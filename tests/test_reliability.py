@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -180,6 +181,31 @@ def test_section_results_from_another_version_are_refused():
         read_section("02_learning_rate", profile="smoke")
     with pytest.raises(FileNotFoundError, match="run notebook notebooks/03_lr_schedule.ipynb first"):
         read_section("03_lr_schedule", profile="smoke")
+
+
+RUN_ROW = {"run_id": "a", "label": "lr=0.05", "config": {}, "epochs": 2, "final_train_loss": 1.0,
+           "final_train_acc": 0.5, "final_val_loss": 1.2, "final_val_acc": 0.4, "best_val_acc": 0.45}
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"runs": "none"}, "its 'runs' is not a list"),
+    ({"section": "03_lr_schedule"}, "it holds the results of 03_lr_schedule"),
+    ({"data_kind": "imagenet"}, "data_kind 'imagenet' is none of"),
+    ({"runs": [{**RUN_ROW, "final_val_acc": 47.1}]}, "run 0's final_val_acc is not an accuracy in [0, 1]"),
+    ({"runs": [{**RUN_ROW, "final_train_loss": -1}]}, "run 0's final_train_loss is not a finite loss >= 0"),
+    ({"runs": [{**RUN_ROW, "epochs": "2"}]}, "run 0's 'epochs' is not a int"),
+    ({"chosen_run_id": "b"}, "its chosen_run_id 'b' is none of its runs"),
+])
+def test_malformed_results_files_are_refused_in_one_line(change, problem):
+    from lib.results import read_section, section_path, write_section
+
+    write_section("02_learning_rate", "smoke", "synthetic", runs=[RUN_ROW], chosen={"lr": 0.05}, chosen_run_id="a")
+    assert read_section("02_learning_rate", profile="smoke")["runs"] == [RUN_ROW]
+    path = section_path("02_learning_rate", profile="smoke")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    with pytest.raises(ValueError, match=re.escape(f"is malformed ({problem}")) as error:
+        read_section("02_learning_rate", profile="smoke")
+    assert "re-run notebook notebooks/02_learning_rate.ipynb" in _one_line(error)
 
 
 # ---------------------------------------------------------------- bad data folders
