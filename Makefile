@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint lab all notebooks report bench
+.PHONY: setup test lint lab all notebooks report bench tensorboard
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,11 +29,15 @@ lint: setup
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
+# Every run's curves and the hparams table of the whole study (lib.tracking writes runs/<run>/tensorboard/).
+tensorboard: setup
+	$(VENV)/bin/tensorboard --logdir $${AI6103_RUNS_DIR:-runs}
+
 bench: setup
 	$(PY) bench/benchmark.py
 
 report: setup
-	$(PY) -m lib.report --profile $(PROFILE)
+	$(PY) -m lib.report --profile $(PROFILE) $(if $(AUTHOR),--author "$$AUTHOR")
 
 # The whole study: its runs, then every notebook in order through papermill into executed/<profile>/ and
 # figures/<profile>/ (results in results/<profile>/), then the paper.

@@ -32,11 +32,16 @@ def _ranges() -> list[dict]:
     return json.loads(RANGES_FILE.read_text())["ranges"]
 
 
+def applies(data_kind: str, profile: str) -> bool:
+    """Whether runs can be compared with public results at all: the official CIFAR-100 in the full profile."""
+    return data_kind == "cifar100" and profile == "full"
+
+
 def public_range(config: dict, metric: str, data_kind: str, profile: str,
                  final_model: bool = False) -> PublicRange | None:
     """The public range of `metric` ("val_acc" or "test_acc") for a run (its results-file `config`), or None.
     `final_model`: the run is the study's final model (some ranges are stated only for that)."""
-    if data_kind != "cifar100" or profile != "full":
+    if not applies(data_kind, profile):
         return None
     for entry in _ranges():
         if entry["arch"] != config["arch"] or entry["metric"] != metric:

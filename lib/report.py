@@ -7,7 +7,8 @@ and `build_report()` compiles `report/paper.tex` with latexmk in a build folder 
 sources, the generated files and the figures. `python -m lib.report` does both.
 What it is not: the prose. paper.tex holds the fixed text and report/prose/ the sentences that depend on the
 results, with their branches; this module only computes the values they print (formatted numbers, which run
-won, comparison words) and finds the runs the text names by run id, never re-deciding a section's choice.
+won, comparison words, what a run's per-epoch curve did, n runs per setting, public ranges from lib.reference)
+and finds the runs the text names by run id, never re-deciding a section's choice.
 Nor does it draw the figures (the notebooks save them through lib's figure helper).
 
 Style: the official AAAI kit when its `.sty` lies in report/ (it cannot be redistributed), else our
@@ -31,7 +32,7 @@ import jinja2
 from . import paths
 from .notation import parameter_name, power_of_ten
 from .profiles import PROFILES
-from .reference import PublicRange, public_range
+from .reference import PublicRange, applies, public_range
 from .results import read_section
 from .sections import SECTIONS, TRAINING, check_chain, figure_section
 
@@ -191,14 +192,22 @@ def val_loss_trend(curves: dict[str, list[float]]) -> dict:
             "threshold": f"{100 * RISE:g}"}
 
 
+def val_acc_peak(curves: dict[str, list[float]]) -> dict:
+    """Where a run's validation accuracy curve was highest (epoch from 1, the first if level) and its value."""
+    values = curves["val_acc"]
+    best = max(range(len(values)), key=values.__getitem__)
+    return {"epoch": best + 1, "acc": pct(values[best])}
+
+
 def late_descent(curves: dict[str, list[float]]) -> dict:
-    """The training loss over the last LATE of the epochs: its value at the start of that stretch and at the end,
-    and the share of the whole run's decrease that happened in it (percent)."""
+    """The training loss over the last LATE of the epochs (at least the last epoch): its value at the start of
+    that stretch and at the end, and the share of the whole run's decrease that happened in it (percent; None if
+    the loss did not decrease over the run)."""
     values = curves["train_loss"]
-    first = max(0, round(len(values) * (1 - LATE)) - 1)  # index of the epoch before the stretch
+    first = max(0, min(round(len(values) * (1 - LATE)) - 1, len(values) - 2))  # the epoch before the stretch
     total = values[0] - values[-1]
-    share = 100 * (values[first] - values[-1]) / total if total > 0 else 0.0
-    return {"from_epoch": first + 1, "from": loss(values[first]), "to": loss(values[-1]), "share": f"{share:.0f}"}
+    share = f"{100 * (values[first] - values[-1]) / total:.0f}" if total > 0 else None
+    return {"from_epoch": first + 1, "from": loss(values[first]), "to": loss(values[-1]), "share": share}
 
 
 def _study_runs(results: dict[str, dict]) -> dict[str, dict]:
@@ -286,6 +295,7 @@ def render_prose(name: str, values: dict) -> str:
     return _templates().get_template(f"{name}.tex.j2").render(values)
 
 
+NARROW = "\\setlength{\\tabcolsep}{3pt}%"  # a table with public-range columns: less space between columns
 BOLD = "\\bfseries\\boldmath "  # a chosen row's cells: its text and its maths ($\\eta$, $\\lambda$) in bold
 DAGGER = "$^\\dagger$"  # marks an accuracy outside its public range
 
@@ -293,7 +303,7 @@ DAGGER = "$^\\dagger$"  # marks an accuracy outside its public range
 def comparable(rec: dict) -> bool:
     """Whether a section's runs can have public ranges at all (lib.reference: the official CIFAR-100 in the full
     profile only); elsewhere the paper's tables have no public-range column."""
-    return rec["data_kind"] == "cifar100" and rec["profile"] == "full"
+    return applies(rec["data_kind"], rec["profile"])
 
 
 def _public(rec: dict, runs: list[dict], metric: str = "val_acc", final_model: bool = False) -> list | None:
@@ -336,6 +346,7 @@ def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | Non
         body.append(" & ".join(cells) + r" \\")
     public = ranges is not None
     return "\n".join([
+        *([NARROW] if public else []),
         r"\begin{tabular}{@{}lrrrr" + ("r" if public else "") + "@{}}",
         r"\toprule",
         r" & \multicolumn{2}{c}{Training} & \multicolumn{" + ("3" if public else "2") + r"}{c@{}}{Validation} \\",
@@ -369,8 +380,8 @@ def summary_table(rows: list[dict], public: bool) -> str:
                 r"Run & Acc.\,(\%) & Public & Acc.\,(\%) & Public \\"]
     else:
         head = [r"Run & Val.\ acc.\,(\%) & Test acc.\,(\%) \\"]
-    return "\n".join([r"\begin{tabular}{@{}l" + ("rrrr" if public else "rr") + "@{}}", r"\toprule", *head,
-                      r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
+    return "\n".join([*([NARROW] if public else []), r"\begin{tabular}{@{}l" + ("rrrr" if public else "rr") + "@{}}",
+                      r"\toprule", *head, r"\midrule", *body, r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
 def _higher(a: float, b: float, fmt=loss) -> str:
@@ -523,6 +534,7 @@ def _schedule(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -
             "val_acc_gain": points(cos["final_val_acc"] - const["final_val_acc"]),
             "chose_cosine": chosen["run_id"] == cos["run_id"],
             "trend": {name: val_loss_trend(c) for name, c in curves.items()},
+            "peak": {name: val_acc_peak(c) for name, c in curves.items()},
             "late": {name: late_descent(c) for name, c in curves.items()},
             "public": _note([const, cos], ranges)}
 
@@ -647,7 +659,7 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
     rows = [{"setting": setting, "run": run, "val_range": val_ranges[i], "variant": False,
              "test": x["test_acc"] if run is final else None, "test_range": test_range if run is final else None,
              "bold": run is final} for i, (_, run, setting) in enumerate(path)]
-    rows += [{"setting": f"variant: Sigmoid, blocks {shown(r)['blocks']}", "run": r, "val_range": val_ranges[i],
+    rows += [{"setting": f"Sigmoid, blocks {shown(r)['blocks']} (variant)", "run": r, "val_range": val_ranges[i],
               "test": None, "test_range": None, "bold": False, "variant": True}
              for i, r in enumerate(variants, start=len(path))]
     (out / "tables" / "07_summary.tex").write_text(summary_table(rows, comparable(rec)))

@@ -97,7 +97,7 @@ def results_table(results: dict[str, RunResult], profile: str) -> pd.DataFrame:
             for label, r in results.items()}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
     kind = data_info(next(iter(results.values())).config.data_dir).kind
-    if kind == "cifar100" and profile == "full":
+    if reference.applies(kind, profile):
         table["val acc vs public"] = [reference.compare(r.config.key(), "val_acc", r.summary["final_val_acc"], kind,
                                                         profile) for r in results.values()]
     return table
@@ -180,7 +180,7 @@ def study_table(records: dict[str, dict]) -> pd.DataFrame:
             "train loss": run["final_train_loss"], "train acc (%)": 100 * run["final_train_acc"],
             "val loss": run["final_val_loss"], "val acc (%)": 100 * run["final_val_acc"], "run_id": run["run_id"],
         })
-        if kind == "cifar100" and profile == "full":
+        if reference.applies(kind, profile):
             rows[-1]["val acc vs public"] = reference.compare(config, "val_acc", run["final_val_acc"], kind, profile)
     return pd.DataFrame(rows)
 

@@ -1,11 +1,14 @@
-"""The paper builds from results files and figures: page limit, fonts, figures, numbers, banner.
+"""The paper builds from results files and figures: page limit, fonts, figures, numbers, banner, and sentences
+that follow the results (single runs, curves, gradient norms, public ranges, the author).
 
-The fixture writes plausible results files (data_kind "synthetic") with lib.results.write_section and a
-small vector PDF for every figure stem, so these tests do not wait for the notebooks.
+The fixture writes plausible results files (data_kind "synthetic") with per-epoch curves through
+lib.results.write_section and a small vector PDF for every figure stem, so these tests do not wait for the
+notebooks.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import shutil
 import subprocess
@@ -28,31 +31,48 @@ MAX_PAGES_BEFORE_REFERENCES = 6
 RECORD_KEYS = ("section", "profile", "data_kind", "runs", "chosen", "chosen_run_id", "extra")  # write_section's
 
 
+def _decay(epochs: int, start: float, end: float, rate: float = 5.0) -> list[float]:
+    """A per-epoch curve that falls (or rises) from `start` to exactly `end`, fast at first."""
+    last = math.exp(-rate)
+    return [end + (start - end) * (math.exp(-rate * i / max(epochs - 1, 1)) - last) / (1 - last)
+            for i in range(epochs)]
+
+
 def _run(label: str, config: RunConfig, train_loss: float, train_acc: float, val_loss: float, val_acc: float,
-         run_id: str) -> dict:
-    return {"run_id": run_id, "label": label, "config": config.key(), "epochs": config.epochs,
+         run_id: str, val_loss_min: tuple[int, float] | None = None) -> dict:
+    """A run record with per-epoch curves ending at its final values; `val_loss_min` (epoch from 1, value) makes
+    the validation loss fall to that minimum and then rise to its final value (an overfitting run)."""
+    e = config.epochs
+    if val_loss_min is None:
+        val_losses = _decay(e, 4.6, val_loss)
+    else:
+        at, low = val_loss_min
+        val_losses = _decay(at, 4.6, low) + [low + (val_loss - low) * i / (e - at) for i in range(1, e - at + 1)]
+    curves = {"train_loss": _decay(e, 4.6, train_loss), "train_acc": _decay(e, 0.01, train_acc),
+              "val_loss": val_losses, "val_acc": _decay(e, 0.01, val_acc)}
+    return {"run_id": run_id, "label": label, "config": config.key(), "epochs": e,
             "final_train_loss": train_loss, "final_train_acc": train_acc, "final_val_loss": val_loss,
-            "final_val_acc": val_acc, "best_val_acc": val_acc + 0.004, "best_val_epoch": config.epochs - 1}
+            "final_val_acc": val_acc, "best_val_acc": val_acc + 0.004, "best_val_epoch": e - 1, "curves": curves}
 
 
-def write_fixture_results(kind: str = "synthetic", profile: str = "smoke") -> dict:
-    """Plausible results for every section into lib.paths.results_dir(profile); returns the runs by name."""
-    base = RunConfig(epochs=15)
+def write_fixture_results(kind: str = "synthetic", profile: str = "smoke", arch: str = "mobilenetv2") -> dict:
+    """Plausible results for every section into lib.paths.results_dir(profile); returns the runs by name. The
+    constant-rate run overfits: its validation loss is lowest (1.42) at epoch 61."""
+    base = RunConfig(epochs=15, arch=arch)
     lr = {v: _run(f"lr={v:g}", dataclasses.replace(base, lr=v), tl, ta, vl, va, f"lr{i}")
           for i, (v, tl, ta, vl, va) in enumerate([(0.5, 2.412, 0.3621, 2.517, 0.3487),
                                                    (0.05, 1.734, 0.5137, 2.011, 0.4712),
                                                    (0.01, 1.902, 0.4755, 2.064, 0.4493)])}
-    long = RunConfig(epochs=300, lr=0.05)
-    const = _run("constant", long, 0.845, 0.7423, 1.951, 0.5612, "const")
-    cos = _run("cosine", RunConfig(epochs=300, lr=0.05, schedule="cosine"), 0.0061, 0.9994, 1.684, 0.5783, "cos")
-    wd5 = _run("wd=5e-4", RunConfig(epochs=300, lr=0.05, schedule="cosine", weight_decay=5e-4),
-               0.0213, 0.9981, 1.187, 0.6794, "wd5")
-    wd1 = _run("wd=1e-4", RunConfig(epochs=300, lr=0.05, schedule="cosine", weight_decay=1e-4),
-               0.0102, 0.9990, 1.498, 0.6125, "wd1")
-    mix = _run("mixup", RunConfig(epochs=300, lr=0.05, schedule="cosine", weight_decay=5e-4, mixup_alpha=0.2),
-               0.6218, 0.8611, 1.102, 0.7018, "mix")
-    sig = _run("sigmoid", RunConfig(epochs=300, lr=0.05, schedule="cosine", weight_decay=5e-4, mixup_alpha=0.2,
-                                    sigmoid_blocks=tuple(range(4, 11))), 0.3114, 0.9321, 1.702, 0.6233, "sig")
+    long = RunConfig(epochs=300, lr=0.05, arch=arch)
+    cosine = dataclasses.replace(long, schedule="cosine")
+    const = _run("constant", long, 0.845, 0.7423, 1.951, 0.5612, "const", val_loss_min=(61, 1.42))
+    cos = _run("cosine", cosine, 0.0061, 0.9994, 1.684, 0.5783, "cos")
+    wd5 = _run("wd=5e-4", dataclasses.replace(cosine, weight_decay=5e-4), 0.0213, 0.9981, 1.187, 0.6794, "wd5")
+    wd1 = _run("wd=1e-4", dataclasses.replace(cosine, weight_decay=1e-4), 0.0102, 0.9990, 1.498, 0.6125, "wd1")
+    mixed = dataclasses.replace(cosine, weight_decay=5e-4, mixup_alpha=0.2)
+    mix = _run("mixup alpha=0.2", mixed, 0.6218, 0.8611, 1.102, 0.7018, "mix")
+    sig = _run("sigmoid", dataclasses.replace(mixed, sigmoid_blocks=tuple(range(4, 11))), 0.3114, 0.9321, 1.702,
+               0.6233, "sig")
     split_code = ("train_idx, val_idx = random_split(range(50000), [40000, 10000],\n"
                   "                                  generator=torch.Generator().manual_seed(0))")
     write_section("01_data", profile, kind, [], extra={
@@ -65,10 +85,11 @@ def write_fixture_results(kind: str = "synthetic", profile: str = "smoke") -> di
     # 05 starts from 04's chosen run: its run without mixup is that run, same run_id.
     write_section("05_mixup", profile, kind, [{**wd5, "label": "no mixup"}, mix], chosen={"mixup_alpha": 0.2},
                   chosen_run_id="mix", extra={"test_acc": 0.7053, "test_loss": 1.087, "test_run_id": "mix"})
-    grad = {"ReLU": [0.08 + 0.3 * (i / 150) * (1 - i / 300) for i in range(300)],
-            "sigmoid": [0.03 + 0.1 * (i / 150) * (1 - i / 300) for i in range(300)]}
+    # ReLU's norm rises to a peak mid-run; Sigmoid's is highest at the start and falls.
+    grad = {"relu": [0.08 + 0.3 * (i / 150) * (1 - i / 300) for i in range(300)],
+            "sigmoid": [0.02 + 0.1 * (1 - i / 300) ** 2 for i in range(300)]}
     # 06 starts from 05's chosen run: its ReLU run is that run, same run_id.
-    write_section("06_activation", profile, kind, [mix, sig], extra={"grad_norm": grad})
+    write_section("06_activation", profile, kind, [{**mix, "label": "relu"}, sig], extra={"grad_norm": grad})
     write_section("07_summary", profile, kind, [mix], chosen_run_id="mix",
                   extra={"test_acc": 0.7053, "test_run_id": "mix"})
     return {"lr": lr, "const": const, "cos": cos, "wd5": wd5, "wd1": wd1, "mix": mix, "sig": sig}
@@ -85,8 +106,8 @@ def write_fixture_figures(folder: Path) -> None:
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 8}):
         for stem in FIGURES:
             wide = stem in FULL_WIDTH
-            fig, axes = plt.subplots(1, 2 if wide else 1, figsize=(7.0, 2.3) if wide else (3.3, 2.0),
-                                     squeeze=False)
+            fig, axes = plt.subplots(1, 4 if wide else 1, figsize=(7.0, 2.0) if wide else (3.3, 2.0),
+                                     squeeze=False)  # like lib.plots: curves in four panels
             for ax in axes[0]:
                 ax.plot(range(10), [1 / (i + 1) for i in range(10)], label="train")
                 ax.set_xlabel("epoch")
@@ -106,10 +127,17 @@ def fixture_results(tmp_path, monkeypatch):
     return tmp_path / "results" / "smoke", tmp_path / "figures" / "smoke", tmp_path / "build", runs
 
 
-@pytest.fixture
-def fixture_dirs(fixture_results):
-    write_fixture_figures(fixture_results[1])
-    return fixture_results
+@pytest.fixture(scope="module")
+def built_paper(tmp_path_factory):
+    """The fixture's paper, built once for the tests that read the PDF: (pdf, figures folder, runs)."""
+    tmp = tmp_path_factory.mktemp("paper")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AI6103_RESULTS_DIR", str(tmp / "results"))
+        patch.setenv("AI6103_FIGURES_DIR", str(tmp / "figures"))
+        runs = write_fixture_results()
+        write_fixture_figures(tmp / "figures" / "smoke")
+        pdf = report.build_report(tmp / "results" / "smoke", tmp / "figures" / "smoke", tmp / "build")
+    return pdf, tmp / "figures" / "smoke", runs
 
 
 def _text(pdf: Path, first: int | None = None, last: int | None = None) -> str:
@@ -126,17 +154,23 @@ def _generated(out: Path) -> str:
     return " ".join(re.sub(r"(?<!\\)%[^\n]*\n[ \t]*", "", text).split())
 
 
+def _pages(pdf: Path) -> list[str]:
+    """Each page's text in reading order, column after column (a heading is a line of its own, whatever the
+    other column holds beside it)."""
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
+    return [subprocess.run(["pdftotext", "-f", str(p), "-l", str(p), str(pdf), "-"], check=True, capture_output=True,
+                           text=True).stdout for p in range(1, int(re.search(r"Pages:\s+(\d+)", info).group(1)) + 1)]
+
+
 def check_paper(pdf: Path, tex: str, figures: Path) -> None:
     """The checks any built paper must pass: page limit, no Type 3 fonts, figures exist."""
-    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
-    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
-    first_ref_page = next(p for p in range(1, pages + 1) if re.search(r"^\s*References\s*$", _text(pdf, p, p),
-                                                                      re.MULTILINE))
+    pages = _pages(pdf)
+    first_ref_page = 1 + next(i for i, page in enumerate(pages) if re.search(r"^References$", page, re.MULTILINE))
     # References may start on page 7 only if everything before them fits in 6 pages.
     assert first_ref_page <= MAX_PAGES_BEFORE_REFERENCES + 1, f"references start on page {first_ref_page}"
     if first_ref_page == MAX_PAGES_BEFORE_REFERENCES + 1:
-        lines = [ln for ln in _text(pdf, first_ref_page, first_ref_page).splitlines() if ln.strip()]
-        assert re.match(r"^\s*References", lines[0]), "text before the references on page 7"
+        lines = [ln for ln in pages[first_ref_page - 1].splitlines() if ln.strip()]
+        assert lines[0] == "References", "text before the references on page 7"
     fonts = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True, text=True).stdout
     assert "Type 3" not in fonts, fonts
     stems = report.figure_stems(tex)
@@ -146,9 +180,8 @@ def check_paper(pdf: Path, tex: str, figures: Path) -> None:
 
 
 @needs_tex
-def test_paper_builds_from_results(fixture_dirs):
-    results, figures, build, runs = fixture_dirs
-    pdf = report.build_report(results, figures, build)
+def test_paper_builds_from_results(built_paper):
+    pdf, figures, runs = built_paper
     check_paper(pdf, (paths.report_dir() / "paper.tex").read_text(), figures)
     text = " ".join(_text(pdf).split())
     assert "Built from synthetic data" in text
@@ -157,6 +190,40 @@ def test_paper_builds_from_results(fixture_dirs):
         assert number in text, number
     assert "Zhang et al. 2018" in text or "Zhang et al., 2018" in text
     assert "than the constant rate" in text  # a sentence rendered from report/prose/
+
+
+def _last_word_box(pdf: Path, page: int, word: str) -> tuple[float, float]:
+    """Where the last `word` on a page (1-based) ends: its right edge over the page's width and its bottom over
+    the page's height (from the top)."""
+    html = subprocess.run(["pdftotext", "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"], check=True,
+                          capture_output=True, text=True).stdout
+    width, height = (float(v) for v in re.search(r'<page width="([\d.]+)" height="([\d.]+)"', html).groups())
+    boxes = re.findall(r'<word xMin="[\d.]+" yMin="[\d.]+" xMax="([\d.]+)" yMax="([\d.]+)">' + re.escape(word) + "<",
+                       html)
+    x, y = (float(v) for v in boxes[-1])
+    return x / width, y / height
+
+
+@needs_tex
+def test_references_follow_the_body_and_the_data_is_named_as_synthetic(built_paper):
+    """No forced page break before the references: they start on the page where the body ends, or on the next
+    one only when the body filled its page down to the foot of the second column; no float comes after them.
+    On synthetic data every mention of CIFAR-100 (title and abstract included) says it is a stand-in, except
+    the banner's 'says nothing about CIFAR-100'."""
+    pdf = built_paper[0]
+    pages = _pages(pdf)
+    references = next(i for i, page in enumerate(pages) if re.search(r"^References$", page, re.MULTILINE))
+    body_end = max(i for i, page in enumerate(pages) if "on the test set." in " ".join(page.split()))  # Conclusion
+    assert references in (body_end, body_end + 1), (references, body_end)
+    if references == body_end + 1:
+        right, bottom = _last_word_box(pdf, body_end + 1, "set.")
+        assert right > 0.5 and bottom > 0.8, "the body ends early on the page before the references"
+    after = pages[references].partition("\nReferences\n")[2] + "".join(pages[references + 1:])
+    floats_after = re.findall(r"^(?:Figure|Table) \d+:", after, re.MULTILINE)
+    assert not floats_after, f"{floats_after} after the references"
+    text = " ".join(" ".join(pages).split())
+    mentions = re.findall(r"(\S+ \S+) CIFAR-100", text)
+    assert mentions and all(m.lower() in ("stand-in for", "nothing about") for m in mentions), mentions
 
 
 @needs_tex
@@ -169,7 +236,7 @@ def test_findings_follow_the_results(fixture_results, monkeypatch):
         run["final_val_acc"] = 0.60 if run["config"]["lr"] == 0.01 else 0.40
     write_section(**{k: record[k] for k in RECORD_KEYS})
     numbers = _generated(report.generate(results, figures, build / "generated"))
-    assert "although $\\eta=0.01$ ends with a higher validation accuracy" in numbers
+    assert "although $\\eta=0.01$ ended with a higher validation accuracy" in numbers
 
 
 def test_tied_rates_are_reported_as_ties(fixture_results):
@@ -181,7 +248,7 @@ def test_tied_rates_are_reported_as_ties(fixture_results):
     write_section(**{k: record[k] for k in RECORD_KEYS})
     numbers = _generated(report.generate(results, figures, build / "generated"))
     assert "tie for the highest validation accuracy" in numbers
-    assert "ends with a higher validation accuracy" not in numbers
+    assert "ended with a higher validation accuracy" not in numbers
 
 
 def test_the_paper_shows_every_declared_figure_and_no_other():
@@ -267,3 +334,133 @@ def test_official_kit_is_used_when_present(tmp_path):
     (tmp_path / "aaai2026.sty").write_text("")
     (tmp_path / "aaai2026.bst").write_text("")
     assert report.choose_style(tmp_path) == ("aaai2026", "aaai2026", True)
+
+
+def _rewrite(section: str, change) -> None:
+    """Read a fixture section's results, let `change(record)` edit it, write it back."""
+    record = read_section(section, profile="smoke")
+    change(record)
+    write_section(**{k: record[k] for k in RECORD_KEYS})
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
+    """n is the runs per setting in the results files (labels that repeat are seeds): the set-up says it once,
+    and comparisons are worded as observations of single runs when n = 1, as means when n > 1."""
+    results, figures, build, runs = fixture_results
+    if seeds == 2:
+        for section in sections.TRAINING:
+            _rewrite(section, lambda r: r["runs"].extend([{**run, "run_id": run["run_id"] + "-seed1"}
+                                                          for run in list(r["runs"])]))
+    text = _generated(report.generate(results, figures, build / "generated"))
+    if seeds == 1:
+        assert "Each setting was trained once, with one seed" in text
+        assert "In this single run per setting, $\\lambda=5\\times10^{-4}$ ended with the higher validation" in text
+    else:
+        assert "Each setting was trained with 2 seeds, and every number is the mean over the 2 seeds" in text
+        assert "Averaged over 2 seeds per setting, cosine annealing ended with" in text
+        assert "single run" not in text
+    assert "generalised better" not in text
+
+
+@pytest.mark.parametrize("shape", ["rose", "falling", "flat"])
+def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
+    """The constant-rate run's validation loss: where it was lowest, that value, how far it rose and the final
+    training accuracy when it rose by more than 5 % of its minimum; else that it kept falling or stayed flat."""
+    results, figures, build, runs = fixture_results
+    curve = {"rose": None, "falling": [3.0 - i / 100 for i in range(300)],  # lowest at the last epoch
+             "flat": [2.0] * 99 + [1.5] + [1.5 + 0.05 * i / 200 for i in range(1, 201)]}[shape]  # +3.3 % from epoch 100
+    if curve:
+        _rewrite("03_lr_schedule", lambda r: r["runs"][0]["curves"].update(val_loss=curve))
+    text = _generated(report.generate(results, figures, build / "generated"))
+    expected = {"rose": "The constant-rate run overfitted: its validation loss was lowest at epoch 61 (1.420) and rose "
+                        "by 0.531 to the last epoch, while its training accuracy reached 74.2\\,\\%",
+                "falling": "The constant-rate run's validation loss kept falling to the last epoch (0.010)",
+                "flat": "The constant-rate run's validation loss was lowest at epoch 100 (1.500) and stayed within "
+                        "5\\,\\% of that to the last epoch (1.550)"}
+    assert expected[shape] in text
+    assert "settles at a level set by the step size" not in (paths.report_dir() / "paper.tex").read_text()
+
+
+def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
+    """The paragraph gives ReLU's norm over Sigmoid's (median over epochs, last epoch), and a norm whose peak is
+    its first epoch is 'highest at the start', not 'peaks ... in epoch 1'."""
+    results, figures, build, runs = fixture_results
+    text = _generated(report.generate(results, figures, build / "generated"))
+    norms = read_section("06_activation", profile="smoke")["extra"]["grad_norm"]
+    ratios = [r / s for r, s in zip(norms["relu"], norms["sigmoid"], strict=True)]
+    median = sorted(ratios)[len(ratios) // 2 - 1: len(ratios) // 2 + 1]  # an even count: the mean of the middle two
+    assert (f"ReLU's norm was a median {sum(median) / 2:#.3g} times Sigmoid's, and {ratios[-1]:#.3g} times at the "
+            f"last epoch") in text
+    assert "with Sigmoid in blocks 4--10 it was highest at the start (0.120)" in text
+    assert "in epoch 1 " not in text
+
+
+@pytest.mark.parametrize("differ", [False, True])
+def test_the_learning_rate_discussion_follows_whether_rankings_differ(fixture_results, differ):
+    """The clause on training and validation rankings that differ is there only when they do."""
+    results, figures, build, runs = fixture_results
+    if differ:  # the smallest rate now validates best; 0.05 still trains best
+        _rewrite("02_learning_rate", lambda r: r["runs"][2].update(final_val_acc=0.60))
+    text = _generated(report.generate(results, figures, build / "generated"))
+    assert ("Here the two orders differ" in text) == differ
+    assert ("Here the two orders agree" in text) == (not differ)
+    assert "neither run" not in (paths.report_dir() / "paper.tex").read_text()
+
+
+def test_summary_table_is_the_path_of_chosen_runs(fixture_results):
+    """Constant rate, + cosine, + the chosen weight decay, + mixup, then the Sigmoid variant after a rule; not the
+    weight decay that was not chosen; the final model's row bold, maths included, with the test accuracy."""
+    results, figures, build, runs = fixture_results
+    out = report.generate(results, figures, build / "generated")
+    rows = [ln for ln in (out / "tables" / "07_summary.tex").read_text().splitlines() if ln.endswith("\\\\")][1:]
+    settings = [row.split(" & ")[0].replace(report.BOLD, "") for row in rows]
+    assert settings == ["constant $\\eta=0.05$", "+ cosine schedule", "+ $\\lambda=5\\times10^{-4}$",
+                        "+ mixup $\\alpha=0.2$", "Sigmoid, blocks 4--10 (variant)"]
+    assert all(cell.startswith("\\bfseries\\boldmath ") for cell in rows[3].split(" & "))
+    assert report.pct(0.7053) in rows[3] and report.pct(0.7053) not in rows[0] + rows[4]
+    assert "\\midrule\nSigmoid" in (out / "tables" / "07_summary.tex").read_text()
+
+
+def test_an_explicit_author_is_printed_escaped(fixture_results):
+    results, figures, build, runs = fixture_results
+    text = _generated(report.generate(results, figures, build / "generated", author="Ada L_v & {Co} 100%"))
+    assert "\\newcommand{\\PaperAuthor}{Ada L\\_v \\& \\{Co\\} 100\\%}" in text
+
+
+@pytest.mark.parametrize("git", ["with user.name", "without user.name", "not installed"])
+def test_the_default_author_is_git_user_name_else_anonymous(fixture_results, monkeypatch, tmp_path, git):
+    """No author given: git's user.name where git is installed and has one, else 'Anonymous'."""
+    results, figures, build, runs = fixture_results
+    # Configuration given through the environment overrides every git config file (git >= 2.31).
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.name")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "Grace Hopper" if git == "with user.name" else "")
+    if git == "not installed":
+        monkeypatch.setenv("PATH", str(tmp_path))  # no git on it
+    text = _generated(report.generate(results, figures, build / "generated"))
+    name = "Grace Hopper" if git == "with user.name" else "Anonymous"
+    assert f"\\newcommand{{\\PaperAuthor}}{{{name}}}" in text
+
+
+def test_public_ranges_appear_only_on_official_data_in_the_full_profile(tmp_path, monkeypatch, fixture_results):
+    """Official CIFAR-100, full profile: each table has the public validation range ('--' without one) and daggers
+    a result outside it, the summary also the final model's public test range, and the captions say so. On
+    synthetic data (the fixture) there is no such column or note."""
+    results, figures, build, runs = fixture_results
+    synthetic = report.generate(results, figures, build / "generated")
+    assert not any("Public" in f.read_text() for f in (synthetic / "tables").glob("*.tex"))
+    assert "Public:" not in _generated(synthetic)
+    monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "official"))
+    write_fixture_results(kind="cifar100", profile="full", arch="mobilenet")
+    out = report.generate(tmp_path / "official" / "full", figures, tmp_path / "gen", profile="full")
+    lr = (out / "tables" / "02_learning_rate.tex").read_text()
+    assert "$\\eta=0.05$ & \\bfseries\\boldmath 1.734" in lr and "47.1$^\\dagger$ & \\bfseries\\boldmath 44--47" in lr
+    assert "Sigmoid, blocks 4--10 & 0.311 & 93.2 & 1.702 & 62.3 & -- \\\\" in (
+        out / "tables" / "06_activation.tex").read_text()
+    summary = (out / "tables" / "07_summary.tex").read_text()
+    assert "70.5 & \\bfseries\\boldmath 69.7--70.9 \\\\" in summary  # the final model's test accuracy, within
+    text = _generated(out)
+    assert "$^\\dagger$\\,outside the public range" in text
+    assert "--: no public range for this model and setting" in text
+    assert "within the range public reports give for this model (69.7--70.9\\,\\%)" in text
