@@ -1,5 +1,6 @@
 # The workbook's commands. `make all` = set up, run every notebook, build the paper.
 # PROFILE=full (brief's settings, real CIFAR-100) | quick (real data, short runs) | smoke (synthetic, minutes on a CPU)
+# AUTHOR="Your Name" for the paper (default: git user.name, else Anonymous)
 PROFILE ?= full
 DATA_DIR ?=
 PYTHON ?= python3.11
