@@ -7,6 +7,7 @@ full training step is captured once and replayed as a CUDA graph (`make_step`); 
 `train_together(configs, run_dirs)` trains runs that differ only in learning rate, schedule or weight
 decay side by side as one stacked network (lib.stack), each with its own optimiser, metrics and
 checkpoint; `train` is that with one run. Every step of the loop sees N models: logits N x B x classes.
+Each epoch's metrics also go to TensorBoard (and W&B if asked for) through lib.tracking, which never stops training.
 What it is not: the run store (lib.store decides where runs live and whether to train at all).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint
+from . import checkpoint, tracking
 from .config import RunConfig
 from .data import DataInfo, DeviceSplit, channel_stats, data_info, load_cifar100, split_indices
 from .device import Runtime, runtime
@@ -307,6 +308,7 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
                  for d, m, o in zip(run_dirs, models, optimizers, strict=True)]
     if len({len(h) for h in histories}) != 1:
         raise ValueError("runs trained together must resume from the same epoch; train them one at a time")
+    tracker = tracking.Tracking(configs, run_dirs, len(histories[0]), configs[0].short_name(leave_out=STACKABLE))
     net = stack_models(models)  # after the restore: the stacked BatchNorm buffers start from the restored ones
     sums = torch.zeros(n_runs, 5, device=rt.device)  # per run: [loss * batch, correct, images, grad-norm sum, last]
     phases["compiled"] = rt.compiles(config.epochs)
@@ -343,6 +345,7 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
                 "train_images_per_second": seen * n_runs / train_seconds,  # this run's images per second of its share
                 "runs_together": n_runs,
             })
+        tracker.log(histories)  # TensorBoard (and W&B): before the checkpoint, so a resume never leaves a gap
         for d, m, o, c, history in zip(run_dirs, models, optimizers, configs, histories, strict=True):
             if d is not None:
                 checkpoint.save(d, m, o, generator, mixup_rng, history, c)
@@ -351,6 +354,7 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
         bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),
                         val_acc="/".join(f"{h[-1]['val_acc']:.3f}" for h in histories))
     bar.close()
+    tracker.finish(histories)  # the config as hparams with the final metrics
     phases["total_seconds"] = time.perf_counter() - started
     if phases["epoch_seconds"]:
         print(f"timing {run_names(configs)}: {phase_text(phases)}", flush=True)
