@@ -140,14 +140,17 @@ def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
     assert (tiny["executed"] / "02_learning_rate.ipynb").exists()
 
 
-def test_a_failing_notebook_is_named_in_one_line(study):
-    executed = study["dirs"]["executed"] / "failing"
-    failed = run_study(study["env"], "--executed-dir", str(executed), "--only", "03_lr_schedule",
-                       "--param", "schedules=['linear']")
+def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
+    """A failure only a notebook meets (here: the summary without the sections' results) is named in one line
+    and its executed copy kept; bad parameters are refused before, by the driver (the test below)."""
+    executed = tmp_path / "executed"
+    failed = run_study({**study["env"], "AI6103_RESULTS_DIR": str(tmp_path / "results")}, "--executed-dir",
+                       str(executed), "--only", "07_summary")
     assert failed.returncode == 1
     line = [line for line in failed.stderr.splitlines() if line.startswith("FAILED")]
-    assert len(line) == 1 and "03_lr_schedule.ipynb, cell" in line[0] and "ConfigError" in line[0], failed.stderr
-    assert (executed / "03_lr_schedule.ipynb").exists()  # kept for inspection
+    assert len(line) == 1 and "07_summary.ipynb, cell" in line[0] and "FileNotFoundError" in line[0], failed.stderr
+    assert "run notebook notebooks/02_learning_rate.ipynb first" in line[0]
+    assert (executed / "07_summary.ipynb").exists()  # kept for inspection
 
 
 @pytest.mark.parametrize("param, message", [
