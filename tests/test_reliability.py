@@ -268,7 +268,7 @@ def test_damaged_data_folder_is_an_error_not_a_run(tmp_path, damage):
 def test_files_that_parse_but_are_not_official_load_with_a_warning(tmp_path):
     lib.write_synthetic_cifar100(tmp_path, n_train=50, n_test=20)
     train = tmp_path / "cifar-100-python" / "train"
-    batch = pickle.loads(train.read_bytes())
+    batch = pickle.loads(train.read_bytes(), encoding="latin1")  # Python 2 pickles, as the official files
     train.write_bytes(pickle.dumps({**batch, "batch_label": "my subset"}, protocol=2))
     with pytest.warns(UserWarning, match="not the official CIFAR-100"):
         data = load_cifar100(tmp_path, download=False)
@@ -367,7 +367,7 @@ def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path)
 
     writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        results = paths.results_dir()
+        results = paths.results_dir("smoke")
         results.mkdir(parents=True, exist_ok=True)
         gone, writing = results / ".02_learning_rate.json.tmp-999999999", results / f".x.json.tmp-{writer.pid}"
         gone.write_text("{")
