@@ -62,12 +62,11 @@ def _read_finished(path: Path, config: RunConfig) -> RunResult | None:
     try:
         summary = json.loads(summary_file.read_text())
         history = pd.read_csv(path / METRICS)
-        complete = len(history) == config.epochs == summary.get("epochs_done")
+        problem = _files_problem(summary, history, config)
     except Exception as e:  # noqa: BLE001 - truncated, empty or garbled files all mean "not usable"
-        summary, complete, problem = None, False, f"{type(e).__name__}: {e}"
-    else:
-        problem = f"{len(history)} of {config.epochs} epochs in {METRICS}"
-    if summary is not None and summary.get("store_version") != STORE_VERSION:
+        summary, problem = None, f"{type(e).__name__}: {e}"
+    complete = problem is None
+    if isinstance(summary, dict) and summary.get("store_version") != STORE_VERSION:
         raise RunStoreError(f"run {path.name} was written by another version of the workbook (store format "
                             f"{summary.get('store_version')}, this one reads {STORE_VERSION}); move {path} away "
                             f"to retrain it")
@@ -81,6 +80,23 @@ def _read_finished(path: Path, config: RunConfig) -> RunResult | None:
     summary_file.rename(summary_file.with_name(SUMMARY + ".corrupt"))
     warnings.warn(f"run {path.name}: its result files do not read ({problem}) and the checkpoint is not at the "
                   f"last epoch; resuming from the last good checkpoint", stacklevel=3)
+    return None
+
+
+def _files_problem(summary: dict, history: pd.DataFrame, config: RunConfig) -> str | None:
+    """What makes a finished run's summary and metrics unusable (their layout and value ranges), or None.
+    Losses are not checked: a diverged run's NaN loss is a result."""
+    if not isinstance(summary, dict):
+        return f"{SUMMARY} holds no object"
+    if len(history) != config.epochs or summary.get("epochs_done") != config.epochs:
+        return f"{len(history)} of {config.epochs} epochs in {METRICS}"
+    missing = [c for c in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc") if c not in history.columns]
+    if missing:
+        return f"{METRICS} lacks the columns {missing}"
+    if not history[["train_acc", "val_acc"]].apply(lambda column: column.between(0, 1)).all().all():
+        return f"{METRICS} holds accuracies outside [0, 1]"
+    if not all(isinstance(summary.get(f"final_{k}"), (int, float)) for k in ("train_acc", "val_acc")):
+        return f"{SUMMARY} lacks the final accuracies"
     return None
 
 

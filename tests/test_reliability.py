@@ -97,10 +97,19 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_epoch(tiny_config):
     assert (finished.path / "checkpoint.pt.corrupt").exists()
 
 
-def test_finished_run_with_truncated_metrics_is_rebuilt_from_its_checkpoint(tiny_config, monkeypatch):
+@pytest.mark.parametrize("damage", ["truncated", "percent_accuracies", "missing_column", "summary_not_an_object"])
+def test_finished_run_with_damaged_result_files_is_rebuilt_from_its_checkpoint(tiny_config, monkeypatch, damage):
+    """Summary and metrics are checked for their layout and value ranges when read, not only for parsing."""
     finished = run_or_load(tiny_config, progress=False)
-    metrics = finished.path / "metrics.csv"
-    metrics.write_text(metrics.read_text()[:40])
+    metrics, summary = finished.path / "metrics.csv", finished.path / "summary.json"
+    if damage == "truncated":
+        metrics.write_text(metrics.read_text()[:40])
+    elif damage == "percent_accuracies":
+        finished.history.assign(val_acc=100 * finished.history["val_acc"]).to_csv(metrics, index=False)
+    elif damage == "missing_column":
+        finished.history.drop(columns=["train_acc"]).to_csv(metrics, index=False)
+    else:
+        summary.write_text("[1, 2]")
     monkeypatch.setattr(sys.modules["lib.train"], "train", lambda *a, **k: pytest.fail("nothing to train"))
     with pytest.warns(UserWarning, match="rebuilt"):
         again = run_or_load(tiny_config, progress=False)
