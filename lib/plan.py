@@ -93,7 +93,8 @@ def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
         setup, words = _setup(n_calls, next(iter(runs.values())).epochs)
         total += setup
         print(f"  {words}")
-    print(f"  estimated time on this machine ({speed['device'] if speed else '-'}): {format_seconds(total)}")
+    if total:
+        print(f"  estimated time on this machine ({speed['device']}): {format_seconds(total)}")
     return total
 
 

@@ -57,8 +57,9 @@ def use_style() -> None:
 use_style()
 
 
-def save(fig: plt.Figure, stem: str, data_kind: str, profile: str, folder: Path | None = None) -> list[Path]:
-    """Write `fig` as `<stem>.pdf` and `<stem>.png` in the profile's figures folder (or `folder`); returns both.
+def save(fig: plt.Figure, stem: str, data_kind: str, profile: str, folder: Path | None = None) -> None:
+    """Write `fig` as `<stem>.pdf` and `<stem>.png` in the profile's figures folder (or `folder`). Returns
+    nothing, so that a notebook cell ending with it shows the figure and no list of paths.
 
     Figures of anything but the official CIFAR-100 carry a visible "synthetic data" mark.
     """
@@ -68,12 +69,8 @@ def save(fig: plt.Figure, stem: str, data_kind: str, profile: str, folder: Path 
                  color="tab:red", alpha=0.25, rotation=20, zorder=1000)
     folder = Path(folder) if folder is not None else paths.figures_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
     for suffix in (".pdf", ".png"):
-        path = folder / f"{stem}{suffix}"
-        fig.savefig(path)
-        written.append(path)
-    return written
+        fig.savefig(folder / f"{stem}{suffix}")
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P")  # one per setting, so settings differ in greyscale too

@@ -13,7 +13,6 @@ import math
 import textwrap
 import time
 import warnings
-from pathlib import Path
 
 import pandas as pd
 
@@ -119,11 +118,12 @@ def run_record(label: str, result: RunResult) -> dict:
 
 
 def export(section: str, profile: str, results: dict[str, RunResult], chosen: str | None = None,
-           extra: dict | None = None, data_kind: str | None = None) -> Path:
+           extra: dict | None = None, data_kind: str | None = None) -> None:
     """Write a section's results file (lib.results schema) from its labelled runs: every section exports this way.
 
     `chosen` is the label of the run the section hands on (lib.sections: what the next section starts from);
-    the record names it by run id and the setting it decided. `data_kind` is needed only without runs."""
+    the record names it by run id and the setting it decided. `data_kind` is needed only without runs. Prints
+    the file's path once (and returns nothing, so a notebook shows it once)."""
     compares = get(section).compares
     chosen_run = results[chosen] if chosen is not None else None
     kind = data_kind or data_info(next(iter(results.values())).config.data_dir).kind
@@ -132,7 +132,6 @@ def export(section: str, profile: str, results: dict[str, RunResult], chosen: st
                          chosen_run_id=chosen_run.run_id if chosen_run else None, extra=extra,
                          figures=get(section).figure_stems)
     print(f"wrote {path}")
-    return path
 
 
 def split_code() -> str:
