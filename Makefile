@@ -28,7 +28,7 @@ lint: setup
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$(test "$$(id -u)" = 0 && echo --allow-root)  # root: containers, cloud notebooks
 
 # Every run's curves and the hparams table of the whole study (lib.tracking writes runs/<run>/tensorboard/).
 tensorboard: setup

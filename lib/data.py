@@ -106,7 +106,8 @@ def _ensure_files(root: Path, download: bool) -> Path:
         except Exception as e:  # noqa: BLE001 - no network, proxy, HTTP error: all need the same fix
             archive.unlink(missing_ok=True)
             raise DataError(f"CIFAR-100 is not in {root} and could not be downloaded ({type(e).__name__}); "
-                            f"put {ARCHIVE} (from {URL}) or its extracted {FOLDER}/ folder there") from None
+                            f"put {ARCHIVE} (from {URL}) or its extracted {FOLDER}/ folder there, or work "
+                            f"offline on synthetic data with the smoke profile (make all PROFILE=smoke)") from None
     if not archive.is_file():
         raise DataError(f"CIFAR-100 is not in {root}: put {ARCHIVE} (from {URL}) or its extracted {FOLDER}/ "
                         f"folder there, or pass download=True")
