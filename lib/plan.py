@@ -15,7 +15,7 @@ from .cost import epoch_seconds, setup_seconds, split_sizes, throughput
 from .data import data_info, load_cifar100
 from .device import runtime
 from .profiles import get_profile
-from .sections import TRAINING, PlannedRun, plan_study
+from .sections import TRAINING, plan_study
 from .store import epochs_recorded, peek_summary, run_path, training_groups
 
 
@@ -47,13 +47,14 @@ def n_train_images(config: RunConfig) -> int:
     return split_sizes(config, n_training_file(config))[0]
 
 
-def _rows(configs: list[RunConfig]) -> tuple[list[tuple[str, float]], int, dict | None]:
-    """(status, seconds) of each config (the first of a repeated run carries it), the training calls they need,
-    and the speed used."""
+def _rows(configs: list[RunConfig], seen: set[Path]) -> tuple[list[tuple[str, float]], int, dict | None]:
+    """(status, seconds) of each config, the training calls its unfinished runs need, and the speed used. A run
+    already in `seen` (listed earlier) is "the same run as above"; the configs' runs are added to `seen`."""
     n_total = n_training_file(configs[0])
-    groups = training_groups(configs, epochs_of=epochs_recorded)  # reads no checkpoint
+    unfinished = [c for c in configs if run_path(c) not in seen and epochs_recorded(run_path(c)) < c.epochs]
+    groups = training_groups(unfinished, epochs_of=epochs_recorded)  # reads no checkpoint
     together = {run_path(c): len(group) for group in groups for c in group}
-    rows, seen, speed = [], set(), None
+    rows, speed = [], None
     for config in configs:
         path = run_path(config)
         done = epochs_recorded(path)
@@ -62,7 +63,7 @@ def _rows(configs: list[RunConfig]) -> tuple[list[tuple[str, float]], int, dict 
         elif done >= config.epochs:
             rows.append(("stored", 0.0))
         else:
-            stack = together.get(path, 1)
+            stack = together[path]
             speed = throughput(config.arch, config.batch_size, stack)  # images/s summed over a stack: this
             seconds = (config.epochs - done) * epoch_seconds(config, speed, n_total)  # run's share of its time
             status = f"train {config.epochs - done} epochs" + (f" (resume at {done})" if done else "")
@@ -80,7 +81,7 @@ def _setup(n_calls: int, epochs: int) -> tuple[float, str]:
 
 def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
     """Print what a section will train and how long it should take here; returns the estimate in seconds."""
-    rows, n_calls, speed = _rows(list(runs.values()))
+    rows, n_calls, speed = _rows(list(runs.values()), set())
     width = max(len(label) for label in runs)
     stored = sum(status == "stored" for status, _ in rows)
     print(f"{section}: {len(runs)} runs, {stored} already stored" + (": nothing to train" if stored == len(runs)
@@ -93,7 +94,6 @@ def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
         setup, words = _setup(n_calls, next(iter(runs.values())).epochs)
         total += setup
         print(f"  {words}")
-    if total:
         print(f"  estimated time on this machine ({speed['device']}): {format_seconds(total)}")
     return total
 
@@ -114,27 +114,23 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
           f"validation images per epoch; {config.arch}, batch {config.batch_size}")
     print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
           f"~{format_seconds(epoch_seconds(config, speed, n_train + n_val))} per epoch of {config.epochs}-epoch runs")
-    runs: list[PlannedRun] = [run for wave in waves for run in wave]
-    rows, _, _ = _rows([run.config for run in runs])
-    distinct = {run_path(run.config) for run in runs}
-    status_of = dict(zip(runs, rows, strict=True))
+    distinct = {run_path(run.config) for wave in waves for run in wave}
     print(f"the study: {len(distinct)} distinct runs in {len(waves)} waves (a wave's runs train together where "
           f"that pays here)")
-    total = 0.0
+    total, seen, stored = 0.0, set(), 0
     for i, wave in enumerate(waves, 1):
         print(f"  wave {i}: {', '.join(dict.fromkeys(run.section for run in wave))}")
-        for run in wave:
-            status, seconds = status_of[run]
+        rows, n_calls, _ = _rows([run.config for run in wave], seen)
+        for run, (status, seconds) in zip(wave, rows, strict=True):
             assumes = f"  (if {run.assumes} chooses its first run)" if run.assumes else ""
             print(f"    {run.section:<17} {run.label:<18} {run.config.short_name():<44} {status:<26} "
                   f"{format_seconds(seconds) if seconds else '-'}{assumes}")
-        training = [run.config for run in wave if status_of[run][1]]
+        stored += sum(status == "stored" for status, _ in rows)
+        training = [run.config for run, (_, seconds) in zip(wave, rows, strict=True) if seconds]
         if training:  # bench/study_record.py reads this line to know the calls a study's log should hold
-            n_calls = len(training_groups(training, epochs_of=epochs_recorded))
             print(f"    -> {len(training)} runs to train in {n_calls} training calls of {training[0].epochs} epochs")
             setup, _ = _setup(n_calls, training[0].epochs)
-            total += setup + sum(status_of[run][1] for run in wave)
-    stored = sum(status == "stored" for status, _ in rows)
+            total += setup + sum(seconds for _, seconds in rows)
     if stored == len(distinct):
         print(f"all {len(distinct)} runs stored: nothing to train")
     else:

@@ -34,7 +34,7 @@ from .notation import parameter_name, power_of_ten
 from .profiles import PROFILES
 from .reference import PublicRange, applies, public_range
 from .results import read_section
-from .sections import SECTIONS, TRAINING, check_chain, figure_section
+from .sections import SECTIONS, TRAINING, check_chain, chosen_run, figure_section
 
 PROSE = ("setup", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
          "07_summary", "public_ranges")  # report/prose/<name>.tex.j2, rendered to generated/prose/<name>.tex
@@ -152,8 +152,12 @@ def _run_with_id(record: dict, run_id: str | None, what: str) -> dict:
 
 
 def _chosen_run(record: dict) -> dict:
-    """The run a section hands on, by its `chosen_run_id`: the report never re-decides a section's choice."""
-    return _run_with_id(record, record.get("chosen_run_id"), "the run it chose (chosen_run_id)")
+    """The run a section hands on, by its `chosen_run_id` (lib.sections.chosen_run): the report never re-decides
+    a section's choice."""
+    try:
+        return chosen_run(record)
+    except ValueError as error:
+        raise ReportError(str(error)) from None
 
 
 def _others(record: dict, run: dict) -> list[dict]:

@@ -251,8 +251,7 @@ def choose_label(section: str, summaries: dict[str, dict], choose_by: str | None
     if not spec.choose_by:
         raise ValueError(f"{section} chooses nothing")
     choose_by = choose_by or spec.choose_by[0]
-    if choose_by not in spec.choose_by:
-        raise ConfigError(f"choose_by must be one of {list(spec.choose_by)} for {section}, got {choose_by!r}")
+    check_parameters(section, choose_by=choose_by)
     key, larger_is_better = METRICS[choose_by]
     sign = 1.0 if larger_is_better else -1.0
     return max(summaries, key=lambda label: sign * summaries[label][key])
