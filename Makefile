@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (AI6103 workbook)" >/dev/null
+	$(PY) -m ipykernel install --sys-prefix --name ai6103 --display-name "Python 3 (AI6103 workbook)" >/dev/null
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,6 +1,7 @@
 """Profiles (how big the study is) and the data folder each reads; the brief's baseline config for a profile."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,14 @@ def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
     return PROFILES[name]
+
+
+def session_profile(profile: str | None) -> str:
+    """A notebook's profile: the one given (papermill's parameter, an edit in Lab), else the PROFILE that
+    `make lab` was started with (AI6103_PROFILE), else "full"."""
+    name = profile if profile is not None else os.environ.get("AI6103_PROFILE") or "full"
+    get_profile(name)
+    return name
 
 
 def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:

@@ -20,7 +20,7 @@ from . import paths, reference
 from .config import RunConfig
 from .data import data_info, split_indices
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
-from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir  # noqa: F401 - for notebooks
+from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
 from .results import read_section, write_section
 from .sections import SECTIONS, TRAINING, check_parameters, choose_label, chosen_run, get, section_configs, settings_of  # noqa: F401 - the notebooks' one import
 from .store import RunResult, run_or_load_many

@@ -2,7 +2,7 @@
 
 First every run of the sections run here is trained in this process, wave by wave as lib.sections orders them
 (the runs of one wave, e.g. sections 3 and 4, train together where that pays): one set-up instead of one per
-notebook. Then each notebook in notebooks/ runs with the `python3` kernel, in that folder, with the parameters
+notebook. Then each notebook in notebooks/ runs with the project's `ai6103` kernel, in that folder, with the parameters
 `profile` and `data_dir` (plus any `--param NAME=VALUE` the notebook declares), and finds its runs in the run
 store; its executed copy, outputs and parameters kept, goes to executed/<profile>/. The kernels' output (the
 plan, the tables) streams to this terminal. The first failing notebook stops the run with one line naming the
@@ -27,7 +27,7 @@ from lib.profiles import PROFILES
 from lib.store import peek_summary, run_or_load_many
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
-KERNEL = "python3"
+KERNEL = "ai6103"  # the project kernel `make setup` installs into .venv (a user's own python3 cannot shadow it)
 NOTEBOOK_OVERHEAD_S = 8.0  # kernel start, imports and figures of one notebook, for the overall estimate
 
 

@@ -199,7 +199,7 @@ def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tm
     """As a user types them: `papermill -p NAME VALUE` (papermill infers the type), before any training."""
     before = sorted(p.name for p in study["dirs"]["runs"].iterdir())
     failed = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / f"{notebook}.ipynb"),
-                             str(tmp_path / "out.ipynb"), "-k", "python3", "--cwd", str(ROOT / "notebooks"),
+                             str(tmp_path / "out.ipynb"), "-k", "ai6103", "--cwd", str(ROOT / "notebooks"),
                              "-p", "profile", "smoke", "-p", name, typed], env=study["env"], capture_output=True,
                             text=True, timeout=300)
     assert failed.returncode != 0
