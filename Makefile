@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 	@bash scripts/install_tex.sh
+	@bash scripts/install_browser.sh
 
 test: setup
 	$(PY) -m pytest -q
@@ -27,8 +28,10 @@ lint: setup
 	$(PY) -m ruff check lib tests notebooks bench scripts
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
 
+# JupyterLab on lab/, your git-ignored copies of notebooks/ (made when missing, never overwritten); the notebooks'
+# `profile = None` means PROFILE, and DATA_DIR their data folder. As root it adds --allow-root (containers).
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/ $$(test "$$(id -u)" = 0 && echo --allow-root)  # root: containers, cloud notebooks
+	$(PY) scripts/lab.py $(STUDY_ARGS)
 
 # Every run's curves and the hparams table of the whole study (lib.tracking writes runs/<run>/tensorboard/).
 tensorboard: setup

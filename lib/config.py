@@ -71,6 +71,8 @@ class RunConfig:
             parts.append(("mixup_alpha", f"mix{self.mixup_alpha:g}"))
         if self.sigmoid_blocks:
             parts.append(("sigmoid_blocks", f"sig{self.sigmoid_blocks[0]}-{self.sigmoid_blocks[-1]}"))
+        if self.seed:
+            parts.append(("seed", f"s{self.seed}"))
         return "-".join(text for field, text in parts if field not in leave_out)
 
 

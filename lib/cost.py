@@ -168,8 +168,8 @@ def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
         return time.perf_counter() - start
 
     net.train()
-    train_ips = runs * len(split) / timed(lambda: train_epoch(step, split, configs, generator,
-                                                              np.random.default_rng(0), 0, 1, rt))
+    train_ips = runs * len(split) / timed(lambda: train_epoch(step, split, configs,
+                                                              [(generator, np.random.default_rng(0))], 0, 1, rt))
     eval_ips = runs * len(split) / timed(lambda: evaluate(net, split, rt))
     return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
 

@@ -1,7 +1,8 @@
 """Several runs as one network: N models of one architecture trained side by side on the same batches.
 
-The runs of a section differ only in optimiser settings (learning rate, schedule, weight decay); they share
-the data, the seed (so the same batches, crops, flips and mixup draws) and the shapes. `stack_models` builds
+The runs of a section differ only in optimiser settings (learning rate, schedule, weight decay) and seed; they
+share the data and the shapes. Runs of one seed share the batches (crops, flips, mixup draws) too; runs of
+different seeds each get their own batch, side by side in the channels of the first layer's input. `stack_models` builds
 one "wide" network whose every layer computes all N models' layers at once: convolution weights are
 concatenated along the output channels and the convolution runs with N times the groups, so model n's
 channels only ever see model n's channels; BatchNorm over N*C channels is each model's own BatchNorm; the
@@ -23,21 +24,24 @@ from torch import nn
 
 
 class StackedConv(nn.Module):
-    """N convolutions of the same shape as one grouped convolution: input B x (N*C_in) x H x W (or, for the
-    first layer, the shared image batch B x C_in x H x W) -> B x (N*C_out) x H' x W'."""
+    """N convolutions of the same shape as one grouped convolution: input B x (N*C_in) x H x W -> B x (N*C_out)
+    x H' x W'. The first layer (`first_layer`) also takes one image batch all models share, B x C_in x H x W
+    (runs of one seed see the same images); given N batches side by side, B x (N*C_in), model n reads the n-th
+    (runs of different seeds each see their own)."""
 
-    def __init__(self, parts: list[nn.Conv2d], shared_input: bool):
+    def __init__(self, parts: list[nn.Conv2d], first_layer: bool):
         super().__init__()
         self.parts = nn.ModuleList(parts)
         first = parts[0]
         self.stride, self.padding, self.dilation = first.stride, first.padding, first.dilation
-        # The first layer reads the one image batch all models share; later ones read each model's own channels.
-        self.groups = first.groups if shared_input else first.groups * len(parts)
+        self.in_channels, self.first_layer, self.groups = first.in_channels, first_layer, first.groups * len(parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = torch.cat([p.weight for p in self.parts])  # (N*C_out) x C_in/groups x k x k
         bias = None if self.parts[0].bias is None else torch.cat([p.bias for p in self.parts])
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        shared = self.first_layer and x.shape[1] == self.in_channels  # one batch for all: every model reads it
+        groups = self.groups // len(self.parts) if shared else self.groups
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, groups)
 
 
 class StackedBatchNorm(nn.Module):
@@ -96,7 +100,8 @@ class Single(nn.Module):
 
 
 def stack_models(models: list[nn.Module]) -> nn.Module:
-    """One network computing all `models` on a shared batch: images B x 3 x H x W -> logits N x B x classes.
+    """One network computing all `models` at once: images B x 3 x H x W (one batch for all) or B x 3N x H x W
+    (model n's batch in channels 3n..3n+2) -> logits N x B x classes.
 
     The models must share architecture and activations (they differ only in their weights). One model comes
     back as itself behind the same interface, so the single run's arithmetic is untouched.
@@ -112,7 +117,7 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
     for name, module in list(wide.named_modules()):
         parts = [m.get_submodule(name) for m in models] if name else []
         if isinstance(module, nn.Conv2d):
-            replacement = StackedConv(parts, shared_input=first_conv)
+            replacement = StackedConv(parts, first_layer=first_conv)
             first_conv = False
         elif isinstance(module, nn.BatchNorm2d):
             replacement = StackedBatchNorm(parts)

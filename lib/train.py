@@ -30,7 +30,7 @@ from .device import Runtime, runtime
 from .models import build_model
 from .stack import stack_models
 
-STACKABLE = ("lr", "schedule", "weight_decay")  # runs differing only in these can train together
+STACKABLE = ("lr", "schedule", "weight_decay", "seed")  # runs differing only in these can train together
 
 
 def lr_at(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
@@ -59,14 +59,16 @@ def mixup_loss(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: 
 
 
 def _mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """y: labels B (one batch for every model) or N x B (model n's batch is row n)."""
     if logits.dim() == 2:
         return F.cross_entropy(logits, y)
-    return torch.stack([F.cross_entropy(one, y) for one in logits])  # per model: the single-run arithmetic
+    labels = y if y.dim() == 2 else y.expand(len(logits), -1)
+    return torch.stack([F.cross_entropy(one, own) for one, own in zip(logits, labels, strict=True)])  # per model
 
 
 def group_key(config: RunConfig) -> tuple:
-    """Runs with equal keys can train together: same data, seed, shapes and augmentation; they may differ in
-    the optimiser settings (STACKABLE) alone."""
+    """Runs with equal keys can train together: same data, shapes and augmentation; they may differ in the
+    optimiser settings and the seed (STACKABLE) alone."""
     key = config.key()
     for name in STACKABLE:
         key.pop(name)
@@ -138,8 +140,9 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
 
     `net` maps the batch to logits N x B x classes (lib.stack); `optimizers[n]` and `watched[n]` (the parameter
     whose gradient 2-norm is logged) belong to model n. Adds, per model, [loss * B, correct (lambda-weighted), B,
-    grad-norm, grad-norm minus the previous one] into `sums` (N x 5, on the device). `lam` is a float or a 0-d
-    device tensor; nothing here reads back to the host.
+    grad-norm, grad-norm minus the previous one] into `sums` (N x 5, on the device). One batch for all models:
+    x B x 3 x H x W, labels B, `lam` a float or a 0-d device tensor; one batch per model (runs of different
+    seeds): x B x 3N x H x W, labels N x B, `lam` a device tensor N. Nothing here reads back to the host.
     """
     with rt.autocast():
         logits = net(x).float()
@@ -152,15 +155,17 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
         optimizer.step()
     with torch.no_grad():
         predicted = logits.argmax(2)  # N x B
-        correct = lam * (predicted == y).sum(1) + (1.0 - lam) * (predicted == y_b).sum(1)
-        size = torch.full_like(grad_norms, len(y))  # a fill kernel, not a host-to-device copy (graph-safe)
-        sums += torch.stack([losses.detach() * len(y), correct, size, grad_norms, grad_norms - sums[:, 4]], dim=1)
+        # fp32 counts: lambda (a float, or the float32 tensor of the graph or of per-run batches) scales them alike
+        correct = lam * (predicted == y).sum(1).float() + (1.0 - lam) * (predicted == y_b).sum(1).float()
+        size = torch.full_like(grad_norms, y.shape[-1])  # a fill kernel, not a host-to-device copy (graph-safe)
+        sums += torch.stack([losses.detach() * y.shape[-1], correct, size, grad_norms, grad_norms - sums[:, 4]], dim=1)
 
 
 def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit, batch_size: int,
-              compile_model: bool = False):
+              compile_model: bool = False, per_run_batches: bool = False):
     """`step(x, y, y_b, lam, lrs)`: one `sgd_step` at learning rates `lrs` (one per model), eager or replayed as
-    a CUDA graph.
+    a CUDA graph. `per_run_batches`: every model gets a batch of its own (runs of different seeds; `lam` then is a
+    list, one float per model), else one batch for all (`lam` a float).
 
     With `rt.cuda_graphs`, full batches replay one captured step whose inputs (batch, labels, lambda, learning
     rates) are static device tensors refilled before each replay; the partial last batch (a second shape) runs
@@ -172,12 +177,17 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
             for optimizer, lr in zip(optimizers, lrs, strict=True):
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            sgd_step(fast_net if len(y) == batch_size else net, optimizers, watched, x, y, y_b, lam, sums, rt)
+            sgd_step(fast_net if y.shape[-1] == batch_size else net, optimizers, watched, x, y, y_b,
+                     _lambda_argument(lam, x.device), sums, rt)
         return eager_step
 
-    lr_tensors, lam_t = [torch.zeros((), device=rt.device) for _ in optimizers], torch.ones((), device=rt.device)
-    x_s = example.normalize(example.images[:batch_size]).contiguous(memory_format=_layout(rt))
-    y_s, yb_s = example.labels[:batch_size].clone(), example.labels[:batch_size].clone()
+    n_batches = len(optimizers) if per_run_batches else 1
+    lr_tensors = [torch.zeros((), device=rt.device) for _ in optimizers]
+    lam_t = torch.ones(n_batches, device=rt.device) if per_run_batches else torch.ones((), device=rt.device)
+    x_s = example.normalize(example.images[:batch_size]).repeat(1, n_batches, 1, 1).contiguous(
+        memory_format=_layout(rt))  # B x 3 x H x W, or B x 3N x H x W: one batch per model
+    labels = example.labels[:batch_size].expand(n_batches, -1) if per_run_batches else example.labels[:batch_size]
+    y_s, yb_s = labels.clone(), labels.clone()
     for optimizer, lr_t in zip(optimizers, lr_tensors, strict=True):
         for group in optimizer.param_groups:
             group.update(lr=lr_t, fused=True, foreach=None)  # fused SGD reads a device-tensor lr inside the graph
@@ -204,15 +214,21 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
     def graph_step(x, y, y_b, lam, lrs):
         for lr_t, lr in zip(lr_tensors, lrs, strict=True):
             lr_t.fill_(lr)  # fill kernels take the Python float as an argument: no host sync, no new graph
-        if len(y) != batch_size:
-            sgd_step(net, optimizers, watched, x, y, y_b, lam, sums, rt)
+        if y.shape[-1] != batch_size:
+            sgd_step(net, optimizers, watched, x, y, y_b, _lambda_argument(lam, x.device), sums, rt)
             return
         x_s.copy_(x)
         y_s.copy_(y)
         yb_s.copy_(y_b)
-        lam_t.fill_(lam)
+        for lam_n, value in zip(lam_t.view(-1), lam if isinstance(lam, list) else [lam], strict=True):
+            lam_n.fill_(value)
         graph.replay()
     return graph_step
+
+
+def _lambda_argument(lam: float | list[float], device: torch.device) -> float | torch.Tensor:
+    """sgd_step's `lam`: a float as it is (one batch for all), one per model as a device tensor N."""
+    return torch.tensor(lam, dtype=torch.float32, device=device) if isinstance(lam, list) else lam
 
 
 def _compiled(net: torch.nn.Module, rt: Runtime) -> torch.nn.Module:
@@ -257,24 +273,47 @@ def fresh_step(configs: list[RunConfig], rt: Runtime, split: DeviceSplit, compil
     models, optimizers, watched = _build(configs, rt)
     net = stack_models(models)
     sums = torch.zeros(len(configs), 5, device=rt.device)
-    step = make_step(net, optimizers, watched, sums, rt, split, configs[0].batch_size, compile_model)
+    step = make_step(net, optimizers, watched, sums, rt, split, configs[0].batch_size, compile_model,
+                     per_run_batches=len(random_streams(configs)) > 1)
     return models, net, sums, step
 
 
-def train_epoch(step, split: DeviceSplit, configs: list[RunConfig], generator, mixup_rng, first_step: int,
+def random_streams(configs: list[RunConfig], device: torch.device | str = "cpu") -> list:
+    """The random streams of runs trained together, one (generator, mixup_rng) pair each seeded by the run's seed:
+    the generator (on `device`) draws the data order, crops, flips and mixup partners, the numpy rng the mixup
+    lambdas (on the host: no device sync). Runs of one seed share one pair, hence one batch; otherwise every run
+    has its own, so that each run sees exactly the batches it would see trained alone."""
+    seeds = [c.seed for c in configs] if len({c.seed for c in configs}) > 1 else [configs[0].seed]
+    return [(torch.Generator(device=device).manual_seed(seed), np.random.default_rng(seed)) for seed in seeds]
+
+
+def train_epoch(step, split: DeviceSplit, configs: list[RunConfig], streams: list, first_step: int,
                 total_steps: int, rt: Runtime) -> None:
     """One pass over `split`: per-image crop and flip, each run's learning rate at each step, mixup, `step`.
 
-    The batches, crops, flips and mixup draws are shared by the runs (they have one seed: `group_key`)."""
+    `streams` (see `random_streams`): one pair shared by all runs (one seed: one batch B x 3 x H x W, labels B, one
+    lambda), or one per run (its own batch, side by side in the channels: B x 3N x H x W, labels N x B, N lambdas)."""
     batch_size, alpha = configs[0].batch_size, configs[0].mixup_alpha
-    for i, (x, y) in enumerate(split.train_batches(batch_size, generator)):
+    epoch = zip(*(split.train_batches(batch_size, generator) for generator, _ in streams), strict=True)
+    for i, batches in enumerate(epoch):
         lrs = [lr_at(first_step + i, total_steps, c.lr, c.schedule) for c in configs]
-        y_b, lam = y, 1.0
-        if alpha > 0:
-            lam = float(np.float32(sample_mixup_lambda(alpha, mixup_rng)))  # rounded to fp32, as the graph's
-            partner = torch.randperm(len(y), generator=generator, device=y.device)
-            x, y_b = lam * x + (1.0 - lam) * x[partner], y[partner]
+        mixed = [_mixup(x, y, alpha, *stream) for (x, y), stream in zip(batches, streams, strict=True)]
+        if len(mixed) == 1:
+            x, y, y_b, lam = mixed[0]
+        else:
+            x, y, y_b = (torch.cat([m[0] for m in mixed], 1), torch.stack([m[1] for m in mixed]),
+                         torch.stack([m[2] for m in mixed]))
+            lam = [m[3] for m in mixed]
         step(x.contiguous(memory_format=_layout(rt)), y, y_b, lam, lrs)
+
+
+def _mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator, mixup_rng):
+    """(mixed images, labels, partner labels, lambda) of one batch; alpha 0: the batch as it is, lambda 1."""
+    if alpha <= 0:
+        return x, y, y, 1.0
+    lam = float(np.float32(sample_mixup_lambda(alpha, mixup_rng)))  # rounded to fp32, as the graph's
+    partner = torch.randperm(len(y), generator=generator, device=y.device)
+    return lam * x + (1.0 - lam) * x[partner], y, y[partner], lam
 
 
 def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True,
@@ -285,7 +324,7 @@ def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True,
 
 def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None = None, progress: bool = True,
                    rt: Runtime | None = None, phases: dict | None = None) -> list[list[dict]]:
-    """Train runs that differ only in learning rate, schedule or weight decay side by side, one history each.
+    """Train runs that differ only in learning rate, schedule, weight decay or seed side by side, one history each.
 
     Each run has its own model, optimiser and checkpoint (in the single-run format), and is trained on the
     same batches as it would be alone; the GPU computes all of them in one stacked step (lib.stack).
@@ -302,10 +341,10 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
     data = prepare_data(config, rt.device)
     phases["data_seconds"] = time.perf_counter() - started  # read (cached per process), split, statistics, upload
     models, optimizers, watched = _build(configs, rt)
-    generator = torch.Generator(device=rt.device).manual_seed(config.seed)  # data order, crops, flips, mixup pairs
-    mixup_rng = np.random.default_rng(config.seed)  # mixup lambdas, drawn on the host (no device sync)
-    histories = [checkpoint.restore(d, m, o, generator, mixup_rng) if d is not None else []
-                 for d, m, o in zip(run_dirs, models, optimizers, strict=True)]
+    streams = random_streams(configs, rt.device)
+    run_streams = streams if len(streams) == n_runs else streams * n_runs  # run n's (generator, mixup_rng)
+    histories = [checkpoint.restore(d, m, o, *stream) if d is not None else []
+                 for d, m, o, stream in zip(run_dirs, models, optimizers, run_streams, strict=True)]
     if len({len(h) for h in histories}) != 1:
         raise ValueError("runs trained together must resume from the same epoch; train them one at a time")
     tracker = tracking.Tracking(configs, run_dirs, len(histories[0]), configs[0].short_name(leave_out=STACKABLE))
@@ -314,7 +353,7 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
     phases["compiled"] = rt.compiles(config.epochs)
     build_started = time.perf_counter()
     step = make_step(net, optimizers, watched, sums, rt, data.train, config.batch_size,
-                     compile_model=phases["compiled"])
+                     compile_model=phases["compiled"], per_run_batches=len(streams) > 1)
     _synchronize(rt.device)
     phases["build_seconds"] = time.perf_counter() - build_started  # models, cuDNN autotuning, compile, graph capture
     phases["epoch_seconds"] = []  # wall seconds of each epoch trained here, all runs of the stack together
@@ -325,7 +364,7 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
         net.train()
         start = time.perf_counter()
         sums.zero_()
-        train_epoch(step, data.train, configs, generator, mixup_rng, epoch * steps_per_epoch, total_steps, rt)
+        train_epoch(step, data.train, configs, streams, epoch * steps_per_epoch, total_steps, rt)
         run_sums = sums.tolist()  # the epoch's one host sync
         train_seconds = time.perf_counter() - start
         validation = evaluate(net, data.val, rt)
@@ -346,9 +385,10 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
                 "runs_together": n_runs,
             })
         tracker.log(histories)  # TensorBoard (and W&B): before the checkpoint, so a resume never leaves a gap
-        for d, m, o, c, history in zip(run_dirs, models, optimizers, configs, histories, strict=True):
+        for d, m, o, c, history, stream in zip(run_dirs, models, optimizers, configs, histories, run_streams,
+                                               strict=True):
             if d is not None:
-                checkpoint.save(d, m, o, generator, mixup_rng, history, c)
+                checkpoint.save(d, m, o, *stream, history, c)
         phases["epoch_seconds"].append(time.perf_counter() - start)  # with the checkpoints: the epoch's wall time
         bar.update(1)
         bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),

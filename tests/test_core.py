@@ -338,14 +338,17 @@ def test_stack_models_refuses_different_architectures():
         stack_models([build_model("mobilenetv2"), build_model("mobilenetv2", sigmoid_blocks=[4])])
 
 
-def test_runs_trained_together_equal_runs_trained_alone(tiny_config, monkeypatch, float64):
-    """Three runs of a section (learning rate, schedule, weight decay differ) trained as one stacked network give
-    each run exactly its history and weights trained alone (fp64, so rounding cannot hide a difference)."""
+@pytest.mark.parametrize("variants", [
+    [{"lr": 0.1, "schedule": "cosine"}, {"weight_decay": 5e-4}],  # a section's runs: one seed, one batch for all
+    [{"seed": 1}, {"seed": 2, "lr": 0.1}],  # seeds: each run its own batches, crops, flips and mixup draws
+], ids=["optimiser", "seeds"])
+def test_runs_trained_together_equal_runs_trained_alone(tiny_config, monkeypatch, float64, variants):
+    """Three runs trained as one stacked network give each run exactly its history and weights trained alone
+    (fp64, so rounding cannot hide a difference): runs of a section, and seeds of one setting."""
     monkeypatch.setattr(DeviceSplit, "normalize", lambda self, u8: (u8.double() / 255.0 - self.mean) / self.std)
     base = dataclasses.replace(tiny_config, train_subset=64, val_subset=32, batch_size=24, mixup_alpha=0.2,
                                arch="mobilenet")  # 3 steps per epoch, the last one partial
-    configs = [base, dataclasses.replace(base, lr=0.1, schedule="cosine"),
-               dataclasses.replace(base, weight_decay=5e-4)]
+    configs = [base, *(dataclasses.replace(base, **changes) for changes in variants)]
     together = TRAIN_MODULE.train_together(configs, progress=False)
     alone = [lib.train(config, progress=False) for config in configs]
     assert len({h[-1]["train_loss"] for h in together}) == 3  # three different runs, not one run three times

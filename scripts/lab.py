@@ -1,0 +1,96 @@
+"""Open JupyterLab on your own copies of the notebooks: `make lab` (PROFILE=smoke, DATA_DIR=... optional).
+
+Lab never opens notebooks/ itself, so editing and running there never dirties the repository: each
+notebooks/NN_*.ipynb is copied into lab/ (git-ignored) when its copy is missing, and a copy that exists is never
+overwritten, edited or not. A copy made from an older version of its committed notebook is named in one line,
+with how to refresh it. The copies run with the project's `ai6103` kernel; they import `lib` from any folder
+(the package is installed editable into .venv) and find every other folder through lib.paths, so nothing they
+read or write depends on their folder.
+
+The notebooks' `profile = None` means the PROFILE given here (exported as AI6103_PROFILE); DATA_DIR becomes
+AI6103_DATA_DIR. Options this script does not know go to `jupyter lab` as they are (`--port 8899`).
+
+    python scripts/lab.py --profile smoke
+    python scripts/lab.py --profile full --data-dir /data/cifar --dir /tmp/my-lab --no-browser
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from lib import paths
+from lib.profiles import PROFILES
+
+NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
+RECORD = ".copied-from.json"  # in the copies' folder: each copy's committed notebook (sha256) when it was copied
+FOLDER_VARIABLES = ("AI6103_DATA_DIR", "AI6103_RUNS_DIR", "AI6103_RESULTS_DIR", "AI6103_FIGURES_DIR",
+                    "AI6103_EXECUTED_DIR")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="full", choices=sorted(PROFILES),
+                        help="what the notebooks' `profile = None` means (exported as AI6103_PROFILE)")
+    parser.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ (AI6103_DATA_DIR)")
+    parser.add_argument("--dir", default=str(paths.PROJECT_ROOT / "lab"),
+                        help="the folder of your copies, opened by Lab (default: lab/ in the project)")
+    return parser.parse_known_args(argv)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sync_copies(source: Path, copies: Path) -> list[str]:
+    """Copy each notebook of `source` into `copies` unless its copy exists; return one line per copy whose
+    notebook in `source` has changed since the copy was made (the copy itself is left as it is)."""
+    copies.mkdir(parents=True, exist_ok=True)
+    record_path = copies / RECORD
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    stale = []
+    for notebook in sorted(source.glob("*.ipynb")):
+        copy = copies / notebook.name
+        digest = _sha256(notebook)
+        if not copy.exists():
+            shutil.copy2(notebook, copy)
+            record[notebook.name] = digest
+        elif record.get(notebook.name, digest) != digest:
+            stale.append(f"{copy}: {notebook} has changed since this copy was made; to get the new one, "
+                         f"rename or delete the copy (your edits in it) and start Lab again")
+    record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return stale
+
+
+def lab_environment(profile: str, data_dir: str | None) -> dict[str, str]:
+    """The kernel's environment: the profile and data folder, and every folder variable made absolute (the
+    kernels run in the copies' folder, where a relative path would mean another place)."""
+    env = dict(os.environ, AI6103_PROFILE=profile)
+    if data_dir:
+        env["AI6103_DATA_DIR"] = data_dir
+    for name in FOLDER_VARIABLES:
+        if env.get(name):
+            env[name] = str(Path(env[name]).expanduser().resolve())
+    return env
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, lab_options = parse_args(argv)
+    copies = Path(args.dir).expanduser().resolve()
+    for line in sync_copies(NOTEBOOKS_DIR, copies):
+        print(line, flush=True)
+    command = [sys.executable, "-m", "jupyterlab", str(copies), *lab_options]
+    if os.getuid() == 0 and "--allow-root" not in lab_options:
+        command.append("--allow-root")  # root: containers, cloud notebooks
+    env = lab_environment(args.profile, args.data_dir)
+    data = f", data {env['AI6103_DATA_DIR']}" if args.data_dir else ""
+    print(f"JupyterLab on {copies} (your copies of notebooks/), profile {args.profile}{data}", flush=True)
+    os.execve(sys.executable, command, env)
+
+
+if __name__ == "__main__":
+    main()
