@@ -76,6 +76,18 @@ class RunConfig:
         return "-".join(text for field, text in parts if field not in leave_out)
 
 
+def check_seeds(seeds) -> None:
+    if not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
+        raise ConfigError(f"seeds must be an integer >= 1 (runs per setting, seeds 0..seeds-1; the brief: 1), "
+                          f"got {seeds!r}")
+
+
+def with_seeds(config: RunConfig, seeds: int) -> list[RunConfig]:
+    """The configs of `seeds` seeds of one setting: `config` (its seed first), then the next seeds."""
+    check_seeds(seeds)
+    return [dataclasses.replace(config, seed=config.seed + k) for k in range(seeds)]
+
+
 def parse_blocks(text: str) -> tuple[int, ...]:
     """Block indices typed as text (papermill's `-p sigmoid_blocks "[4, 99]"`): "[4, 5]", "4,5", "4-10", ""."""
     text = text.strip().strip("[]()").strip()

@@ -10,7 +10,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-from .config import RunConfig
+from .config import RunConfig, with_seeds
 from .cost import epoch_seconds, setup_seconds, split_sizes, throughput
 from .data import data_info, load_cifar100
 from .device import runtime
@@ -79,8 +79,11 @@ def _setup(n_calls: int, epochs: int) -> tuple[float, str]:
     return n_calls * setup, words
 
 
-def print_section_plan(section: str, runs: dict[str, RunConfig]) -> float:
-    """Print what a section will train and how long it should take here; returns the estimate in seconds."""
+def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1) -> float:
+    """Print what a section will train (each setting with `seeds` seeds) and how long it should take here;
+    returns the estimate in seconds."""
+    runs = {label if seeds == 1 else f"{label}, seed {config.seed}": config
+            for label, setting in runs.items() for config in with_seeds(setting, seeds)}
     rows, n_calls, speed = _rows(list(runs.values()), set())
     width = max(len(label) for label in runs)
     stored = sum(status == "stored" for status, _ in rows)

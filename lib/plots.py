@@ -93,15 +93,36 @@ def plot_curves(histories: dict[str, pd.DataFrame], title: str | None = None) ->
               ("train_acc", "training accuracy (%)", 100), ("val_acc", "validation accuracy (%)", 100)]
     for ax, (column, name, scale) in zip(axes, panels, strict=True):
         for i, (label, history) in enumerate(histories.items()):
-            ax.plot(history["epoch"], scale * history[column], label=label, **_setting_style(i, len(history)))
+            style = _setting_style(i, len(history))
+            ax.plot(history["epoch"], scale * history[column], label=label, **style)
+            _band(ax, history, column, scale, style["color"])
         ax.set(xlabel="epoch", title=name)
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0].set_ylabel("cross-entropy (nats) / accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
+    _band_note(fig, histories)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _band(ax: plt.Axes, history: pd.DataFrame, column: str, scale: float, color, log: bool = False) -> None:
+    """Shade mean +- 1 standard deviation over seeds where the history has it (lib.seeds.Setting.history)."""
+    if f"{column}_std" not in history:
+        return
+    mean, spread = scale * history[column].to_numpy(), scale * history[f"{column}_std"].to_numpy()
+    low = np.maximum(mean - spread, mean / 10) if log else mean - spread  # a log axis cannot show <= 0
+    ax.fill_between(history["epoch"], low, mean + spread, color=color, alpha=0.2, linewidth=0)
+
+
+def _band_note(fig: plt.Figure, histories: dict[str, pd.DataFrame]) -> None:
+    """Say what lines and bands are when the curves are means over seeds (n from the histories' attrs)."""
+    seeds = sorted({history.attrs.get("n_seeds", 1) for history in histories.values()})
+    if seeds[-1] > 1:
+        n = "/".join(str(k) for k in seeds)
+        fig.text(0.995, 0.005, f"lines: mean over n = {n} seeds; shaded: mean ± 1 standard deviation",
+                 ha="right", va="bottom", fontsize="x-small")
 
 
 def plot_class_proportions(proportions: np.ndarray, n_images: int) -> plt.Figure:
@@ -156,14 +177,18 @@ def plot_beta_pdf(alpha: float, lambdas: np.ndarray) -> plt.Figure:
     return fig
 
 
-def plot_grad_norms(grad_norms: dict[str, list[float]], parameter: str) -> plt.Figure:
-    """Column-width plot of the per-epoch mean gradient 2-norm of one parameter, one line per setting, on a log
-    axis so that norms an order of magnitude apart both show."""
+def plot_grad_norms(histories: dict[str, pd.DataFrame], parameter: str) -> plt.Figure:
+    """Column-width plot of the per-epoch mean gradient 2-norm of one parameter (column `grad_norm_mean`), one
+    line per setting, on a log axis so that norms an order of magnitude apart both show; means over seeds with a
+    band of +- 1 standard deviation where the histories hold several seeds."""
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.0), constrained_layout=True)
-    for i, (label, values) in enumerate(grad_norms.items()):
-        ax.plot(np.arange(1, len(values) + 1), values, label=label, **_setting_style(i, len(values)))
+    for i, (label, history) in enumerate(histories.items()):
+        style = _setting_style(i, len(history))
+        ax.plot(history["epoch"], history["grad_norm_mean"], label=label, **style)
+        _band(ax, history, "grad_norm_mean", 1, style["color"], log=True)
     ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel=f"$\\|\\nabla\\|_2$ of {parameter_name(parameter)}\n(mean over the epoch's steps)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend()
+    _band_note(fig, histories)
     return fig

@@ -24,7 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import jinja2
@@ -74,6 +73,15 @@ sci = power_of_ten  # a weight-decay coefficient in the brief's notation: 5e-4 -
 def points(delta: float) -> str:
     """A difference of two fractions in percentage points with its sign, in math mode: '$+1.7$'."""
     return f"${100 * delta:+.1f}$"
+
+
+def with_sd(value: str, sd: str | None) -> str:
+    """A printed mean with its standard deviation over seeds: '47.1\\,$\\pm$\\,0.4'; a single run's value as it is."""
+    return value if sd is None else f"{value}\\,$\\pm$\\,{sd}"
+
+
+def _pct_or_none(fraction: float | None) -> str | None:
+    return None if fraction is None else pct(fraction)
 
 
 def count(n: int) -> str:
@@ -166,11 +174,21 @@ def _others(record: dict, run: dict) -> list[dict]:
 
 
 def runs_per_setting(results: dict[str, dict]) -> int:
-    """How many runs each setting has (n): runs of a training section that share a label are seeds of one
-    setting. The smallest count over all settings, so a claim never says more seeds than its weakest side has."""
-    counts = [n for section in TRAINING if section in results
-              for n in Counter(run["label"] for run in _runs(results[section])).values()]
+    """How many runs each setting has (n, a results row's `n_seeds`: its numbers are means over that many seeds).
+    The smallest count over all settings, so a claim never says more seeds than its weakest side has."""
+    counts = [run.get("n_seeds", 1) for section in TRAINING if section in results for run in _runs(results[section])]
     return min(counts, default=1)
+
+
+def spread(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
+    """Whether two settings' difference in a final accuracy is larger than the spread between seeds: None for
+    single runs; else the difference and the larger of the two standard deviations over seeds (points, as
+    printed) and whether the difference exceeds it."""
+    sds = [r.get("std", {}).get(key) for r in (run, other)]
+    if None in sds:
+        return None
+    difference = abs(run[key] - other[key])
+    return {"difference": pct(difference), "sd": pct(max(sds)), "larger": float(pct(difference)) > float(pct(max(sds)))}
 
 
 def _curves(run: dict, section: str) -> dict[str, list[float]]:
@@ -253,7 +271,11 @@ def shown(run: dict) -> dict[str, str | None]:
             "epochs": str(run["epochs"]), "lr": plain(c["lr"]), "schedule": c["schedule"],
             "wd": sci(c["weight_decay"]) if c["weight_decay"] else None,
             "alpha": plain(c["mixup_alpha"]) if c["mixup_alpha"] > 0 else None,
-            "blocks": _blocks(blocks) if blocks else None}
+            "blocks": _blocks(blocks) if blocks else None,
+            "sd": {name: (pct if "acc" in name else loss)(value) for name, value in
+                   (("train_loss", sd.get("final_train_loss")), ("train_acc", sd.get("final_train_acc")),
+                    ("val_loss", sd.get("final_val_loss")), ("val_acc", sd.get("final_val_acc")))}
+            if (sd := run.get("std")) else None}
 
 
 class Macros:
@@ -340,11 +362,13 @@ def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | Non
     body = []
     for i, (setting, run, chosen) in enumerate(rows):
         numbers = shown(run)
-        cells = [setting, numbers["train_loss"], numbers["train_acc"], numbers["val_loss"]]
+        sd = numbers["sd"] or {}  # means over seeds: each printed with its standard deviation
+        cells = [setting, *(with_sd(numbers[key], sd.get(key)) for key in ("train_loss", "train_acc", "val_loss"))]
         if ranges is None:
-            cells.append(numbers["val_acc"])
+            cells.append(with_sd(numbers["val_acc"], sd.get("val_acc")))
         else:
-            cells += [_marked(run["final_val_acc"], ranges[i]), span(ranges[i]) if ranges[i] else "--"]
+            cells += [with_sd(_marked(run["final_val_acc"], ranges[i]), sd.get("val_acc")),
+                      span(ranges[i]) if ranges[i] else "--"]
         if chosen:
             cells = [BOLD + c for c in cells]
         body.append(" & ".join(cells) + r" \\")
@@ -535,6 +559,7 @@ def _schedule(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -
         [(r["config"]["schedule"], r, r["run_id"] == chosen["run_id"]) for r in (const, cos)], ranges))
     curves = {name: _curves(run, rec["section"]) for name, run in (("const", const), ("cos", cos))}
     return {"const": shown(const), "cos": shown(cos), "cos_vs_const": _compare(cos, const), "n": n,
+            "spread": spread(cos, const),
             "val_acc_gain": points(cos["final_val_acc"] - const["final_val_acc"]),
             "chose_cosine": chosen["run_id"] == cos["run_id"],
             "trend": {name: val_loss_trend(c) for name, c in curves.items()},
@@ -564,6 +589,7 @@ def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: in
         [(_wd(r["config"]["weight_decay"]), r, r["run_id"] == chosen["run_id"]) for r in runs], ranges))
     other = others[0]  # the sentence compares the best run with the first of the others
     return {"best": shown(best), "others": [shown(r) for r in others], "other": shown(other), "n": n,
+            "spread": spread(best, other),
             "same_val_acc": pct(best["final_val_acc"]) == pct(other["final_val_acc"]),
             "best_vs_other": _compare(best, other), "gap_word": "smaller" if gap(best) < gap(other) else "larger",
             "best_gap": f"{gap(best):.1f}", "other_gap": f"{gap(other):.1f}",
@@ -591,11 +617,13 @@ def _mixup(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -> d
     mix_loss = _curves(mix, rec["section"])["train_loss"]
     base_loss = _curves(base, rec["section"])["train_loss"]
     return {"mix": shown(mix), "base": shown(base), "mix_vs_base": _compare(mix, base), "n": n,
+            "spread": spread(mix, base),
             "val_acc_gain": points(mix["final_val_acc"] - base["final_val_acc"]),
             "train_loss_above": {"epochs": sum(a > b for a, b in zip(mix_loss, base_loss, strict=False)),
                                  "of": min(len(mix_loss), len(base_loss))},
             "kept": kept, "chosen": shown(chosen),
-            "test": {"with_mixup": tested["run_id"] != base["run_id"], "acc": pct(x["test_acc"]),
+            "test": {"with_mixup": tested["run_id"] != base["run_id"],
+                     "acc": with_sd(pct(x["test_acc"]), _pct_or_none(x.get("test_acc_std"))),
                      "loss": loss(x["test_loss"])} if tested and "test_acc" in x else None,
             "public": _note(runs, ranges)}
 
@@ -638,6 +666,7 @@ def _activation(m: Macros, rec: dict, out: Path, relu: dict, n: int) -> dict:
         [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges))
     inside = param.startswith("layers.") and int(param.split(".")[1]) in sig["config"]["sigmoid_blocks"]
     return {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside, "n": n,
+            "spread": spread(sig, relu),
             "relu": shown(relu), "sig": shown(sig), "sig_vs_relu": _compare(sig, relu), "grad_norms": grad_norms,
             "ratio": ratio, "public": _note([relu, sig], ranges)}
 
@@ -650,7 +679,8 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
     if "test_acc" not in x:
         raise ReportError("results of 07_summary have no test_acc: re-run notebook notebooks/07_summary.ipynb")
     const, cos, final = study["constant"], study["cosine"], study["final"]
-    m["TestAcc"] = pct(x["test_acc"])
+    test_acc = with_sd(pct(x["test_acc"]), _pct_or_none(x.get("test_acc_std")))  # a mean over seeds: with its sd
+    m["TestAcc"] = test_acc
     m.runs("Final", final)
     path = [("constant", const, f"constant {_eta(const['config']['lr'])}"), ("cosine", cos, "+ cosine schedule"),
             ("weight_decay", study["weight_decay"], f"+ {_wd(study['weight_decay']['config']['weight_decay'])}")]
@@ -671,7 +701,7 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
     cells += [(row["test"], row["test_range"]) for row in rows if row["test"] is not None]
     steps = [{"change": change, "gain": points(run["final_val_acc"] - before["final_val_acc"])}
              for (_, before, _), (change, run, _) in zip(path, path[1:], strict=False)]
-    return {"final": shown(final), "test_acc": pct(x["test_acc"]), "steps": steps, "n": n,
+    return {"final": shown(final), "test_acc": test_acc, "steps": steps, "n": n,
             "start": shown(const), "end": shown(path[-1][1]),
             "test_range": {"span": span(test_range), "outside": test_range.verdict(x["test_acc"]) == "OUTSIDE"}
             if test_range else None,

@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .config import ConfigError, RunConfig, parse_blocks
+from .config import ConfigError, RunConfig, parse_blocks, with_seeds
 from .notation import blocks_range, power_of_ten
 from .profiles import base_config, get_profile
 from .results import read_section
@@ -137,6 +137,7 @@ OTHER_PARAMETERS = {
     "n_examples": (_integer(1), "an integer >= 1"),
     "n_augmentations": (_integer(1), "an integer >= 1"),
     "min_lambda_draws": (_integer(0), "an integer >= 0"),
+    "seeds": (_integer(1), "an integer >= 1 (runs per setting, seeds 0..seeds-1; the brief: 1)"),
 }
 
 
@@ -270,11 +271,12 @@ def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summ
     """Every run of the study, wave by wave (`waves`), as the notebooks will ask for them.
 
     `params[section]` are the parameters a section's notebook gets (those of `Section.config_params`, plus
-    `choose_by`); `summary_of(config)` is a finished run's summary or None. A choice whose runs are all finished
-    is made as the notebook will make it; one not known yet is assumed to be the section's first run, and the
-    runs that depend on it say so (`assumes`). `train_wave(configs)`, if given, trains a wave's runs before
-    its choices are made: the driver's way of training every run before the notebooks. Sections not in
-    `sections` are not planned; their choices come from their results files."""
+    `choose_by` and `seeds`, each setting's number of seeds); `summary_of(config)` is a finished run's summary or
+    None. A choice whose runs are all finished is made as the notebook will make it (on the means over seeds);
+    one not known yet is assumed to be the section's first run, and the runs that depend on it say so (`assumes`).
+    `train_wave(configs)`, if given, trains a wave's runs before its choices are made: the driver's way of
+    training every run before the notebooks. Sections not in `sections` are not planned; their choices come
+    from their results files."""
     known: dict[str, tuple[dict, str | None]] = {}  # section -> (settings it hands on, assumption or None)
     planned = []
     for wave in waves():
@@ -284,21 +286,34 @@ def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summ
             upstream = {source: known[source][0]} if source in known else None
             assumes = known[source][1] if source in known else None
             given = {k: v for k, v in params.get(name, {}).items() if k in get(name).config_params}
-            this_wave += [PlannedRun(name, label, config, assumes) for label, config in
-                          section_configs(name, profile, data_dir, upstream=upstream, **given).items()]
+            seeds = params.get(name, {}).get("seeds", 1)
+            this_wave += [PlannedRun(name, label, seed, assumes) for label, config in
+                          section_configs(name, profile, data_dir, upstream=upstream, **given).items()
+                          for seed in with_seeds(config, seeds)]
         if train_wave is not None and this_wave:
             train_wave([run.config for run in this_wave])
         for name in (n for n in wave if n in sections and get(n).choose_by):
-            runs = {run.label: run for run in this_wave if run.section == name}
-            summaries = {label: summary_of(run.config) for label, run in runs.items()}
+            runs: dict[str, list[PlannedRun]] = {}  # label -> its seeds' runs
+            for run in (run for run in this_wave if run.section == name):
+                runs.setdefault(run.label, []).append(run)
+            summaries = {label: _mean_summary([summary_of(run.config) for run in seeds])
+                         for label, seeds in runs.items()}
             if all(summaries.values()):
                 label = choose_label(name, summaries, params.get(name, {}).get("choose_by"))
-                assumes = runs[label].assumes
+                assumes = runs[label][0].assumes
             else:
-                label, assumes = next(iter(runs)), next(iter(runs.values())).assumes or name
-            known[name] = (settings_of(runs[label].config), assumes)
+                label = next(iter(runs))
+                assumes = runs[label][0].assumes or name
+            known[name] = (settings_of(runs[label][0].config), assumes)
         planned.append(this_wave)
     return planned
+
+
+def _mean_summary(summaries: list[dict | None]) -> dict | None:
+    """The metrics a choice reads (METRICS), as means over a setting's seeds; None while a seed is unfinished."""
+    if not all(summaries):
+        return None
+    return {key: sum(s[key] for s in summaries) / len(summaries) for key, _ in METRICS.values()}
 
 
 def check_chain(records: dict[str, dict]) -> None:

@@ -17,29 +17,32 @@ import warnings
 import pandas as pd
 
 from . import paths, reference
-from .config import RunConfig
+from .config import RunConfig, check_seeds, with_seeds
 from .data import data_info, split_indices
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
 from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
 from .results import read_section, write_section
 from .sections import SECTIONS, TRAINING, check_parameters, choose_label, chosen_run, get, section_configs, settings_of  # noqa: F401 - the notebooks' one import
+from .seeds import FINAL_METRICS, Setting, scores_on_test_set, settings_of_runs  # noqa: F401 - for notebooks
 from .store import RunResult, run_or_load_many
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch columns a results file keeps per run
 
 
-def choose(section: str, results: dict[str, RunResult], choose_by: str | None = None) -> str:
-    """The label of the run `section` hands on, by its rule in lib.sections (e.g. lowest final training loss)."""
+def choose(section: str, results: dict[str, Setting], choose_by: str | None = None) -> str:
+    """The label of the setting `section` hands on, by its rule in lib.sections (e.g. lowest final training loss),
+    on the mean over its seeds."""
     return choose_label(section, {label: r.summary for label, r in results.items()}, choose_by)
 
 
-def legend(section: str, run: RunResult | RunConfig) -> str:
+def legend(section: str, run: Setting | RunResult | RunConfig) -> str:
     """How figures name a run of `section`: its compared value in the paper's notation (e.g. "$\\eta=0.05$")."""
-    return get(section).legend_of(run.config if isinstance(run, RunResult) else run)
+    return get(section).legend_of(run if isinstance(run, RunConfig) else run.config)
 
 
-def curves(section: str, results: dict[str, RunResult]) -> dict[str, pd.DataFrame]:
-    """The per-epoch metrics of a section's runs, named as figures name them (lib.plots.plot_curves)."""
+def curves(section: str, results: dict[str, Setting]) -> dict[str, pd.DataFrame]:
+    """The per-epoch metrics of a section's settings (means over seeds, with their spread when n > 1), named as
+    figures name them (lib.plots.plot_curves)."""
     return {legend(section, result): result.history for result in results.values()}
 
 
@@ -48,20 +51,23 @@ def figure(section: str, name: str) -> str:
     return get(section).figure(name)
 
 
-def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True) -> dict[str, RunResult]:
-    """Train (or load) a section's runs, labelled as given: prints the plan first, then one progress bar per run
-    or per stack of runs trained together."""
+def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True, seeds: int = 1
+                ) -> dict[str, Setting]:
+    """Train (or load) a section's settings, labelled as given, each with `seeds` seeds (lib.seeds): prints the
+    plan first, then one progress bar per run or per stack of runs trained together."""
     if not runs:
         raise ValueError(f"{section} has no runs to make")
-    print_section_plan(section, runs)
+    check_seeds(seeds)
+    configs = [seed for config in runs.values() for seed in with_seeds(config, seeds)]
+    print_section_plan(section, runs, seeds)
     started = time.time()
     with warnings.catch_warnings():
         # Synthetic data warns once per load; the plan above already says what data this is.
         warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
         warnings.filterwarnings("ignore", message=".*IProgress not found.*")
-        results = run_or_load_many(list(runs.values()), progress=progress)
+        results = run_or_load_many(configs, progress=progress)
     print(f"{section}: {len(results)} runs ready in {format_seconds(time.time() - started)}")
-    return dict(zip(runs, results, strict=True))
+    return settings_of_runs(runs, dict(zip(configs, results, strict=True)), seeds)
 
 
 # --- tables and export ------------------------------------------------------------------------------------
@@ -86,14 +92,24 @@ def replace(config: RunConfig, **changes) -> RunConfig:
     return dataclasses.replace(config, **changes)
 
 
-def results_table(results: dict[str, RunResult], profile: str) -> pd.DataFrame:
-    """Final-epoch losses and accuracies (%) of a section's runs, one row per label; on the official CIFAR-100
-    in the full profile also what others measured for the same model and settings (lib.reference)."""
-    rows = {label: {"epochs": r.summary["epochs_done"],
-                    "train loss": r.summary["final_train_loss"], "train acc (%)": 100 * r.summary["final_train_acc"],
-                    "val loss": r.summary["final_val_loss"], "val acc (%)": 100 * r.summary["final_val_acc"],
-                    "best val acc (%)": 100 * r.summary["best_val_acc"], "run": r.run_id}
-            for label, r in results.items()}
+TABLE_COLUMNS = (("train loss", "final_train_loss", 1), ("train acc (%)", "final_train_acc", 100),
+                 ("val loss", "final_val_loss", 1), ("val acc (%)", "final_val_acc", 100),
+                 ("best val acc (%)", "best_val_acc", 100))  # (column, summary key, scale)
+
+
+def results_table(results: dict[str, Setting], profile: str) -> pd.DataFrame:
+    """Final-epoch losses and accuracies (%) of a section's settings, one row per label; with several seeds the
+    means, each with its standard deviation over the seeds ("sd") and n; on the official CIFAR-100 in the full
+    profile also what others measured for the same model and settings (lib.reference)."""
+    rows = {}
+    for label, r in results.items():
+        s, n = r.summary, r.summary.get("n_seeds", 1)
+        row = {"epochs": s["epochs_done"], **({"seeds": n} if n > 1 else {})}
+        for column, key, scale in TABLE_COLUMNS:
+            row[column] = scale * s[key]
+            if n > 1:
+                row[f"{column.split(' (')[0]} sd"] = scale * s[f"{key}_std"]
+        rows[label] = {**row, "run": r.run_id + (f" (+{n - 1} seeds)" if n > 1 else "")}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
     kind = data_info(next(iter(results.values())).config.data_dir).kind
     if reference.applies(kind, profile):
@@ -102,11 +118,12 @@ def results_table(results: dict[str, RunResult], profile: str) -> pd.DataFrame:
     return table
 
 
-def run_record(label: str, result: RunResult) -> dict:
-    """The per-run row of a section's results file (lib.results): identity, final metrics and the per-epoch
-    curves (so the paper can describe a curve from the curve itself)."""
+def run_record(label: str, result: Setting | RunResult) -> dict:
+    """The per-setting row of a section's results file (lib.results): identity (seed 0's run), final metrics and
+    the per-epoch curves (so the paper can describe a curve from the curve itself); with several seeds these are
+    means, and `n_seeds`, `seed_run_ids`, `std` (of each final metric) and `curves_std` say how they spread."""
     s = result.summary
-    return {
+    record = {
         "run_id": result.run_id,
         "label": label,
         "config": result.config.key(),
@@ -114,10 +131,16 @@ def run_record(label: str, result: RunResult) -> dict:
         **{k: s[k] for k in ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc",
                                "best_val_acc", "best_val_epoch")},
         "curves": {column: [float(v) for v in result.history[column]] for column in CURVES},
+        "n_seeds": s.get("n_seeds", 1),
+        "seed_run_ids": s.get("run_ids", [result.run_id]),
     }
+    if record["n_seeds"] > 1:
+        record["std"] = {key: s[f"{key}_std"] for key in FINAL_METRICS}
+        record["curves_std"] = {column: [float(v) for v in result.history[f"{column}_std"]] for column in CURVES}
+    return record
 
 
-def export(section: str, profile: str, results: dict[str, RunResult], chosen: str | None = None,
+def export(section: str, profile: str, results: dict[str, Setting], chosen: str | None = None,
            extra: dict | None = None, data_kind: str | None = None) -> None:
     """Write a section's results file (lib.results schema) from its labelled runs: every section exports this way.
 
@@ -164,7 +187,8 @@ def unique_runs(records: dict[str, dict]) -> list[tuple[dict, list[str]]]:
 
 
 def study_table(records: dict[str, dict]) -> pd.DataFrame:
-    """One row per distinct run: the settings that vary in the study, then the final metrics (accuracies in %);
+    """One row per distinct setting: the settings that vary in the study, then the final metrics (accuracies in %;
+    means over seeds, with n and the validation accuracy's standard deviation, when there are several seeds);
     on the official CIFAR-100 in the full profile also what others measured (lib.reference)."""
     rows = []
     profile, kind = records["02_learning_rate"]["profile"], records["02_learning_rate"]["data_kind"]
@@ -179,6 +203,8 @@ def study_table(records: dict[str, dict]) -> pd.DataFrame:
             "train loss": run["final_train_loss"], "train acc (%)": 100 * run["final_train_acc"],
             "val loss": run["final_val_loss"], "val acc (%)": 100 * run["final_val_acc"], "run_id": run["run_id"],
         })
+        if run.get("n_seeds", 1) > 1:  # a mean over seeds: n and the spread of its validation accuracy
+            rows[-1] |= {"seeds": run["n_seeds"], "val acc sd (%)": 100 * run["std"]["final_val_acc"]}
         if reference.applies(kind, profile):
             rows[-1]["val acc vs public"] = reference.compare(config, "val_acc", run["final_val_acc"], kind, profile)
     return pd.DataFrame(rows)
@@ -199,6 +225,7 @@ def export_summary(profile: str) -> tuple[pd.DataFrame, dict]:
     path = write_section("07_summary", profile, records["02_learning_rate"]["data_kind"], runs,
                          chosen=settings_of(final["config"]), chosen_run_id=final["run_id"],
                          extra={"test_acc": test["test_acc"], "test_loss": test["test_loss"],
+                       "test_acc_std": test.get("test_acc_std"), "n_seeds": test.get("n_seeds", 1),
                                 "test_run_id": test["test_run_id"], "n_runs": len(runs), "table_csv": csv_path.name})
     print(f"wrote {path}")
     return table, read_section("07_summary", profile=profile)

@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="full = the brief on CIFAR-100, quick = CIFAR-100 with short runs, smoke = synthetic")
     parser.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ (default: the profile's)")
     parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these notebooks (e.g. 02_learning_rate)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="runs per setting (seeds 0..N-1) in every training section; default 1, the brief's")
     parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter (Python literal) for every notebook that declares it; repeatable")
     parser.add_argument("--executed-dir", default=None,
@@ -127,6 +129,8 @@ def run(argv: list[str] | None = None) -> int:
             print(f"--param must be NAME=VALUE, got {item!r}")
             return 2
         extra[name] = literal(value)
+    if args.seeds is not None:
+        extra["seeds"] = args.seeds
     declared_by = {nb.stem: notebook_parameters(nb) for nb in notebooks}
     declared = set().union(*declared_by.values())
     unknown = sorted(set(extra) - declared)

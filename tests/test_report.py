@@ -20,6 +20,7 @@ import pytest
 from lib import paths, report, sections
 from lib.config import RunConfig
 from lib.results import read_section, write_section
+from lib.seeds import FINAL_METRICS
 
 needs_tex = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("latexmk", "pdflatex", "bibtex", "pdfinfo", "pdffonts", "pdftotext")),
@@ -345,21 +346,29 @@ def _rewrite(section: str, change) -> None:
 
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
-    """n is the runs per setting in the results files (labels that repeat are seeds): the set-up says it once,
-    and comparisons are worded as observations of single runs when n = 1, as means when n > 1."""
+    """n is the runs per setting in the results files (a row's n_seeds): the set-up says it once, comparisons
+    are worded as observations of single runs when n = 1, as means when n > 1, with mean +- sd in the tables and
+    whether each difference is larger than the spread between seeds."""
     results, figures, build, runs = fixture_results
+    sd = {key: 0.001 for key in FINAL_METRICS}  # 0.1 points: smaller than the fixture's differences...
+    wide = {key: 0.5 for key in FINAL_METRICS}  # ... 50 points: larger than any
     if seeds == 2:
         for section in sections.TRAINING:
-            _rewrite(section, lambda r: r["runs"].extend([{**run, "run_id": run["run_id"] + "-seed1"}
-                                                          for run in list(r["runs"])]))
-    text = _generated(report.generate(results, figures, build / "generated"))
+            _rewrite(section, lambda r: [run.update(n_seeds=2, std=wide if r["section"] == "06_activation" else sd)
+                                         for run in r["runs"]])
+    out = report.generate(results, figures, build / "generated")
+    text, table = _generated(out), (out / "tables" / "03_lr_schedule.tex").read_text()
     if seeds == 1:
         assert "Each setting was trained once, with one seed" in text
         assert "In this single run per setting, $\\lambda=5\\times10^{-4}$ ended with the higher validation" in text
+        assert "spread between seeds" not in text and "$\\pm$" not in table
     else:
         assert "Each setting was trained with 2 seeds, and every number is the mean over the 2 seeds" in text
         assert "Averaged over 2 seeds per setting, cosine annealing ended with" in text
         assert "single run" not in text
+        assert "\\,$\\pm$\\,0.1" in table  # mean +- sd
+        assert "is larger than the spread between seeds (standard deviation up to 0.1 points)." in text
+        assert "within the spread between seeds (standard deviation up to 50.0 points), so these runs" in text
     assert "generalised better" not in text
 
 
