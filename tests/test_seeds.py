@@ -1,0 +1,90 @@
+"""Seeds per setting (lib.seeds) on the CPU: they train as one stack, and tables, choices, figures and results
+files show means with their spread and n."""
+from __future__ import annotations
+
+import dataclasses
+
+import matplotlib.collections
+import numpy as np
+import pytest
+
+import lib
+from lib import plots, sections, study
+from lib.seeds import FINAL_METRICS
+
+TRAIN_MODULE = __import__("lib.train", fromlist=["train_together"])
+
+
+@pytest.fixture(scope="module")
+def two_seeds(synthetic_dir, tmp_path_factory):
+    """Two settings of 02 (lr 0.05, 0.1) with two seeds each, tiny: (settings by label, stack sizes trained)."""
+    monkeypatch = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("seeds")
+    for name in ("RUNS", "RESULTS", "FIGURES"):
+        monkeypatch.setenv(f"AI6103_{name}_DIR", str(folder / name.lower()))
+    monkeypatch.setenv("AI6103_DEVICE", "cpu")
+    monkeypatch.setenv("AI6103_STACK", "4")  # on a CPU stacking does not pay, so the store would not stack
+    calls = []
+    real = TRAIN_MODULE.train_together
+    monkeypatch.setattr(TRAIN_MODULE, "train_together",
+                        lambda configs, *a, **k: calls.append([c.seed for c in configs]) or real(configs, *a, **k))
+    runs = sections.section_configs("02_learning_rate", "tiny", str(synthetic_dir), learning_rates=[0.05, 0.1])
+    runs = {label: dataclasses.replace(config, val_size=300, train_subset=96, val_subset=48, batch_size=48)
+            for label, config in runs.items()}
+    settings = study.run_section("02_learning_rate", runs, progress=False, seeds=2)
+    yield settings, calls, folder
+    monkeypatch.undo()
+
+
+def test_seeds_train_as_one_stack_and_read_as_means(two_seeds):
+    settings, calls, _ = two_seeds
+    assert calls == [[0, 1, 0, 1]]  # one stack: both settings, both seeds
+    for setting in settings.values():
+        assert setting.n == 2 and [r.config.seed for r in setting.runs] == [0, 1]
+        assert setting.run_id == setting.runs[0].run_id and setting.config.seed == 0
+        for key in FINAL_METRICS:  # mean and sample standard deviation of the seeds' own final numbers
+            values = [r.summary[key] for r in setting.runs]
+            assert setting.summary[key] == pytest.approx(np.mean(values))
+            assert setting.summary[f"{key}_std"] == pytest.approx(np.std(values, ddof=1))
+        curves = np.stack([r.history["val_acc"] for r in setting.runs])
+        np.testing.assert_allclose(setting.history["val_acc"], curves.mean(0))
+        np.testing.assert_allclose(setting.history["val_acc_std"], curves.std(0, ddof=1))
+    assert len({r.summary["final_train_loss"] for s in settings.values() for r in s.runs}) == 4  # four runs
+
+
+def test_a_choice_is_made_on_the_mean_over_seeds(two_seeds):
+    settings, _, _ = two_seeds
+    chosen = study.choose("02_learning_rate", settings)
+    means = {label: s.summary["final_train_loss"] for label, s in settings.items()}
+    assert chosen == min(means, key=means.get)
+
+
+def test_tables_records_and_figures_show_the_spread(two_seeds):
+    settings, _, _ = two_seeds
+    table = study.results_table(settings, "tiny")
+    assert list(table["seeds"]) == [2, 2] and "val acc sd" in table.columns
+    assert table["val acc sd"].iloc[0] == pytest.approx(100 * settings["lr=0.05"].summary["final_val_acc_std"])
+    record = study.run_record("lr=0.05", settings["lr=0.05"])
+    assert record["n_seeds"] == 2 and len(record["seed_run_ids"]) == 2 and set(record["std"]) == set(FINAL_METRICS)
+    assert len(record["curves_std"]["val_acc"]) == record["epochs"]
+    fig = plots.plot_curves(study.curves("02_learning_rate", settings))
+    bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
+    assert len(bands) == 4 * 2  # one band per setting in each of the four panels
+    assert any("n = 2 seeds" in t.get_text() for t in fig.texts)
+    single = plots.plot_curves({label: s.runs[0].history for label, s in settings.items()})
+    assert not any(ax.collections for ax in single.axes) and not single.texts
+
+
+def test_every_seeds_final_model_is_scored_on_the_test_set(two_seeds):
+    settings, _, _ = two_seeds
+    scores = study.scores_on_test_set(settings["lr=0.05"])
+    each = [lib.evaluate_test(run)["test_acc"] for run in settings["lr=0.05"].runs]
+    assert scores["n_seeds"] == 2 and scores["test_acc"] == pytest.approx(np.mean(each))
+    assert scores["test_acc_std"] == pytest.approx(np.std(each, ddof=1))
+
+
+@pytest.mark.parametrize("seeds", [0, -1, 1.5, True, "2"])
+def test_bad_seeds_fail_in_one_line(seeds, synthetic_dir):
+    runs = sections.section_configs("02_learning_rate", "tiny", str(synthetic_dir))
+    with pytest.raises(lib.ConfigError, match=r"^seeds must be an integer >= 1 .*got"):
+        study.run_section("02_learning_rate", runs, progress=False, seeds=seeds)
