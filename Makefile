@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint lab all notebooks report bench tensorboard
+.PHONY: setup test lint lab all notebooks report bench tensorboard sweep
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -50,6 +50,12 @@ STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 notebooks: setup
 	$(PY) scripts/run_study.py $(STUDY_ARGS) $(if $(SEEDS),--seeds $(SEEDS))
+
+# Beyond the brief: a sweep over any run settings (notebook 08_sweep; results/<profile>/08_sweep.csv), e.g.
+# make sweep PROFILE=smoke GRID="{'lr': [0.1, 0.05], 'batch_size': [64, 128]}" SEEDS=2 BASE=best
+sweep: setup
+	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 08_sweep $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(if $(GRID),--param "grid=$(GRID)") $(if $(BASE),--param "base='$(BASE)'")
 
 all: notebooks
 	$(MAKE) report PROFILE=$(PROFILE)

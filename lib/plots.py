@@ -192,3 +192,67 @@ def plot_grad_norms(histories: dict[str, pd.DataFrame], parameter: str) -> plt.F
     ax.legend()
     _band_note(fig, histories)
     return fig
+
+
+def plot_sweep(table: pd.DataFrame, fields: list[str], metric: str = "val acc (%)") -> plt.Figure:
+    """One panel per varied field (lib.sweep.sweep_table rows): the metric of every setting against that field's
+    value, each setting a point (with +- 1 standard deviation over seeds where the table has it), and the mean
+    over the other fields' values as a line. Numeric fields spanning a factor of 10 or more get a log axis."""
+    fig, axes = plt.subplots(1, len(fields), figsize=(min(FULL_WIDTH, 2.4 * len(fields) + 0.6), 2.2),
+                             constrained_layout=True, squeeze=False)
+    spread = f"{metric.split(' (')[0]} sd"
+    for ax, field in zip(axes[0], fields, strict=True):
+        values = table[field]
+        numeric = pd.api.types.is_numeric_dtype(values)
+        order = sorted(values.unique()) if numeric else list(dict.fromkeys(values))
+        x = values if numeric else values.map({v: i for i, v in enumerate(order)})
+        ax.errorbar(x, table[metric], yerr=table[spread] if spread in table else None, fmt="o", ms=3,
+                    color=PALETTE[0], capsize=2, lw=0.8, label="a setting")
+        means = table.groupby(x)[metric].mean().sort_index()
+        ax.plot(means.index, means.to_numpy(), color=PALETTE[1], ls="--", lw=1, label="mean over the other fields")
+        if numeric and min(order) > 0 and max(order) / min(order) >= 10:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(order)), [str(v) for v in order])
+        ax.set(xlabel=field, title=f"{metric} vs {field}")
+    axes[0][0].set_ylabel(metric)
+    axes[0][0].legend(fontsize="x-small")
+    return fig
+
+
+def plot_parallel_coordinates(table: pd.DataFrame, fields: list[str], metric: str = "val acc (%)") -> plt.Figure:
+    """Full-width parallel coordinates of a sweep (three or more varied fields): one vertical axis per field and
+    one for the metric, each scaled to its range (log for numeric fields spanning a factor of 10 or more; the
+    ticks show the values), one line per setting coloured by the metric."""
+    fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.6), constrained_layout=True)
+    columns = [*fields, metric]
+    scaled, ticks = {}, {}
+    for column in columns:
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values):
+            numbers = values.astype(float)
+            log = numbers.min() > 0 and numbers.max() / numbers.min() >= 10 and column != metric
+            shown = np.log10(numbers) if log else numbers
+            low, high = shown.min(), shown.max()
+            scaled[column] = (shown - low) / (high - low) if high > low else shown * 0 + 0.5
+            ticks[column] = [(float(s), f"{v:.3g}") for s, v in zip(scaled[column], numbers, strict=True)]
+        else:
+            order = list(dict.fromkeys(values))
+            position = {v: i / max(1, len(order) - 1) for i, v in enumerate(order)}
+            scaled[column] = values.map(position)
+            ticks[column] = [(position[v], str(v)) for v in order]
+    colours = plt.get_cmap("viridis")
+    metric_scaled = scaled[metric]
+    for row in range(len(table)):
+        ax.plot(range(len(columns)), [scaled[c].iloc[row] for c in columns], color=colours(metric_scaled.iloc[row]),
+                lw=1.2, alpha=0.8)
+    for i, column in enumerate(columns):
+        ax.axvline(i, color="0.6", lw=0.6)
+        for y, text in dict(ticks[column]).items():  # one label per distinct position
+            ax.text(i + 0.03, y, text, fontsize="xx-small", va="center")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks([])
+    ax.spines[["left", "bottom"]].set_visible(False)
+    ax.set_xlim(-0.1, len(columns) - 0.6)
+    ax.set_title(f"sweep: each line a setting, coloured by {metric} (yellow = highest)")
+    return fig

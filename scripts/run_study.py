@@ -122,6 +122,8 @@ def run(argv: list[str] | None = None) -> int:
             print(f"--only: no notebook named {', '.join(unknown)}; there are {', '.join(nb.stem for nb in notebooks)}")
             return 2
         notebooks = [nb for nb in notebooks if nb.stem in args.only]
+    else:  # the brief's study; notebooks beyond it (lib.sections.EXTRAS, e.g. 08_sweep) run when named
+        notebooks = [nb for nb in notebooks if nb.stem in sections.SECTIONS]
     extra = {}
     for item in args.param:
         name, sep, value = item.partition("=")

@@ -62,7 +62,7 @@ def study(tmp_path_factory):
 
 def test_pipeline_runs_every_notebook_without_error(study):
     assert study["done"].returncode == 0, study["done"].stdout[-3000:] + study["done"].stderr[-3000:]
-    assert [nb.stem for nb in NOTEBOOKS] == SECTIONS
+    assert [nb.stem for nb in NOTEBOOKS] == SECTIONS + [extra.name for extra in sections.EXTRAS]
     for section in SECTIONS:
         executed = nbformat.read(study["out"]["executed"] / f"{section}.ipynb", as_version=4)
         errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]

@@ -1,0 +1,180 @@
+"""Sweeps beyond the brief: a grid (or a random search) over any run-config fields from a base setup.
+
+What it is: `sweep_configs` turns a base setup ("baseline": the brief's; "best": the setup the study chose) and a
+grid such as {"lr": [0.1, 0.05], "weight_decay": [5e-4, 1e-4]} into labelled configs, every one checked before
+anything trains (a bad field or value fails in one line naming it and what is allowed); `random_configs` draws
+`count` configs from ranges instead. They train through the run store like any section (lib.study.run_section:
+cached, resumable, stacked where shapes allow, with seeds), and `sweep_table` lists every setting with its
+varied fields and final numbers, sorted by validation accuracy. Notebook 08_sweep puts it together.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import paths
+from .config import ConfigError, RunConfig
+from .profiles import base_config, get_profile
+from .results import read_section
+from .sections import chosen_run, settings_of
+
+BASES = ("baseline", "best")
+NOT_SWEPT = ("data_dir", "num_classes", "grad_norm_param")  # where the data lives; what the study measures
+SWEEPABLE = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in NOT_SWEPT)
+
+
+def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int | None = None) -> RunConfig:
+    """The config a sweep varies: "baseline" is the brief's (lr 0.05, constant, no decay, no mixup), "best" the
+    study's final setup (05_mixup's chosen run of this profile); the profile's short epochs unless `epochs`."""
+    if base not in BASES:
+        raise ConfigError(f"base must be one of {list(BASES)}, got {base!r}")
+    config = base_config(profile, data_dir)
+    if base == "best":
+        config = dataclasses.replace(config, **settings_of(chosen_run(read_section("05_mixup", profile=profile))
+                                                           ["config"]))
+    return dataclasses.replace(config, epochs=get_profile(profile).short_epochs if epochs is None else epochs)
+
+
+def _field(name: str) -> str:
+    if name not in SWEEPABLE:
+        raise ConfigError(f"grid field {name!r} is not a run setting; the settings a sweep can vary are "
+                          f"{', '.join(SWEEPABLE)}")
+    return name
+
+
+def _value(name: str, value):
+    """A value as the config takes it: JSON and papermill hand over ints for floats (hashes must not differ)."""
+    if isinstance(getattr(RunConfig(), name), float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return tuple(value) if name == "sigmoid_blocks" and isinstance(value, list) else value
+
+
+def _config(base: RunConfig, values: dict) -> RunConfig:
+    try:
+        return dataclasses.replace(base, **values)
+    except ConfigError as error:
+        raise ConfigError(f"grid {', '.join(f'{k}={v!r}' for k, v in values.items())}: {error}") from None
+
+
+def label(values: dict) -> str:
+    """A setting's name in tables: "lr=0.1, weight_decay=0.0005"."""
+    return ", ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in values.items())
+
+
+def sweep_configs(base: RunConfig, grid: dict[str, list]) -> dict[str, RunConfig]:
+    """Every combination of the grid's values (the first field varies slowest), labelled by its values; all
+    checked before anything trains."""
+    if not isinstance(grid, dict) or not grid:
+        raise ConfigError(f"grid must map run settings to lists of values, e.g. {{'lr': [0.1, 0.05]}}, got {grid!r}")
+    for name, values in grid.items():
+        _field(name)
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"grid field {name!r} must list at least one value, got {values!r}")
+    names = list(grid)
+    runs = {}
+    for combination in itertools.product(*(grid[name] for name in names)):
+        values = {name: _value(name, value) for name, value in zip(names, combination, strict=True)}
+        runs[label(values)] = _config(base, values)
+    if len(set(runs.values())) < len(runs) or len(runs) < math.prod(len(v) for v in grid.values()):
+        raise ConfigError(f"grid lists a value twice: {grid}")
+    return runs
+
+
+def configs(base: RunConfig, grid: dict | None, random_search: dict | None = None) -> dict[str, RunConfig]:
+    """A sweep's labelled configs: the grid's, or with `random_search` ({"count": 8, "ranges": {...}, "seed": 0};
+    see `random_configs`) that many drawn at random instead."""
+    if random_search is None:
+        return sweep_configs(base, grid)
+    if not isinstance(random_search, dict) or not {"count", "ranges"} <= set(random_search) <= {"count", "ranges",
+                                                                                                 "seed"}:
+        raise ConfigError(f"random_search must be None or {{'count': N, 'ranges': {{field: range}}, 'seed': 0}}, got "
+                          f"{random_search!r}")
+    return random_configs(base, random_search["ranges"], random_search["count"], random_search.get("seed", 0))
+
+
+def random_configs(base: RunConfig, ranges: dict[str, object], count: int, seed: int = 0) -> dict[str, RunConfig]:
+    """`count` configs drawn at random (numpy, `seed`): each field's range is [low, high] (uniform; integers if
+    both are), {"log": [low, high]} (log-uniform, both > 0) or {"choice": [values]}. A draw that repeats an earlier
+    one is kept once."""
+    if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+        raise ConfigError(f"random_search count must be an integer >= 1, got {count!r}")
+    if not isinstance(ranges, dict) or not ranges:
+        raise ConfigError(f"random_search ranges must map run settings to ranges, e.g. "
+                          f"{{'lr': {{'log': [0.01, 0.5]}}}}, got {ranges!r}")
+    draw = {_field(name): _sampler(name, spec) for name, spec in ranges.items()}
+    rng = np.random.default_rng(seed)
+    runs = {}
+    for _ in range(count):
+        values = {name: _value(name, sample(rng)) for name, sample in draw.items()}
+        runs.setdefault(label(values), _config(base, values))
+    return runs
+
+
+def _sampler(name: str, spec):
+    def bad() -> ConfigError:
+        return ConfigError(f"random_search range of {name!r} must be [low, high], {{'log': [low, high]}} (both > 0) "
+                           f"or {{'choice': [values]}}, got {spec!r}")
+
+    def bounds(pair) -> tuple:
+        if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair) and pair[0] <= pair[1]):
+            raise bad()
+        return tuple(pair)
+
+    if isinstance(spec, dict) and set(spec) == {"choice"} and isinstance(spec["choice"], list) and spec["choice"]:
+        choices = spec["choice"]
+        return lambda rng: choices[int(rng.integers(len(choices)))]
+    if isinstance(spec, dict) and set(spec) == {"log"}:
+        low, high = bounds(spec["log"])
+        if low <= 0:
+            raise bad()
+        return lambda rng: float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    low, high = bounds(spec)
+    if all(isinstance(v, int) for v in (low, high)):
+        return lambda rng: int(rng.integers(low, high + 1))
+    return lambda rng: float(rng.uniform(low, high))
+
+
+def varied_fields(runs: dict[str, RunConfig]) -> list[str]:
+    """The config fields that differ between a sweep's runs, in the config's order."""
+    keys = [config.key() for config in runs.values()]
+    return [name for name in SWEEPABLE if len({str(k[name]) for k in keys}) > 1]
+
+
+def sweep_table(results: dict, fields: list[str]) -> pd.DataFrame:
+    """One row per setting (lib.seeds.Setting): the varied fields, seeds, epochs, final and best training and
+    validation loss and accuracy (%; means over seeds, with the validation accuracy's sd when n > 1) and the
+    training wall time, sorted by final validation accuracy, best first."""
+    rows = []
+    for name, result in results.items():
+        s, n = result.summary, result.summary.get("n_seeds", 1)
+        row = {"setting": name, **{f: _shown(getattr(result.config, f)) for f in fields}, "seeds": n,
+               "epochs": s["epochs_done"], "train loss": s["final_train_loss"],
+               "train acc (%)": 100 * s["final_train_acc"], "val loss": s["final_val_loss"],
+               "val acc (%)": 100 * s["final_val_acc"]}
+        if n > 1:
+            row["val acc sd"] = 100 * s["final_val_acc_std"]
+        row |= {"best val acc (%)": 100 * s["best_val_acc"], "best epoch": s["best_val_epoch"],
+                "min val loss": float(result.history["val_loss"].min()),
+                "wall time (s)": sum(r.summary["total_epoch_seconds"] for r in getattr(result, "runs", [result])),
+                "run": result.run_id}
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("val acc (%)", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _shown(value):
+    return "-".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def export_table(table: pd.DataFrame, profile: str) -> str:
+    """Write the sweep table as results/<profile>/08_sweep.csv; returns the file's name."""
+    path = paths.results_dir(profile) / "08_sweep.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    print(f"wrote {path}")
+    return path.name

@@ -1,0 +1,88 @@
+"""Sweeps (lib.sweep, notebook 08_sweep): bad grids stop before training; a 2 x 2 grid trains, tabulates, plots
+and, run again, reuses its runs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lib import ConfigError, sweep
+from lib.profiles import base_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def setup(synthetic_dir):
+    return base_config("tiny", str(synthetic_dir))
+
+
+def test_a_grid_makes_every_combination_first_field_slowest(setup):
+    runs = sweep.sweep_configs(setup, {"lr": [0.1, 0.05], "batch_size": [64, 128]})
+    assert list(runs) == ["lr=0.1, batch_size=64", "lr=0.1, batch_size=128", "lr=0.05, batch_size=64",
+                          "lr=0.05, batch_size=128"]
+    assert [(c.lr, c.batch_size) for c in runs.values()] == [(0.1, 64), (0.1, 128), (0.05, 64), (0.05, 128)]
+    assert sweep.varied_fields(runs) == ["lr", "batch_size"]
+    assert sweep.sweep_configs(setup, {"lr": [1]})["lr=1"].lr == 1.0  # an int for a float field: one hash
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"learning_rate": [0.1]}, r"grid field 'learning_rate' is not a run setting; the settings a sweep can vary "
+                               r"are arch, lr"),
+    ({"lr": []}, r"grid field 'lr' must list at least one value, got \[\]"),
+    ({"lr": 0.1}, r"grid field 'lr' must list at least one value, got 0.1"),
+    ({"lr": [0.1, -1.0]}, r"grid lr=-1.0: lr must be > 0, got -1.0"),
+    ({"schedule": ["cosine", "step"]}, r"grid schedule='step': schedule must be one of \['constant', 'cosine'\]"),
+    ({}, r"grid must map run settings to lists of values"),
+])
+def test_a_bad_grid_fails_in_one_line_before_training(setup, grid, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        sweep.configs(setup, grid)
+    assert "\n" not in str(error.value)
+
+
+def test_random_search_draws_from_its_ranges_reproducibly(setup):
+    search = {"count": 6, "seed": 3, "ranges": {"lr": {"log": [0.01, 0.5]}, "batch_size": [32, 128],
+                                                "schedule": {"choice": ["constant", "cosine"]}}}
+    runs = sweep.configs(setup, None, search)
+    assert runs == sweep.configs(setup, None, search) and len(runs) == 6
+    assert all(0.01 <= c.lr <= 0.5 and 32 <= c.batch_size <= 128 for c in runs.values())
+    with pytest.raises(ConfigError, match=r"random_search range of 'lr' must be \[low, high\]"):
+        sweep.configs(setup, None, {"count": 2, "ranges": {"lr": {"log": [0, 1]}}})
+    with pytest.raises(ConfigError, match=r"random_search must be None or"):
+        sweep.configs(setup, None, {"n": 2})
+
+
+def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
+    """Through `make sweep`'s command: 4 settings train, the CSV lists them best first, the figure exists; a rerun
+    trains nothing and a bad grid stops before any notebook runs."""
+    env = {**os.environ, **{f"AI6103_{name}_DIR": str(tmp_path / name.lower())
+                            for name in ("RUNS", "RESULTS", "FIGURES", "EXECUTED", "DATA")}}
+
+    def sweep_command(grid: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "scripts/run_study.py", "--profile", "tiny", "--only", "08_sweep",
+                               "--quiet", "--param", f"grid={grid}"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=600)
+
+    grid = "{'lr': [0.1, 0.05], 'weight_decay': [5e-4, 1e-4]}"
+    first = sweep_command(grid)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "results" / "tiny" / "08_sweep.csv")
+    assert len(table) == 4 and set(table["lr"]) == {0.1, 0.05} and set(table["weight_decay"]) == {5e-4, 1e-4}
+    assert list(table["val acc (%)"]) == sorted(table["val acc (%)"], reverse=True)
+    assert {"train loss", "val loss", "best val acc (%)", "epochs", "wall time (s)"} <= set(table.columns)
+    for suffix in (".pdf", ".png"):
+        assert (tmp_path / "figures" / "tiny" / f"08_sweep_metric{suffix}").stat().st_size > 1000
+    runs = {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
+    assert len(runs) == 4
+    again = sweep_command(grid)
+    executed = (tmp_path / "executed" / "tiny" / "08_sweep.ipynb").read_text()
+    assert again.returncode == 0 and "nothing to train" in executed
+    assert {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == runs
+    bad = sweep_command("{'lr': [0.1], 'wd': [1e-4]}")
+    assert bad.returncode != 0 and "grid field 'wd' is not a run setting" in bad.stdout + bad.stderr
+    assert {p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()} == set(runs)  # the bad grid trained nothing
