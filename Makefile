@@ -2,12 +2,16 @@
 # PROFILE=full (brief's settings, real CIFAR-100) | quick (real data, short runs) | smoke (synthetic, minutes on a CPU)
 # SEEDS=3: every setting trained with seeds 0..2 (default 1, the brief's); tables, choices and the paper use the mean
 # AUTHOR="Your Name" for the paper (default: git user.name, else Anonymous)
+# EXECUTOR=slurm: the runs train as tasks of a Slurm job array (README "Running on a cluster"; AI6103_SLURM_* settings)
 PROFILE ?= full
 DATA_DIR ?=
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ifneq ($(EXECUTOR),)
+export AI6103_EXECUTOR := $(EXECUTOR)
+endif
 
 .PHONY: setup test lint lab all notebooks report bench tensorboard sweep
 

@@ -19,14 +19,23 @@ import pandas as pd
 from . import paths, reference
 from .config import RunConfig, check_seeds, with_seeds
 from .data import data_info, split_indices
+from .executor import run_or_load_many
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
 from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
 from .results import read_section, write_section
 from .sections import SECTIONS, TRAINING, check_parameters, choose_label, chosen_run, get, section_configs, settings_of  # noqa: F401 - the notebooks' one import
 from .seeds import FINAL_METRICS, Setting, scores_on_test_set, settings_of_runs  # noqa: F401 - for notebooks
-from .store import RunResult, run_or_load_many
+from .store import RunResult
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch columns a results file keeps per run
+
+
+def _short_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings in the notebooks as one short line: a notebook's source line or file path says nothing to a reader."""
+    return f"note ({category.__name__}): {message}\n"
+
+
+warnings.formatwarning = _short_warning  # the notebooks import this module first
 
 
 def choose(section: str, results: dict[str, Setting], choose_by: str | None = None) -> str:

@@ -22,9 +22,9 @@ import time
 import warnings
 from pathlib import Path
 
-from lib import ConfigError, DataError, RunStoreError, paths, plan, sections
+from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections
 from lib.profiles import PROFILES
-from lib.store import peek_summary, run_or_load_many
+from lib.store import peek_summary
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
 KERNEL = "ai6103"  # the project kernel `make setup` installs into .venv (a user's own python3 cannot shadow it)
@@ -195,11 +195,17 @@ def run(argv: list[str] | None = None) -> int:
 def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], training: tuple[str, ...],
                 progress: bool) -> None:
     """Train every run of `training` sections before their notebooks run: each wave of lib.sections once the
-    choices it starts from are made (the notebooks make the same choices from the same runs)."""
+    choices it starts from are made (the notebooks make the same choices from the same runs). Where
+    AI6103_EXECUTOR says (lib.executor); with AI6103_SLURM_WAIT=0 the driver ends after submitting, with
+    status 75 (EX_TEMPFAIL: the same command again later goes on)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")  # the plan said what data
-        sections.plan_study(profile, data_dir, params, peek_summary, sections=training,
-                            train_wave=lambda configs: run_or_load_many(configs, progress=progress))
+        try:
+            sections.plan_study(profile, data_dir, params, peek_summary, sections=training,
+                                train_wave=lambda configs: executor.run_or_load_many(configs, progress=progress))
+        except executor.TasksSubmitted as submitted:
+            print(f"\n{submitted}", flush=True)
+            raise SystemExit(75) from None
 
 
 if __name__ == "__main__":

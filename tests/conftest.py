@@ -23,6 +23,8 @@ def private_folders(tmp_path, monkeypatch):
     for name in ("RUNS", "RESULTS", "FIGURES"):
         monkeypatch.setenv(f"AI6103_{name}_DIR", str(tmp_path / name.lower()))
     monkeypatch.setenv("AI6103_DEVICE", "cpu")
+    for name in ("AI6103_EXECUTOR", "AI6103_WORKERS"):  # a user's shell must not send the tests' runs to Slurm
+        monkeypatch.delenv(name, raising=False)
     warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
 
 

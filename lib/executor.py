@@ -1,0 +1,468 @@
+"""Where the study's runs train: in this process (the default), in local worker processes, or on a Slurm cluster.
+
+`run_or_load_many(configs, progress)` is what lib.study.run_section and the driver (scripts/run_study.py) call;
+the environment chooses, read here and nowhere else:
+
+| variable                 | default   | meaning                                                                |
+|--------------------------|-----------|------------------------------------------------------------------------|
+| `AI6103_EXECUTOR`        | local     | `local`: this machine; `slurm`: tasks of one Slurm job array          |
+| `AI6103_WORKERS`         | 1         | local: tasks at once, a process each (with its own GPU under CUDA)     |
+| `AI6103_SLURM_PARTITION` | cluster's | partition the tasks queue in                                           |
+| `AI6103_SLURM_GPUS`      | 1         | GPUs per task (0: none asked for)                                      |
+| `AI6103_SLURM_TIME`      | 240       | a task's time limit, minutes; at it the task is requeued and resumes   |
+| `AI6103_SLURM_MEM_GB`    | cluster's | memory per task, GB                                                    |
+| `AI6103_SLURM_CPUS`      | cluster's | CPU cores per task                                                     |
+| `AI6103_SLURM_EXTRA`     | none      | more sbatch options: `account=abc,qos=high` (`key` alone: a flag)      |
+| `AI6103_SLURM_WAIT`      | 1         | 0: submit, record and return at once (TasksSubmitted); run again later |
+| `AI6103_SLURM_TIMEOUT`   | 86400     | seconds to wait for the tasks before giving up (they stay queued)      |
+
+Beyond this process the unfinished runs become tasks, one per group of runs that may train together
+(lib.train.group_key); each task calls lib.store.run_or_load_many on its node, which decides there how many of
+them to stack, and writes their run folders (a shared file system). The run store stays the only record: the
+caller waits for the tasks (a bar of tasks finished), then loads the runs exactly as it loads local ones. A task
+that fails stops the study with one line naming its runs, its job and its log; a rerun reuses every finished run,
+waits for a job still in the queue (runs/_slurm/pending.json says which job has which run) and submits the rest.
+Tasks are submitit Checkpointables: at a time limit or pre-emption (SIGUSR2) submitit requeues them, and the new
+start resumes every run from its last finished epoch. A task cancelled by a user is a failure, never requeued.
+
+What it is not: the training or the run store (the tasks call lib.store on their node), nor a scheduler: Slurm
+queues the tasks; locally submitit's LocalExecutor runs them, `AI6103_WORKERS` at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import submitit
+
+from . import paths, store
+from .checkpoint import atomic_write_text
+from .config import RunConfig
+from .data import check_split, data_info
+
+EXECUTORS = ("local", "slurm")
+# Slurm states of a job that will still run or report (squeue's and sacct's names); any other is an end.
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
+          "SUSPENDED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
+# Ends after which no result file can come (cancelled, killed by Slurm): a failure at once. After any other end
+# (COMPLETED, FAILED, or no longer known) the result file may still be on its way through a shared file system.
+NO_RESULT = {"CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
+GRACE_S = 15.0  # how long a shared file system may take to show a result file
+POLL_MOST_S = 30.0  # the longest pause between two looks at the tasks (reached after ~10 minutes of waiting)
+LOCAL_TIME_MIN = 7 * 24 * 60  # local workers have no time limit; submitit's LocalExecutor wants one
+SLURM_COMMAND_S = 60  # longest wait for one squeue/sacct answer
+
+
+class TasksFailed(store.RunStoreError):
+    """Tasks could not be submitted, failed or did not report in time; one line names their runs, jobs and logs."""
+
+
+class TasksSubmitted(store.RunStoreError):
+    """AI6103_SLURM_WAIT=0: the runs are queued on the cluster, not finished; running again later loads them."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    executor: str  # "local" (this machine) or "slurm"
+    workers: int  # local: tasks running at once, one process each; 1 = train in this process, no tasks
+    partition: str | None  # Slurm partition; None = the cluster's default
+    gpus: int  # GPUs per Slurm task
+    time_min: int  # a Slurm task's time limit, minutes
+    mem_gb: float | None  # memory per Slurm task, GB; None = the partition's default
+    cpus: int | None  # CPU cores per Slurm task; None = the partition's default
+    extra: dict  # further sbatch options (submitit's slurm_additional_parameters), e.g. {"account": "abc"}
+    wait: bool  # wait for the Slurm tasks; False: submit and raise TasksSubmitted
+    timeout_s: float  # longest wait for the Slurm tasks, seconds
+
+
+def settings() -> Settings:
+    """The executor settings from the environment (table above); a bad value fails with one line."""
+    executor = os.environ.get("AI6103_EXECUTOR") or "local"
+    if executor not in EXECUTORS:
+        raise ValueError(f"AI6103_EXECUTOR must be local or slurm, got {executor!r}")
+    return Settings(
+        executor=executor,
+        workers=_number("AI6103_WORKERS", 1, int, "a whole number >= 1", least=1),
+        partition=os.environ.get("AI6103_SLURM_PARTITION") or None,
+        gpus=_number("AI6103_SLURM_GPUS", 1, int, "a whole number >= 0", least=0),
+        time_min=_number("AI6103_SLURM_TIME", 240, int, "minutes, a whole number >= 1", least=1),
+        mem_gb=_number("AI6103_SLURM_MEM_GB", None, float, "a number of GB > 0", least=1e-3, most=1e6),
+        cpus=_number("AI6103_SLURM_CPUS", None, int, "a whole number >= 1", least=1),
+        extra=_sbatch_options(os.environ.get("AI6103_SLURM_EXTRA", "")),
+        wait=_number("AI6103_SLURM_WAIT", 1, int, "0 or 1", least=0, most=1) == 1,
+        timeout_s=_number("AI6103_SLURM_TIMEOUT", 86_400.0, float, "seconds > 0", least=1e-3),
+    )
+
+
+def _number(name: str, default, kind, what: str, least: float, most: float = math.inf):
+    """The number in environment variable `name` (`default` if unset), within [least, most]."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = math.nan
+    if not least <= value <= most:  # NaN fails too
+        raise ValueError(f"{name} must be {what}, got {text!r}")
+    return value
+
+
+def _sbatch_options(text: str) -> dict:
+    """"account=abc,qos=high,exclusive" -> {"account": "abc", "qos": "high", "exclusive": True}."""
+    options = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        key, sep, value = item.partition("=")
+        if not key.strip() or (sep and not value.strip()):
+            raise ValueError(f"AI6103_SLURM_EXTRA must be key=value,key=value (sbatch options), got {text!r}")
+        options[key.strip().lstrip("-")] = value.strip() if sep else True
+    return options
+
+
+def slurm_dir() -> Path:
+    """Where Slurm tasks keep their logs and submitit files (one folder per job), and pending.json."""
+    return paths.runs_dir() / "_slurm"
+
+
+def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[store.RunResult]:
+    """lib.store.run_or_load_many where AI6103_EXECUTOR and AI6103_WORKERS say: here, or as tasks of local workers
+    or of a Slurm job array, then loaded from the run store. Raises TasksFailed (a task failed, or did not report
+    within AI6103_SLURM_TIMEOUT) or TasksSubmitted (AI6103_SLURM_WAIT=0), each with a one-line message."""
+    chosen = settings()
+    if chosen.executor == "local" and chosen.workers == 1:
+        return store.run_or_load_many(configs, progress)
+    for config in configs:  # what the store refuses, refused before anything is submitted
+        info = data_info(config.data_dir)
+        check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
+    unfinished = {}
+    for config in configs:
+        name = store.run_path(config).name
+        if name not in unfinished and store.load_run(config) is None:
+            unfinished[name] = config
+    if unfinished:
+        runner = _Slurm(chosen) if chosen.executor == "slurm" else _LocalWorkers(chosen)
+        runner.run(list(unfinished.values()), progress)
+        left = [name for name, config in unfinished.items() if store.load_run(config) is None]
+        if left:  # never train here what a task should have trained (this may be a cluster's login node)
+            raise TasksFailed(f"the tasks ended well but runs {', '.join(left)} are not finished in "
+                              f"{paths.runs_dir()}; is the run store on a file system the nodes share?")
+    return store.run_or_load_many(configs, progress)
+
+
+def tasks_of(configs: list[RunConfig]) -> list[list[RunConfig]]:
+    """The tasks that train `configs`: one per group of runs that may train together (lib.train.group_key), in
+    order. How many of a group stack is decided on the node, by lib.store.run_or_load_many there."""
+    from .train import group_key
+
+    groups: dict[tuple, list[RunConfig]] = {}
+    for config in configs:
+        groups.setdefault(group_key(config), []).append(config)
+    return list(groups.values())
+
+
+class TrainTask(submitit.helpers.Checkpointable):
+    """One task, on its node: trains (resumes, or loads) a group of runs into the run store; returns their names.
+
+    Checkpointable: at a time limit or pre-emption submitit calls `checkpoint` (which resubmits the same call) and
+    requeues the job; the new start resumes each run from its folder's last finished epoch."""
+
+    def __call__(self, configs: list[RunConfig]) -> list[str]:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")  # the plan said so
+            return [result.run_id for result in store.run_or_load_many(configs, progress=True)]
+
+
+@dataclass
+class Task:
+    runs: list[str]  # the run folders' names it trains
+    job: submitit.Job  # its job: a Slurm (array) job or a local process
+    slot: int = 0  # local workers: which worker (and GPU) runs it
+    ended_at: float | None = None  # when its job was first seen ended without a result
+
+    @property
+    def log(self) -> Path:
+        return self.job.paths.stderr  # tracebacks and progress bars; stdout is the same path ending in .out
+
+
+def _tasks(n: int) -> str:
+    return f"{n} task{'s' * (n != 1)}"
+
+
+def _error_line(error: Exception) -> str:
+    """The last line of a failed task's traceback (submitit wraps it between dashed lines)."""
+    text = str(error)
+    parts = text.split("-" * 22)
+    trace = parts[1] if len(parts) > 2 else text
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
+def _fresh(job: submitit.Job) -> submitit.Job:
+    """A job just submitted, without the result file an earlier job of the same id may have left in its folder.
+
+    NOTE: ids repeat: local jobs are named by pid, and a Slurm cluster whose state is reset (as the test cluster's
+    is at each start) counts from 1 again. The new job cannot have finished yet: its Python has not started."""
+    job.paths.result_pickle.unlink(missing_ok=True)
+    return job
+
+
+def _outcome(task: Task, state: str | None, grace_s: float, now: float) -> str | None:
+    """None while the task may still report; "" when it finished well; else why it failed, in a few words.
+    `state` is its job's state, None if it could not be asked."""
+    if task.job.paths.result_pickle.exists():
+        error = task.job.exception()
+        return "" if error is None else _error_line(error)
+    if state is None or state in ACTIVE:
+        task.ended_at = None
+        return None
+    task.ended_at = task.ended_at or now
+    if state not in NO_RESULT and now - task.ended_at < grace_s:
+        return None
+    return f"its job ended {state} without a result"
+
+
+def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: float) -> None:
+    """Wait for `tasks` (the runner may start more as slots free up), showing a bar of tasks finished; raise
+    TasksFailed at the first failure, or when tasks are left after `timeout_s`."""
+    if os.environ.get("AI6103_PROGRESS") == "text":
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    started, failures = time.time(), []
+    with tqdm(total=total, desc="tasks finished", unit="task", disable=not progress, leave=True) as bar:
+        try:
+            while tasks and not failures and time.time() - started < timeout_s:
+                states = runner.states(tasks)
+                for task in list(tasks):
+                    why = _outcome(task, None if states is None else states.get(task.job.job_id, "UNKNOWN"),
+                                   runner.grace_s, time.time())
+                    if why is None:
+                        continue
+                    tasks.remove(task)
+                    bar.update()
+                    if why:
+                        failures.append(f"runs {', '.join(task.runs)} ({runner.where(task)}, log {task.log}): {why}")
+                    elif (follow := runner.next(task)) is not None:
+                        tasks.append(follow)
+                if tasks and not failures:
+                    time.sleep(min(POLL_MOST_S, 1 + (time.time() - started) / 20))
+        finally:
+            if tasks:  # failed, timed out, or interrupted (Ctrl-C): local workers end, Slurm jobs stay queued
+                runner.stop(tasks)
+    if failures:
+        raise TasksFailed(f"{len(failures)} of {_tasks(total)} failed: {'; '.join(failures)}; "
+                          f"{runner.after_failure(tasks)}")
+    if tasks:
+        raise TasksFailed(f"{_tasks(len(tasks))} did not finish within AI6103_SLURM_TIMEOUT={timeout_s:g} s: "
+                          + "; ".join(f"runs {', '.join(t.runs)} ({runner.where(t)}, log {t.log})" for t in tasks)
+                          + f"; {runner.after_failure(tasks)}")
+
+
+class _LocalWorkers:
+    """Tasks as local processes (submitit's LocalExecutor), `workers` at a time; each worker its own GPU."""
+
+    grace_s = 0.0  # a local process's result file is written before it exits
+
+    def __init__(self, chosen: Settings):
+        self.workers = chosen.workers
+        self.executor = submitit.LocalExecutor(folder=paths.runs_dir() / "_local" / "%j")
+        self.gpus = _local_gpus()
+        self.waiting: list[list[RunConfig]] = []
+
+    def run(self, configs: list[RunConfig], progress: bool) -> None:
+        groups = tasks_of(configs)
+        self.waiting = groups[self.workers:]
+        started = [self._start(group, slot) for slot, group in enumerate(groups[:self.workers])]
+        _wait(self, started, len(groups), progress, timeout_s=float("inf"))
+
+    def _start(self, group: list[RunConfig], slot: int) -> Task:
+        gpu = (self.gpus[slot % len(self.gpus)],) if self.gpus else ()  # sets CUDA_VISIBLE_DEVICES ("" = none)
+        self.executor.update_parameters(timeout_min=LOCAL_TIME_MIN, gpus_per_node=len(gpu), visible_gpus=gpu)
+        job = _fresh(self.executor.submit(TrainTask(), group))
+        return Task([store.run_path(config).name for config in group], job, slot)
+
+    def next(self, ended: Task) -> Task | None:
+        return self._start(self.waiting.pop(0), ended.slot) if self.waiting else None
+
+    def states(self, tasks: list[Task]) -> dict[str, str]:
+        return {task.job.job_id: task.job.state for task in tasks}  # RUNNING, FINISHED or INTERRUPTED
+
+    def where(self, task: Task) -> str:
+        return f"local worker {task.slot}, pid {task.job.job_id}"
+
+    def stop(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            task.job.cancel()  # SIGINT: training stops; finished epochs stay in the run folders
+
+    def after_failure(self, running: list[Task]) -> str:
+        return ("the other tasks are stopped; " if running else "") + "finished epochs are kept: run again to resume"
+
+
+def _local_gpus() -> list[int]:
+    """The GPU indices local workers are spread over (CUDA_VISIBLE_DEVICES if set); none without CUDA."""
+    from .device import runtime
+
+    if runtime().device.type != "cuda":
+        return []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if not visible:
+        import torch
+
+        return list(range(torch.cuda.device_count()))
+    try:
+        return [int(index) for index in visible.split(",")]
+    except ValueError:
+        raise ValueError(f"AI6103_WORKERS needs CUDA_VISIBLE_DEVICES as indices (0,1,...), got {visible!r}") from None
+
+
+class _Slurm:
+    """Tasks as one Slurm job array (submitit's SlurmExecutor), their jobs recorded in runs/_slurm/pending.json."""
+
+    grace_s = GRACE_S
+
+    def __init__(self, chosen: Settings):
+        missing = [command for command in ("sbatch", "srun", "squeue") if shutil.which(command) is None]
+        if missing:
+            raise ValueError(f"AI6103_EXECUTOR=slurm, but {', '.join(missing)} is not on this machine's PATH: run "
+                             f"on the cluster's login node, or set AI6103_EXECUTOR=local")
+        self.chosen = chosen
+
+    def run(self, configs: list[RunConfig], progress: bool) -> None:
+        names = {store.run_path(config).name: config for config in configs}
+        with _pending_jobs() as pending:
+            recorded = {pending[name]["job"] for name in names if name in pending}
+            states = slurm_states(sorted(recorded)) if recorded else {}
+            if states is None:
+                raise TasksFailed("Slurm does not answer (squeue failed), so whether the runs' jobs still run is "
+                                  "unknown; try again later")
+            queued: dict[str, list[str]] = {}  # job id -> its runs, for the jobs that will still run
+            for name in names:
+                if name in pending and states.get(pending[name]["job"]) in ACTIVE:
+                    queued.setdefault(pending[name]["job"], []).append(name)
+            tasks = [Task(runs, submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
+                     for job, runs in queued.items()]
+            groups = tasks_of([c for name, c in names.items() if not any(name in r for r in queued.values())])
+            new = self._submit(groups) if groups else []
+            for task in new:
+                for name in task.runs:
+                    pending[name] = {"job": task.job.job_id, "log": str(task.log),
+                                     "submitted": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        arrays = sorted({task.job.job_id.split("_")[0] for task in new})
+        waiting_for = sorted({task.job.job_id.split("_")[0] for task in tasks})
+        said = []
+        if new:
+            said.append(f"submitted {_tasks(len(new))} as Slurm job {', '.join(arrays)}")
+        if tasks:
+            said.append(f"{_tasks(len(tasks))} still queued or running as Slurm job {', '.join(waiting_for)}")
+        said = " and ".join(said)
+        watch = f"squeue -j {','.join(arrays + waiting_for)}; logs in {slurm_dir()}/<job id>/"
+        if not self.chosen.wait:
+            raise TasksSubmitted(f"{said} ({watch}); run again later to load them")
+        print(f"{said}; waiting ({watch})", flush=True)
+        _wait(self, tasks + new, len(tasks) + len(new), progress, self.chosen.timeout_s)
+        with _pending_jobs():
+            pass  # forget the finished runs' jobs
+
+    def _submit(self, groups: list[list[RunConfig]]) -> list[Task]:
+        c = self.chosen
+        executor = submitit.SlurmExecutor(folder=slurm_dir() / "%j")
+        mem = None if c.mem_gb is None else (f"{c.mem_gb:g}GB" if c.mem_gb == int(c.mem_gb)
+                                             else f"{int(c.mem_gb * 1024)}MB")
+        parameters = {"job_name": "ai6103", "time": c.time_min, "partition": c.partition,
+                      "gpus_per_node": c.gpus or None, "mem": mem, "cpus_per_task": c.cpus,
+                      "additional_parameters": {"requeue": True, **c.extra}}  # requeue: also after node failures
+        executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
+        try:
+            jobs = executor.map_array(TrainTask(), groups)
+        except Exception as error:  # noqa: BLE001 - sbatch's refusal (bad partition, limits): one line
+            lines = [line for line in str(error).splitlines() if line.strip()]
+            raise TasksFailed(f"sbatch refused the tasks: {lines[-1] if lines else type(error).__name__} (settings: "
+                              f"AI6103_SLURM_PARTITION, _GPUS, _TIME, _MEM_GB, _CPUS, _EXTRA)") from None
+        return [Task([store.run_path(config).name for config in group], _fresh(job))
+                for group, job in zip(groups, jobs, strict=True)]
+
+    def next(self, ended: Task) -> None:
+        return None  # every task was submitted at once
+
+    def states(self, tasks: list[Task]) -> dict[str, str] | None:
+        return slurm_states([task.job.job_id for task in tasks])
+
+    def where(self, task: Task) -> str:
+        return f"Slurm job {task.job.job_id}"
+
+    def stop(self, tasks: list[Task]) -> None:
+        pass  # they stay queued; pending.json lets the next run wait for them
+
+    def after_failure(self, running: list[Task]) -> str:
+        going_on = (f"the other {_tasks(len(running))} go on in the queue (job "
+                    f"{', '.join(sorted({t.job.job_id.split('_')[0] for t in running}))})" if running else "")
+        return (going_on + "; " * bool(going_on) + "finished runs and epochs are kept: run again to resubmit the "
+                "rest (it waits for tasks still queued)")
+
+
+@contextlib.contextmanager
+def _pending_jobs():
+    """runs/_slurm/pending.json as a dict {run name: {"job", "log", "submitted"}}, under a lock (so two drivers
+    never submit the same runs at once), written back on leaving; entries of finished runs are dropped."""
+    folder = slurm_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "pending.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held for seconds (one sbatch) by another driver at most
+        file = folder / "pending.json"
+        try:
+            pending = json.loads(file.read_text())
+        except (OSError, ValueError):
+            pending = {}
+        pending = {name: entry for name, entry in pending.items()
+                   if not (paths.runs_dir() / name / store.SUMMARY).exists()}
+        yield pending
+        atomic_write_text(file, json.dumps(pending, indent=1))
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, str] | None:
+    """Each job's Slurm state by id ("12_3" for a task of array 12): from squeue (which keeps ended jobs for the
+    cluster's MinJobAge, 5 minutes by default), else sacct (where the cluster keeps accounting); ids neither knows
+    are left out. None when Slurm cannot be asked now.
+
+    NOTE: not submitit's own watcher: it asks sacct alone, and without accounting (slurmdbd) a job that ended
+    without a result (cancelled, killed) would read UNKNOWN, i.e. still running, forever."""
+    arrays = sorted({job.split("_")[0] for job in job_ids})
+    listed = _slurm_command(["squeue", "-h", "-r", "--states=all", "-o", "%i|%T", "-j", ",".join(arrays)])
+    if listed is None:
+        return None
+    states = _parse_states(listed)
+    missing = [job for job in job_ids if job not in states]
+    if missing:
+        accounted = _slurm_command(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(missing)])
+        states.update(_parse_states(accounted or ""))
+    return states
+
+
+def _slurm_command(command: list[str]) -> str | None:
+    """A Slurm command's output; "" when it knows none of the jobs asked for, None when it fails otherwise."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=SLURM_COMMAND_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode == 0:
+        return done.stdout
+    return "" if "Invalid job id" in done.stderr else None
+
+
+def _parse_states(text: str) -> dict[str, str]:
+    """"12_0|RUNNING" lines -> {"12_0": "RUNNING"}; sacct's "CANCELLED by 0" -> "CANCELLED"."""
+    states = {}
+    for line in text.splitlines():
+        job, sep, state = line.strip().partition("|")
+        if sep and state.strip():
+            states[job] = state.split()[0].rstrip("+")
+    return states
