@@ -62,7 +62,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config) -> None:
+def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config, scaler=None) -> None:
+    """Write the run's state after its last finished epoch; `scaler`, the run's torch.amp.GradScaler, adds its loss
+    scale (fp16; a disabled scaler's state is empty)."""
     state = {
         "config": dataclasses.asdict(config),
         "epoch": len(history),
@@ -70,6 +72,7 @@ def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config)
         # cloned: a model trained stacked with others (lib.stack) holds views into buffers shared by the group
         "model": {name: tensor.clone() for name, tensor in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},  # loss scale and steps since it last changed
         "generator": generator.get_state(),  # data order, crops, flips, mixup partners
         "mixup_rng": mixup_rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
@@ -109,14 +112,18 @@ def load_state(run_dir: Path) -> dict | None:
     return None
 
 
-def restore(run_dir: Path, model, optimizer, generator, mixup_rng) -> list[dict]:
-    """Load the last good checkpoint into the given objects; returns the metrics so far ([] = fresh start)."""
+def restore(run_dir: Path, model, optimizer, generator, mixup_rng, scaler=None) -> list[dict]:
+    """Load the last good checkpoint into the given objects; returns the metrics so far ([] = fresh start).
+
+    A checkpoint without a loss scale (older ones, or saved in bf16/fp32) leaves `scaler` as it is: fresh."""
     state = load_state(run_dir)
     if state is None:
         return []
     print(f"{run_dir.name}: resuming after epoch {state['epoch']} (from its checkpoint)")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])  # a no-op for a disabled scaler (bf16/fp32 now)
     generator.set_state(state["generator"])
     mixup_rng.bit_generator.state = state["mixup_rng"]
     torch.set_rng_state(state["torch_rng"])

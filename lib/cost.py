@@ -23,7 +23,7 @@ from . import paths
 from .checkpoint import atomic_write_text, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
-from .device import runtime
+from .device import runtime, synchronize
 from .train import evaluate, fresh_step, train_epoch
 
 
@@ -134,13 +134,16 @@ def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
     """How many of `n_runs` stackable runs (lib.train.group_key) to train together on this machine.
 
     AI6103_STACK=k fixes it (at most k). With `auto` (the default on a GPU), stacks of 1..3 runs are timed once
-    (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1."""
-    fixed = runtime().stack
-    if fixed is not None or n_runs == 1:
-        return min(fixed or 1, n_runs)
+    (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1.
+    Either way no more runs than fit in the device's free memory (lib.device: Runtime.runs_that_fit)."""
+    rt = runtime()
+    fits = rt.runs_that_fit(batch_size)  # None: not known (the CPU)
+    most = n_runs if fits is None else min(n_runs, fits)
+    if rt.stack is not None or most == 1:
+        return min(rt.stack or 1, most)
     # The benchmark alone, not finished runs' rates: those mix compiled and uncompiled, stacked and alone.
     speeds = {k: benchmarked(arch, batch_size, k)["train_images_per_second"]
-              for k in range(1, min(n_runs, STACK_MOST) + 1)}
+              for k in range(1, min(most, STACK_MOST) + 1)}
     best = max(speeds, key=speeds.get)
     return best if speeds[best] >= STACK_GAIN * speeds[1] else 1
 
@@ -148,7 +151,8 @@ def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
 def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
     """Time lib.train's own training step (with this runtime's speed features, uncompiled) and evaluation
     on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each). With `runs`,
-    that many runs stacked (lib.stack); images per second are then summed over the runs."""
+    that many runs stacked (lib.stack); images per second are then summed over the runs. This is what a plan's
+    estimate for a device without finished runs rests on: a measurement there, never another device's figure."""
     rt = dataclasses.replace(rt, compile=False)  # compilation would dominate a benchmark this short
     on_cpu = rt.device.type == "cpu"
     config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
@@ -159,12 +163,10 @@ def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
 
     def timed(fn) -> float:
         fn()  # warm-up: allocator, cuDNN autotuning
-        if not on_cpu:
-            torch.cuda.synchronize()
+        synchronize(rt.device)
         start = time.perf_counter()
         fn()
-        if not on_cpu:
-            torch.cuda.synchronize()
+        synchronize(rt.device)
         return time.perf_counter() - start
 
     net.train()

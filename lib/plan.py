@@ -97,6 +97,8 @@ def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1)
         setup, words = _setup(n_calls, next(iter(runs.values())).epochs)
         total += setup
         print(f"  {words}")
+        for note in runtime().notes:  # device choices and why (lib.device): precision, memory, features off
+            print(f"  {note}")
         print(f"  estimated time on this machine ({speed['device']}): {format_seconds(total)}")
     return total
 
@@ -117,6 +119,8 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
           f"validation images per epoch; {config.arch}, batch {config.batch_size}")
     print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
           f"~{format_seconds(epoch_seconds(config, speed, n_train + n_val))} per epoch of {config.epochs}-epoch runs")
+    for note in runtime().notes:  # device choices and why (lib.device): precision, memory, features off
+        print(f"  {note}")
     distinct = {run_path(run.config) for wave in waves for run in wave}
     print(f"the study: {len(distinct)} distinct runs in {len(waves)} waves (a wave's runs train together where "
           f"that pays here)")

@@ -3,7 +3,9 @@
 What it is: SGD with momentum on the device-resident split, the learning-rate schedule, mixup, and
 per-epoch metrics accumulated on the device (read once per epoch, no per-step host sync). On CUDA each
 full training step is captured once and replayed as a CUDA graph (`make_step`); the graph runs exactly
-`sgd_step`, the plain reference step, so both paths train the same function (tests/test_speed.py).
+`sgd_step`, the plain reference step, so both paths train the same function (tests/test_speed.py). In fp16
+(lib.device) each run's loss is scaled by its own `torch.amp.GradScaler`, inside the graph too (the fused SGD
+takes the overflow flag as a device tensor); the scale is checkpointed with the run.
 `train_together(configs, run_dirs)` trains runs that differ only in learning rate, schedule or weight
 decay side by side as one stacked network (lib.stack), each with its own optimiser, metrics and
 checkpoint; `train` is that with one run. Every step of the loop sees N models: logits N x B x classes.
@@ -12,9 +14,12 @@ What it is not: the run store (lib.store decides where runs live and whether to 
 """
 from __future__ import annotations
 
+import dataclasses
+import gc
 import math
 import os
 import time
+import traceback
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,7 +31,7 @@ import torch.nn.functional as F
 from . import checkpoint, tracking
 from .config import RunConfig
 from .data import DataInfo, DeviceSplit, channel_stats, data_info, load_cifar100, split_indices
-from .device import Runtime, runtime
+from .device import Runtime, runtime, synchronize
 from .models import build_model
 from .stack import stack_models
 
@@ -135,24 +140,34 @@ def make_optimizer(params, config: RunConfig, device: torch.device, fused: bool 
                            fused=fused, foreach=None if fused else device.type == "cuda")
 
 
-def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: Runtime) -> None:
+def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: Runtime, scalers) -> None:
     """One SGD step of N models on one (mixed) batch: the plain reference step, also what the CUDA graph records.
 
-    `net` maps the batch to logits N x B x classes (lib.stack); `optimizers[n]` and `watched[n]` (the parameter
-    whose gradient 2-norm is logged) belong to model n. Adds, per model, [loss * B, correct (lambda-weighted), B,
-    grad-norm, grad-norm minus the previous one] into `sums` (N x 5, on the device). One batch for all models:
-    x B x 3 x H x W, labels B, `lam` a float or a 0-d device tensor; one batch per model (runs of different
-    seeds): x B x 3N x H x W, labels N x B, `lam` a device tensor N. Nothing here reads back to the host.
+    `net` maps the batch to logits N x B x classes (lib.stack); `optimizers[n]`, `watched[n]` (the parameter
+    whose gradient 2-norm is logged) and `scalers[n]` (`rt.loss_scaler()`) belong to model n. Adds, per model,
+    [loss * B, correct (lambda-weighted), B, grad-norm, grad-norm minus the previous one] into `sums` (N x 5, on
+    the device). One batch for all models: x B x 3 x H x W, labels B, `lam` a float or a 0-d device tensor; one
+    batch per model (runs of different seeds): x B x 3N x H x W, labels N x B, `lam` a device tensor N. Nothing
+    here reads back to the host, except the skip test of a scaled step with the unfused SGD (CPU, or fused off).
     """
     with rt.autocast():
         logits = net(x).float()
     losses = mixup_loss(logits, y, y_b, lam)  # N: each model's own batch-mean loss
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
-    losses.sum().backward()  # the models share no parameter: each gets the gradient of its own loss alone
+    # fp16: each model's loss times its own scale, so that small gradients do not flush to zero in fp16
+    scaled = torch.stack([s.scale(loss) for s, loss in zip(scalers, losses, strict=True)]) if rt.scales_loss else losses
+    scaled.sum().backward()  # the models share no parameter: each gets the gradient of its own loss alone
+    for optimizer, scaler in zip(optimizers, scalers, strict=True):
+        scaler.unscale_(optimizer)  # the true gradients again, and a device flag if any is inf/nan (fp16 overflow)
     grad_norms = torch.stack([w.grad.detach().float().norm() for w in watched])
-    for optimizer in optimizers:
-        optimizer.step()
+    if rt.scales_loss:  # NOTE: an overflowed (skipped) step logs the previous step's norm (0 at an epoch's start)
+        grad_norms = torch.where(grad_norms.isfinite(), grad_norms, sums[:, 4])
+    for optimizer, scaler in zip(optimizers, scalers, strict=True):
+        # On overflow no update at all (fused SGD reads the flag on the device, inside the graph); the learning rate
+        # still follows the step count (lr_at), so the schedule goes on as in an uninterrupted run.
+        scaler.step(optimizer)
+        scaler.update()  # this model's scale: halved after an overflow, doubled after a run of steps without
     with torch.no_grad():
         predicted = logits.argmax(2)  # N x B
         # fp32 counts: lambda (a float, or the float32 tensor of the graph or of per-run batches) scales them alike
@@ -162,23 +177,27 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
 
 
 def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit, batch_size: int,
-              compile_model: bool = False, per_run_batches: bool = False):
+              compile_model: bool = False, per_run_batches: bool = False, scalers=None):
     """`step(x, y, y_b, lam, lrs)`: one `sgd_step` at learning rates `lrs` (one per model), eager or replayed as
     a CUDA graph. `per_run_batches`: every model gets a batch of its own (runs of different seeds; `lam` then is a
-    list, one float per model), else one batch for all (`lam` a float).
+    list, one float per model), else one batch for all (`lam` a float). `scalers`: one loss scaler per model
+    (default: fresh ones, `rt.loss_scaler()`).
 
     With `rt.cuda_graphs`, full batches replay one captured step whose inputs (batch, labels, lambda, learning
     rates) are static device tensors refilled before each replay; the partial last batch (a second shape) runs
     eagerly on the same weights and optimiser state. `compile_model` compiles the network for full batches.
     """
+    scalers = scalers or [rt.loss_scaler() for _ in optimizers]
     fast_net = _compiled(net, rt) if compile_model else net
+    if rt.fused_sgd:
+        _zero_momentum(optimizers)
     if not rt.cuda_graphs or len(example) < batch_size:
         def eager_step(x, y, y_b, lam, lrs):
             for optimizer, lr in zip(optimizers, lrs, strict=True):
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             sgd_step(fast_net if y.shape[-1] == batch_size else net, optimizers, watched, x, y, y_b,
-                     _lambda_argument(lam, x.device), sums, rt)
+                     _lambda_argument(lam, x.device), sums, rt, scalers)
         return eager_step
 
     n_batches = len(optimizers) if per_run_batches else 1
@@ -191,31 +210,31 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
     for optimizer, lr_t in zip(optimizers, lr_tensors, strict=True):
         for group in optimizer.param_groups:
             group.update(lr=lr_t, fused=True, foreach=None)  # fused SGD reads a device-tensor lr inside the graph
-            for p in group["params"]:  # NOTE: a zero buffer makes step 1 identical to SGD's buf = grad first step
-                if group["momentum"] and optimizer.state[p].get("momentum_buffer") is None:
-                    optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
-    # Warm-up steps (cuDNN autotuning, compilation) change weights, BN statistics, momentum: put them back after.
-    saved = [t.clone() for t in _step_state(net, optimizers, sums)]
+    # Warm-up steps (cuDNN autotuning, compilation) change weights, BN statistics, momentum, loss scales: put them
+    # back after (a scaler's state_dict is host numbers; load_state_dict refills its tensors in place).
+    saved, scales = [t.clone() for t in _step_state(net, optimizers, sums)], [s.state_dict() for s in scalers]
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(3):
-            sgd_step(fast_net, optimizers, watched, x_s, y_s, yb_s, lam_t, sums, rt)
+            sgd_step(fast_net, optimizers, watched, x_s, y_s, yb_s, lam_t, sums, rt, scalers)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
     with torch.cuda.graph(graph):
-        sgd_step(fast_net, optimizers, watched, x_s, y_s, yb_s, lam_t, sums, rt)
+        sgd_step(fast_net, optimizers, watched, x_s, y_s, yb_s, lam_t, sums, rt, scalers)
     with torch.no_grad():
         for tensor, value in zip(_step_state(net, optimizers, sums), saved, strict=True):
             tensor.copy_(value)
+    for scaler, state in zip(scalers, scales, strict=True):
+        scaler.load_state_dict(state)
 
     def graph_step(x, y, y_b, lam, lrs):
         for lr_t, lr in zip(lr_tensors, lrs, strict=True):
             lr_t.fill_(lr)  # fill kernels take the Python float as an argument: no host sync, no new graph
         if y.shape[-1] != batch_size:
-            sgd_step(net, optimizers, watched, x, y, y_b, _lambda_argument(lam, x.device), sums, rt)
+            sgd_step(net, optimizers, watched, x, y, y_b, _lambda_argument(lam, x.device), sums, rt, scalers)
             return
         x_s.copy_(x)
         y_s.copy_(y)
@@ -224,6 +243,17 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
             lam_n.fill_(value)
         graph.replay()
     return graph_step
+
+
+def _zero_momentum(optimizers) -> None:
+    """Momentum buffers of zeros where there are none yet. NOTE: step 1 is then identical to SGD's buf = grad first
+    step, the CUDA graph can hold the buffer, and a first step skipped on fp16 overflow leaves it at zero (fused
+    SGD would leave the buffer it allocates for a first step unwritten)."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if group["momentum"] and optimizer.state[p].get("momentum_buffer") is None:
+                    optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
 
 
 def _lambda_argument(lam: float | list[float], device: torch.device) -> float | torch.Tensor:
@@ -330,21 +360,79 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
     same batches as it would be alone; the GPU computes all of them in one stacked step (lib.stack).
     `phases`, if given, is filled with the wall time of each phase (data_seconds, build_seconds: set-up,
     compilation and capture; epoch_seconds: one per epoch trained; total_seconds) and whether it compiled.
+    Out of device memory before the first epoch here is done: tried again from the runs' last checkpoints (or
+    their start), with half the evaluation batch if evaluation ran out, else as two smaller stacks.
     """
     rt = rt or runtime()
     if len({group_key(c) for c in configs}) != 1:
         raise ValueError(f"runs trained together may differ only in {', '.join(STACKABLE)}")
-    config, n_runs = configs[0], len(configs)  # what the runs share: data, seed, shapes, epochs, mixup
-    run_dirs = run_dirs or [None] * n_runs
+    run_dirs = run_dirs or [None] * len(configs)
     phases = {} if phases is None else phases
+    try:
+        return _train_stack(configs, run_dirs, progress, rt, phases)
+    except torch.OutOfMemoryError as error:
+        if phases.get("epoch_seconds"):  # a later epoch: what fitted at first stopped fitting; no choice to revise
+            raise
+        retry = _smaller_after_out_of_memory(configs, rt, _in_evaluation(error))
+        if retry is None:
+            raise
+    parts, smaller_rt, what = retry  # outside the except block: the failed attempt's tensors are freed by now
+    print(f"out of device memory in the first epoch of {run_names(configs)}: trying again {what}", flush=True)
+    gc.collect()
+    if rt.device.type == "cuda":
+        torch.cuda.empty_cache()  # give the failed attempt's cached blocks (and CUDA-graph pool) back to the driver
+    part_phases = [{} for _ in parts]
+    histories = [history for part, part_phase in zip(parts, part_phases, strict=True) for history in train_together(
+        [configs[i] for i in part], [run_dirs[i] for i in part], progress, smaller_rt, part_phase)]
+    phases.clear()
+    phases.update(_merged(part_phases), out_of_memory_retry=what)
+    return histories
+
+
+def _smaller_after_out_of_memory(configs: list[RunConfig], rt: Runtime, in_evaluation: bool):
+    """(parts: lists of indices into `configs`, runtime, what in words) to try after running out of device memory,
+    or None when nothing is left to shrink: the evaluation batch is halved while it stays at least the training
+    batch (below that, training needs more than evaluation); otherwise a stack is split in two."""
+    if in_evaluation and rt.eval_batch // 2 >= configs[0].batch_size:
+        smaller = rt.eval_batch // 2
+        return [list(range(len(configs)))], dataclasses.replace(rt, eval_batch=smaller), (
+            f"with evaluation batch {smaller} (AI6103_EVAL_BATCH={smaller} sets it for good)")
+    if len(configs) > 1:
+        half = (len(configs) + 1) // 2
+        return [list(range(half)), list(range(half, len(configs)))], rt, (
+            f"as stacks of {half} and {len(configs) - half} runs (AI6103_STACK={half} sets the most for good)")
+    return None
+
+
+def _in_evaluation(error: BaseException) -> bool:
+    """Whether `error` was raised inside `evaluate` (its traceback passes through it)."""
+    return any(frame.f_code.co_name == "evaluate" and frame.f_globals.get("__name__") == __name__
+               for frame, _ in traceback.walk_tb(error.__traceback__))
+
+
+def _merged(part_phases: list[dict]) -> dict:
+    """The phases of stacks trained one after the other as one call's: times added, epoch by epoch."""
+    epochs = [p.get("epoch_seconds", []) for p in part_phases]
+    return {"data_seconds": sum(p.get("data_seconds", 0.0) for p in part_phases),
+            "build_seconds": sum(p.get("build_seconds", 0.0) for p in part_phases),
+            "compiled": any(p.get("compiled", False) for p in part_phases),
+            "epoch_seconds": [sum(times) for times in zip(*epochs, strict=True)] if all(epochs) else [],
+            "total_seconds": sum(p.get("total_seconds", 0.0) for p in part_phases)}
+
+
+def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress: bool, rt: Runtime,
+                 phases: dict) -> list[list[dict]]:
+    """train_together's training loop, once."""
+    config, n_runs = configs[0], len(configs)  # what the runs share: data, seed, shapes, epochs, mixup
     started = time.perf_counter()
     data = prepare_data(config, rt.device)
     phases["data_seconds"] = time.perf_counter() - started  # read (cached per process), split, statistics, upload
     models, optimizers, watched = _build(configs, rt)
+    scalers = [rt.loss_scaler() for _ in configs]  # each run's loss scale (fp16), restored with its checkpoint
     streams = random_streams(configs, rt.device)
     run_streams = streams if len(streams) == n_runs else streams * n_runs  # run n's (generator, mixup_rng)
-    histories = [checkpoint.restore(d, m, o, *stream) if d is not None else []
-                 for d, m, o, stream in zip(run_dirs, models, optimizers, run_streams, strict=True)]
+    histories = [checkpoint.restore(d, m, o, *stream, scaler=s) if d is not None else []
+                 for d, m, o, stream, s in zip(run_dirs, models, optimizers, run_streams, scalers, strict=True)]
     if len({len(h) for h in histories}) != 1:
         raise ValueError("runs trained together must resume from the same epoch; train them one at a time")
     tracker = tracking.Tracking(configs, run_dirs, len(histories[0]), configs[0].short_name(leave_out=STACKABLE))
@@ -353,8 +441,8 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
     phases["compiled"] = rt.compiles(config.epochs)
     build_started = time.perf_counter()
     step = make_step(net, optimizers, watched, sums, rt, data.train, config.batch_size,
-                     compile_model=phases["compiled"], per_run_batches=len(streams) > 1)
-    _synchronize(rt.device)
+                     compile_model=phases["compiled"], per_run_batches=len(streams) > 1, scalers=scalers)
+    synchronize(rt.device)
     phases["build_seconds"] = time.perf_counter() - build_started  # models, cuDNN autotuning, compile, graph capture
     phases["epoch_seconds"] = []  # wall seconds of each epoch trained here, all runs of the stack together
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
@@ -385,10 +473,10 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
                 "runs_together": n_runs,
             })
         tracker.log(histories)  # TensorBoard (and W&B): before the checkpoint, so a resume never leaves a gap
-        for d, m, o, c, history, stream in zip(run_dirs, models, optimizers, configs, histories, run_streams,
-                                               strict=True):
-            if d is not None:
-                checkpoint.save(d, m, o, *stream, history, c)
+        for d, m, o, c, history, stream, s in zip(run_dirs, models, optimizers, configs, histories, run_streams,
+                                                  scalers, strict=True):
+            if d is not None:  # the loss scale only in fp16: other checkpoints keep the format they had
+                checkpoint.save(d, m, o, *stream, history, c, *([s] if rt.scales_loss else []))
         phases["epoch_seconds"].append(time.perf_counter() - start)  # with the checkpoints: the epoch's wall time
         bar.update(1)
         bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),
@@ -409,11 +497,6 @@ def phase_text(phases: dict) -> str:
     return (f"data {phases['data_seconds']:.1f} s, build {phases['build_seconds']:.1f} s"
             f"{' (compiled)' if phases['compiled'] else ''}, {len(epochs)} epochs {sum(epochs):.1f} s "
             f"(first {epochs[0]:.2f} s, median {float(np.median(rest)):.2f} s)")
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _progress_bar(configs: list[RunConfig], done: int, enabled: bool):

@@ -299,8 +299,8 @@ def test_gpu_resume_is_close_to_uninterrupted(tiny_config, tmp_path, monkeypatch
     config = dataclasses.replace(tiny_config, epochs=3, schedule="cosine", mixup_alpha=0.2)
     real_save = sys.modules["lib.checkpoint"].save
 
-    def save_then_stop(run_dir, model, optimizer, generator, mixup_rng, history, config):
-        real_save(run_dir, model, optimizer, generator, mixup_rng, history, config)
+    def save_then_stop(run_dir, model, optimizer, generator, mixup_rng, history, config, *more, **named):
+        real_save(run_dir, model, optimizer, generator, mixup_rng, history, config, *more, **named)  # fp16: scaler
         if len(history) == 1:
             raise KeyboardInterrupt  # as a Ctrl-C or a restarted kernel right after epoch 1
 
