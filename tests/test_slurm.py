@@ -200,12 +200,18 @@ def test_slurm_tasks_give_the_local_results_and_are_submitted_once(on_slurm, syn
     assert json.loads((executor.slurm_dir() / "pending.json").read_text()) == {}
 
 
-@pytest.mark.slurm
-def test_cancelled_task_is_a_failure_and_a_rerun_resumes_it(on_slurm, synthetic_dir, trained_here):
-    run = two_groups(synthetic_dir)[0]
+def one_task_past_its_first_epoch(data_dir) -> tuple[RunConfig, str, threading.Thread, dict]:
+    """One run submitted from a background thread, waited for until its task has saved its first epoch:
+    (run, its Slurm job, the thread, the thread's outcome)."""
+    run = two_groups(data_dir)[0]
     thread, outcome = in_background(lambda: executor.run_or_load_many([run], progress=False))
     wait_until(lambda: first_epoch_saved(run), "the task's first epoch")
-    job = pending_job(run)
+    return run, pending_job(run), thread, outcome
+
+
+@pytest.mark.slurm
+def test_cancelled_task_is_a_failure_and_a_rerun_resumes_it(on_slurm, synthetic_dir, trained_here):
+    run, job, thread, outcome = one_task_past_its_first_epoch(synthetic_dir)
     subprocess.run(["scancel", job], check=True, timeout=30)
     thread.join(TASK_S)
     assert not thread.is_alive()
@@ -224,10 +230,7 @@ def test_cancelled_task_is_a_failure_and_a_rerun_resumes_it(on_slurm, synthetic_
 
 @pytest.mark.slurm
 def test_preempted_task_is_requeued_and_resumes(on_slurm, synthetic_dir, trained_here):
-    run = two_groups(synthetic_dir)[0]
-    thread, outcome = in_background(lambda: executor.run_or_load_many([run], progress=False))
-    wait_until(lambda: first_epoch_saved(run), "the task's first epoch")
-    job = pending_job(run)
+    run, job, thread, outcome = one_task_past_its_first_epoch(synthetic_dir)
     subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=30)  # what pre-emption sends (submitit)
     wait_until(lambda: slurm_state(job) == "PENDING", "the requeued task", timeout_s=60)
     # Slurm holds a requeued job for 120 s; a cluster would wait, the test does not.
