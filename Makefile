@@ -13,7 +13,7 @@ ifneq ($(EXECUTOR),)
 export AI6103_EXECUTOR := $(EXECUTOR)
 endif
 
-.PHONY: setup test lint lab all notebooks report bench tensorboard sweep
+.PHONY: setup test lint lab all notebooks report bench tensorboard sweep baselines
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -60,6 +60,13 @@ notebooks: setup
 sweep: setup
 	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 08_sweep $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(GRID),--param "grid=$(GRID)") $(if $(BASE),--param "base='$(BASE)'")
+
+# Beyond the brief: a small CNN, ResNet-18, MobileNetV2 and MobileNet v1 with one recipe (notebook 09_baselines;
+# results/<profile>/09_baselines.json, which the summary notebook and the paper then show), e.g.
+# make baselines PROFILE=quick ARCHS="['resnet18', 'mobilenetv2']" EPOCHS=10 SEEDS=2
+baselines: setup
+	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 09_baselines $(if $(SEEDS),--seeds $(SEEDS)) \
+		$(if $(ARCHS),--param "archs=$(ARCHS)") $(if $(EPOCHS),--param "epochs=$(EPOCHS)")
 
 all: notebooks
 	$(MAKE) report PROFILE=$(PROFILE)

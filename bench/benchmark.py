@@ -126,7 +126,7 @@ def _ours(rt: Runtime, images, labels, val_images, val_labels, args, compile_mod
     start = time.perf_counter()
     _, net, sums, step = fresh_step(configs, rt, split, compile_model=compile_model)
     net.train()
-    train_epoch(step, split, configs, [(generator, mixup_rng)], 0, 10 * args.steps, rt)  # warm-up
+    train_epoch(step, split, configs, [(generator, mixup_rng)], 0, rt)  # warm-up
     evaluate(net, val, rt)
     sums.tolist()
     setup_seconds = time.perf_counter() - start
@@ -135,8 +135,7 @@ def _ours(rt: Runtime, images, labels, val_images, val_labels, args, compile_mod
         net.train()
         _sync(rt.device)
         start = time.perf_counter()
-        train_epoch(step, split, configs, [(generator, mixup_rng)], (r + 1) * args.steps, 10 * args.steps,
-                    rt)
+        train_epoch(step, split, configs, [(generator, mixup_rng)], (r + 1) * args.steps, rt)
         sums.tolist()  # the epoch's one host sync
         train_seconds.append((time.perf_counter() - start) / k)
         start = time.perf_counter()

@@ -26,10 +26,10 @@ def kernels(steps: int = 10) -> None:
     _, net, _, step = fresh_step([config], rt, split)
     net.train()
     generator = torch.Generator(device=rt.device).manual_seed(0)
-    train_epoch(step, split, [config], [(generator, np.random.default_rng(0))], 0, 100, rt)  # warm-up, autotuning
+    train_epoch(step, split, [config], [(generator, np.random.default_rng(0))], 0, rt)  # warm-up, autotuning
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        train_epoch(step, split, [config], [(generator, np.random.default_rng(0))], 0, 100, rt)
+        train_epoch(step, split, [config], [(generator, np.random.default_rng(0))], 0, rt)
         torch.cuda.synchronize()
     groups: dict[str, float] = {}  # kernel name (first 90 characters) -> microseconds over all steps
     for event in prof.key_averages():

@@ -14,8 +14,9 @@ from .data import (
     write_synthetic_cifar100,
 )
 from .models import build_model
+from .schedule import lr_at
 from .store import RunResult, RunStoreError, evaluate_test, load_run, run_or_load, run_or_load_many
-from .train import lr_at, mixup_loss, sample_mixup_lambda, train, train_together
+from .train import mixup_loss, sample_mixup_lambda, train, train_together
 
 __all__ = [
     "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",

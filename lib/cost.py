@@ -24,7 +24,7 @@ from .checkpoint import atomic_write_text, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime, synchronize
-from .train import evaluate, fresh_step, train_epoch
+from .train import evaluate, fresh_step, n_train_used, train_epoch
 
 
 def timing_log() -> Path:
@@ -171,7 +171,7 @@ def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
 
     net.train()
     train_ips = runs * len(split) / timed(lambda: train_epoch(step, split, configs,
-                                                              [(generator, np.random.default_rng(0))], 0, 1, rt))
+                                                              [(generator, np.random.default_rng(0))], 0, rt))
     eval_ips = runs * len(split) / timed(lambda: evaluate(net, split, rt))
     return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
 
@@ -179,7 +179,7 @@ def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
 def split_sizes(config: RunConfig, n_total: int = 50_000) -> tuple[int, int]:
     """Images per epoch of training and of validation for a config."""
     n_train, n_val = n_total - config.val_size, config.val_size
-    return min(n_train, config.train_subset or n_train), min(n_val, config.val_subset or n_val)
+    return n_train_used(min(n_train, config.train_subset or n_train), config), min(n_val, config.val_subset or n_val)
 
 
 def epoch_seconds(config: RunConfig, speed: dict, n_total: int = 50_000) -> float:

@@ -16,7 +16,8 @@ from .data import data_info, load_cifar100
 from .device import runtime
 from .profiles import get_profile
 from .sections import TRAINING, plan_study
-from .store import epochs_recorded, peek_summary, run_path, training_groups
+from .store import epochs_recorded, finished_recorded, peek_summary, run_path, training_groups
+from .train import path_notes
 
 
 def format_seconds(seconds: float) -> str:
@@ -51,7 +52,7 @@ def _rows(configs: list[RunConfig], seen: set[Path]) -> tuple[list[tuple[str, fl
     """(status, seconds) of each config, the training calls its unfinished runs need, and the speed used. A run
     already in `seen` (listed earlier) is "the same run as above"; the configs' runs are added to `seen`."""
     n_total = n_training_file(configs[0])
-    unfinished = [c for c in configs if run_path(c) not in seen and epochs_recorded(run_path(c)) < c.epochs]
+    unfinished = [c for c in configs if run_path(c) not in seen and not finished_recorded(c)]
     groups = training_groups(unfinished, epochs_of=epochs_recorded)  # reads no checkpoint
     together = {run_path(c): len(group) for group in groups for c in group}
     rows, speed = [], None
@@ -60,13 +61,14 @@ def _rows(configs: list[RunConfig], seen: set[Path]) -> tuple[list[tuple[str, fl
         done = epochs_recorded(path)
         if path in seen:
             rows.append(("the same run as above", 0.0))
-        elif done >= config.epochs:
-            rows.append(("stored", 0.0))
+        elif finished_recorded(config):
+            rows.append(("stored" if done >= config.epochs else f"stored (stopped early after {done})", 0.0))
         else:
             stack = together[path]
             speed = throughput(config.arch, config.batch_size, stack)  # images/s summed over a stack: this
             seconds = (config.epochs - done) * epoch_seconds(config, speed, n_total)  # run's share of its time
-            status = f"train {config.epochs - done} epochs" + (f" (resume at {done})" if done else "")
+            status = (f"train {'up to ' if config.early_stopping_patience else ''}{config.epochs - done} epochs"
+                      + (f" (resume at {done})" if done else ""))
             rows.append((status + (f", {stack} stacked" if stack > 1 else ""), seconds))
         seen.add(path)
     return rows, len(groups), speed
@@ -86,7 +88,7 @@ def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1)
             for label, setting in runs.items() for config in with_seeds(setting, seeds)}
     rows, n_calls, speed = _rows(list(runs.values()), set())
     width = max(len(label) for label in runs)
-    stored = sum(status == "stored" for status, _ in rows)
+    stored = sum(status.startswith("stored") for status, _ in rows)
     print(f"{section}: {len(runs)} runs, {stored} already stored" + (": nothing to train" if stored == len(runs)
                                                                       else ""))
     for label, config, (status, seconds) in zip(runs, runs.values(), rows, strict=True):
@@ -98,6 +100,8 @@ def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1)
         total += setup
         print(f"  {words}")
         for note in runtime().notes:  # device choices and why (lib.device): precision, memory, features off
+            print(f"  {note}")
+        for note in dict.fromkeys(n for c in runs.values() for n in path_notes([c], runtime())):
             print(f"  {note}")
         print(f"  estimated time on this machine ({speed['device']}): {format_seconds(total)}")
     return total
@@ -132,7 +136,7 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
             assumes = f"  (if {run.assumes} chooses its first run)" if run.assumes else ""
             print(f"    {run.section:<17} {run.label:<18} {run.config.short_name():<44} {status:<26} "
                   f"{format_seconds(seconds) if seconds else '-'}{assumes}")
-        stored += sum(status == "stored" for status, _ in rows)
+        stored += sum(status.startswith("stored") for status, _ in rows)
         training = [run.config for run, (_, seconds) in zip(wave, rows, strict=True) if seconds]
         if training:  # bench/study_record.py reads this line to know the calls a study's log should hold
             print(f"    -> {len(training)} runs to train in {n_calls} training calls of {training[0].epochs} epochs")

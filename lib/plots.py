@@ -256,3 +256,26 @@ def plot_parallel_coordinates(table: pd.DataFrame, fields: list[str], metric: st
     ax.set_xlim(-0.1, len(columns) - 0.6)
     ax.set_title(f"sweep: each line a setting, coloured by {metric} (yellow = highest)")
     return fig
+
+
+def plot_train_val_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Full-width figure of two panels, loss and accuracy against epoch: each setting (e.g. an architecture) in its
+    own colour and marker, its training curve dashed and its validation curve solid on the same axes, so that
+    settings and their gaps between training and validation compare at a glance. `histories` maps a setting's name
+    to its per-epoch metrics; means over seeds get a band of +- 1 standard deviation."""
+    fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.3), constrained_layout=True)
+    for ax, (metric, name, scale) in zip(axes, [("loss", "cross-entropy (nats)", 1), ("acc", "accuracy (%)", 100)],
+                                         strict=True):
+        for i, (label, history) in enumerate(histories.items()):
+            style = _setting_style(i, len(history))
+            for split, ls in (("train", "--"), ("val", "-")):
+                column = f"{split}_{metric}"
+                ax.plot(history["epoch"], scale * history[column], **{**style, "ls": ls},
+                        label=label if split == "val" else None)
+                _band(ax, history, column, scale, style["color"])
+        ax.set(xlabel="epoch", ylabel=name, title=f"{name.split(' (')[0]}: training dashed, validation solid")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
+    _band_note(fig, histories)
+    return fig

@@ -9,7 +9,9 @@ What it is not: the prose. paper.tex holds the fixed text and report/prose/ the 
 results, with their branches; this module only computes the values they print (formatted numbers, which run
 won, comparison words, what a run's per-epoch curve did, n runs per setting, public ranges from lib.reference)
 and finds the runs the text names by run id, never re-deciding a section's choice.
-Nor does it draw the figures (the notebooks save them through lib's figure helper).
+Nor does it draw the figures (the notebooks save them through lib's figure helper). Beyond the brief, the
+baselines of notebook 09_baselines become a short section with a table when their results file exists; without
+it the paper is the study's alone.
 
 Style: the official AAAI kit when its `.sty` lies in report/ (it cannot be redistributed), else our
 report/ai6103aaai.sty, written from the kit's published geometry, with natbib's plainnat.bst.
@@ -29,6 +31,8 @@ from pathlib import Path
 import jinja2
 
 from . import paths
+from .baselines import SECTION as BASELINES
+from .baselines import read_baselines
 from .notation import parameter_name, power_of_ten
 from .profiles import PROFILES
 from .reference import PublicRange, applies, public_range
@@ -36,12 +40,13 @@ from .results import read_section
 from .sections import SECTIONS, TRAINING, check_chain, chosen_run, figure_section
 
 PROSE = ("setup", "02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup", "06_activation",
-         "07_summary", "public_ranges")  # report/prose/<name>.tex.j2, rendered to generated/prose/<name>.tex
+         "07_summary", "public_ranges", "09_baselines")  # report/prose/<name>.tex.j2 -> generated/prose/<name>.tex
 KIT_NAMES = ("aaai2026", "aaai2025", "aaai24", "aaai23")  # official kit style names, newest first
 OWN_STYLE, OWN_BST = "ai6103aaai", "plainnat"
 SOURCES = ("paper.tex", "references.bib", f"{OWN_STYLE}.sty")  # what report/ contributes to a build
 DEFAULT_PROFILE = "full"  # as in the Makefile
-ARCH_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenet": "MobileNet~(v1)"}
+ARCH_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenet": "MobileNet~(v1)", "small_cnn": "small CNN",
+              "resnet18": "ResNet-18", "resnet34": "ResNet-34"}
 RISE = 0.05  # a validation loss that ends more than this share above its minimum has risen (the run overfits)
 LATE = 0.25  # the share of training at the end over which the training loss's last descent is reported
 ANONYMOUS = "Anonymous"  # the author when none is given and git knows no user.name
@@ -708,6 +713,81 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
             "public": range_note(cells if comparable(rec) else None)}
 
 
+def _size(value: float) -> str:
+    """A size or a time with about three significant digits and no exponent: 0.643, 11.2, 555."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
+
+
+def _arch_name(arch: str) -> str:
+    return ARCH_NAMES.get(arch, tex_escape(arch))
+
+
+def baselines_table(archs: list[dict]) -> str:
+    """The baselines' tabular: per architecture (`_baselines`' `archs`, in the order trained) its parameters and
+    multiply-adds (millions), seconds per epoch and best and final validation accuracy; the highest final
+    accuracy in bold unless all are level."""
+    level = all(a["highest"] for a in archs)
+    body = []
+    for a in archs:
+        cells = [a["name"][0].upper() + a["name"][1:], a["params"], a["macs"], a["seconds"], a["best"], a["final"]]
+        body.append(" & ".join(BOLD + c if a["highest"] and not level else c for c in cells) + r" \\")
+    return "\n".join([
+        r"\begin{tabular}{@{}lrrrrr@{}}",
+        r"\toprule",
+        r" & & & & \multicolumn{2}{c@{}}{Val.\ acc.\,(\%)} \\",
+        r"\cmidrule(l){5-6}",
+        r"Model & Params\,(M) & MACs\,(M) & s/epoch & Best & Final \\",
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]) + "\n"
+
+
+def _baselines(rec: dict | None, study: dict, out: Path) -> dict:
+    """The baselines (notebook 09_baselines; `rec` its results, None when it was not run) beside the study (`study`:
+    a study section's results, for its profile and data): tables/09_baselines.tex and what the paragraph prints
+    (the recipe, n, the highest and lowest final validation accuracy, the ranges of size and time). Without them
+    `run` is false, the paper has no such section, and a table left by an earlier build is removed."""
+    table_file = out / "tables" / f"{BASELINES}.tex"
+    if rec is None:
+        table_file.unlink(missing_ok=True)
+        return {"run": False}
+    if (rec["profile"], rec["data_kind"]) != (study["profile"], study["data_kind"]):
+        raise ReportError(f"results of {BASELINES} are from profile {rec['profile']!r} on {rec['data_kind']} data, "
+                          f"the study's from {study['profile']!r} on {study['data_kind']} data: re-run notebook "
+                          f"notebooks/{BASELINES}.ipynb like the study (make baselines PROFILE=...)")
+    rows, runs = rec["extra"].get("table") or [], {run["label"]: run for run in rec["runs"]}
+    if not rows or [row["arch"] for row in rows] != list(runs):
+        raise ReportError(f"results of {BASELINES} hold no table of their runs: re-run notebook "
+                          f"notebooks/{BASELINES}.ipynb")
+    final = {row["arch"]: pct(row["final_val_acc"]) for row in rows}  # as printed, so that ties read as ties
+    top, bottom = max(final.values(), key=float), min(final.values(), key=float)
+    archs = [{"name": _arch_name(row["arch"]), "params": _size(row["params"] / 1e6), "macs": _size(row["macs"] / 1e6),
+              "seconds": _size(row["seconds_per_epoch"]),
+              "best": with_sd(pct(row["best_val_acc"]), _pct_or_none(row.get("best_val_acc_std"))),
+              "final": with_sd(final[row["arch"]], _pct_or_none(row.get("final_val_acc_std"))),
+              "highest": final[row["arch"]] == top, "lowest": final[row["arch"]] == bottom} for row in rows]
+    table_file.write_text(baselines_table(archs))
+    by_final = sorted(rows, key=lambda row: -row["final_val_acc"])
+
+    def extremes(key: str, scale: float = 1.0) -> dict:
+        low, high = min(rows, key=lambda row: row[key]), max(rows, key=lambda row: row[key])
+        return {"low": _size(low[key] / scale), "high": _size(high[key] / scale), "lowest": _arch_name(low["arch"]),
+                "highest": _arch_name(high["arch"])}
+
+    common = next(iter(runs.values()))  # every architecture's run shares its recipe
+    config = common["config"]
+    devices = {row.get("device") for row in rows}
+    return {"run": True, "archs": archs, "common": shown(common),
+            "n": min(run.get("n_seeds", 1) for run in runs.values()), "batch_size": config["batch_size"],
+            "optimizer": config.get("optimizer", "sgd"), "momentum": plain(config["momentum"]),
+            "level": top == bottom, "top": top, "bottom": bottom,
+            "spread": spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) if len(rows) > 1 else None,
+            "params": extremes("params", 1e6), "macs": extremes("macs", 1e6), "seconds": extremes("seconds_per_epoch"),
+            "device": tex_escape(devices.pop()) if len(devices) == 1 and None not in devices else None}
+
+
 def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
              out_dir: Path | None = None, profile: str | None = None, author: str | None = None) -> Path:
     """Write `numbers.tex`, `prose/*.tex`, `tables/*.tex` and the listings into `out_dir` (default
@@ -731,6 +811,11 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     prose["06_activation"] = _activation(m, results["06_activation"], out, study["relu"], n)
     prose["07_summary"] = _summary(m, results, out, study, n)
     prose["public_ranges"] = {"notes": {name: prose[name]["public"] for name in TRAINING + ("07_summary",)}}
+    try:  # beyond the brief: a section of its own when notebook 09_baselines was run, else nothing at all
+        baselines = read_baselines(profile or DEFAULT_PROFILE, results_dir)
+    except (FileNotFoundError, ValueError) as error:
+        raise ReportError(str(error)) from None
+    prose["09_baselines"] = _baselines(baselines, results["02_learning_rate"], out)
     header = "% Generated by lib/report.py from the results files; do not edit.\n"
     (out / "numbers.tex").write_text(header + m.text())
     for name in PROSE:

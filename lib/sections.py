@@ -14,7 +14,9 @@ the other profiles change only the epochs and the data's size):
 Order (`waves`): 02 | 03 and 04 together | 05 | 06. A section's run equal to the run it starts from ("no mixup"
 in 05 is 04's chosen run, "relu" in 06 is 05's) is the same run in the store and is trained once. 01_data trains
 nothing; 07_summary collects. The driver (scripts/run_study.py) trains wave by wave before the notebooks run,
-and the notebooks ask `section_configs` for the same configs and load them from the run store.
+and the notebooks ask `section_configs` for the same configs and load them from the run store. Beyond the brief
+(`EXTRAS`, run only when named): 08_sweep (any grid of settings) and 09_baselines (one recipe, several
+architectures; lib.baselines).
 """
 from __future__ import annotations
 
@@ -123,8 +125,25 @@ STUDY = (
 )
 SECTIONS = tuple(s.name for s in STUDY)
 TRAINING = tuple(s.name for s in STUDY if s.compares)
-# Beyond the brief: notebooks that `make all` and the paper leave out, run on their own (e.g. `make sweep`).
-EXTRAS = (Section("08_sweep", figures=("metric", "parallel")),)
+# Beyond the brief: notebooks that `make all` leaves out, run on their own (`make sweep`, `make baselines`). The
+# paper leaves out the sweep; it adds the baselines as a short section when their results exist.
+BASELINE_ARCHS = ("small_cnn", "resnet18", "mobilenetv2", "mobilenet")  # 09_baselines' architectures, in order
+ARCH_LEGENDS = {"small_cnn": "small CNN", "resnet18": "ResNet-18", "resnet34": "ResNet-34",
+                "mobilenetv2": "MobileNetV2", "mobilenet": "MobileNet v1"}  # how figures name an architecture
+
+
+def _archs(given) -> list:
+    given = [given] if isinstance(given, str) else list(given)
+    if not given:
+        raise ConfigError(f"archs must list at least one architecture, e.g. {list(BASELINE_ARCHS)}")
+    return given
+
+
+EXTRAS = (
+    Section("08_sweep", figures=("metric", "parallel")),
+    Section("09_baselines", ("curves",), "arch", "archs", BASELINE_ARCHS, _archs, str,
+            lambda arch: ARCH_LEGENDS.get(arch, arch), epochs="short"),
+)
 
 
 def _integer(minimum: int) -> Callable[[object], bool]:

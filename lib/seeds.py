@@ -35,7 +35,7 @@ class Setting:
 
     def __post_init__(self) -> None:
         lengths = {len(run.history) for run in self.runs}
-        if not self.runs or len(lengths) != 1:
+        if not self.runs or (len(lengths) != 1 and not self.runs[0].config.early_stopping_patience):
             raise ValueError(f"a setting's seeds must be finished runs of equal length, got epochs {sorted(lengths)}")
 
     @property
@@ -56,13 +56,16 @@ class Setting:
 
     @cached_property
     def history(self) -> pd.DataFrame:
-        """Per epoch, every metric's mean over the seeds; with n > 1 also its standard deviation (`<metric>_std`)."""
+        """Per epoch, every metric's mean over the seeds; with n > 1 also its standard deviation (`<metric>_std`).
+        Seeds that stopped early at different epochs: the epochs they all trained."""
         columns = [c for c in self.runs[0].history.select_dtypes("number").columns if c != "epoch"]
-        values = np.stack([run.history[columns].to_numpy(float) for run in self.runs])  # seeds x epochs x columns
+        n_epochs = min(len(run.history) for run in self.runs)
+        # seeds x epochs x columns
+        values = np.stack([run.history[columns].to_numpy(float)[:n_epochs] for run in self.runs])
         frame = pd.DataFrame(values.mean(0), columns=columns)
         if self.n > 1:
             frame = frame.join(pd.DataFrame(values.std(0, ddof=1), columns=[f"{c}_std" for c in columns]))
-        frame.insert(0, "epoch", self.runs[0].history["epoch"].to_numpy())
+        frame.insert(0, "epoch", self.runs[0].history["epoch"].to_numpy()[:n_epochs])
         frame.attrs["n_seeds"] = self.n  # what lib.plots says the lines and bands are
         return frame
 

@@ -5,14 +5,17 @@ share the data and the shapes. Runs of one seed share the batches (crops, flips,
 different seeds each get their own batch, side by side in the channels of the first layer's input. `stack_models` builds
 one "wide" network whose every layer computes all N models' layers at once: convolution weights are
 concatenated along the output channels and the convolution runs with N times the groups, so model n's
-channels only ever see model n's channels; BatchNorm over N*C channels is each model's own BatchNorm; the
-classifier is a batched matrix product. The GPU then sees one step of N times the work instead of N small
+channels only ever see model n's channels; BatchNorm over N*C channels is each model's own BatchNorm; a linear
+layer is a batched matrix product (a hidden one keeps model n's units in the n-th slice of the features, the
+classifier, the model's last Linear, returns N x B x classes). Pooling, dropout and activations act per channel
+or per element already and stay as they are. The GPU then sees one step of N times the work instead of N small
 steps (bench/RESULTS.md measures what this gains).
 
 The N source models keep their own parameters (the wide layers read them, and autograd hands each its own
 gradient), so each run keeps its own optimiser and checkpoint, in exactly the single-run format. Their
 BatchNorm running statistics become views into the wide layer's buffers, so they too stay each model's own.
-What it is not: a different model. `tests/test_core.py` checks that a stacked step equals N separate steps.
+What it is not: a different model. `tests/test_core.py` checks that a stacked step equals N separate steps (with
+dropout the masks are other draws from the same distribution, so only the law of a step is the same).
 """
 from __future__ import annotations
 
@@ -72,18 +75,22 @@ class StackedBatchNorm(nn.Module):
 
 
 class StackedLinear(nn.Module):
-    """N classifiers: features B x (N*F) -> logits N x B x classes."""
+    """N linear layers: features B x (N*F) -> logits N x B x classes (`classifier`), or -> B x (N*H) for a hidden
+    layer (model n's H units in slice n, as its F features came in)."""
 
-    def __init__(self, parts: list[nn.Linear]):
+    def __init__(self, parts: list[nn.Linear], classifier: bool):
         super().__init__()
         self.parts = nn.ModuleList(parts)
+        self.classifier = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n_models = len(self.parts)
         features = x.view(x.shape[0], n_models, -1)  # B x N x F
-        weight = torch.stack([p.weight for p in self.parts])  # N x classes x F
-        bias = torch.stack([p.bias for p in self.parts])  # N x classes
-        return torch.einsum("bnf,nkf->nbk", features, weight) + bias[:, None, :]
+        weight = torch.stack([p.weight for p in self.parts])  # N x out x F
+        bias = torch.stack([p.bias for p in self.parts])  # N x out
+        if self.classifier:
+            return torch.einsum("bnf,nkf->nbk", features, weight) + bias[:, None, :]
+        return (torch.einsum("bnf,nkf->bnk", features, weight) + bias).flatten(1)
 
 
 class Single(nn.Module):
@@ -114,6 +121,7 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
         raise ValueError("stack_models needs models of one architecture with the same activations")
     wide = copy.deepcopy(models[0])  # the template: its forward() and activations, its own tensors unused
     first_conv = True
+    classifier = [name for name, module in wide.named_modules() if isinstance(module, nn.Linear)][-1]  # made last
     for name, module in list(wide.named_modules()):
         parts = [m.get_submodule(name) for m in models] if name else []
         if isinstance(module, nn.Conv2d):
@@ -122,9 +130,10 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
         elif isinstance(module, nn.BatchNorm2d):
             replacement = StackedBatchNorm(parts)
         elif isinstance(module, nn.Linear):
-            replacement = StackedLinear(parts)
+            replacement = StackedLinear(parts, classifier=name == classifier)
         else:
             continue
+        replacement.train(module.training)  # new modules start in training mode; keep the models' mode
         parent_name, _, attribute = name.rpartition(".")
         setattr(wide.get_submodule(parent_name), attribute, replacement)
     wide.n_models = len(models)

@@ -27,6 +27,7 @@ from .checkpoint import METRICS, atomic_write_text, load_state, remove_stale_tem
 from .config import RunConfig, config_hash
 from .cost import runs_to_stack, timing_log
 from .data import check_split, data_info
+from .schedule import early_stop, final_epoch, is_finished
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
 SUMMARY = "summary.json"
@@ -73,7 +74,7 @@ def _read_finished(path: Path, config: RunConfig) -> RunResult | None:
     if complete:
         return RunResult(config, path, history, summary)
     state = load_state(path)
-    if state is not None and state["epoch"] == config.epochs:
+    if state is not None and is_finished(config, [row["val_loss"] for row in state["history"]]):
         warnings.warn(f"run {path.name}: finished but its result files do not read ({problem}); rebuilt them from "
                       f"the checkpoint", stacklevel=3)
         return _finish(path, config, state["history"], data_info(config.data_dir), started=None)
@@ -88,11 +89,12 @@ def _files_problem(summary: dict, history: pd.DataFrame, config: RunConfig) -> s
     Losses are not checked: a diverged run's NaN loss is a result."""
     if not isinstance(summary, dict):
         return f"{SUMMARY} holds no object"
-    if len(history) != config.epochs or summary.get("epochs_done") != config.epochs:
-        return f"{len(history)} of {config.epochs} epochs in {METRICS}"
     missing = [c for c in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc") if c not in history.columns]
     if missing:
         return f"{METRICS} lacks the columns {missing}"
+    epochs = final_epoch(config, history["val_loss"].tolist())  # fewer than config.epochs after an early stop
+    if len(history) != epochs or summary.get("epochs_done") != epochs:
+        return f"{len(history)} of {epochs} epochs in {METRICS}"
     if not history[["train_acc", "val_acc"]].apply(lambda column: column.between(0, 1)).all().all():
         return f"{METRICS} holds accuracies outside [0, 1]"
     if not all(isinstance(summary.get(f"final_{k}"), (int, float)) for k in ("train_acc", "val_acc")):
@@ -118,6 +120,8 @@ def _finish(path: Path, config: RunConfig, history: list[dict], info, started: f
         "train_seconds_this_session": None if started is None else time.time() - started,
         "total_epoch_seconds": float(frame["epoch_seconds"].sum()),
     }
+    if config.early_stopping_patience:  # the epoch it stopped after (None: it ran all its epochs), and its best
+        summary["early_stopped_epoch"], summary["best_val_loss_epoch"] = early_stop(config, frame["val_loss"].tolist())
     atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))
     return RunResult(config, path, frame, summary)
 
@@ -129,8 +133,9 @@ def peek_summary(config: RunConfig) -> dict | None:
         summary = json.loads((run_path(config) / SUMMARY).read_text())
     except (OSError, ValueError):
         return None
-    complete = summary.get("store_version") == STORE_VERSION and summary.get("epochs_done") == config.epochs
-    return summary if complete and epochs_recorded(run_path(config)) == config.epochs else None
+    epochs = summary.get("early_stopped_epoch") or config.epochs
+    complete = summary.get("store_version") == STORE_VERSION and summary.get("epochs_done") == epochs
+    return summary if complete and epochs_recorded(run_path(config)) == epochs else None
 
 
 def load_run(config: RunConfig) -> RunResult | None:
@@ -238,6 +243,17 @@ def epochs_recorded(path: Path) -> int:
     return max(len(lines) - 1, 0)  # minus the header
 
 
+def finished_recorded(config: RunConfig) -> bool:
+    """Whether a run's per-epoch metrics file shows it finished (all its epochs, or an early stop): read-only."""
+    if epochs_recorded(run_path(config)) < 1:
+        return False
+    try:
+        losses = pd.read_csv(run_path(config) / METRICS)["val_loss"].tolist()
+    except (OSError, ValueError, KeyError):
+        return False  # unreadable: training repairs or resumes it
+    return is_finished(config, losses)
+
+
 def _epochs_done(path: Path) -> int:
     """Epochs in the run's last good checkpoint (what training would resume from); 0 if none."""
     state = load_state(path) if path.exists() else None
@@ -310,9 +326,10 @@ def evaluate_test(result: RunResult) -> dict:
     rt = runtime()
     config = result.config
     state = load_state(result.path)
-    if state is None or state["epoch"] != config.epochs:  # the previous epoch's weights would be a wrong score
+    last = result.summary.get("epochs_done", config.epochs)
+    if state is None or state["epoch"] != last:  # the previous epoch's weights would be a wrong score
         found = "no readable checkpoint" if state is None else f"a readable checkpoint of epoch {state['epoch']} only"
-        raise RunStoreError(f"run {result.run_id} has {found}, not its final epoch {config.epochs}, to evaluate on "
+        raise RunStoreError(f"run {result.run_id} has {found}, not its final epoch {last}, to evaluate on "
                             f"the test set; move the folder away to retrain it")
     model = make_model(config, rt)
     model.load_state_dict(state["model"])

@@ -87,13 +87,13 @@ def data_kind(config: RunConfig) -> str:
 
 
 def lr_curve(config: RunConfig) -> tuple[list[float], list[float]]:
-    """(epoch as a fraction, learning rate) at every optimiser step of a config, from lib.train.lr_at."""
-    from .train import lr_at
+    """(epoch as a fraction, learning rate) at every optimiser step of a config, from lib.schedule.run_lr (for
+    "plateau": the rate before any reduction; those depend on the run's validation losses)."""
+    from .schedule import run_lr
 
     steps_per_epoch = math.ceil(n_train_images(config) / config.batch_size)
-    total = config.epochs * steps_per_epoch
-    steps = range(total + 1)
-    return [s / steps_per_epoch for s in steps], [lr_at(s, total, config.lr, config.schedule) for s in steps]
+    steps = range(config.epochs * steps_per_epoch + 1)
+    return [s / steps_per_epoch for s in steps], [run_lr(config, s, steps_per_epoch) for s in steps]
 
 
 def replace(config: RunConfig, **changes) -> RunConfig:

@@ -14,10 +14,13 @@ What it is not: the run store (lib.store decides where runs live and whether to 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
+import itertools
 import math
 import os
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -33,22 +36,10 @@ from .config import RunConfig
 from .data import DataInfo, DeviceSplit, channel_stats, data_info, load_cifar100, split_indices
 from .device import Runtime, runtime, synchronize
 from .models import build_model
+from .schedule import is_finished, plateau_factor, run_lr
 from .stack import stack_models
 
 STACKABLE = ("lr", "schedule", "weight_decay", "seed")  # runs differing only in these can train together
-
-
-def lr_at(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
-    """Learning rate used by optimiser step `step` (0-based) of `total_steps`.
-
-    cosine: base_lr * (1 + cos(pi * step / total_steps)) / 2, so step 0 uses base_lr and the value after
-    the last step (step == total_steps) is exactly 0.
-    """
-    if schedule == "constant":
-        return base_lr
-    if schedule == "cosine":
-        return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
-    raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
 
 
 def sample_mixup_lambda(alpha: float, rng: np.random.Generator) -> float:
@@ -75,8 +66,9 @@ def group_key(config: RunConfig) -> tuple:
     """Runs with equal keys can train together: same data, shapes and augmentation; they may differ in the
     optimiser settings and the seed (STACKABLE) alone."""
     key = config.key()
-    for name in STACKABLE:
-        key.pop(name)
+    if not config.dropout:  # dropout draws in a stack would differ from the run's own alone: such runs train alone
+        for name in STACKABLE:
+            key.pop(name)
     return (config.data_dir, *sorted((k, str(v)) for k, v in key.items()))
 
 
@@ -100,10 +92,16 @@ def prepare_data(config: RunConfig, device: torch.device) -> PreparedData:
     data = _load(str(Path(info.folder).parent), info.fingerprint)
     train_idx, val_idx = split_indices(len(data.train_labels), config.val_size, config.split_seed)
     train_idx, val_idx = train_idx[: config.train_subset], val_idx[: config.val_subset]
+    train_idx = train_idx[: n_train_used(len(train_idx), config)]
     mean, std = channel_stats(data.train_images[train_idx])
     train = DeviceSplit(data.train_images[train_idx], data.train_labels[train_idx], mean, std, device)
     val = DeviceSplit(data.train_images[val_idx], data.train_labels[val_idx], mean, std, device)
     return PreparedData(train, val, info, mean, std)
+
+
+def n_train_used(n_split: int, config: RunConfig) -> int:
+    """Training images used of the `n_split` the split (and train_subset) gives: train_fraction of them, at least 1."""
+    return max(1, round(n_split * config.train_fraction))
 
 
 @torch.no_grad()
@@ -127,17 +125,51 @@ def evaluate(net: torch.nn.Module, split: DeviceSplit, rt: Runtime) -> list[tupl
 
 def make_model(config: RunConfig, rt: Runtime) -> torch.nn.Module:
     torch.manual_seed(config.seed)  # the initial weights depend on the run's seed alone
-    model = build_model(config.arch, config.num_classes, config.sigmoid_blocks).to(rt.device)
+    model = build_model(config.arch, config.num_classes, config.sigmoid_blocks, activation=config.activation,
+                        init=config.init, dropout=config.dropout, pretrained=config.pretrained).to(rt.device)
     return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
 
-def make_optimizer(params, config: RunConfig, device: torch.device, fused: bool | None = None) -> torch.optim.SGD:
-    """SGD with momentum; its weight_decay adds wd * w to the gradient, i.e. the brief's eq. 3
-    (w -= lr * dL/dw + lr * wd * w) on the first step, carried through the momentum buffer after.
-    `fused` (default: on CUDA) picks the one-kernel implementation; same arithmetic either way."""
+def make_optimizer(params, config: RunConfig, device: torch.device, fused: bool | None = None) -> torch.optim.Optimizer:
+    """The run's optimiser. "sgd": SGD with momentum; its weight_decay adds wd * w to the gradient, i.e. the brief's
+    eq. 3 (w -= lr * dL/dw + lr * wd * w) on the first step, carried through the momentum buffer after. "adam": Adam
+    with betas (momentum, 0.999), weight_decay as L2 in the gradient; "adamw": decay decoupled from the gradient's
+    scaling (w -= lr * wd * w besides the Adam step). `fused` (default: on CUDA) picks the one-kernel
+    implementation; same arithmetic either way."""
     fused = device.type == "cuda" if fused is None else fused
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                           fused=fused, foreach=None if fused else device.type == "cuda")
+    foreach = None if fused else device.type == "cuda"
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               fused=fused, foreach=foreach)
+    adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return adam(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay, fused=fused,
+                foreach=foreach)
+
+
+def uses_graphs(configs: list[RunConfig], rt: Runtime) -> bool:
+    """Whether full training steps replay as a CUDA graph: on CUDA, for SGD. Adam's state (moments, step count)
+    is not put back after the graph's warm-up steps here, so Adam and AdamW step eagerly (fused kernels still)."""
+    return rt.cuda_graphs and configs[0].optimizer == "sgd"
+
+
+def path_notes(configs: list[RunConfig], rt: Runtime) -> list[str]:
+    """One line per way these runs leave the fast path (or what they need), for the plans."""
+    first, notes = configs[0], []
+    if rt.cuda_graphs and not uses_graphs(configs, rt):
+        notes.append(f"{first.optimizer}: eager steps (CUDA graphs capture SGD steps only); data on the device, "
+                     "mixed precision and a fused optimiser as for SGD")
+    if first.dropout:
+        notes.append("dropout: each run trains alone (in a stack its dropout draws would differ from its own)")
+    if any(c.early_stopping_patience for c in configs):
+        notes.append("early stopping: a run that stops leaves its stack; the others go on as a new stack "
+                     "(from their checkpoints)")
+    if first.schedule == "plateau":
+        notes.append("reduce-on-plateau: the factor is decided on the host at each epoch's end (no extra sync)")
+    if first.pretrained:
+        from .models import pretrained_note
+
+        notes.append(pretrained_note(first.arch, first.pretrained))
+    return notes
 
 
 def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: Runtime, scalers) -> None:
@@ -165,7 +197,7 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
         grad_norms = torch.where(grad_norms.isfinite(), grad_norms, sums[:, 4])
     for optimizer, scaler in zip(optimizers, scalers, strict=True):
         # On overflow no update at all (fused SGD reads the flag on the device, inside the graph); the learning rate
-        # still follows the step count (lr_at), so the schedule goes on as in an uninterrupted run.
+        # still follows the step count (lib.schedule.run_lr), so the schedule goes on as in an uninterrupted run.
         scaler.step(optimizer)
         scaler.update()  # this model's scale: halved after an overflow, doubled after a run of steps without
     with torch.no_grad():
@@ -191,7 +223,7 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
     fast_net = _compiled(net, rt) if compile_model else net
     if rt.fused_sgd:
         _zero_momentum(optimizers)
-    if not rt.cuda_graphs or len(example) < batch_size:
+    if not rt.cuda_graphs or len(example) < batch_size or not isinstance(optimizers[0], torch.optim.SGD):
         def eager_step(x, y, y_b, lam, lrs):
             for optimizer, lr in zip(optimizers, lrs, strict=True):
                 for group in optimizer.param_groups:
@@ -252,7 +284,7 @@ def _zero_momentum(optimizers) -> None:
     for optimizer in optimizers:
         for group in optimizer.param_groups:
             for p in group["params"]:
-                if group["momentum"] and optimizer.state[p].get("momentum_buffer") is None:
+                if group.get("momentum") and optimizer.state[p].get("momentum_buffer") is None:  # SGD only
                     optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p)
 
 
@@ -318,15 +350,17 @@ def random_streams(configs: list[RunConfig], device: torch.device | str = "cpu")
 
 
 def train_epoch(step, split: DeviceSplit, configs: list[RunConfig], streams: list, first_step: int,
-                total_steps: int, rt: Runtime) -> None:
-    """One pass over `split`: per-image crop and flip, each run's learning rate at each step, mixup, `step`.
+                rt: Runtime, plateau: list[float] | None = None) -> None:
+    """One pass over `split`: per-image crop and flip, each run's learning rate at each step (lib.schedule;
+    `plateau`: each run's reduce-on-plateau factor this epoch), mixup, `step`.
 
     `streams` (see `random_streams`): one pair shared by all runs (one seed: one batch B x 3 x H x W, labels B, one
     lambda), or one per run (its own batch, side by side in the channels: B x 3N x H x W, labels N x B, N lambdas)."""
     batch_size, alpha = configs[0].batch_size, configs[0].mixup_alpha
+    steps_per_epoch, plateau = math.ceil(len(split) / batch_size), plateau or [1.0] * len(configs)
     epoch = zip(*(split.train_batches(batch_size, generator) for generator, _ in streams), strict=True)
     for i, batches in enumerate(epoch):
-        lrs = [lr_at(first_step + i, total_steps, c.lr, c.schedule) for c in configs]
+        lrs = [run_lr(c, first_step + i, steps_per_epoch, f) for c, f in zip(configs, plateau, strict=True)]
         mixed = [_mixup(x, y, alpha, *stream) for (x, y), stream in zip(batches, streams, strict=True)]
         if len(mixed) == 1:
             x, y, y_b, lam = mixed[0]
@@ -360,6 +394,8 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
     same batches as it would be alone; the GPU computes all of them in one stacked step (lib.stack).
     `phases`, if given, is filled with the wall time of each phase (data_seconds, build_seconds: set-up,
     compilation and capture; epoch_seconds: one per epoch trained; total_seconds) and whether it compiled.
+    Early stopping: a run that stops leaves the stack at that epoch's end, and the others go on as a new stack
+    resumed from their checkpoints (runs without a run folder keep one in a temporary folder meanwhile).
     Out of device memory before the first epoch here is done: tried again from the runs' last checkpoints (or
     their start), with half the evaluation batch if evaluation ran out, else as two smaller stacks.
     """
@@ -368,6 +404,31 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
         raise ValueError(f"runs trained together may differ only in {', '.join(STACKABLE)}")
     run_dirs = run_dirs or [None] * len(configs)
     phases = {} if phases is None else phases
+    regroups = len(configs) > 1 and any(c.early_stopping_patience for c in configs)
+    with tempfile.TemporaryDirectory(prefix="ai6103-stack-") if regroups else contextlib.nullcontext() as spare:
+        if regroups:
+            run_dirs = [Path(spare) / str(i) if d is None else d for i, d in enumerate(run_dirs)]
+            for d in run_dirs:
+                d.mkdir(parents=True, exist_ok=True)
+        histories, running, rounds = [[] for _ in configs], list(range(len(configs))), []
+        while running:  # one round per stack: the first, then one after each early stop
+            rounds.append({})
+            trained = _train_or_retry([configs[i] for i in running], [run_dirs[i] for i in running], progress, rt,
+                                      rounds[-1])
+            for i, history in zip(running, trained, strict=True):
+                histories[i] = history
+            running = [i for i in running if not is_finished(configs[i], _val_losses(histories[i]))]
+    phases.update(rounds[0] if len(rounds) == 1 else _merged(rounds, one_after_another=True))
+    return histories
+
+
+def _val_losses(history: list[dict]) -> list[float]:
+    return [row["val_loss"] for row in history]
+
+
+def _train_or_retry(configs: list[RunConfig], run_dirs: list[Path | None], progress: bool, rt: Runtime,
+                    phases: dict) -> list[list[dict]]:
+    """One stack's training (`_train_stack`), tried again smaller if it runs out of device memory early."""
     try:
         return _train_stack(configs, run_dirs, progress, rt, phases)
     except torch.OutOfMemoryError as error:
@@ -410,13 +471,17 @@ def _in_evaluation(error: BaseException) -> bool:
                for frame, _ in traceback.walk_tb(error.__traceback__))
 
 
-def _merged(part_phases: list[dict]) -> dict:
-    """The phases of stacks trained one after the other as one call's: times added, epoch by epoch."""
+def _merged(part_phases: list[dict], one_after_another: bool = False) -> dict:
+    """The phases of stacks trained one after the other as one call's: times added, epoch by epoch (stacks over the
+    same epochs), or epochs in sequence (`one_after_another`: rounds of a stack re-formed after early stops)."""
     epochs = [p.get("epoch_seconds", []) for p in part_phases]
+    if one_after_another:
+        epochs = [[t for times in epochs for t in times]]
     return {"data_seconds": sum(p.get("data_seconds", 0.0) for p in part_phases),
             "build_seconds": sum(p.get("build_seconds", 0.0) for p in part_phases),
             "compiled": any(p.get("compiled", False) for p in part_phases),
-            "epoch_seconds": [sum(times) for times in zip(*epochs, strict=True)] if all(epochs) else [],
+            "epoch_seconds": [sum(times) for times in itertools.zip_longest(*epochs, fillvalue=0.0)]
+            if all(epochs) else [],
             "total_seconds": sum(p.get("total_seconds", 0.0) for p in part_phases)}
 
 
@@ -446,22 +511,22 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
     phases["build_seconds"] = time.perf_counter() - build_started  # models, cuDNN autotuning, compile, graph capture
     phases["epoch_seconds"] = []  # wall seconds of each epoch trained here, all runs of the stack together
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
     bar = _progress_bar(configs, len(histories[0]), progress)
     for epoch in range(len(histories[0]), config.epochs):
         net.train()
         start = time.perf_counter()
         sums.zero_()
-        train_epoch(step, data.train, configs, streams, epoch * steps_per_epoch, total_steps, rt)
+        plateau = [plateau_factor(c, _val_losses(h)) for c, h in zip(configs, histories, strict=True)]
+        train_epoch(step, data.train, configs, streams, epoch * steps_per_epoch, rt, plateau)
         run_sums = sums.tolist()  # the epoch's one host sync
         train_seconds = time.perf_counter() - start
         validation = evaluate(net, data.val, rt)
         seconds = time.perf_counter() - start
-        for c, history, (loss_sum, correct, seen, grad_sum, grad_last), (val_loss, val_acc) in zip(
-                configs, histories, run_sums, validation, strict=True):
+        for c, history, (loss_sum, correct, seen, grad_sum, grad_last), (val_loss, val_acc), factor in zip(
+                configs, histories, run_sums, validation, plateau, strict=True):
             history.append({
                 "epoch": epoch + 1,
-                "lr": lr_at(epoch * steps_per_epoch, total_steps, c.lr, c.schedule),  # at the epoch's first step
+                "lr": run_lr(c, epoch * steps_per_epoch, steps_per_epoch, factor),  # at the epoch's first step
                 "train_loss": loss_sum / seen,
                 "train_acc": correct / seen,  # under mixup: lambda-weighted agreement with both labels
                 "val_loss": val_loss,
@@ -481,6 +546,8 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         bar.update(1)
         bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),
                         val_acc="/".join(f"{h[-1]['val_acc']:.3f}" for h in histories))
+        if any(is_finished(c, _val_losses(h)) for c, h in zip(configs, histories, strict=True)):
+            break  # an early stop (or the last epoch): train_together goes on with the runs still running
     bar.close()
     tracker.finish(histories)  # the config as hparams with the final metrics
     phases["total_seconds"] = time.perf_counter() - started

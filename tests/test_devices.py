@@ -20,7 +20,7 @@ from lib import cost, device, study
 from lib.checkpoint import load_state
 from lib.data import DeviceSplit
 from lib.device import build_runs_on, runtime
-from lib.train import lr_at
+from lib.schedule import lr_at
 
 TRAIN = sys.modules["lib.train"]  # the module (lib.train the attribute is the function)
 CUDA_13_BUILD = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch 2.14 + CUDA 13.0's arch list
@@ -194,7 +194,7 @@ class Tiny(nn.Module):
 @pytest.fixture
 def tiny_runs(tiny_config, monkeypatch):
     """The tiny model in place of the architectures; a config of 3 steps per epoch (the last partial) for it."""
-    monkeypatch.setattr(TRAIN, "build_model", lambda arch, num_classes, blocks: Tiny(num_classes))
+    monkeypatch.setattr(TRAIN, "build_model", lambda arch, num_classes, blocks, **options: Tiny(num_classes))
     return dataclasses.replace(tiny_config, grad_norm_param="conv.weight", batch_size=80, epochs=3,
                                schedule="cosine", mixup_alpha=0.2)
 

@@ -191,7 +191,8 @@ def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
 @pytest.mark.parametrize("notebook, name, typed, message", [
     ("02_learning_rate", "epochs", "0", "epochs must be >= 1, got 0"),
     ("03_lr_schedule", "lr", "-1", "lr must be > 0, got -1"),
-    ("04_weight_decay", "schedule", "cosin", "schedule must be one of ['constant', 'cosine'], got 'cosin'"),
+    ("04_weight_decay", "schedule", "cosin",
+     "schedule must be one of ['constant', 'cosine', 'step', 'exponential', 'plateau'], got 'cosin'"),
     ("06_activation", "sigmoid_blocks", "[4, 99]", "sigmoid_blocks must be indices in 0..16 for mobilenetv2"),
 ])
 def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tmp_path, notebook, name, typed,

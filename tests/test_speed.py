@@ -30,7 +30,7 @@ def _train_one_epoch(rt, config: RunConfig, split: DeviceSplit):
     [model], net, sums, step = fresh_step([config], rt, split)
     net.train()
     generator = torch.Generator(device=rt.device).manual_seed(config.seed)
-    train_epoch(step, split, [config], [(generator, np.random.default_rng(config.seed))], 0, 10, rt)
+    train_epoch(step, split, [config], [(generator, np.random.default_rng(config.seed))], 0, rt)
     state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
     return state, sums[0].cpu()
 
@@ -215,7 +215,7 @@ def test_stacked_fast_path_matches_each_run_alone_on_cuda(mixup, monkeypatch):
         _, net, sums, step = fresh_step(group, rt, split)
         net.train()
         generator = torch.Generator(device=rt.device).manual_seed(0)
-        train_epoch(step, split, group, [(generator, np.random.default_rng(0))], 0, 10, rt)
+        train_epoch(step, split, group, [(generator, np.random.default_rng(0))], 0, rt)
         return sums.cpu()
 
     together = epoch(configs)

@@ -1,0 +1,128 @@
+"""Baselines beyond the brief: one training recipe on several architectures, side by side (notebook 09_baselines).
+
+What it is: `baseline_configs` makes one config per architecture (lib.sections declares the section and its
+default architectures: a small CNN, ResNet-18, MobileNetV2, MobileNet v1), all with the same epochs, data and
+optimiser settings, each checked before anything trains. They train through the run store like any section
+(lib.study.run_section: cached, resumable, with seeds). `table_rows` adds to each architecture's final numbers
+its size (lib.models.model_size: parameters and multiply-adds of one 32x32 image) and its seconds per epoch;
+the rows go into results/<profile>/09_baselines.json (`extra["table"]`, via lib.study.export like every
+section), which the notebook, the summary notebook and the paper read (`read_baselines`, `table`).
+What it is not: a step of the study. It chooses nothing and hands nothing on; `make all` leaves it out, and the
+paper adds it (a paragraph and a table) only when its results file exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from .config import ConfigError, RunConfig
+from .profiles import base_config, get_profile
+from .results import read_section, section_path
+from .sections import ARCH_LEGENDS, get
+
+if TYPE_CHECKING:
+    from .seeds import Setting
+
+SECTION = "09_baselines"
+
+
+def _float(value):
+    """papermill hands `1` over as an int: as a float it keeps the config's hash (RunConfig refuses non-numbers)."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, epochs: int | None = None,
+                     lr: float = 0.05, schedule: str = "constant", weight_decay: float = 0.0, batch_size: int = 128,
+                     optimizer: str = "sgd") -> dict[str, RunConfig]:
+    """One config per architecture (labelled by its name, in the order given; None: lib.sections' default), the
+    profile's data and sizes, and the same recipe for all: `epochs` (None: the profile's short epochs, section 2's),
+    `lr`, `schedule`, `weight_decay`, `batch_size`, `optimizer`. Every config is checked here, before anything
+    trains: a bad value fails in one line naming it."""
+    spec = get(SECTION)
+    archs = spec.values(spec.default if archs is None else archs)
+    if len(set(archs)) < len(archs):
+        raise ConfigError(f"archs lists an architecture twice: {archs}")
+    recipe = {"epochs": get_profile(profile).short_epochs if epochs is None else epochs, "lr": _float(lr),
+              "schedule": schedule, "weight_decay": _float(weight_decay), "batch_size": batch_size,
+              "optimizer": optimizer}
+    # base_config builds the config with `arch`, so an unknown name is refused here, in one line
+    return {spec.label(arch): dataclasses.replace(base_config(profile, data_dir, arch), **recipe) for arch in archs}
+
+
+def legend(arch: str) -> str:
+    """How figures and tables name an architecture: "ResNet-18", "MobileNet v1"."""
+    return ARCH_LEGENDS.get(arch, arch)
+
+
+def seconds_per_epoch(result: Setting) -> float:
+    """Wall seconds of one epoch (training and validation) of a setting: per seed the median over its epochs after
+    the first (which includes warm-up; a 1-epoch run has only that one), then the mean over the seeds. Seeds trained
+    together as one stack share each epoch's time (lib.train: `epoch_seconds` is the run's share)."""
+    def median(seconds: pd.Series) -> float:
+        return float(statistics.median(seconds.iloc[1:] if len(seconds) > 1 else seconds))
+
+    return statistics.fmean(median(run.history["epoch_seconds"]) for run in result.runs)
+
+
+def _device(result: Setting) -> str | None:
+    """The device that trained seed 0 (its env.json, e.g. "NVIDIA H100 80GB HBM3"), without the speed features."""
+    try:
+        described = json.loads((result.path / "env.json").read_text())["device"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return described.split(" (")[0]
+
+
+def table_rows(results: dict[str, Setting]) -> list[dict]:
+    """One row per architecture (what the results file keeps in `extra["table"]`): its label, parameters and
+    multiply-adds of one 32x32 image (lib.models.model_size), seconds per epoch, epochs, seeds, the best and the
+    final validation accuracy (fractions; means over the seeds, with their standard deviation when n > 1), the
+    device and seed 0's run id."""
+    from .models import model_size  # torch: only where a model is built
+
+    rows = []
+    for label, result in results.items():
+        s, config = result.summary, result.config
+        size = model_size(config.arch, config.num_classes)
+        rows.append({"arch": label, "params": int(size["params"]), "macs": int(size["macs"]),
+                     "seconds_per_epoch": seconds_per_epoch(result), "epochs": s["epochs_done"],
+                     "n_seeds": s.get("n_seeds", 1), "best_val_acc": s["best_val_acc"],
+                     "final_val_acc": s["final_val_acc"], "best_val_acc_std": s.get("best_val_acc_std"),
+                     "final_val_acc_std": s.get("final_val_acc_std"), "device": _device(result),
+                     "run_id": result.run_id})
+    return rows
+
+
+def table(rows: list[dict]) -> pd.DataFrame:
+    """The baselines table as the notebooks show it, one row per architecture in the order trained: parameters and
+    multiply-adds (millions), seconds per epoch, best and final validation accuracy (%); with several seeds their
+    means, the standard deviation of each accuracy ("sd") and n."""
+    several = any(row["n_seeds"] > 1 for row in rows)
+    shown = []
+    for row in rows:
+        line = {"arch": row["arch"], "model": legend(row["arch"]), "params (M)": row["params"] / 1e6,
+                "MACs (M)": row["macs"] / 1e6, "s / epoch": row["seconds_per_epoch"], "epochs": row["epochs"]}
+        for name, key in (("best val acc", "best_val_acc"), ("final val acc", "final_val_acc")):
+            line[f"{name} (%)"] = 100 * row[key]
+            if several:
+                line[f"{name} sd"] = 100 * row[f"{key}_std"] if row[f"{key}_std"] is not None else None
+        shown.append(line | ({"seeds": row["n_seeds"]} if several else {}))
+    return pd.DataFrame(shown).set_index("arch").round(3)
+
+
+def read_baselines(profile: str | None = None, folder=None) -> dict | None:
+    """The baselines' results record (lib.results) of a profile (or in `folder`), None when notebook 09_baselines
+    has not been run for it; a one-line error if the file exists but is malformed or of another version."""
+    if not section_path(SECTION, folder, profile).exists():
+        return None
+    return read_section(SECTION, folder, profile)
+
+
+def summary_table(profile: str) -> pd.DataFrame | None:
+    """The baselines table of a profile's results file, None when there is none (the summary shows nothing then)."""
+    record = read_baselines(profile)
+    return None if record is None else table(record["extra"]["table"])
