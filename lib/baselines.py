@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .config import ConfigError, RunConfig
+from .config import PRETRAINABLE, ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import read_section, section_path
 from .sections import ARCH_LEGENDS, get
@@ -37,11 +37,12 @@ def _float(value):
 
 def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, epochs: int | None = None,
                      lr: float = 0.05, schedule: str = "constant", weight_decay: float = 0.0, batch_size: int = 128,
-                     optimizer: str = "sgd") -> dict[str, RunConfig]:
+                     optimizer: str = "sgd", pretrained: str = "") -> dict[str, RunConfig]:
     """One config per architecture (labelled by its name, in the order given; None: lib.sections' default), the
     profile's data and sizes, and the same recipe for all: `epochs` (None: the profile's short epochs, section 2's),
-    `lr`, `schedule`, `weight_decay`, `batch_size`, `optimizer`. Every config is checked here, before anything
-    trains: a bad value fails in one line naming it."""
+    `lr`, `schedule`, `weight_decay`, `batch_size`, `optimizer`; `pretrained` ("imagenet" or a weights file) starts
+    the ResNets from ImageNet weights (the other architectures have none). Every config is checked here, before
+    anything trains: a bad value fails in one line naming it."""
     spec = get(SECTION)
     archs = spec.values(spec.default if archs is None else archs)
     if len(set(archs)) < len(archs):
@@ -50,7 +51,8 @@ def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, e
               "schedule": schedule, "weight_decay": _float(weight_decay), "batch_size": batch_size,
               "optimizer": optimizer}
     # base_config builds the config with `arch`, so an unknown name is refused here, in one line
-    return {spec.label(arch): dataclasses.replace(base_config(profile, data_dir, arch), **recipe) for arch in archs}
+    return {spec.label(arch): dataclasses.replace(base_config(profile, data_dir, arch), **recipe, pretrained=(
+        pretrained if arch in PRETRAINABLE else "")) for arch in archs}
 
 
 def legend(arch: str) -> str:
