@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .config import OPTIONS, RunConfig
+
 RANGES_FILE = Path(__file__).with_name("public_ranges.json")
 
 
@@ -43,6 +45,9 @@ def public_range(config: dict, metric: str, data_kind: str, profile: str,
     `final_model`: the run is the study's final model (some ranges are stated only for that)."""
     if not applies(data_kind, profile):
         return None
+    brief = RunConfig()
+    if any(config.get(name, getattr(brief, name)) != getattr(brief, name) for name in OPTIONS):
+        return None  # an option beyond the brief (another optimiser, schedule parameter, ...): no public range
     for entry in _ranges():
         if entry["arch"] != config["arch"] or entry["metric"] != metric:
             continue

@@ -142,8 +142,7 @@ def _sampler(name: str, spec):
 
 def varied_fields(runs: dict[str, RunConfig]) -> list[str]:
     """The config fields that differ between a sweep's runs, in the config's order."""
-    keys = [config.key() for config in runs.values()]
-    return [name for name in SWEEPABLE if len({str(k[name]) for k in keys}) > 1]
+    return [name for name in SWEEPABLE if len({str(getattr(config, name)) for config in runs.values()}) > 1]
 
 
 def sweep_table(results: dict, fields: list[str]) -> pd.DataFrame:

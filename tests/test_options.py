@@ -226,3 +226,13 @@ def test_store_records_the_stop_and_the_plan_counts_it_finished(scripted, capsys
     assert "stored (stopped early after 4)" in capsys.readouterr().out
     assert 0 <= lib.evaluate_test(result)["test_acc"] <= 1  # the final model is the one it stopped with
     assert math.isclose(result.summary["final_val_loss"], SCRIPTS[0.05][3])
+
+
+def test_public_ranges_apply_only_to_the_briefs_recipe():
+    """A run with an option beyond the brief (here Adam) is never compared with the brief's public results."""
+    from lib.reference import public_range
+
+    sgd = RunConfig(arch="mobilenet").key()
+    assert str(public_range(sgd, "val_acc", "cifar100", "full")) == "44–47 %"
+    adam = dataclasses.replace(RunConfig(arch="mobilenet"), optimizer="adam").key()
+    assert public_range(adam, "val_acc", "cifar100", "full") is None
