@@ -63,10 +63,11 @@ sweep: setup
 
 # Beyond the brief: a small CNN, ResNet-18, MobileNetV2 and MobileNet v1 with one recipe (notebook 09_baselines;
 # results/<profile>/09_baselines.json, which the summary notebook and the paper then show), e.g.
-# make baselines PROFILE=quick ARCHS="['resnet18', 'mobilenetv2']" EPOCHS=10 SEEDS=2
+# make baselines PROFILE=quick ARCHS="['resnet18', 'mobilenetv2']" EPOCHS=10 SEEDS=2 PRETRAINED=imagenet
 baselines: setup
 	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 09_baselines $(if $(SEEDS),--seeds $(SEEDS)) \
-		$(if $(ARCHS),--param "archs=$(ARCHS)") $(if $(EPOCHS),--param "epochs=$(EPOCHS)")
+		$(if $(ARCHS),--param "archs=$(ARCHS)") $(if $(EPOCHS),--param "epochs=$(EPOCHS)") \
+		$(if $(PRETRAINED),--param "pretrained='$(PRETRAINED)'")
 
 all: notebooks
 	$(MAKE) report PROFILE=$(PROFILE)
