@@ -101,9 +101,10 @@ for phase in "$@"; do
       export -f e2e versions
       export out E2E_SECONDS
       run_phase e2e "$E2E_SECONDS" bash -c e2e ;;
-    tests)  # test_gpu_resume_is_close_to_uninterrupted passed on an H100 before (README); left out for time
+    tests)  # test_gpu_resume_is_close_to_uninterrupted passed on an H100 before (README); left out for time. Also
+      # the new options on CUDA (dropout in the graph, Adam, fp16) and the fp16 graph replay of tests/test_devices.py
       run_phase tests 170 python3 -m pytest -q -rs -p no:cacheprovider -p no:logging tests/test_speed.py \
-        tests/test_reliability.py -k "(cuda or graph_capture) and not gpu_resume" ;;
+        tests/test_reliability.py tests/test_devices.py -k "(cuda or graph_capture or on_gpu) and not gpu_resume" ;;
     bench)  # the rows that decide the next steps first: the usual pipeline, ours, compiled, stacks, fp16
       run_phase bench 280 python3 bench/benchmark.py --out "$out/results.json" --steps 60 --repeats 3 \
         --only "usual,eval batch 2000 (default),fp16 autocast,torch.compile (graphs)" --stacked "4c,3" \

@@ -282,6 +282,18 @@ def test_fp16_graph_replay_equals_eager_with_overflows_on_gpu(tiny_runs, monkeyp
             assert row_graph[key] == pytest.approx(row_eager[key], rel=1e-3), key
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_forced_fp16_short_run_matches_bf16_on_gpu(tiny_config, monkeypatch):
+    """#18's check: MobileNetV2 forced to fp16 (loss scaling, inside the CUDA graph) trains a 3-epoch run on the
+    synthetic data whose training and validation losses stay within 2 % of the same run in bf16, epoch by epoch."""
+    monkeypatch.setenv("AI6103_DEVICE", "cuda")
+    config = dataclasses.replace(tiny_config, epochs=3, schedule="cosine")
+    bf16, fp16 = (TRAIN.train(config, progress=False, rt=runtime(precision=p, compile=False)) for p in ("bf16", "fp16"))
+    for row_bf16, row_fp16 in zip(bf16, fp16, strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert row_fp16[key] == pytest.approx(row_bf16[key], rel=0.02), (row_bf16["epoch"], key)
+
+
 # ---------------------------------------------------------------- out of memory in the first steps
 
 
