@@ -345,14 +345,17 @@ def _read_pretrained(arch: str, pretrained: str) -> dict[str, torch.Tensor]:
 
         weights = {"resnet18": torchvision.models.ResNet18_Weights,
                    "resnet34": torchvision.models.ResNet34_Weights}[arch].IMAGENET1K_V1
+        file = weights.url.rsplit("/", 1)[-1]
+        folder = os.path.join(torch.hub.get_dir(), "checkpoints")
         try:  # reads $TORCH_HOME/hub/checkpoints/<file> if it is there, else downloads it there
             return torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=True, weights_only=True)
         except OSError as error:  # urllib's URLError: no network
-            file = weights.url.rsplit("/", 1)[-1]
-            folder = os.path.join(torch.hub.get_dir(), "checkpoints")
             reason = " ".join(str(error).split())
             raise ConfigError(f"pretrained='imagenet' needs the file {file} in {folder} (download failed: {reason}) "
                               f"or pretrained=<path to a torchvision {arch} state_dict file>") from None
+        except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:  # a cached file cut short
+            raise ConfigError(f"pretrained='imagenet': {os.path.join(folder, file)} does not read "
+                              f"({type(error).__name__}); delete it to download it again") from None
     path = Path(pretrained).expanduser()
     if not path.is_file():
         raise ConfigError(f"pretrained must be '', 'imagenet' or a path to a state_dict file; no file {pretrained!r}")

@@ -210,7 +210,8 @@ def test_pretrained_path_that_does_not_exist_fails_in_one_line(tmp_path):
 
 
 def test_imagenet_weights_come_from_the_hub_cache_or_fail_naming_the_file(tmp_path, monkeypatch):
-    """Never downloads: the download raises as without network; a file placed in the cache loads."""
+    """Never downloads: the download raises as without network; a damaged cached file fails in one line saying to
+    delete it; a good file placed in the cache loads."""
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("no network")
 
@@ -222,6 +223,9 @@ def test_imagenet_weights_come_from_the_hub_cache_or_fail_naming_the_file(tmp_pa
         build_model("resnet18", pretrained="imagenet")
     assert "\n" not in str(error.value)
     assert not any(checkpoints.iterdir())  # nothing half-downloaded left behind
+    (checkpoints / "resnet18-f37072fd.pth").write_bytes(b"PK\x03\x04 cut short")  # an interrupted copy
+    with pytest.raises(ConfigError, match="resnet18-f37072fd.pth does not read .*; delete it to download it again"):
+        build_model("resnet18", pretrained="imagenet")
     state = torchvision_resnet18_file(checkpoints / "resnet18-f37072fd.pth")
     model = build_model("resnet18", pretrained="imagenet")
     assert torch.equal(model.layers[3].conv2.weight, state["layer2.1.conv2.weight"])
