@@ -22,17 +22,12 @@ import pandas as pd
 from .config import PRETRAINABLE, ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import read_section, section_path
-from .sections import ARCH_LEGENDS, get
+from .sections import ARCH_LEGENDS, as_number, get
 
 if TYPE_CHECKING:
     from .seeds import Setting
 
 SECTION = "09_baselines"
-
-
-def _float(value):
-    """papermill hands `1` over as an int: as a float it keeps the config's hash (RunConfig refuses non-numbers)."""
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, epochs: int | None = None,
@@ -47,8 +42,8 @@ def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, e
     archs = spec.values(spec.default if archs is None else archs)
     if len(set(archs)) < len(archs):
         raise ConfigError(f"archs lists an architecture twice: {archs}")
-    recipe = {"epochs": get_profile(profile).short_epochs if epochs is None else epochs, "lr": _float(lr),
-              "schedule": schedule, "weight_decay": _float(weight_decay), "batch_size": batch_size,
+    recipe = {"epochs": get_profile(profile).short_epochs if epochs is None else epochs, "lr": as_number(lr),
+              "schedule": schedule, "weight_decay": as_number(weight_decay), "batch_size": batch_size,
               "optimizer": optimizer}
     # base_config builds the config with `arch`, so an unknown name is refused here, in one line
     return {spec.label(arch): dataclasses.replace(base_config(profile, data_dir, arch), **recipe, pretrained=(

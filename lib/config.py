@@ -105,7 +105,6 @@ class RunConfig:
         parts += [(name, text) for name, text in self._option_names() if getattr(self, name) != _DEFAULTS[name]]
         return "-".join(text for field, text in parts if field not in leave_out)
 
-
     def _option_names(self) -> list[tuple[str, str]]:
         return [("optimizer", self.optimizer), ("lr_step_epochs", f"every{self.lr_step_epochs}"),
                 ("lr_gamma", f"g{self.lr_gamma:g}"), ("plateau_patience", f"pp{self.plateau_patience}"),

@@ -52,16 +52,17 @@ def _rows(configs: list[RunConfig], seen: set[Path]) -> tuple[list[tuple[str, fl
     """(status, seconds) of each config, the training calls its unfinished runs need, and the speed used. A run
     already in `seen` (listed earlier) is "the same run as above"; the configs' runs are added to `seen`."""
     n_total = n_training_file(configs[0])
-    unfinished = [c for c in configs if run_path(c) not in seen and not finished_recorded(c)]
+    finished = [finished_recorded(c) for c in configs]  # reads each run's metrics file once
+    unfinished = [c for c, done in zip(configs, finished, strict=True) if run_path(c) not in seen and not done]
     groups = training_groups(unfinished, epochs_of=epochs_recorded)  # reads no checkpoint
     together = {run_path(c): len(group) for group in groups for c in group}
     rows, speed = [], None
-    for config in configs:
+    for config, is_stored in zip(configs, finished, strict=True):
         path = run_path(config)
         done = epochs_recorded(path)
         if path in seen:
             rows.append(("the same run as above", 0.0))
-        elif finished_recorded(config):
+        elif is_stored:
             rows.append(("stored" if done >= config.epochs else f"stored (stopped early after {done})", 0.0))
         else:
             stack = together[path]
@@ -99,9 +100,10 @@ def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1)
         setup, words = _setup(n_calls, next(iter(runs.values())).epochs)
         total += setup
         print(f"  {words}")
-        for note in runtime().notes:  # device choices and why (lib.device): precision, memory, features off
+        rt = runtime()
+        for note in rt.notes:  # device choices and why (lib.device): precision, memory, features off
             print(f"  {note}")
-        for note in dict.fromkeys(n for c in runs.values() for n in path_notes([c], runtime())):
+        for note in dict.fromkeys(n for c in runs.values() for n in path_notes([c], rt)):  # the options' paths
             print(f"  {note}")
         print(f"  estimated time on this machine ({speed['device']}): {format_seconds(total)}")
     return total

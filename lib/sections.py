@@ -39,11 +39,11 @@ def _numbers(name: str) -> Callable[[object], list]:
         given = list(given) if isinstance(given, (list, tuple)) else [given]
         if not given:
             raise ConfigError(f"{name} must list at least one value")
-        return [_number(v) for v in given]
+        return [as_number(v) for v in given]
     return values
 
 
-def _number(value):
+def as_number(value):
     """Floats as floats (papermill hands `1` over as an int, which would hash apart from 1.0); others as given,
     for RunConfig to refuse in one line."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
@@ -257,7 +257,7 @@ def section_configs(section: str, profile: str, data_dir: str | None = None, *,
     base = base_config(profile, data_dir, params.pop("arch", "mobilenetv2"))
     epochs = params.pop("epochs", profile_spec.short_epochs if spec.epochs == "short" else profile_spec.long_epochs)
     values = spec.values(params.pop(spec.values_param, spec.default))
-    given = {name: _number(value) for name, value in params.items()}  # settings given instead of inherited ones
+    given = {name: as_number(value) for name, value in params.items()}  # settings given instead of inherited ones
     inherited = {} if decided_upstream(section) <= set(given) else inherited_settings(section, profile, upstream)
     start = dataclasses.replace(base, epochs=epochs, **{**inherited, **spec.fixed, **given})
     runs = {spec.label(value): dataclasses.replace(start, **{spec.compares: value}) for value in values}

@@ -245,12 +245,10 @@ def epochs_recorded(path: Path) -> int:
 
 def finished_recorded(config: RunConfig) -> bool:
     """Whether a run's per-epoch metrics file shows it finished (all its epochs, or an early stop): read-only."""
-    if epochs_recorded(run_path(config)) < 1:
-        return False
     try:
         losses = pd.read_csv(run_path(config) / METRICS)["val_loss"].tolist()
-    except (OSError, ValueError, KeyError):
-        return False  # unreadable: training repairs or resumes it
+    except (OSError, ValueError, KeyError):  # no file yet, an empty one (pandas' EmptyDataError), or unreadable:
+        return False  # training starts, repairs or resumes it
     return is_finished(config, losses)
 
 

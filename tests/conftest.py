@@ -1,9 +1,13 @@
 """Shared fixtures: a small synthetic CIFAR-100 folder and private run/result/figure folders per test."""
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from lib import RunConfig, write_synthetic_cifar100
 
@@ -33,3 +37,32 @@ def tiny_config(synthetic_dir):
     """A run that trains in a few seconds on 2 CPU cores: 192 training and 64 validation images."""
     return RunConfig(data_dir=str(synthetic_dir), epochs=2, val_size=300, train_subset=192, val_subset=64,
                      batch_size=64, lr=0.05)
+
+
+@pytest.fixture
+def float64():
+    """fp64 as the default dtype for one test, so that rounding cannot hide a difference."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+class Tiny(nn.Module):
+    """A convolution, BatchNorm and classifier: the layers lib.stack stacks, at a fraction of MobileNet's cost."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(self.conv(x))), 1).flatten(1))
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    """lib.train builds the Tiny model whatever the architecture; configs then watch "conv.weight"."""
+    monkeypatch.setattr(sys.modules["lib.train"], "build_model",
+                        lambda arch, num_classes, blocks, **options: Tiny(num_classes))

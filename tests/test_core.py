@@ -300,14 +300,6 @@ def test_build_model_rejects_unknown_names():
 # ---------------------------------------------------------------- several runs at once (lib.stack)
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 @pytest.mark.parametrize("arch, blocks", [("mobilenetv2", ()), ("mobilenetv2", (4, 5, 6)), ("mobilenet", (2, 3))])
 def test_stacked_network_computes_each_model(arch, blocks, float64):
     """Logits and every parameter's gradient of the stacked network equal those of the separate models."""

@@ -13,8 +13,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from lib import cost, device, study
 from lib.checkpoint import load_state
@@ -178,23 +176,9 @@ def test_plan_estimates_an_unmeasured_device_by_measuring_it_and_prints_the_choi
 # ---------------------------------------------------------------- the fp16 path, on the CPU with a tiny model
 
 
-class Tiny(nn.Module):
-    """A convolution, BatchNorm and classifier: the layers lib.stack stacks, at a fraction of MobileNet's cost."""
-
-    def __init__(self, num_classes: int):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(self.conv(x))), 1).flatten(1))
-
-
 @pytest.fixture
-def tiny_runs(tiny_config, monkeypatch):
+def tiny_runs(tiny_config, tiny_model):
     """The tiny model in place of the architectures; a config of 3 steps per epoch (the last partial) for it."""
-    monkeypatch.setattr(TRAIN, "build_model", lambda arch, num_classes, blocks, **options: Tiny(num_classes))
     return dataclasses.replace(tiny_config, grad_norm_param="conv.weight", batch_size=80, epochs=3,
                                schedule="cosine", mixup_alpha=0.2)
 

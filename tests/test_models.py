@@ -17,14 +17,6 @@ from lib.stack import stack_models
 ACTIVATION_TYPES = (nn.ReLU, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Sigmoid)
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 # ---------------------------------------------------------------- architectures and their size
 
 

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import lib
@@ -129,29 +128,15 @@ def test_dropout_runs_and_adam_runs_take_the_paths_the_plan_names(tiny_config):
 # ---------------------------------------------------------------- early stopping and plateau in the training loop
 
 
-class Tiny(nn.Module):
-    """Convolution, BatchNorm, classifier: what lib.stack stacks, far cheaper than a MobileNet."""
-
-    def __init__(self, num_classes: int):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.adaptive_avg_pool2d(F.relu(self.bn(self.conv(x))), 1).flatten(1))
-
-
 # Validation losses each run reports, epoch by epoch (keyed by its learning rate). lr 0.05: best at epoch 2, then two
 # epochs without a lower loss -> stops after epoch 4; lr 0.1 never stalls for two epochs and runs all six.
 SCRIPTS = {0.05: [1.0, 0.9, 0.95, 0.93, 0.5, 0.4], 0.1: [1.0, 0.8, 0.85, 0.6, 0.5, 0.45]}
 
 
 @pytest.fixture
-def scripted(tiny_config, monkeypatch):
+def scripted(tiny_config, tiny_model, monkeypatch):
     """Tiny models whose validation losses follow SCRIPTS; `interrupt_at[0]` = k raises KeyboardInterrupt in the
     k-th validation (counted over the test), as if the user stopped the kernel during that epoch."""
-    monkeypatch.setattr(TRAIN, "build_model", lambda arch, num_classes, blocks, **options: Tiny(num_classes))
     state = {"trained": [], "epochs": {}, "interrupt_at": [None], "calls": [0]}
     real_stack, real_evaluate = TRAIN._train_stack, TRAIN.evaluate
 
