@@ -56,17 +56,16 @@ def open_writer(run_dir: Path, purge_step: int | None = None):
 
 class Tracking:
     """The trackers of the runs one lib.train.train_together call trains: `log` after every epoch, `finish` after
-    the last. `epochs_done` is the epoch the runs resume after (0: from the start); `group` names the runs that
-    belong together (the stack's shared name) for W&B."""
+    the last. `epochs_done` is the epoch the runs resume after (0: from the start)."""
 
-    def __init__(self, configs: list[RunConfig], run_dirs: list[Path | None], epochs_done: int, group: str):
+    def __init__(self, configs: list[RunConfig], run_dirs: list[Path | None], epochs_done: int):
         use_wandb = _flag("AI6103_WANDB", False)  # a bad value is the user's to fix: one line, before any epoch
         self.warned = False
         wandb = self._wandb_module() if use_wandb and any(d is not None for d in run_dirs) else None
         self.runs: list[_Run | None] = []
         for config, run_dir in zip(configs, run_dirs, strict=True):
             try:
-                self.runs.append(None if run_dir is None else _Run(config, Path(run_dir), epochs_done, group, wandb))
+                self.runs.append(None if run_dir is None else _Run(config, Path(run_dir), epochs_done, wandb))
             except Exception as e:  # noqa: BLE001 - see _each
                 self._warn(run_dir, e)
                 self.runs.append(None)
@@ -111,16 +110,19 @@ class Tracking:
 
 
 class _Run:
-    """One run folder's writers: TensorBoard always, W&B if asked for."""
+    """One run folder's writers: TensorBoard always, W&B if asked for. A W&B group is one setting, its seeds (the
+    run's name without the seed), so W&B's grouped view shows the seeds' mean and spread; not the stack it trained
+    in, which holds other settings (the learning rates of section 2) and changes with the GPU's memory."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, epochs_done: int, group: str, wandb):
+    def __init__(self, config: RunConfig, run_dir: Path, epochs_done: int, wandb):
         self.config, self.run_dir, self.wandb = config, run_dir, None
         self.writer = open_writer(run_dir, purge_step=epochs_done + 1)  # drops steps an earlier session wrote past k
         if wandb is not None:
             self.wandb = wandb.init(
                 project=os.environ.get("WANDB_PROJECT", WANDB_PROJECT), dir=str(run_dir), name=run_dir.name,
                 id=run_dir.name.rpartition("-")[2], resume="allow", reinit="create_new",  # several runs at once
-                group=os.environ.get("WANDB_RUN_GROUP") or group, config=config.key(),
+                group=os.environ.get("WANDB_RUN_GROUP") or config.short_name(leave_out=("seed",)),
+                config=config.key(),
                 mode=os.environ.get("WANDB_MODE", "offline"))  # never the network unless the user asks
 
     def log(self, row: dict) -> None:

@@ -500,7 +500,7 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
                  for d, m, o, stream, s in zip(run_dirs, models, optimizers, run_streams, scalers, strict=True)]
     if len({len(h) for h in histories}) != 1:
         raise ValueError("runs trained together must resume from the same epoch; train them one at a time")
-    tracker = tracking.Tracking(configs, run_dirs, len(histories[0]), configs[0].short_name(leave_out=STACKABLE))
+    tracker = tracking.Tracking(configs, run_dirs, len(histories[0]))
     net = stack_models(models)  # after the restore: the stacked BatchNorm buffers start from the restored ones
     sums = torch.zeros(n_runs, 5, device=rt.device)  # per run: [loss * batch, correct, images, grad-norm sum, last]
     phases["compiled"] = rt.compiles(config.epochs)

@@ -80,8 +80,9 @@ def test_resumed_run_has_every_step_once_with_the_resumed_values(tiny_config, mo
 
 
 def test_stacked_runs_log_into_their_own_folders_and_wandb_runs(tiny_config, monkeypatch):
-    """Two runs trained as one stack: each folder has its own events (its own lr); with AI6103_WANDB=1 a stand-in
-    wandb module sees one offline run per folder, grouped together, with the run's config."""
+    """Three runs trained as one stack: each folder has its own events (its own lr); with AI6103_WANDB=1 a stand-in
+    wandb module sees one offline run per folder with the run's config, grouped by setting (two seeds of one
+    learning rate together, the other learning rate apart)."""
     inits = []
 
     class FakeRun:
@@ -98,16 +99,17 @@ def test_stacked_runs_log_into_their_own_folders_and_wandb_runs(tiny_config, mon
     monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=lambda **kwargs: FakeRun(**kwargs)))
     monkeypatch.setenv("AI6103_WANDB", "1")
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("AI6103_STACK", "2")
-    configs = [tiny_config, dataclasses.replace(tiny_config, lr=0.2)]
+    monkeypatch.setenv("AI6103_STACK", "3")
+    configs = [tiny_config, dataclasses.replace(tiny_config, lr=0.2), dataclasses.replace(tiny_config, seed=1)]
     results = lib.run_or_load_many(configs, progress=False)
-    assert all((r.history["runs_together"] == 2).all() for r in results)
+    assert all((r.history["runs_together"] == 3).all() for r in results)
     for result in results:
         assert _logged(_events(result.path), "lr") == _expected(result.history, "lr")
         assert [value for _, value in _logged(_events(result.path), "lr")] == pytest.approx([result.config.lr] * 2)
     assert [run.kwargs["dir"] for run in inits] == [str(r.path) for r in results]
-    assert [run.kwargs["config"]["lr"] for run in inits] == [0.05, 0.2]
-    assert {run.kwargs["mode"] for run in inits} == {"offline"} and len({run.kwargs["group"] for run in inits}) == 1
+    assert [run.kwargs["config"]["lr"] for run in inits] == [0.05, 0.2, 0.05]
+    groups = [run.kwargs["group"] for run in inits]
+    assert {run.kwargs["mode"] for run in inits} == {"offline"} and groups[0] == groups[2] != groups[1]
     assert all(run.steps == [1, 2] and run.finished for run in inits)
 
 
@@ -129,6 +131,6 @@ def test_tracking_failure_warns_once_and_training_goes_on(tiny_config, monkeypat
 def test_bad_wandb_switch_fails_in_one_line_and_runs_without_a_folder_log_nothing(tiny_config, monkeypatch):
     monkeypatch.setenv("AI6103_WANDB", "yes")
     with pytest.raises(ValueError, match="AI6103_WANDB must be 0 or 1"):
-        tracking.Tracking([tiny_config], [None], 0, "group")
+        tracking.Tracking([tiny_config], [None], 0)
     monkeypatch.setenv("AI6103_WANDB", "0")
-    assert tracking.Tracking([tiny_config], [None], 0, "group").runs == [None]
+    assert tracking.Tracking([tiny_config], [None], 0).runs == [None]
