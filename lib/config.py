@@ -194,7 +194,11 @@ def _check(c: RunConfig) -> None:
     need(not bad, f"sigmoid_blocks must be indices in 0..{n_blocks - 1} for {c.arch}, got {list(c.sigmoid_blocks)}")
 
 
-def config_hash(config: RunConfig, data_fingerprint: str) -> str:
-    """Hex digest naming a run: the config's training fields plus the identity of the data it reads."""
-    payload = json.dumps({"config": config.key(), "data": data_fingerprint}, sort_keys=True)
+def config_hash(config: RunConfig, data_fingerprint: str, weights_fingerprint: str | None = None) -> str:
+    """Hex digest naming a run: the config's training fields plus the identity of the data it reads and, for a
+    run starting from a weights file, of that file's content (lib.models.weights_fingerprint)."""
+    identity = {"config": config.key(), "data": data_fingerprint}
+    if weights_fingerprint is not None:  # absent otherwise, so runs without a weights file keep their hash
+        identity["weights"] = weights_fingerprint
+    payload = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -9,6 +9,8 @@ unchanged. The ResNets can start from torchvision's ImageNet weights (`pretraine
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -337,6 +339,30 @@ def _torchvision_keys(model: ResNet, arch: str) -> dict[str, str]:
     return keys
 
 
+def weights_fingerprint(pretrained: str) -> str | None:
+    """What a weights file holds (sha256, first 16 hex digits), for the run store's key: a run trained from a file
+    is found again only while the file holds the same weights, so new weights saved under the old name (or a
+    relative path read from another folder) train a new run instead of reusing one. None for '' and 'imagenet'
+    (torchvision's file is fixed: its name carries its hash)."""
+    if pretrained in ("", "imagenet"):
+        return None
+    path = Path(pretrained).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"pretrained must be '', 'imagenet' or a path to a state_dict file; no file {pretrained!r}")
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, read again only when its size or modification time changes (a ResNet-34 file is 87 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 def _read_pretrained(arch: str, pretrained: str) -> dict[str, torch.Tensor]:
     """The torchvision-format state_dict `pretrained` names: ImageNet weights from the torch hub cache (downloaded
     once), or a file."""
@@ -356,9 +382,8 @@ def _read_pretrained(arch: str, pretrained: str) -> dict[str, torch.Tensor]:
         except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:  # a cached file cut short
             raise ConfigError(f"pretrained='imagenet': {os.path.join(folder, file)} does not read "
                               f"({type(error).__name__}); delete it to download it again") from None
+    weights_fingerprint(pretrained)  # the one-line error for a missing file
     path = Path(pretrained).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"pretrained must be '', 'imagenet' or a path to a state_dict file; no file {pretrained!r}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:

@@ -27,6 +27,7 @@ from .checkpoint import METRICS, atomic_write_text, load_state, remove_stale_tem
 from .config import RunConfig, config_hash
 from .cost import runs_to_stack, timing_log
 from .data import check_split, data_info
+from .models import weights_fingerprint
 from .schedule import early_stop, final_epoch, is_finished
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
@@ -51,7 +52,8 @@ class RunResult:
 
 def run_path(config: RunConfig) -> Path:
     info = data_info(config.data_dir)
-    return paths.runs_dir() / f"{config.short_name()}-{config_hash(config, info.fingerprint)}"
+    digest = config_hash(config, info.fingerprint, weights_fingerprint(config.pretrained))
+    return paths.runs_dir() / f"{config.short_name()}-{digest}"
 
 
 def _read_finished(path: Path, config: RunConfig) -> RunResult | None:

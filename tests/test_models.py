@@ -2,6 +2,7 @@
 dropout, pretrained weights, model_size, and stacking the baselines (lib.stack). All on CPU, small inputs."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import urllib.error
 
@@ -10,6 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
+from lib import store
 from lib.config import ARCHS, GRAD_NORM_PARAMS, ConfigError
 from lib.models import build_model, model_size, pretrained_note
 from lib.stack import stack_models
@@ -193,6 +195,22 @@ def test_pretrained_file_of_another_model_fails_in_one_line(tmp_path, spoil, mes
     with pytest.raises(ConfigError, match="^pretrained=") as error:
         build_model("resnet18", pretrained=str(tmp_path / "spoilt.pth"))
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_run_from_a_weights_file_is_keyed_by_what_the_file_holds(tmp_path, tiny_config):
+    """New weights saved under the old name make a new run folder (a stored run from the old weights is not
+    reused); the same weights again find the old folder."""
+    weights = tmp_path / "resnet18.pth"
+    torchvision_resnet18_file(weights)
+    config = dataclasses.replace(tiny_config, arch="resnet18", pretrained=str(weights))
+    first = store.run_path(config)
+    original = weights.read_bytes()
+    state = torch.load(weights, weights_only=True)
+    state["fc.bias"] += 1
+    torch.save(state, weights)
+    assert store.run_path(config) != first
+    weights.write_bytes(original)
+    assert store.run_path(config) == first
 
 
 def test_pretrained_path_that_does_not_exist_fails_in_one_line(tmp_path):
