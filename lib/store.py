@@ -290,7 +290,8 @@ def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
                      "data_folder": info.folder, "runs_together": [p.name for p, _ in runs]}, indent=1))
             started, phases = time.time(), {}
             histories = train_together([c for _, c in runs], [p for p, _ in runs], progress=progress, phases=phases)
-            _log_timing([p for p, _ in runs], runs[0][1], phases)
+            if phases.get("epoch_seconds"):  # none: every run had already trained its last epoch (an early stop)
+                _log_timing([p for p, _ in runs], runs[0][1], phases)
             for (path, config), history in zip(runs, histories, strict=True):
                 results[path] = _finish(path, config, history, info, started)
     return results

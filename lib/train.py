@@ -130,6 +130,17 @@ def make_model(config: RunConfig, rt: Runtime) -> torch.nn.Module:
     return model.to(memory_format=torch.channels_last) if rt.channels_last else model
 
 
+OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# CUDA graphs capture the steps of these optimisers only: Adam's state (moments, step count) is not put back after
+# the graph's warm-up steps here, so Adam and AdamW step eagerly (fused kernels still).
+CAPTURED = ("sgd",)
+
+
+def _captured_classes() -> tuple[type, ...]:
+    """CAPTURED as classes, for make_step, which sees the optimisers and not the configs."""
+    return tuple(OPTIMIZER_CLASSES[name] for name in CAPTURED)
+
+
 def make_optimizer(params, config: RunConfig, device: torch.device, fused: bool | None = None) -> torch.optim.Optimizer:
     """The run's optimiser. "sgd": SGD with momentum; its weight_decay adds wd * w to the gradient, i.e. the brief's
     eq. 3 (w -= lr * dL/dw + lr * wd * w) on the first step, carried through the momentum buffer after. "adam": Adam
@@ -141,15 +152,13 @@ def make_optimizer(params, config: RunConfig, device: torch.device, fused: bool 
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                fused=fused, foreach=foreach)
-    adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return adam(params, lr=config.lr, betas=(config.momentum, 0.999), weight_decay=config.weight_decay, fused=fused,
-                foreach=foreach)
+    return OPTIMIZER_CLASSES[config.optimizer](params, lr=config.lr, betas=(config.momentum, 0.999),
+                                               weight_decay=config.weight_decay, fused=fused, foreach=foreach)
 
 
 def uses_graphs(configs: list[RunConfig], rt: Runtime) -> bool:
-    """Whether full training steps replay as a CUDA graph: on CUDA, for SGD. Adam's state (moments, step count)
-    is not put back after the graph's warm-up steps here, so Adam and AdamW step eagerly (fused kernels still)."""
-    return rt.cuda_graphs and configs[0].optimizer == "sgd"
+    """Whether full training steps replay as a CUDA graph: on CUDA, for the optimisers in CAPTURED."""
+    return rt.cuda_graphs and configs[0].optimizer in CAPTURED
 
 
 def path_notes(configs: list[RunConfig], rt: Runtime) -> list[str]:
@@ -223,7 +232,7 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
     fast_net = _compiled(net, rt) if compile_model else net
     if rt.fused_sgd:
         _zero_momentum(optimizers)
-    if not rt.cuda_graphs or len(example) < batch_size or not isinstance(optimizers[0], torch.optim.SGD):
+    if not rt.cuda_graphs or len(example) < batch_size or type(optimizers[0]) not in _captured_classes():
         def eager_step(x, y, y_b, lam, lrs):
             for optimizer, lr in zip(optimizers, lrs, strict=True):
                 for group in optimizer.param_groups:
@@ -500,6 +509,11 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
                  for d, m, o, stream, s in zip(run_dirs, models, optimizers, run_streams, scalers, strict=True)]
     if len({len(h) for h in histories}) != 1:
         raise ValueError("runs trained together must resume from the same epoch; train them one at a time")
+    if any(is_finished(c, _val_losses(h)) for c, h in zip(configs, histories, strict=True)):
+        # A checkpoint at its early stop (killed before its summary was written): not one epoch more for it;
+        # train_together goes on with the others as a new stack.
+        phases.update(compiled=False, build_seconds=0.0, epoch_seconds=[], total_seconds=time.perf_counter() - started)
+        return histories
     tracker = tracking.Tracking(configs, run_dirs, len(histories[0]))
     net = stack_models(models)  # after the restore: the stacked BatchNorm buffers start from the restored ones
     sums = torch.zeros(n_runs, 5, device=rt.device)  # per run: [loss * batch, correct, images, grad-norm sum, last]

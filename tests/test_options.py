@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import lib
-from lib import plan
+from lib import plan, store
 from lib.config import ConfigError, RunConfig, config_hash
 from lib.cost import split_sizes
 from lib.device import runtime
@@ -211,6 +211,11 @@ def test_store_records_the_stop_and_the_plan_counts_it_finished(scripted, capsys
     assert "stored (stopped early after 4)" in capsys.readouterr().out
     assert 0 <= lib.evaluate_test(result)["test_acc"] <= 1  # the final model is the one it stopped with
     assert math.isclose(result.summary["final_val_loss"], SCRIPTS[0.05][3])
+    (result.path / "summary.json").unlink()  # killed after its last checkpoint, before its summary
+    validations = state["calls"][0]
+    rebuilt = lib.run_or_load(configs[0], progress=False)
+    assert state["calls"][0] == validations and len(rebuilt.history) == 4  # not one epoch more after its stop
+    assert rebuilt.summary["epochs_done"] == 4 and store.peek_summary(configs[0]) is not None
 
 
 def test_public_ranges_apply_only_to_the_briefs_recipe():
