@@ -22,9 +22,13 @@ def parameter_name(name: str) -> str:
     return re.sub(r"\.(\d+)", r"[\1]", name)
 
 
-def blocks_range(blocks) -> str:
-    """Block indices in words: (4, ..., 10) -> '4–10'; (3, 5) -> '3, 5'."""
+def blocks_range(blocks, latex: bool = False) -> str:
+    """Block indices in words: (4, ..., 10) -> '4–10'; (3, 5, 7) -> '3, 5, 7'. In LaTeX (`latex`): '4--10' and
+    '3, 5 and 7'."""
     blocks = list(blocks)
     if len(blocks) > 1 and blocks == list(range(blocks[0], blocks[-1] + 1)):
-        return f"{blocks[0]}–{blocks[-1]}"
-    return ", ".join(str(b) for b in blocks)
+        return f"{blocks[0]}{'--' if latex else '–'}{blocks[-1]}"
+    words = [str(b) for b in blocks]
+    if latex and len(words) > 1:
+        return ", ".join(words[:-1]) + " and " + words[-1]
+    return ", ".join(words)

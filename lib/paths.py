@@ -10,6 +10,18 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+FOLDER_VARIABLES = ("AI6103_DATA_DIR", "AI6103_RUNS_DIR", "AI6103_RESULTS_DIR", "AI6103_FIGURES_DIR",
+                    "AI6103_EXECUTED_DIR")
+
+
+def pin_folders(environment: dict) -> None:
+    """Make every folder variable in `environment` (e.g. os.environ) absolute, from the current folder: notebooks
+    run in another folder (notebooks/, lab/), where a relative AI6103_RUNS_DIR would name another run store."""
+    for name in FOLDER_VARIABLES:
+        if environment.get(name):
+            environment[name] = str(Path(environment[name]).expanduser().resolve())
+
+
 def _folder(env_name: str, default: str) -> Path:
     return Path(os.environ.get(env_name, PROJECT_ROOT / default)).expanduser().resolve()
 

@@ -33,7 +33,7 @@ import jinja2
 from . import paths
 from .baselines import SECTION as BASELINES
 from .baselines import read_baselines
-from .notation import parameter_name, power_of_ten
+from .notation import blocks_range, parameter_name, power_of_ten
 from .profiles import PROFILES
 from .reference import PublicRange, applies, public_range
 from .results import read_section
@@ -276,7 +276,7 @@ def shown(run: dict) -> dict[str, str | None]:
             "epochs": str(run["epochs"]), "lr": plain(c["lr"]), "schedule": c["schedule"],
             "wd": sci(c["weight_decay"]) if c["weight_decay"] else None,
             "alpha": plain(c["mixup_alpha"]) if c["mixup_alpha"] > 0 else None,
-            "blocks": _blocks(blocks) if blocks else None,
+            "blocks": blocks_range(blocks, latex=True) if blocks else None,
             "sd": {name: (pct if "acc" in name else loss)(value) for name, value in
                    (("train_loss", sd.get("final_train_loss")), ("train_acc", sd.get("final_train_acc")),
                     ("val_loss", sd.get("final_val_loss")), ("val_acc", sd.get("final_val_acc")))}
@@ -440,13 +440,6 @@ def _wd(value: float) -> str:
 
 def _best(runs: list[dict], key: str, lowest: bool) -> dict:
     return (min if lowest else max)(runs, key=lambda r: r[key])
-
-
-def _blocks(blocks: list[int]) -> str:
-    """Block indices as printed: a run '4--10', else '1, 3 and 5'."""
-    if blocks and blocks == list(range(blocks[0], blocks[-1] + 1)) and len(blocks) > 1:
-        return f"{blocks[0]}--{blocks[-1]}"
-    return join_words([str(b) for b in blocks])
 
 
 def _function_source(path: Path, name: str) -> str | None:

@@ -332,7 +332,7 @@ def evaluate_test(result: RunResult) -> dict:
         found = "no readable checkpoint" if state is None else f"a readable checkpoint of epoch {state['epoch']} only"
         raise RunStoreError(f"run {result.run_id} has {found}, not its final epoch {last}, to evaluate on "
                             f"the test set; move the folder away to retrain it")
-    model = make_model(config, rt)
+    model = make_model(dataclasses.replace(config, pretrained=""), rt)  # the checkpoint's weights replace them all
     model.load_state_dict(state["model"])
     prepared = prepare_data(config, rt.device)  # for the training split's mean/std
     info = prepared.info

@@ -251,9 +251,11 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
     for optimizer, lr_t in zip(optimizers, lr_tensors, strict=True):
         for group in optimizer.param_groups:
             group.update(lr=lr_t, fused=True, foreach=None)  # fused SGD reads a device-tensor lr inside the graph
-    # Warm-up steps (cuDNN autotuning, compilation) change weights, BN statistics, momentum, loss scales: put them
-    # back after (a scaler's state_dict is host numbers; load_state_dict refills its tensors in place).
+    # Warm-up steps (cuDNN autotuning, compilation) change weights, BN statistics, momentum, loss scales and move
+    # the CUDA generator (dropout): put them back after (a scaler's state_dict is host numbers; load_state_dict
+    # refills its tensors in place), so that a resumed run draws the masks an uninterrupted one draws.
     saved, scales = [t.clone() for t in _step_state(net, optimizers, sums)], [s.state_dict() for s in scalers]
+    rng = torch.cuda.get_rng_state(rt.device)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -270,6 +272,7 @@ def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit,
             tensor.copy_(value)
     for scaler, state in zip(scalers, scales, strict=True):
         scaler.load_state_dict(state)
+    torch.cuda.set_rng_state(rng, rt.device)  # replays draw from the generator's offset at each replay
 
     def graph_step(x, y, y_b, lam, lrs):
         for lr_t, lr in zip(lr_tensors, lrs, strict=True):

@@ -28,8 +28,6 @@ from lib.profiles import PROFILES
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
 RECORD = ".copied-from.json"  # in the copies' folder: each copy's committed notebook (sha256) when it was copied
-FOLDER_VARIABLES = ("AI6103_DATA_DIR", "AI6103_RUNS_DIR", "AI6103_RESULTS_DIR", "AI6103_FIGURES_DIR",
-                    "AI6103_EXECUTED_DIR")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -72,9 +70,7 @@ def lab_environment(profile: str, data_dir: str | None) -> dict[str, str]:
     env = dict(os.environ, AI6103_PROFILE=profile)
     if data_dir:
         env["AI6103_DATA_DIR"] = data_dir
-    for name in FOLDER_VARIABLES:
-        if env.get(name):
-            env[name] = str(Path(env[name]).expanduser().resolve())
+    paths.pin_folders(env)
     return env
 
 

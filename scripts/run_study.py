@@ -112,6 +112,7 @@ def run(argv: list[str] | None = None) -> int:
     import papermill
 
     os.environ["AI6103_PROGRESS"] = "text"  # the kernels' progress bars stream here as text, not widgets
+    paths.pin_folders(os.environ)  # the kernels run in notebooks/: the run store must be the same one there
     args = parse_args(argv)
     if args.data_dir:  # notebooks run in notebooks/: a relative path must not change meaning there
         args.data_dir = str(Path(args.data_dir).expanduser().resolve())
@@ -131,6 +132,9 @@ def run(argv: list[str] | None = None) -> int:
             print(f"--param must be NAME=VALUE, got {item!r}")
             return 2
         extra[name] = literal(value)
+    pretrained = extra.get("pretrained")
+    if isinstance(pretrained, str) and pretrained not in ("", "imagenet"):  # a weights file, as typed from here
+        extra["pretrained"] = str(Path(pretrained).expanduser().resolve())  # (the kernels run in notebooks/)
     if args.seeds is not None:
         extra["seeds"] = args.seeds
     declared_by = {nb.stem: notebook_parameters(nb) for nb in notebooks}

@@ -11,6 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
+import lib
 from lib import store
 from lib.config import ARCHS, GRAD_NORM_PARAMS, ConfigError
 from lib.models import build_model, model_size, pretrained_note
@@ -239,6 +240,21 @@ def test_imagenet_weights_come_from_the_hub_cache_or_fail_naming_the_file(tmp_pa
     state = torchvision_resnet18_file(checkpoints / "resnet18-f37072fd.pth")
     model = build_model("resnet18", pretrained="imagenet")
     assert torch.equal(model.layers[3].conv2.weight, state["layer2.1.conv2.weight"])
+
+
+def test_test_score_of_a_finished_pretrained_run_needs_no_weights_file(tmp_path, tiny_config, monkeypatch):
+    """The checkpoint holds every weight: once the run has finished, scoring it on the test set works offline with
+    the hub cache emptied."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *args, **kwargs: (_ for _ in ()).throw(
+        urllib.error.URLError("no network")))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torchvision_resnet18_file(cached)
+    result = lib.run_or_load(dataclasses.replace(tiny_config, arch="resnet18", epochs=1, pretrained="imagenet"),
+                             progress=False)
+    cached.unlink()
+    assert 0 <= lib.evaluate_test(result)["test_acc"] <= 1
 
 
 # ---------------------------------------------------------------- stacking the baselines (lib.stack)

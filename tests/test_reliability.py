@@ -289,14 +289,9 @@ def test_files_that_parse_but_are_not_official_load_with_a_warning(tmp_path):
 # ---------------------------------------------------------------- on a GPU
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("deterministic", ["0", "1"])
-def test_gpu_resume_is_close_to_uninterrupted(tiny_config, tmp_path, monkeypatch, deterministic, capsys):
-    """On a GPU an interrupted-and-resumed run matches an uninterrupted one to floating-point noise
-    (bit for bit in deterministic mode); the measured differences are printed for the README."""
-    monkeypatch.setenv("AI6103_DEVICE", "cuda")
-    monkeypatch.setenv("AI6103_DETERMINISTIC", deterministic)
-    config = dataclasses.replace(tiny_config, epochs=3, schedule="cosine", mixup_alpha=0.2)
+def _resumed_vs_uninterrupted(config, tmp_path, monkeypatch) -> tuple[float, float]:
+    """The largest difference in metrics and in weights between `config` interrupted after epoch 1 and resumed,
+    and the same run uninterrupted (in tmp_path/uninterrupted)."""
     real_save = sys.modules["lib.checkpoint"].save
 
     def save_then_stop(run_dir, model, optimizer, generator, mixup_rng, history, config, *more, **named):
@@ -314,11 +309,32 @@ def test_gpu_resume_is_close_to_uninterrupted(tiny_config, tmp_path, monkeypatch
     columns = ["train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_mean"]
     gap = (resumed.history[columns] - uninterrupted.history[columns]).abs().max().max()
     weights_a, weights_b = load_state(resumed.path)["model"], load_state(uninterrupted.path)["model"]
-    weight_gap = max((weights_a[k].float() - weights_b[k].float()).abs().max().item() for k in weights_a)
+    return gap, max((weights_a[k].float() - weights_b[k].float()).abs().max().item() for k in weights_a)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("deterministic", ["0", "1"])
+def test_gpu_resume_is_close_to_uninterrupted(tiny_config, tmp_path, monkeypatch, deterministic, capsys):
+    """On a GPU an interrupted-and-resumed run matches an uninterrupted one to floating-point noise
+    (bit for bit in deterministic mode); the measured differences are printed for the README."""
+    monkeypatch.setenv("AI6103_DEVICE", "cuda")
+    monkeypatch.setenv("AI6103_DETERMINISTIC", deterministic)
+    config = dataclasses.replace(tiny_config, epochs=3, schedule="cosine", mixup_alpha=0.2)
+    gap, weight_gap = _resumed_vs_uninterrupted(config, tmp_path, monkeypatch)
     with capsys.disabled():
         print(f"\nGPU resume vs uninterrupted (deterministic={deterministic}): max metric difference {gap:.3g}, "
               f"max weight difference {weight_gap:.3g}")
     assert gap < 0.05 and weight_gap < 0.05
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_dropout_run_resumes_bit_exact_on_gpu(tiny_config, tmp_path, monkeypatch):
+    """Dropout draws from the CUDA generator inside the captured graph: the graph's warm-up steps must not move it,
+    or a resumed run's masks differ from an uninterrupted one's (deterministic kernels, so any gap is the masks)."""
+    monkeypatch.setenv("AI6103_DEVICE", "cuda")
+    monkeypatch.setenv("AI6103_DETERMINISTIC", "1")
+    config = dataclasses.replace(tiny_config, epochs=3, dropout=0.5)
+    assert _resumed_vs_uninterrupted(config, tmp_path, monkeypatch) == (0.0, 0.0)
 
 
 def test_printing_the_plan_reads_no_checkpoint_and_changes_no_file(tiny_config, monkeypatch, capsys):
