@@ -199,6 +199,7 @@ def config_hash(config: RunConfig, data_fingerprint: str, weights_fingerprint: s
     run starting from a weights file, of that file's content (lib.models.weights_fingerprint)."""
     identity = {"config": config.key(), "data": data_fingerprint}
     if weights_fingerprint is not None:  # absent otherwise, so runs without a weights file keep their hash
+        identity["config"]["pretrained"] = "file"  # the content counts, not how the path was spelled
         identity["weights"] = weights_fingerprint
     payload = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import urllib.error
 
 import pytest
@@ -200,7 +201,7 @@ def test_pretrained_file_of_another_model_fails_in_one_line(tmp_path, spoil, mes
 
 def test_run_from_a_weights_file_is_keyed_by_what_the_file_holds(tmp_path, tiny_config):
     """New weights saved under the old name make a new run folder (a stored run from the old weights is not
-    reused); the same weights again find the old folder."""
+    reused); the same weights again, by any path, find the old folder."""
     weights = tmp_path / "resnet18.pth"
     torchvision_resnet18_file(weights)
     config = dataclasses.replace(tiny_config, arch="resnet18", pretrained=str(weights))
@@ -212,6 +213,8 @@ def test_run_from_a_weights_file_is_keyed_by_what_the_file_holds(tmp_path, tiny_
     assert store.run_path(config) != first
     weights.write_bytes(original)
     assert store.run_path(config) == first
+    spelled_otherwise = dataclasses.replace(config, pretrained=os.path.relpath(weights))
+    assert store.run_path(spelled_otherwise) == first  # the same file by another path: the same run
 
 
 def test_pretrained_path_that_does_not_exist_fails_in_one_line(tmp_path):
