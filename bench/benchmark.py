@@ -287,11 +287,11 @@ def _pipelines(small: bool, cuda: bool) -> list[tuple[str, dict, bool]]:
         ("default, eval batch 500", {**best, "eval_batch": 500}, False),
         ("default, eval batch 10000", {**best, "eval_batch": 10000}, False),
     ]
-    fp16 = {**best, "autocast_dtype": torch.float16}  # timing only: this step has no loss scaling
-    ladder += [("default with fp16 autocast instead of bf16 (timing only)", fp16, False)]
+    fp16 = {**best, "autocast_dtype": torch.float16}  # with its loss scaling (GradScaler), as training runs it
+    ladder += [("default with fp16 autocast (loss-scaled) instead of bf16", fp16, False)]
     if not small:
         ladder += [("default + torch.compile (graphs)", best, True),
-                   ("default + torch.compile, fp16 (timing only)", fp16, True),
+                   ("default + torch.compile, fp16 (loss-scaled)", fp16, True),
                    ("default + torch.compile, no graphs", {**best, "cuda_graphs": False}, True),
                    ("default + torch.compile max-autotune (graphs)",
                     {**best, "compile_mode": "max-autotune-no-cudagraphs"}, True)]
