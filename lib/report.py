@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import math
 import re
 import shutil
 import statistics
@@ -64,7 +65,8 @@ def pct(fraction: float, digits: int = 1) -> str:
 
 
 def loss(value: float) -> str:
-    return f"{value:.3f}"
+    """A loss as printed: 2.011 -> '2.011'; a diverged run's (NaN, inf) -> 'diverged'."""
+    return f"{value:.3f}" if math.isfinite(value) else "diverged"
 
 
 def plain(value: float) -> str:
@@ -419,7 +421,7 @@ def summary_table(rows: list[dict], public: bool) -> str:
 
 def _higher(a: float, b: float, fmt=loss) -> str:
     """'higher', 'lower' or 'the same', comparing the numbers as printed (so the words match the digits)."""
-    a, b = float(fmt(a)), float(fmt(b))
+    a, b = (float(fmt(v)) if math.isfinite(v) else math.inf for v in (a, b))  # diverged: higher than any loss
     return "higher" if a > b else "lower" if a < b else "the same"
 
 

@@ -19,6 +19,7 @@ Schema (keys every file has):
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from . import paths
@@ -65,12 +66,17 @@ def read_section(section: str, folder: Path | None = None, profile: str | None =
     problem = _layout_problem(record, section)
     if problem:
         raise ValueError(f"{path} is malformed ({problem}); re-run notebook notebooks/{section}.ipynb")
+    for run in record["runs"]:  # a diverged run's NaN loss as +inf: the worst loss in every min, sort and comparison
+        for key in FINAL_LOSSES:
+            if not math.isfinite(run[key]):
+                run[key] = math.inf
     return record
 
 
 RECORD_TYPES = {"section": str, "profile": str, "data_kind": str, "runs": list, "chosen": dict, "extra": dict,
                 "figures": list}
 RUN_TYPES = {"run_id": str, "label": str, "config": dict, "epochs": int}
+FINAL_LOSSES = ("final_train_loss", "final_val_loss")
 
 
 def _layout_problem(record: dict, section: str) -> str | None:
@@ -91,9 +97,9 @@ def _layout_problem(record: dict, section: str) -> str | None:
         for key in ("final_train_acc", "final_val_acc", "best_val_acc"):
             if not (isinstance(run.get(key), (int, float)) and 0 <= run[key] <= 1):
                 return f"run {i}'s {key} is not an accuracy in [0, 1]"
-        for key in ("final_train_loss", "final_val_loss"):
-            if not (isinstance(run.get(key), (int, float)) and 0 <= run[key] < float("inf")):
-                return f"run {i}'s {key} is not a finite loss >= 0"
+        for key in FINAL_LOSSES:  # NaN or inf: a diverged run, a result like any other
+            if not (isinstance(run.get(key), (int, float)) and not run[key] < 0):
+                return f"run {i}'s {key} is not a loss >= 0 (or NaN: diverged)"
     chosen = record.get("chosen_run_id")
     if chosen is not None and chosen not in {run["run_id"] for run in record["runs"]}:
         return f"its chosen_run_id {chosen!r} is none of its runs"

@@ -21,6 +21,7 @@ architectures; lib.baselines).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -276,7 +277,12 @@ def choose_label(section: str, summaries: dict[str, dict], choose_by: str | None
     check_parameters(section, choose_by=choose_by)
     key, larger_is_better = METRICS[choose_by]
     sign = 1.0 if larger_is_better else -1.0
-    return max(summaries, key=lambda label: sign * summaries[label][key])
+
+    def merit(label: str) -> float:  # a diverged run (NaN or inf loss) is never chosen over one that trained
+        value = summaries[label][key]
+        return sign * value if math.isfinite(value) else -math.inf
+
+    return max(summaries, key=merit)
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,26 @@ def test_tied_rates_are_reported_as_ties(fixture_results):
     assert "ended with a higher validation accuracy" not in numbers
 
 
+def test_a_diverged_rate_is_never_chosen_and_is_reported_as_diverged(fixture_results):
+    """lr 0.5 ends with NaN losses (diverged): its results file reads back, the choice by training loss goes to a
+    rate that trained, and the paper orders it last by training loss, printed as 'diverged'."""
+    results, figures, build, runs = fixture_results
+
+    def diverge(record):
+        for run in record["runs"]:
+            if run["config"]["lr"] == 0.5:
+                run.update(final_train_loss=math.nan, final_val_loss=math.nan)
+
+    _rewrite("02_learning_rate", diverge)
+    record = read_section("02_learning_rate", profile="smoke")
+    by_label = {run["label"]: run for run in record["runs"]}
+    assert sections.choose_label("02_learning_rate", by_label) == "lr=0.05"
+    assert sections.choose_label("02_learning_rate", {"lr=0.5": {"final_train_loss": math.nan},
+                                                      "lr=0.01": {"final_train_loss": 1.9}}) == "lr=0.01"
+    numbers = _generated(report.generate(results, figures, build / "generated"))
+    assert "0.01 (1.902) $<$ 0.5 (diverged);" in numbers
+
+
 def test_the_paper_shows_every_declared_figure_and_no_other():
     """Figure names are declared once, in lib.sections; the paper includes exactly those."""
     shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
