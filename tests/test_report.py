@@ -272,6 +272,13 @@ def test_a_diverged_rate_is_never_chosen_and_is_reported_as_diverged(fixture_res
     assert "0.01 (1.902) $<$ 0.5 (diverged);" in numbers
 
 
+def test_a_weight_decay_of_zero_is_written_as_zero(fixture_results):
+    results, figures, build, runs = fixture_results
+    _rewrite("04_weight_decay", lambda r: r["runs"][1]["config"].update(weight_decay=0.0))
+    numbers = _generated(report.generate(results, figures, build / "generated"))
+    assert "for $\\lambda=0$)" in numbers and "=None" not in numbers
+
+
 def test_the_paper_shows_every_declared_figure_and_no_other():
     """Figure names are declared once, in lib.sections; the paper includes exactly those."""
     shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
