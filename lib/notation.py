@@ -11,7 +11,7 @@ def power_of_ten(value: float) -> str:
     if value == 0:
         return "0"
     exponent = math.floor(math.log10(abs(value)))
-    mantissa = f"{value / 10**exponent:.2g}"
+    mantissa = f"{value / 10**exponent:.6g}"  # as typed (1.25e-4 -> 1.25), float noise rounded away
     if mantissa == "10":
         mantissa, exponent = "1", exponent + 1
     return f"{mantissa}\\times10^{{{exponent}}}"

@@ -52,7 +52,11 @@ def legend(section: str, run: Setting | RunResult | RunConfig) -> str:
 def curves(section: str, results: dict[str, Setting]) -> dict[str, pd.DataFrame]:
     """The per-epoch metrics of a section's settings (means over seeds, with their spread when n > 1), named as
     figures name them (lib.plots.plot_curves)."""
-    return {legend(section, result): result.history for result in results.values()}
+    named = {legend(section, result): result.history for result in results.values()}
+    if len(named) < len(results):  # two settings printed alike: one curve would silently replace the other
+        raise ValueError(f"{section}: settings {list(results)} are named alike in figures ({list(named)}); "
+                         f"make the compared values differ in their first 6 digits")
+    return named
 
 
 def figure(section: str, name: str) -> str:

@@ -12,12 +12,13 @@ import math
 import re
 import shutil
 import subprocess
+import types
 from pathlib import Path
 
 import jinja2
 import pytest
 
-from lib import paths, report, sections
+from lib import paths, report, sections, study
 from lib.config import RunConfig
 from lib.results import read_section, write_section
 from lib.seeds import FINAL_METRICS
@@ -277,6 +278,16 @@ def test_a_weight_decay_of_zero_is_written_as_zero(fixture_results):
     _rewrite("04_weight_decay", lambda r: r["runs"][1]["config"].update(weight_decay=0.0))
     numbers = _generated(report.generate(results, figures, build / "generated"))
     assert "for $\\lambda=0$)" in numbers and "=None" not in numbers
+
+
+def test_weight_decays_print_as_typed_and_never_two_alike():
+    from lib.notation import power_of_ten
+
+    assert [power_of_ten(v) for v in (5e-4, 1.25e-4, 0.0)] == ["5\\times10^{-4}", "1.25\\times10^{-4}", "0"]
+    alike = {"a": types.SimpleNamespace(config=RunConfig(weight_decay=1e-4), history=None),
+             "b": types.SimpleNamespace(config=RunConfig(weight_decay=1.0000001e-4), history=None)}
+    with pytest.raises(ValueError, match="named alike in figures"):
+        study.curves("04_weight_decay", alike)
 
 
 def test_the_paper_shows_every_declared_figure_and_no_other():
