@@ -252,6 +252,11 @@ def _study_runs(results: dict[str, dict]) -> dict[str, dict]:
     if final_model != final["run_id"] or tested != final["run_id"]:
         raise ReportError(f"results of 07_summary are of run {final_model!r} (tested: {tested!r}), not of 05_mixup's "
                           f"chosen run {final['run_id']!r}: re-run notebook notebooks/07_summary.ipynb")
+    scores = [(x.get("test_acc"), x.get("test_acc_std"), x.get("n_seeds", 1))
+              for x in (summary["extra"], results["05_mixup"]["extra"])]
+    if scores[0] != scores[1]:  # 05 re-run (e.g. with more seeds) after 07: seed 0 keeps its run id
+        raise ReportError(f"results of 07_summary hold another test score than 05_mixup's (test accuracy, its sd, "
+                          f"seeds: {scores[0]} against {scores[1]}): re-run notebook notebooks/07_summary.ipynb")
     return {
         "lr": _chosen_run(results["02_learning_rate"]),
         "schedule": _chosen_run(results["03_lr_schedule"]),

@@ -290,6 +290,15 @@ def test_weight_decays_print_as_typed_and_never_two_alike():
         study.curves("04_weight_decay", alike)
 
 
+def test_a_summary_older_than_the_mixup_sections_test_score_is_refused(fixture_results):
+    """05 re-run with 3 seeds after 07: its chosen run keeps its id (seed 0), but the test score changed."""
+    results, figures, build, runs = fixture_results
+    _rewrite("05_mixup", lambda r: r["extra"].update(test_acc=0.7101, test_acc_std=0.004, n_seeds=3))
+    with pytest.raises(report.ReportError, match="07_summary hold another test score .* re-run notebook "
+                                                 "notebooks/07_summary.ipynb"):
+        report.generate(results, figures, build / "generated")
+
+
 def test_the_paper_shows_every_declared_figure_and_no_other():
     """Figure names are declared once, in lib.sections; the paper includes exactly those."""
     shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
