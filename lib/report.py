@@ -180,11 +180,19 @@ def _others(record: dict, run: dict) -> list[dict]:
     return [r for r in _runs(record) if r["run_id"] != run["run_id"]]
 
 
-def runs_per_setting(results: dict[str, dict]) -> int:
-    """How many runs each setting has (n, a results row's `n_seeds`: its numbers are means over that many seeds).
-    The smallest count over all settings, so a claim never says more seeds than its weakest side has."""
-    counts = [run.get("n_seeds", 1) for section in TRAINING if section in results for run in _runs(results[section])]
-    return min(counts, default=1)
+def runs_per_setting(results: dict[str, dict], sections: tuple[str, ...] = TRAINING, most: bool = False) -> int:
+    """How many runs each setting of `sections` has (n, a results row's `n_seeds`: its numbers are means over that
+    many seeds). The smallest count, so a claim never says more seeds than its weakest side has (`most`: the
+    largest, for the set-up's sentence when sections differ)."""
+    counts = [run.get("n_seeds", 1) for section in sections if section in results for run in _runs(results[section])]
+    return (max if most else min)(counts, default=1)
+
+
+# The sections whose rows each section's prose compares (04 also names 03's cosine run, its start; 07 the path of
+# chosen runs through every section): the n its sentences say.
+COMPARED = {"02_learning_rate": ("02_learning_rate",), "03_lr_schedule": ("03_lr_schedule",),
+            "04_weight_decay": ("03_lr_schedule", "04_weight_decay"), "05_mixup": ("05_mixup",),
+            "06_activation": ("06_activation",), "07_summary": TRAINING}
 
 
 def spread(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
@@ -801,15 +809,15 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     (out / "prose").mkdir(exist_ok=True)
     m = Macros()
     m["PaperAuthor"] = tex_escape(author if author is not None else default_author())
-    n = runs_per_setting(results)
-    prose = {"setup": _setup(m, results, n)}
+    n = {name: runs_per_setting(results, sections) for name, sections in COMPARED.items()}
+    prose = {"setup": {**_setup(m, results, n["07_summary"]), "n_most": runs_per_setting(results, most=True)}}
     _data(m, results["01_data"], out)
-    prose["02_learning_rate"] = _learning_rate(m, results["02_learning_rate"], out, study["lr"], n)
-    prose["03_lr_schedule"] = _schedule(m, results["03_lr_schedule"], out, study, n)
-    prose["04_weight_decay"] = _weight_decay(m, results["04_weight_decay"], out, study, n)
-    prose["05_mixup"] = _mixup(m, results["05_mixup"], out, study, n)
-    prose["06_activation"] = _activation(m, results["06_activation"], out, study["relu"], n)
-    prose["07_summary"] = _summary(m, results, out, study, n)
+    prose["02_learning_rate"] = _learning_rate(m, results["02_learning_rate"], out, study["lr"], n["02_learning_rate"])
+    prose["03_lr_schedule"] = _schedule(m, results["03_lr_schedule"], out, study, n["03_lr_schedule"])
+    prose["04_weight_decay"] = _weight_decay(m, results["04_weight_decay"], out, study, n["04_weight_decay"])
+    prose["05_mixup"] = _mixup(m, results["05_mixup"], out, study, n["05_mixup"])
+    prose["06_activation"] = _activation(m, results["06_activation"], out, study["relu"], n["06_activation"])
+    prose["07_summary"] = _summary(m, results, out, study, n["07_summary"])
     prose["public_ranges"] = {"notes": {name: prose[name]["public"] for name in TRAINING + ("07_summary",)}}
     try:  # beyond the brief: a section of its own when notebook 09_baselines was run, else nothing at all
         baselines = read_baselines(profile or DEFAULT_PROFILE, results_dir)

@@ -299,6 +299,17 @@ def test_a_summary_older_than_the_mixup_sections_test_score_is_refused(fixture_r
         report.generate(results, figures, build / "generated")
 
 
+def test_sections_with_different_seed_counts_each_say_their_own(fixture_results):
+    """02 re-run with 3 seeds, the rest with 1: the rate comparison speaks of means over 3 seeds, the schedule
+    comparison of single runs, and the set-up says the counts differ."""
+    results, figures, build, runs = fixture_results
+    _rewrite("02_learning_rate", lambda r: [run.update(n_seeds=3, std={key: 0.001 for key in FINAL_METRICS})
+                                            for run in r["runs"]])
+    text = _generated(report.generate(results, figures, build / "generated"))
+    assert "Averaged over 3 seeds per rate" in text and "In this single run per setting, cosine" in text
+    assert "different numbers of seeds per setting, from 1 to 3" in text
+
+
 def test_the_paper_shows_every_declared_figure_and_no_other():
     """Figure names are declared once, in lib.sections; the paper includes exactly those."""
     shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
