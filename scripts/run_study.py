@@ -132,6 +132,10 @@ def run(argv: list[str] | None = None) -> int:
             print(f"--param must be NAME=VALUE, got {item!r}")
             return 2
         extra[name] = literal(value)
+    for name in ("profile", "data_dir"):  # the driver plans and trains with its own: the notebooks must agree
+        if name in extra:
+            print(f"--param {name}: give it as --{name.replace('_', '-')} (the driver's plan and the notebooks use it)")
+            return 2
     pretrained = extra.get("pretrained")
     if isinstance(pretrained, str) and pretrained not in ("", "imagenet"):  # a weights file, as typed from here
         extra["pretrained"] = str(Path(pretrained).expanduser().resolve())  # (the kernels run in notebooks/)

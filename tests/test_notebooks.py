@@ -161,6 +161,7 @@ def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
     ("choose_by='val_loss'", "choose_by must be one of ['train_loss', 'val_acc']"),  # applied after training
     ("n_examples=0", "n_examples must be an integer >= 1"),
     ("weight_decays=[-1]", "weight_decay must be >= 0, got -1"),
+    ("profile='tiny'", "--param profile: give it as --profile"),  # else the driver and the notebooks would differ
 ])
 def test_a_bad_parameter_is_refused_before_training(study, tmp_path, param, message):
     refused = run_study({**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}, "--param", param)
