@@ -58,15 +58,16 @@ def _throughput_file() -> Path:
     return paths.runs_dir() / "throughput.json"
 
 
-def _measured_speed(arch: str, device: str, runs: int) -> float | None:
-    """Median training images/s of the finished runs of `arch` on `device` in the run store that were trained
-    in stacks of `runs` (1 = alone), if any; a stacked run's rate is its share of the stack's time."""
+def _measured_speed(arch: str, device: str, runs: int, batch_size: int = 128) -> float | None:
+    """Median training images/s of the finished runs of `arch` with `batch_size` on `device` in the run store that
+    were trained in stacks of `runs` (1 = alone), if any; a stacked run's rate is its share of the stack's time."""
     speeds = []
     for summary in paths.runs_dir().glob("*/summary.json"):
         env, metrics = summary.parent / "env.json", summary.parent / "metrics.csv"
         try:
-            if json.loads(env.read_text()).get("device") != device or json.loads(summary.read_text())["config"][
-                    "arch"] != arch:
+            config = json.loads(summary.read_text())["config"]
+            if json.loads(env.read_text()).get("device") != device or config["arch"] != arch or config.get(
+                    "batch_size", 128) != batch_size:
                 continue
             last = pd.read_csv(metrics).iloc[-1]
             if int(last.get("runs_together", 1)) == runs:  # runs stored before stacking existed ran alone
@@ -84,7 +85,7 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) 
     `benchmarked`, a short measurement.
     """
     speed = benchmarked(arch, batch_size, runs)
-    measured_train = _measured_speed(arch, runtime().describe(), runs)
+    measured_train = _measured_speed(arch, runtime().describe(), runs, batch_size)
     if measured_train is None:
         return speed
     ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
@@ -95,7 +96,8 @@ def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1)
     """`_benchmark`'s images per second here, measured once per machine, device features and torch version and
     cached in the run store (`runs/throughput.json`)."""
     rt = runtime()
-    key = f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
+    key = (f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
+           + (f"|batch {batch_size}" if batch_size != 128 else ""))  # the brief's batch: the keys cached before
     cache = _throughput_file()
     known = _read_throughput(cache)
     if key not in known:

@@ -123,8 +123,9 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
     print(f"profile {profile}: {get_profile(profile).about}")
     print(f"data {config.data_dir} ({data_info(config.data_dir).label}); {n_train} training and {n_val} "
           f"validation images per epoch; {config.arch}, batch {config.batch_size}")
+    per_epoch = epoch_seconds(config, speed, n_training_file(config))
     print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
-          f"~{format_seconds(epoch_seconds(config, speed, n_train + n_val))} per epoch of {config.epochs}-epoch runs")
+          f"~{format_seconds(per_epoch)} per epoch of {config.epochs}-epoch runs")
     for note in runtime().notes:  # device choices and why (lib.device): precision, memory, features off
         print(f"  {note}")
     distinct = {run_path(run.config) for wave in waves for run in wave}

@@ -287,23 +287,25 @@ def test_stacked_throughput_benchmark_runs_on_cpu(monkeypatch):
 
 
 def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
-    """A stacked run's rate estimates stacks, a lone run's estimates lone runs; the stacking decision itself
-    uses the benchmark only (finished runs mix compiled and uncompiled rates)."""
+    """A stacked run's rate estimates stacks, a lone run's estimates lone runs, a batch size its own; the stacking
+    decision itself uses the benchmark only (finished runs mix compiled and uncompiled rates)."""
     from lib import cost, paths
 
     monkeypatch.setenv("AI6103_STACK", "auto")
     device = runtime().describe()
-    for name, together, rate in [("alone", 1, 100.0), ("stacked", 3, 250.0), ("old", None, 120.0)]:
+    for name, together, rate, batch in [("alone", 1, 100.0, 128), ("stacked", 3, 250.0, 128), ("old", None, 120.0, 128),
+                                        ("big batch", 1, 400.0, 256)]:
         folder = paths.runs_dir() / name
         folder.mkdir(parents=True)
         (folder / "env.json").write_text(json.dumps({"device": device}))
-        (folder / "summary.json").write_text(json.dumps({"config": {"arch": "mobilenetv2"}}))
+        (folder / "summary.json").write_text(json.dumps({"config": {"arch": "mobilenetv2", "batch_size": batch}}))
         row = {"epoch": 1, "train_images_per_second": rate, **({"runs_together": together} if together else {})}
         (folder / "metrics.csv").write_text(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
     monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1: {
         "train_images_per_second": {1: 50.0, 2: 52.0, 3: 54.0}[runs], "eval_images_per_second": 500.0})
     assert cost.throughput("mobilenetv2", 128, 1)["train_images_per_second"] == 110.0  # median of alone and old
     assert cost.throughput("mobilenetv2", 128, 3)["train_images_per_second"] == 250.0
+    assert cost.throughput("mobilenetv2", 256, 1)["train_images_per_second"] == 400.0  # each batch size its own
     assert cost.runs_to_stack("mobilenetv2", 128, 3) == 1  # 54 / 50 < STACK_GAIN, whatever the stored runs say
 
 

@@ -130,3 +130,16 @@ def test_notebook_parameters_that_are_not_settings_are_checked(section, name, va
     with pytest.raises(ConfigError, match=rf"^{name} must be {re.escape(allowed)}"):
         sections.check_parameters(section, **{name: value})
     sections.check_parameters("05_mixup", n_examples=8, min_lambda_draws=0, data_dir=None)  # the defaults pass
+
+
+def test_the_plans_seconds_per_epoch_are_of_the_images_it_names(smoke_base, monkeypatch, capsys):
+    """The smoke profile trains on subsets of the split: the plan's time per epoch is of those images."""
+    from lib import cost, plan
+
+    speed = {"device": "test", "train_images_per_second": 10.0, "eval_images_per_second": 100.0}
+    monkeypatch.setattr(plan, "throughput", lambda *args, **kwargs: speed)
+    monkeypatch.setattr(cost, "_benchmark", lambda *args, **kwargs: speed)
+    plan.print_study_plan("smoke", smoke_base.data_dir, {}, ("02_learning_rate",))
+    out = capsys.readouterr().out
+    n_train, n_val = map(int, re.search(r"(\d+) training and (\d+) validation images per epoch", out).groups())
+    assert f"~{plan.format_seconds(n_train / 10 + n_val / 100)} per epoch" in out
