@@ -105,6 +105,8 @@ def load_state(run_dir: Path) -> dict | None:
             if len(state["history"]) != state["epoch"]:
                 raise ValueError("history and epoch disagree")
             return state
+        except FileNotFoundError:  # moved on by the process that trains it (save: current -> previous): not damaged
+            continue
         except Exception as e:  # noqa: BLE001 - truncated, zeroed or foreign files all mean "not usable"
             path.rename(path.with_name(path.name + ".corrupt"))
             warnings.warn(f"{path} is unreadable ({type(e).__name__}); set aside as {path.name}.corrupt, "

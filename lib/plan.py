@@ -54,7 +54,7 @@ def _rows(configs: list[RunConfig], seen: set[Path]) -> tuple[list[tuple[str, fl
     n_total = n_training_file(configs[0])
     finished = [finished_recorded(c) for c in configs]  # reads each run's metrics file once
     unfinished = [c for c, done in zip(configs, finished, strict=True) if run_path(c) not in seen and not done]
-    groups = training_groups(unfinished, epochs_of=epochs_recorded)  # reads no checkpoint
+    groups = training_groups(unfinished)  # reads no checkpoint
     together = {run_path(c): len(group) for group in groups for c in group}
     rows, speed = [], None
     for config, is_stored in zip(configs, finished, strict=True):

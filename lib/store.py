@@ -214,20 +214,20 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[Ru
     return [results[run_path(config)] for config in configs]
 
 
-def training_groups(configs: list[RunConfig], epochs_of=None) -> list[list[RunConfig]]:
+def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
     """How the unfinished runs among `configs` will be trained: lists of runs trained together (lib.stack), in
     order. Runs go together when they may (lib.train.group_key), stand at the same epoch, and stacking pays on
     this machine (lib.cost.runs_to_stack decides how many at most).
 
-    `epochs_of(path)` gives a run's finished epochs: by default its last good checkpoint's (what training resumes
-    from); the plan passes `epochs_recorded`, which reads no checkpoint and changes no file."""
+    A run's epoch here is `epochs_recorded`'s, which reads no checkpoint and changes no file (no run's lock is held
+    here: another process may be saving one); `_train` splits a group again by the checkpoints' epochs once it
+    holds the runs' locks."""
     from .train import group_key
 
-    epochs_of = epochs_of or _epochs_done
     unique = {run_path(c): c for c in configs}  # the same run asked for twice is trained once
     groups: dict[tuple, list[RunConfig]] = {}
     for path, config in unique.items():
-        groups.setdefault((group_key(config), epochs_of(path)), []).append(config)
+        groups.setdefault((group_key(config), epochs_recorded(path)), []).append(config)
     chunks = []
     for group in groups.values():
         size = runs_to_stack(group[0].arch, group[0].batch_size, len(group))

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,22 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_epoch(tiny_config):
         again = run_or_load(tiny_config, progress=False)  # retrains epoch 2 from the epoch-1 checkpoint
     _same_metrics(finished.history, again.history)
     assert (finished.path / "checkpoint.pt.corrupt").exists()
+
+
+def test_a_checkpoint_moved_on_by_its_trainer_while_read_is_not_set_aside(tiny_config, monkeypatch):
+    """Another process reads a run's checkpoint just as the trainer's save renames it to checkpoint.prev.pt: the
+    reader takes the state it finds next, and sets nothing aside as corrupt."""
+    finished = run_or_load(tiny_config, progress=False)
+    real_load = torch.load
+
+    def moved_away(path, *args, **kwargs):
+        if Path(path).name == "checkpoint.pt":
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", moved_away)
+    assert load_state(finished.path)["epoch"] == tiny_config.epochs - 1
+    assert not list(finished.path.glob("*.corrupt"))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "percent_accuracies", "missing_column", "summary_not_an_object"])
