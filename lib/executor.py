@@ -274,8 +274,11 @@ class _LocalWorkers:
 
     def __init__(self, chosen: Settings):
         self.workers = chosen.workers
-        self.executor = submitit.LocalExecutor(folder=paths.runs_dir() / "_local" / "%j")
         self.gpus = _local_gpus()
+        if self.gpus and self.workers > len(self.gpus):  # each would plan its memory as if the GPU were its own
+            raise ValueError(f"AI6103_WORKERS must be at most the {len(self.gpus)} GPUs visible here (a worker each), "
+                             f"got {self.workers}")
+        self.executor = submitit.LocalExecutor(folder=paths.runs_dir() / "_local" / "%j")
         self.waiting: list[list[RunConfig]] = []
 
     def run(self, configs: list[RunConfig], progress: bool) -> None:

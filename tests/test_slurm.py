@@ -74,6 +74,13 @@ def test_bad_setting_is_refused_in_one_line(monkeypatch, name, value):
     assert "\n" not in str(error.value) and repr(value) in str(error.value)
 
 
+def test_more_local_workers_than_gpus_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv("AI6103_WORKERS", "3")
+    monkeypatch.setattr(executor, "_local_gpus", lambda: [0, 1])
+    with pytest.raises(ValueError, match="AI6103_WORKERS must be at most the 2 GPUs visible here .*got 3$"):
+        executor._LocalWorkers(executor.settings())
+
+
 def test_settings_default_to_this_process_and_read_sbatch_options(monkeypatch):
     assert (executor.settings().executor, executor.settings().workers) == ("local", 1)
     monkeypatch.setenv("AI6103_SLURM_EXTRA", "account=abc, qos=high,exclusive")
