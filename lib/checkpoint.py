@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import socket
 import warnings
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class SaveError(RuntimeError):
 
 def atomic_write(path: Path, write) -> None:
     """Call `write(tmp_path)`, fsync, then rename onto `path`; a failure (e.g. a full disk) leaves `path` as it was."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")  # a run store may be shared
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -41,10 +42,11 @@ def atomic_write(path: Path, write) -> None:
 def remove_stale_temporaries(folder: Path, locked: bool = False) -> None:
     """Delete the temporary files that interrupted `atomic_write`s left in `folder` (a kill or a full disk
     mid-write; a checkpoint's is ~19 MB). With `locked` (the caller holds the folder's run lock, so no other
-    process writes there) all of them; otherwise only those whose writing process is gone."""
+    process writes there) all of them; otherwise only those whose writing process is gone: of this machine (a
+    process id says nothing about another node of a cluster sharing the run store), or nameless garbage."""
     for tmp in Path(folder).glob(".*.tmp-*"):
-        pid = tmp.name.rpartition(".tmp-")[2]
-        if locked or not pid.isdigit() or not _alive(int(pid)):
+        host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")  # older names: no host
+        if locked or not pid.isdigit() or (host in ("", socket.gethostname()) and not _alive(int(pid))):
             tmp.unlink(missing_ok=True)
 
 

@@ -9,6 +9,7 @@ import pickle
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -396,7 +397,7 @@ def test_synthetic_profiles_never_write_into_a_users_data_folder(tmp_path, left)
 
 
 def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path):
-    """What a kill mid-save leaves (`.checkpoint.pt.tmp-<pid>`) goes when the run is next trained under its lock;
+    """What a kill mid-save leaves (`.checkpoint.pt.tmp-<host>-<pid>`) goes when the run is next trained under its lock;
     in the results folder only the temporaries of writers that are gone go, not those of one still writing."""
     from lib import paths
     from lib.results import write_section
@@ -412,11 +413,13 @@ def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path)
     try:
         results = paths.results_dir("smoke")
         results.mkdir(parents=True, exist_ok=True)
-        gone, writing = results / ".02_learning_rate.json.tmp-999999999", results / f".x.json.tmp-{writer.pid}"
-        gone.write_text("{")
-        writing.write_text("{")
+        host = socket.gethostname()
+        gone, writing = results / f".02.json.tmp-{host}-999999999", results / f".x.json.tmp-{host}-{writer.pid}"
+        elsewhere = results / ".y.json.tmp-another-node-999999999"  # a cluster node's: its pid means nothing here
+        for tmp in (gone, writing, elsewhere):
+            tmp.write_text("{")
         write_section("02_learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
-        assert not gone.exists() and writing.exists()
+        assert not gone.exists() and writing.exists() and elsewhere.exists()
     finally:
         writer.kill()
 
