@@ -22,7 +22,10 @@ import time
 import warnings
 from pathlib import Path
 
+import torch
+
 from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections
+from lib.checkpoint import SaveError
 from lib.profiles import PROFILES
 from lib.store import peek_summary
 
@@ -169,7 +172,7 @@ def run(argv: list[str] | None = None) -> int:
               f"(estimate {plan.format_seconds(training_s)})", flush=True)
         try:
             train_ahead(args.profile, args.data_dir, params, training, progress=not args.quiet)
-        except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:
+        except (DataError, ConfigError, RunStoreError, SaveError, torch.OutOfMemoryError, OSError, ValueError) as error:
             print(f"FAILED while training: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
             return 1
         # In seconds: bench/study_record.py reads this line to time what lies outside training.
