@@ -452,3 +452,26 @@ def test_a_malformed_throughput_cache_is_measured_anew_with_a_warning(tmp_path, 
     good = {"k": {"train_images_per_second": 5.0, "eval_images_per_second": 9.0, "device": "cpu"}}
     cache.write_text(json.dumps(good))
     assert _read_throughput(cache) == good
+
+
+def test_driver_reports_a_failed_save_while_training_in_one_line(monkeypatch, capsys):
+    """A full disk while the driver trains ahead of the notebooks: one line saying what to do, exit status 1."""
+    import importlib.util
+
+    from lib import paths, plan
+    from lib.checkpoint import SaveError
+
+    spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+
+    def disk_full(*args, **kwargs):
+        raise SaveError("could not save epoch 3 of run r (No space left on device): free space and run again")
+
+    monkeypatch.setenv("AI6103_PROGRESS", "text")  # the driver sets it for its kernels; put back after the test
+    monkeypatch.setattr(plan, "print_study_plan", lambda *args, **kwargs: 0.0)
+    monkeypatch.setattr(driver, "train_ahead", disk_full)
+    assert driver.run(["--profile", "smoke", "--only", "02_learning_rate", "--quiet"]) == 1
+    failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert failed == ["FAILED while training: SaveError: could not save epoch 3 of run r (No space left on device): "
+                      "free space and run again"]
