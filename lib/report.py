@@ -77,9 +77,10 @@ def plain(value: float) -> str:
 sci = power_of_ten  # a weight-decay coefficient in the brief's notation: 5e-4 -> '5\\times10^{-4}' (math mode)
 
 
-def points(delta: float) -> str:
-    """A difference of two fractions in percentage points with its sign, in math mode: '$+1.7$'."""
-    return f"${100 * delta:+.1f}$"
+def points(a: float, b: float) -> str:
+    """a - b, two fractions, in percentage points with its sign, in math mode: '$+1.7$'; the difference of the
+    percentages as printed (pct), so it agrees with them (47.2 against 47.1 is +0.1, whatever the digits after)."""
+    return f"${float(pct(a)) - float(pct(b)):+.1f}$"
 
 
 def with_sd(value: str, sd: str | None) -> str:
@@ -573,7 +574,7 @@ def _schedule(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -
     curves = {name: _curves(run, rec["section"]) for name, run in (("const", const), ("cos", cos))}
     return {"const": shown(const), "cos": shown(cos), "cos_vs_const": _compare(cos, const), "n": n,
             "spread": spread(cos, const),
-            "val_acc_gain": points(cos["final_val_acc"] - const["final_val_acc"]),
+            "val_acc_gain": points(cos["final_val_acc"], const["final_val_acc"]),
             "chose_cosine": chosen["run_id"] == cos["run_id"],
             "trend": {name: val_loss_trend(c) for name, c in curves.items()},
             "peak": {name: val_acc_peak(c) for name, c in curves.items()},
@@ -607,7 +608,7 @@ def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: in
             "best_vs_other": _compare(best, other), "gap_word": "smaller" if gap(best) < gap(other) else "larger",
             "best_gap": f"{gap(best):.1f}", "other_gap": f"{gap(other):.1f}",
             "chosen": shown(chosen), "no_decay": shown(no_decay),
-            "chosen_gain": points(chosen["final_val_acc"] - no_decay["final_val_acc"]),
+            "chosen_gain": points(chosen["final_val_acc"], no_decay["final_val_acc"]),
             "public": _note(runs, ranges)}
 
 
@@ -631,7 +632,7 @@ def _mixup(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -> d
     base_loss = _curves(base, rec["section"])["train_loss"]
     return {"mix": shown(mix), "base": shown(base), "mix_vs_base": _compare(mix, base), "n": n,
             "spread": spread(mix, base),
-            "val_acc_gain": points(mix["final_val_acc"] - base["final_val_acc"]),
+            "val_acc_gain": points(mix["final_val_acc"], base["final_val_acc"]),
             "train_loss_above": {"epochs": sum(a > b for a, b in zip(mix_loss, base_loss, strict=False)),
                                  "of": min(len(mix_loss), len(base_loss))},
             "kept": kept, "chosen": shown(chosen),
@@ -712,7 +713,7 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
     (out / "tables" / "07_summary.tex").write_text(summary_table(rows, comparable(rec)))
     cells = [(row["run"]["final_val_acc"], row["val_range"]) for row in rows]
     cells += [(row["test"], row["test_range"]) for row in rows if row["test"] is not None]
-    steps = [{"change": change, "gain": points(run["final_val_acc"] - before["final_val_acc"])}
+    steps = [{"change": change, "gain": points(run["final_val_acc"], before["final_val_acc"])}
              for (_, before, _), (change, run, _) in zip(path, path[1:], strict=False)]
     return {"final": shown(final), "test_acc": test_acc, "steps": steps, "n": n,
             "start": shown(const), "end": shown(path[-1][1]),

@@ -310,6 +310,11 @@ def test_sections_with_different_seed_counts_each_say_their_own(fixture_results)
     assert "different numbers of seeds per setting, from 1 to 3" in text
 
 
+def test_a_gain_in_points_is_the_difference_of_the_printed_percentages():
+    assert (report.pct(0.47151), report.pct(0.47149)) == ("47.2", "47.1")
+    assert report.points(0.47151, 0.47149) == "$+0.1$"  # not +0.0, beside the 47.2 and 47.1 it is read with
+
+
 def test_the_paper_shows_every_declared_figure_and_no_other():
     """Figure names are declared once, in lib.sections; the paper includes exactly those."""
     shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
