@@ -22,8 +22,9 @@ class PublicRange:
     source: str
 
     def verdict(self, accuracy: float) -> str:
-        """'within' or 'OUTSIDE' the range, for an accuracy given as a fraction."""
-        return "within" if self.low <= 100 * accuracy <= self.high else "OUTSIDE"
+        """'within' or 'OUTSIDE' the range, for an accuracy given as a fraction, judged as the paper prints it (in
+        percent to 0.1: 0.43996 is 44.0, within 44–47)."""
+        return "within" if self.low <= round(100 * accuracy, 1) <= self.high else "OUTSIDE"
 
     def __str__(self) -> str:
         return f"{self.low:g}–{self.high:g} %"

@@ -310,9 +310,13 @@ def test_sections_with_different_seed_counts_each_say_their_own(fixture_results)
     assert "different numbers of seeds per setting, from 1 to 3" in text
 
 
-def test_a_gain_in_points_is_the_difference_of_the_printed_percentages():
+def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percentages():
+    from lib.reference import PublicRange
+
     assert (report.pct(0.47151), report.pct(0.47149)) == ("47.2", "47.1")
     assert report.points(0.47151, 0.47149) == "$+0.1$"  # not +0.0, beside the 47.2 and 47.1 it is read with
+    assert report._marked(0.43996, PublicRange(44, 47, "test")) == "44.0"  # printed 44.0: no dagger for 44-47
+    assert report._marked(0.43949, PublicRange(44, 47, "test")) == "43.9" + report.DAGGER
 
 
 def test_the_paper_shows_every_declared_figure_and_no_other():
