@@ -13,7 +13,8 @@
 #          the study was cut off, its log) into the whole-study record (the full profile, extrapolated); results,
 #          figures, executed notebooks and run metrics come back as e2e.tar.gz, so that `make report` builds the
 #          paper from them on the CPU side.
-#   tests  the CUDA-only tests (graph replay, fast path, stacks, compiled stack vs each run alone in eager).
+#   tests  the CUDA-only tests (graph replay, fast path, stacks, compiled stack vs each run alone in eager, a
+#          dropout run resumed bit-exact).
 #   bench  bench/benchmark.py: the usual DataLoader pipeline and ours in the same process, compiled, fp16,
 #          stacks of 2, 3, 4 runs.
 #
