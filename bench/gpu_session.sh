@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The GPU checks of one session with a lent GPU, as phases that each fit the device tool's 10-minute limit:
 #
-#   bash bench/gpu_session.sh e2e          # call 1 (at most 560 s): the whole study end to end
+#   bash bench/gpu_session.sh e2e          # call 1 (at most E2E_SECONDS, 560 s): the whole study end to end
 #   bash bench/gpu_session.sh tests bench  # call 2, at once while the machine is still warm (170 + 280 s at
 #                                          # most; the device time left decides how much of the benchmark runs)
+#
+# Budget: a session's device time is 15 minutes, the machine's start (1-2 min) included, so 560 + 170 + 280 s do
+# not all fit: with the start, E2E_SECONDS=400 for call 1 leaves about 400 s for call 2 (its timeout_s), and the
+# bench phase, last, is the one cut short. Its records are written as it goes.
 #   bash bench/gpu_session.sh autotune     # optional: torch.compile's max-autotune mode vs its default
 #
 #   e2e    every notebook through scripts/run_study.py with --profile e2e: synthetic data in the official format
