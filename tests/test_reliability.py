@@ -219,7 +219,7 @@ RUN_ROW = {"run_id": "a", "label": "lr=0.05", "config": {}, "epochs": 2, "final_
     ({"section": "03_lr_schedule"}, "it holds the results of 03_lr_schedule"),
     ({"data_kind": "imagenet"}, "data_kind 'imagenet' is none of"),
     ({"runs": [{**RUN_ROW, "final_val_acc": 47.1}]}, "run 0's final_val_acc is not an accuracy in [0, 1]"),
-    ({"runs": [{**RUN_ROW, "final_train_loss": -1}]}, "run 0's final_train_loss is not a finite loss >= 0"),
+    ({"runs": [{**RUN_ROW, "final_train_loss": -1}]}, "run 0's final_train_loss is not a loss >= 0 (or NaN: diverged)"),
     ({"runs": [{**RUN_ROW, "epochs": "2"}]}, "run 0's 'epochs' is not a int"),
     ({"chosen_run_id": "b"}, "its chosen_run_id 'b' is none of its runs"),
 ])
