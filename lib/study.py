@@ -225,7 +225,7 @@ def study_table(records: dict[str, dict]) -> pd.DataFrame:
 
 
 def export_summary(profile: str) -> tuple[pd.DataFrame, dict]:
-    """Write 07_summary's results file and `results/07_summary_runs.csv` from the training sections' results:
+    """Write 07_summary's results file and `results/<profile>/07_summary_runs.csv` from the training sections' results:
     every distinct run once, every choice, and the final model (05's chosen run) with its test score."""
     records = read_study(profile)
     table = study_table(records)
