@@ -11,7 +11,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 FOLDER_VARIABLES = ("AI6103_DATA_DIR", "AI6103_RUNS_DIR", "AI6103_RESULTS_DIR", "AI6103_FIGURES_DIR",
-                    "AI6103_EXECUTED_DIR")
+                    "AI6103_EXECUTED_DIR", "AI6103_NOTEBOOK_DATA_DIR")
 
 
 def pin_folders(environment: dict) -> None:
@@ -24,6 +24,12 @@ def pin_folders(environment: dict) -> None:
 
 def _folder(env_name: str, default: str) -> Path:
     return Path(os.environ.get(env_name, PROJECT_ROOT / default)).expanduser().resolve()
+
+
+def notebook_data_dir() -> str | None:
+    """What a notebook's `data_dir = None` means: the DATA_DIR `make lab` was started with (exported as
+    AI6103_NOTEBOOK_DATA_DIR), read as `make all DATA_DIR=` reads it; None: the profile's default."""
+    return os.environ.get("AI6103_NOTEBOOK_DATA_DIR") or None
 
 
 def data_dir() -> Path:

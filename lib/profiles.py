@@ -53,13 +53,15 @@ def session_profile(profile: str | None) -> str:
 def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
     """The data folder a profile reads.
 
-    `data_dir=None` means the profile's default: lib.paths.data_dir() for real data; for the profiles on
+    `data_dir=None` means the DATA_DIR of `make lab` (lib.paths.notebook_data_dir) if it was given, else the
+    profile's default: lib.paths.data_dir() for real data; for the profiles on
     generated data a `synthetic-<profile>` folder inside it, written there if missing. Synthetic data is only
     ever written into that folder of its own: a `data_dir` given to such a profile is read as it is, and one
     without a complete `cifar-100-python/` (a partial download, a typo, an archive not yet unpacked) is refused,
     never written to.
     """
     spec = get_profile(profile)
+    data_dir = data_dir if data_dir is not None else paths.notebook_data_dir()
     if data_dir is not None:
         folder = Path(data_dir).expanduser().resolve()
         if spec.synthetic is not None and not (folder / "cifar-100-python" / "meta").is_file():

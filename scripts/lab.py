@@ -7,8 +7,9 @@ with how to refresh it. The copies run with the project's `ai6103` kernel; they 
 (the package is installed editable into .venv) and find every other folder through lib.paths, so nothing they
 read or write depends on their folder.
 
-The notebooks' `profile = None` means the PROFILE given here (exported as AI6103_PROFILE); DATA_DIR becomes
-AI6103_DATA_DIR. Options this script does not know go to `jupyter lab` as they are (`--port 8899`).
+The notebooks' `profile = None` means the PROFILE given here (exported as AI6103_PROFILE), and their
+`data_dir = None` the DATA_DIR (exported as AI6103_NOTEBOOK_DATA_DIR), each as `make all` reads it. Options this
+script does not know go to `jupyter lab` as they are (`--port 8899`).
 
     python scripts/lab.py --profile smoke
     python scripts/lab.py --profile full --data-dir /data/cifar --dir /tmp/my-lab --no-browser
@@ -34,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES),
                         help="what the notebooks' `profile = None` means (exported as AI6103_PROFILE)")
-    parser.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ (AI6103_DATA_DIR)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding cifar-100-python/ (AI6103_NOTEBOOK_DATA_DIR: the notebooks' data_dir)")
     parser.add_argument("--dir", default=str(paths.PROJECT_ROOT / "lab"),
                         help="the folder of your copies, opened by Lab (default: lab/ in the project)")
     return parser.parse_known_args(argv)
@@ -68,8 +70,8 @@ def lab_environment(profile: str, data_dir: str | None) -> dict[str, str]:
     """The kernel's environment: the profile and data folder, and every folder variable made absolute (the
     kernels run in the copies' folder, where a relative path would mean another place)."""
     env = dict(os.environ, AI6103_PROFILE=profile)
-    if data_dir:
-        env["AI6103_DATA_DIR"] = data_dir
+    if data_dir:  # the notebooks' `data_dir = None`, read as `make all DATA_DIR=` reads it (lib.profiles)
+        env["AI6103_NOTEBOOK_DATA_DIR"] = data_dir
     paths.pin_folders(env)
     return env
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     if os.getuid() == 0 and "--allow-root" not in lab_options:
         command.append("--allow-root")  # root: containers, cloud notebooks
     env = lab_environment(args.profile, args.data_dir)
-    data = f", data {env['AI6103_DATA_DIR']}" if args.data_dir else ""
+    data = f", data {env['AI6103_NOTEBOOK_DATA_DIR']}" if args.data_dir else ""
     print(f"JupyterLab on {copies} (your copies of notebooks/), profile {args.profile}{data}", flush=True)
     os.execve(sys.executable, command, env)
 

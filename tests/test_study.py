@@ -143,3 +143,24 @@ def test_the_plans_seconds_per_epoch_are_of_the_images_it_names(smoke_base, monk
     out = capsys.readouterr().out
     n_train, n_val = map(int, re.search(r"(\d+) training and (\d+) validation images per epoch", out).groups())
     assert f"~{plan.format_seconds(n_train / 10 + n_val / 100)} per epoch" in out
+
+
+def test_make_labs_data_dir_means_what_make_alls_does(synthetic_dir, tmp_path, monkeypatch):
+    """`make lab PROFILE=smoke DATA_DIR=x` reads x as `make all PROFILE=smoke DATA_DIR=x` does: a complete folder
+    as it is, an incomplete one refused and never written to."""
+    import importlib.util
+
+    from lib import DataError, paths, profiles
+
+    spec = importlib.util.spec_from_file_location("lab", paths.PROJECT_ROOT / "scripts" / "lab.py")
+    lab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab)
+    for folder in (synthetic_dir, tmp_path / "incomplete"):
+        monkeypatch.setenv("AI6103_NOTEBOOK_DATA_DIR", lab.lab_environment("smoke", str(folder))[
+            "AI6103_NOTEBOOK_DATA_DIR"])
+        if folder == synthetic_dir:
+            assert profiles.resolve_data_dir("smoke") == profiles.resolve_data_dir("smoke", str(folder)) == str(folder)
+        else:
+            with pytest.raises(DataError, match="holds no complete cifar-100-python"):
+                profiles.resolve_data_dir("smoke")
+            assert not folder.exists()
