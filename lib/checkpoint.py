@@ -22,6 +22,10 @@ PREVIOUS = "checkpoint.prev.pt"
 METRICS = "metrics.csv"  # one row per finished epoch, rewritten after every epoch for people watching a run
 
 
+class RunStoreError(RuntimeError):
+    """A stored run cannot be used as it is; the message says which and what to do (lib.store raises it too)."""
+
+
 class SaveError(RuntimeError):
     """A checkpoint could not be written (e.g. the disk is full); the last good one is kept."""
 
@@ -79,6 +83,7 @@ def save(run_dir: Path, model, optimizer, generator, mixup_rng, history, config,
         "mixup_rng": mixup_rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "mps_rng": torch.mps.get_rng_state() if torch.backends.mps.is_available() else None,  # dropout on Apple GPUs
         "numpy_rng": np.random.get_state(),
         "python_rng": random.getstate(),
     }
@@ -123,9 +128,16 @@ def restore(run_dir: Path, model, optimizer, generator, mixup_rng, scaler=None) 
     state = load_state(run_dir)
     if state is None:
         return []
+    if state["generator"].numel() != generator.get_state().numel():  # a CUDA generator's state is not a CPU one's
+        raise RunStoreError(f"run {run_dir.name} was started on another kind of device (its data-order generator "
+                            f"lives on the device): resume it there, or set AI6103_DEVICE to the device it was "
+                            f"started on (runs/{run_dir.name}/env.json says which)")
     print(f"{run_dir.name}: resuming after epoch {state['epoch']} (from its checkpoint)")
     model.load_state_dict(state["model"])
+    implementation = [(group.get("fused"), group.get("foreach")) for group in optimizer.param_groups]
     optimizer.load_state_dict(state["optimizer"])
+    for group, (fused, foreach) in zip(optimizer.param_groups, implementation, strict=True):
+        group.update(fused=fused, foreach=foreach)  # this device's choice, not the saving one's (e.g. CPU -> T4)
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])  # a no-op for a disabled scaler (bf16/fp32 now)
     generator.set_state(state["generator"])
@@ -133,6 +145,8 @@ def restore(run_dir: Path, model, optimizer, generator, mixup_rng, scaler=None) 
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if state.get("mps_rng") is not None and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps_rng"])
     np.random.set_state(state["numpy_rng"])
     random.setstate(state["python_rng"])
     return state["history"]

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import METRICS, atomic_write_text, load_state, remove_stale_temporaries
+from .checkpoint import METRICS, RunStoreError, atomic_write_text, load_state, remove_stale_temporaries
 from .config import RunConfig, config_hash
 from .cost import runs_to_stack, timing_log
 from .data import check_split, data_info
@@ -32,10 +32,6 @@ from .schedule import early_stop, final_epoch, is_finished
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
 SUMMARY = "summary.json"
-
-
-class RunStoreError(RuntimeError):
-    """A stored run cannot be used as it is; the message says which and what to do."""
 
 
 @dataclass

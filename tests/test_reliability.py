@@ -475,3 +475,33 @@ def test_driver_reports_a_failed_save_while_training_in_one_line(monkeypatch, ca
     failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert failed == ["FAILED while training: SaveError: could not save epoch 3 of run r (No space left on device): "
                       "free space and run again"]
+
+
+def _checkpoint_of_one_epoch(run_dir: Path, config, fused: bool) -> None:
+    """A checkpoint of a tiny model after one epoch, its SGD fused or not."""
+    from lib import checkpoint
+    from lib.train import make_optimizer
+
+    model = torch.nn.Linear(4, 2)
+    optimizer = make_optimizer(model.parameters(), config, torch.device("cpu"), fused=fused)
+    model(torch.randn(3, 4)).sum().backward()
+    optimizer.step()
+    checkpoint.save(run_dir, model, optimizer, torch.Generator(), np.random.default_rng(0), [{"epoch": 1}], config)
+
+
+def test_resume_keeps_this_machines_optimiser_and_refuses_another_devices_generator(tiny_config, tmp_path):
+    """Started with the foreach SGD (a CPU, a Mac) and resumed where the fused one is chosen (a T4): the fused one
+    steps on (fp16's GradScaler hands it its inputs); a data-order generator of another device is one line."""
+    from lib import checkpoint
+    from lib.train import make_optimizer
+
+    _checkpoint_of_one_epoch(tmp_path, tiny_config, fused=False)
+    model = torch.nn.Linear(4, 2)
+    optimizer = make_optimizer(model.parameters(), tiny_config, torch.device("cpu"), fused=True)
+    assert checkpoint.restore(tmp_path, model, optimizer, torch.Generator(), np.random.default_rng(0)) == [{"epoch": 1}]
+    assert optimizer.param_groups[0]["fused"] is True and optimizer.state[model.weight]["momentum_buffer"] is not None
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(RunStoreError, match="was started on another kind of device .* set AI6103_DEVICE"):
+        checkpoint.restore(tmp_path, model, optimizer, torch.Generator(), np.random.default_rng(0))
