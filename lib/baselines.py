@@ -76,7 +76,8 @@ def _device(result: Setting) -> str | None:
 
 def table_rows(results: dict[str, Setting]) -> list[dict]:
     """One row per architecture (what the results file keeps in `extra["table"]`): its label, parameters and
-    multiply-adds of one 32x32 image (lib.models.model_size), seconds per epoch, epochs, seeds, the best and the
+    multiply-adds of one 32x32 image (lib.models.model_size), seconds per epoch (a run's share when it trained
+    in a stack of `runs_together`, e.g. MobileNetV2's run reused from section 2), epochs, seeds, the best and the
     final validation accuracy (fractions; means over the seeds, with their standard deviation when n > 1), the
     device and seed 0's run id."""
     from .models import model_size  # torch: only where a model is built
@@ -87,6 +88,7 @@ def table_rows(results: dict[str, Setting]) -> list[dict]:
         size = model_size(config.arch, config.num_classes)
         rows.append({"arch": label, "params": int(size["params"]), "macs": int(size["macs"]),
                      "seconds_per_epoch": seconds_per_epoch(result), "epochs": s["epochs_done"],
+                     "runs_together": max(int(run.history["runs_together"].max()) for run in result.runs),
                      "n_seeds": s.get("n_seeds", 1), "best_val_acc": s["best_val_acc"],
                      "final_val_acc": s["final_val_acc"], "best_val_acc_std": s.get("best_val_acc_std"),
                      "final_val_acc_std": s.get("final_val_acc_std"), "device": _device(result),
@@ -97,8 +99,10 @@ def table_rows(results: dict[str, Setting]) -> list[dict]:
 def table(rows: list[dict]) -> pd.DataFrame:
     """The baselines table as the notebooks show it, one row per architecture in the order trained: parameters and
     multiply-adds (millions), seconds per epoch, best and final validation accuracy (%); with several seeds their
-    means, the standard deviation of each accuracy ("sd") and n."""
+    means, the standard deviation of each accuracy ("sd") and n; when a run trained in a stack, "runs together"
+    (its seconds are its share of the stack's epoch)."""
     several = any(row["n_seeds"] > 1 for row in rows)
+    stacked = any(row.get("runs_together", 1) > 1 for row in rows)  # then say which times are a stack's share
     shown = []
     for row in rows:
         line = {"arch": row["arch"], "model": legend(row["arch"]), "params (M)": row["params"] / 1e6,
@@ -107,7 +111,8 @@ def table(rows: list[dict]) -> pd.DataFrame:
             line[f"{name} (%)"] = 100 * row[key]
             if several:
                 line[f"{name} sd"] = 100 * row[f"{key}_std"] if row[f"{key}_std"] is not None else None
-        shown.append(line | ({"seeds": row["n_seeds"]} if several else {}))
+        shown.append(line | ({"seeds": row["n_seeds"]} if several else {})
+                     | ({"runs together": row.get("runs_together", 1)} if stacked else {}))
     return pd.DataFrame(shown).set_index("arch").round(3)
 
 

@@ -794,7 +794,8 @@ def _baselines(rec: dict | None, study: dict, out: Path) -> dict:
             "level": top == bottom, "top": top, "bottom": bottom,
             "spread": spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) if len(rows) > 1 else None,
             "params": extremes("params", 1e6), "macs": extremes("macs", 1e6), "seconds": extremes("seconds_per_epoch"),
-            "device": tex_escape(devices.pop()) if len(devices) == 1 and None not in devices else None}
+            "device": tex_escape(devices.pop()) if len(devices) == 1 and None not in devices else None,
+            "stacked": [_arch_name(row["arch"]) for row in rows if row.get("runs_together", 1) > 1]}
 
 
 def generate(results_dir: Path | None = None, figures_dir: Path | None = None,

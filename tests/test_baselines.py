@@ -62,6 +62,7 @@ def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
     rows = {row["arch"]: row for row in record["extra"]["table"]}
     assert list(rows) == ARCHS and [run["label"] for run in record["runs"]] == ARCHS
     assert all(row["params"] > 0 and row["macs"] > 0 and row["seconds_per_epoch"] > 0 and row["epochs"] == 1
+               and row["runs_together"] == 1
                for row in rows.values())
     macs = [rows[arch]["macs"] for arch in ("resnet18", "mobilenetv2", "mobilenet", "small_cnn")]
     assert macs == sorted(macs, reverse=True)  # 555, 91, 46 and 11 million
@@ -86,7 +87,8 @@ def _write_baselines(kind: str = "synthetic") -> dict[str, dict]:
         rows[arch] = {"arch": arch, "params": params, "macs": macs, "seconds_per_epoch": 2.5 + params / 1e6,
                       "epochs": 15, "n_seeds": 1, "best_val_acc": accuracies[arch] + 0.004,
                       "final_val_acc": accuracies[arch], "best_val_acc_std": None, "final_val_acc_std": None,
-                      "device": "NVIDIA H100 80GB HBM3", "run_id": f"base-{arch}"}
+                      "device": "NVIDIA H100 80GB HBM3", "run_id": f"base-{arch}",
+                      "runs_together": 3 if arch == "mobilenetv2" else 1}  # section 2's run, trained stacked
     write_section("09_baselines", "smoke", kind, runs, extra={"table": list(rows.values()), "seeds": 1},
                   figures=["09_baselines_curves"])
     return rows
@@ -107,6 +109,7 @@ def test_the_paper_has_the_baselines_table_only_when_their_results_exist(tmp_pat
     assert "\\section{Architecture Baselines}" in present and "\\input{generated/tables/09_baselines}" in present
     assert "ranged from 41.0\\,\\% (small CNN) to 62.0\\,\\% (ResNet-18)" in present
     assert "one run per architecture" in present  # a claim with its n
+    assert "for MobileNetV2, trained in a stack of runs, its share of the stack's epoch" in present
     _write_baselines(kind="cifar100")  # other data than the study's: one line naming the notebook
     with pytest.raises(report.ReportError, match=r"re-run notebook notebooks/09_baselines\.ipynb") as error:
         report.generate(results, tmp_path / "figures", out)
