@@ -25,6 +25,7 @@ from .sections import chosen_run, settings_of
 BASES = ("baseline", "best")
 NOT_SWEPT = ("data_dir", "num_classes", "grad_norm_param")  # where the data lives; what the study measures
 SWEEPABLE = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in NOT_SWEPT)
+INTEGER_FIELDS = {f.name for f in dataclasses.fields(RunConfig) if f.type.startswith("int")}  # "int", "int | None"
 
 
 def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int | None = None) -> RunConfig:
@@ -98,9 +99,9 @@ def configs(base: RunConfig, grid: dict | None, random_search: dict | None = Non
 
 
 def random_configs(base: RunConfig, ranges: dict[str, object], count: int, seed: int = 0) -> dict[str, RunConfig]:
-    """`count` configs drawn at random (numpy, `seed`): each field's range is [low, high] (uniform; integers if
-    both are), {"log": [low, high]} (log-uniform, both > 0) or {"choice": [values]}. A draw that repeats an earlier
-    one is kept once."""
+    """`count` configs drawn at random (numpy, `seed`): each field's range is [low, high] (uniform; whole numbers
+    for the integer settings, e.g. batch_size), {"log": [low, high]} (log-uniform, both > 0) or {"choice":
+    [values]}. A draw that repeats an earlier one is kept once."""
     if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
         raise ConfigError(f"random_search count must be an integer >= 1, got {count!r}")
     if not isinstance(ranges, dict) or not ranges:
@@ -135,9 +136,12 @@ def _sampler(name: str, spec):
             raise bad()
         return lambda rng: float(np.exp(rng.uniform(np.log(low), np.log(high))))
     low, high = bounds(spec)
-    if all(isinstance(v, int) for v in (low, high)):
+    if name in INTEGER_FIELDS:  # a count (epochs, batch size, seed): whole numbers from low to high
+        low, high = math.ceil(low), math.floor(high)
+        if low > high:
+            raise bad()
         return lambda rng: int(rng.integers(low, high + 1))
-    return lambda rng: float(rng.uniform(low, high))
+    return lambda rng: float(rng.uniform(low, high))  # a float setting, also when papermill hands [0, 1] over
 
 
 def varied_fields(runs: dict[str, RunConfig]) -> list[str]:

@@ -51,6 +51,8 @@ def test_random_search_draws_from_its_ranges_reproducibly(setup):
     runs = sweep.configs(setup, None, search)
     assert runs == sweep.configs(setup, None, search) and len(runs) == 6
     assert all(0.01 <= c.lr <= 0.5 and 32 <= c.batch_size <= 128 for c in runs.values())
+    decays = sweep.configs(setup, None, {"count": 4, "ranges": {"weight_decay": [0, 1]}})  # ints, as JSON hands 0.0
+    assert len(decays) == 4 and all(0 < c.weight_decay < 1 for c in decays.values())  # a float setting: not 0 or 1
     with pytest.raises(ConfigError, match=r"random_search range of 'lr' must be \[low, high\]"):
         sweep.configs(setup, None, {"count": 2, "ranges": {"lr": {"log": [0, 1]}}})
     with pytest.raises(ConfigError, match=r"random_search must be None or"):
