@@ -20,7 +20,7 @@ from . import paths
 from .config import ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import read_section
-from .sections import chosen_run, settings_of
+from .sections import TRAINING, check_chain, chosen_run, settings_of
 
 BASES = ("baseline", "best")
 NOT_SWEPT = ("data_dir", "num_classes", "grad_norm_param")  # where the data lives; what the study measures
@@ -34,9 +34,10 @@ def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int
     if base not in BASES:
         raise ConfigError(f"base must be one of {list(BASES)}, got {base!r}")
     config = base_config(profile, data_dir)
-    if base == "best":
-        config = dataclasses.replace(config, **settings_of(chosen_run(read_section("05_mixup", profile=profile))
-                                                           ["config"]))
+    if base == "best":  # the study's results must still chain (05 not left over from an earlier 02-04)
+        records = {name: read_section(name, profile=profile) for name in TRAINING if name <= "05_mixup"}
+        check_chain(records)
+        config = dataclasses.replace(config, **settings_of(chosen_run(records["05_mixup"])["config"]))
     return dataclasses.replace(config, epochs=get_profile(profile).short_epochs if epochs is None else epochs)
 
 

@@ -88,3 +88,14 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
     bad = sweep_command("{'lr': [0.1], 'wd': [1e-4]}")
     assert bad.returncode != 0 and "grid field 'wd' is not a run setting" in bad.stdout + bad.stderr
     assert {p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()} == set(runs)  # the bad grid trained nothing
+
+
+def test_best_base_is_the_studys_final_setup_and_refused_when_its_results_no_longer_chain(synthetic_dir):
+    from test_report import _rewrite, write_fixture_results
+
+    write_fixture_results()  # the smoke profile's results: 05 chose mixup 0.2 on wd 5e-4, cosine, lr 0.05
+    best = sweep.base_setup("best", "smoke", str(synthetic_dir))
+    assert (best.lr, best.schedule, best.weight_decay, best.mixup_alpha) == (0.05, "cosine", 5e-4, 0.2)
+    _rewrite("04_weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
+    with pytest.raises(ValueError, match="05_mixup"):  # 05 started from wd 5e-4, which 04 no longer hands on
+        sweep.base_setup("best", "smoke", str(synthetic_dir))
