@@ -17,7 +17,7 @@ import warnings
 import pandas as pd
 
 from . import paths, reference
-from .config import RunConfig, check_seeds, with_seeds
+from .config import ConfigError, RunConfig, check_seeds, with_seeds
 from .data import data_info, split_indices
 from .executor import run_or_load_many
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
@@ -71,6 +71,9 @@ def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True,
     if not runs:
         raise ValueError(f"{section} has no runs to make")
     check_seeds(seeds)
+    if seeds > 1 and len({config.seed for config in runs.values()}) > 1:  # seeds 0..n-1 of seed=0 and 1.. of seed=1
+        raise ConfigError(f"{section}: settings that differ in seed share runs when each trains {seeds} seeds (seed, "
+                          f"seed + 1, ...): vary seed with seeds=1, or leave seed out of the settings")
     configs = [seed for config in runs.values() for seed in with_seeds(config, seeds)]
     print_section_plan(section, runs, seeds)
     started = time.time()

@@ -99,3 +99,11 @@ def test_best_base_is_the_studys_final_setup_and_refused_when_its_results_no_lon
     _rewrite("04_weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
     with pytest.raises(ValueError, match="05_mixup"):  # 05 started from wd 5e-4, which 04 no longer hands on
         sweep.base_setup("best", "smoke", str(synthetic_dir))
+
+
+def test_sweeping_the_seed_with_several_seeds_per_setting_is_refused(setup):
+    from lib import study
+
+    runs = sweep.configs(setup, {"seed": [0, 1]})
+    with pytest.raises(ConfigError, match="settings that differ in seed share runs when each trains 2 seeds"):
+        study.run_section("08_sweep", runs, progress=False, seeds=2)
