@@ -17,6 +17,9 @@ once and stops tracking that run, and training goes on. Runs without a folder lo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import os
 import time
 import warnings
@@ -110,9 +113,9 @@ class Tracking:
 
 
 class _Run:
-    """One run folder's writers: TensorBoard always, W&B if asked for. A W&B group is one setting, its seeds (the
-    run's name without the seed), so W&B's grouped view shows the seeds' mean and spread; not the stack it trained
-    in, which holds other settings (the learning rates of section 2) and changes with the GPU's memory."""
+    """One run folder's writers: TensorBoard always, W&B if asked for. A W&B group is one setting, its seeds
+    (`_group`), so W&B's grouped view shows the seeds' mean and spread; not the stack it trained in, which holds
+    other settings (the learning rates of section 2) and changes with the GPU's memory."""
 
     def __init__(self, config: RunConfig, run_dir: Path, epochs_done: int, wandb):
         self.config, self.run_dir, self.wandb = config, run_dir, None
@@ -121,8 +124,7 @@ class _Run:
             self.wandb = wandb.init(
                 project=os.environ.get("WANDB_PROJECT", WANDB_PROJECT), dir=str(run_dir), name=run_dir.name,
                 id=run_dir.name.rpartition("-")[2], resume="allow", reinit="create_new",  # several runs at once
-                group=os.environ.get("WANDB_RUN_GROUP") or config.short_name(leave_out=("seed",)),
-                config=config.key(),
+                group=os.environ.get("WANDB_RUN_GROUP") or _group(config), config=_fields(config),
                 mode=os.environ.get("WANDB_MODE", "offline"))  # never the network unless the user asks
 
     def log(self, row: dict) -> None:
@@ -151,6 +153,19 @@ class _Run:
                     close()
 
 
+def _fields(config: RunConfig) -> dict:
+    """Every training field, options at their defaults too (config.key() leaves those out, for the hash's sake; a
+    table comparing sgd with adam needs both)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k != "data_dir"}
+
+
+def _group(config: RunConfig) -> str:
+    """A setting's W&B group: its seeds together, nothing else (its readable name, which leaves out the batch size,
+    say, plus a digest of every training field but the seed)."""
+    setting = json.dumps({k: v for k, v in _fields(config).items() if k != "seed"}, sort_keys=True, default=str)
+    return f"{config.short_name(leave_out=('seed',))}-{hashlib.sha256(setting.encode()).hexdigest()[:8]}"
+
+
 def _hparam_values(config: RunConfig) -> dict:
     """The config's training fields as values TensorBoard's hparams take (numbers, strings, booleans)."""
-    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in config.key().items()}
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in _fields(config).items()}

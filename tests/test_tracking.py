@@ -46,6 +46,7 @@ def test_finished_run_logs_every_epoch_and_its_hparams(tiny_config):
     start = plugin_data_pb2.HParamsPluginData.FromString(records["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["lr"].number_value == tiny_config.lr and start.hparams["schedule"].string_value == "constant"
     assert start.hparams["epochs"].number_value == 2
+    assert start.hparams["optimizer"].string_value == "sgd"  # an option at its default is a column too
     experiment = plugin_data_pb2.HParamsPluginData.FromString(records["_hparams_/experiment"]).experiment
     assert {metric.name.tag for metric in experiment.metric_infos} == {"loss/train", "loss/val", "acc/train", "acc/val"}
 
@@ -110,6 +111,8 @@ def test_stacked_runs_log_into_their_own_folders_and_wandb_runs(tiny_config, mon
     assert [run.kwargs["config"]["lr"] for run in inits] == [0.05, 0.2, 0.05]
     groups = [run.kwargs["group"] for run in inits]
     assert {run.kwargs["mode"] for run in inits} == {"offline"} and groups[0] == groups[2] != groups[1]
+    other_batch = tracking._group(dataclasses.replace(tiny_config, batch_size=32))  # not in the readable name
+    assert other_batch != groups[0] and other_batch.startswith(tiny_config.short_name())
     assert all(run.steps == [1, 2] and run.finished for run in inits)
 
 
