@@ -346,11 +346,17 @@ def weights_fingerprint(pretrained: str) -> str | None:
     (torchvision's file is fixed: its name carries its hash)."""
     if pretrained in ("", "imagenet"):
         return None
+    path = _weights_file(pretrained)
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def _weights_file(pretrained: str) -> Path:
+    """The file `pretrained` names; a one-line ConfigError if there is none."""
     path = Path(pretrained).expanduser()
     if not path.is_file():
         raise ConfigError(f"pretrained must be '', 'imagenet' or a path to a state_dict file; no file {pretrained!r}")
-    stat = path.stat()
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return path
 
 
 @functools.lru_cache(maxsize=16)
@@ -382,8 +388,7 @@ def _read_pretrained(arch: str, pretrained: str) -> dict[str, torch.Tensor]:
         except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:  # a cached file cut short
             raise ConfigError(f"pretrained='imagenet': {os.path.join(folder, file)} does not read "
                               f"({type(error).__name__}); delete it to download it again") from None
-    weights_fingerprint(pretrained)  # the one-line error for a missing file
-    path = Path(pretrained).expanduser()
+    path = _weights_file(pretrained)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as error:

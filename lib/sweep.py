@@ -35,7 +35,7 @@ def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int
         raise ConfigError(f"base must be one of {list(BASES)}, got {base!r}")
     config = base_config(profile, data_dir)
     if base == "best":  # the study's results must still chain (05 not left over from an earlier 02-04)
-        records = {name: read_section(name, profile=profile) for name in TRAINING if name <= "05_mixup"}
+        records = {name: read_section(name, profile=profile) for name in TRAINING[:TRAINING.index("05_mixup") + 1]}
         check_chain(records)
         config = dataclasses.replace(config, **settings_of(chosen_run(records["05_mixup"])["config"]))
     return dataclasses.replace(config, epochs=get_profile(profile).short_epochs if epochs is None else epochs)
