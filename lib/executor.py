@@ -22,6 +22,8 @@ them to stack, and writes their run folders (a shared file system). The run stor
 caller waits for the tasks (a bar of tasks finished), then loads the runs exactly as it loads local ones. A task
 that fails stops the study with one line naming its runs, its job and its log; a rerun reuses every finished run,
 waits for a job still in the queue (runs/_slurm/pending.json says which job has which run) and submits the rest.
+With AI6103_SLURM_WAIT=0 nobody waits, so the next call says in that one line which tasks failed meanwhile, and
+the call after resubmits them.
 Tasks are submitit Checkpointables: at a time limit or pre-emption (SIGUSR2) submitit requeues them, and the new
 start resumes every run from its last finished epoch. A task cancelled by a user is a failure, never requeued.
 
@@ -348,9 +350,19 @@ class _Slurm:
                 raise TasksFailed("Slurm does not answer (squeue failed), so whether the runs' jobs still run is "
                                   "unknown; try again later")
             queued: dict[str, list[str]] = {}  # job id -> its runs, for the jobs that will still run
-            for name in names:
-                if name in pending and states.get(pending[name]["job"]) in ACTIVE:
-                    queued.setdefault(pending[name]["job"], []).append(name)
+            failed = []  # tasks submitted by an earlier call that did not wait (AI6103_SLURM_WAIT=0), then failed
+            for name in [name for name in names if name in pending]:
+                job = pending[name]["job"]
+                if states.get(job) in ACTIVE:
+                    queued.setdefault(job, []).append(name)
+                    continue
+                ended = Task([name], submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
+                del pending[name]  # said once below; the next call submits the run again
+                if why := _outcome(ended, states.get(job, "UNKNOWN"), 0.0, time.time()):
+                    failed.append(f"run {name} ({self.where(ended)}, log {ended.log}): {why}")
+            if failed:  # never resubmit unseen what failed unseen: the same error would come back each time
+                raise TasksFailed(f"{len(failed)} of the runs submitted earlier failed in the queue: "
+                                  f"{'; '.join(failed)}; finished epochs are kept: run again to resubmit them")
             tasks = [Task(runs, submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
                      for job, runs in queued.items()]
             groups = tasks_of([c for name, c in names.items() if not any(name in r for r in queued.values())])
@@ -371,9 +383,15 @@ class _Slurm:
         if not self.chosen.wait:
             raise TasksSubmitted(f"{said} ({watch}); run again later to load them")
         print(f"{said}; waiting ({watch})", flush=True)
-        _wait(self, tasks + new, len(tasks) + len(new), progress, self.chosen.timeout_s)
-        with _pending_jobs():
-            pass  # forget the finished runs' jobs
+        watching = tasks + new  # _wait takes out the tasks that end
+        try:
+            _wait(self, watching, len(watching), progress, self.chosen.timeout_s)
+        finally:
+            still = {id(task) for task in watching}
+            ended = [name for task in tasks + new if id(task) not in still for name in task.runs]
+            with _pending_jobs() as pending:  # forget ended tasks' jobs: failures were said; the next call resubmits
+                for name in ended:
+                    pending.pop(name, None)
 
     def _submit(self, groups: list[list[RunConfig]]) -> list[Task]:
         c = self.chosen
@@ -427,8 +445,10 @@ def _pending_jobs():
             pending = {}
         pending = {name: entry for name, entry in pending.items()
                    if not (paths.runs_dir() / name / store.SUMMARY).exists()}
-        yield pending
-        atomic_write_text(file, json.dumps(pending, indent=1))
+        try:
+            yield pending
+        finally:  # also when the caller stops with an error: what it took out of the dict was said, or was its own
+            atomic_write_text(file, json.dumps(pending, indent=1))
 
 
 def slurm_states(job_ids: list[str]) -> dict[str, str] | None:

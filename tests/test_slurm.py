@@ -207,6 +207,27 @@ def test_slurm_tasks_give_the_local_results_and_are_submitted_once(on_slurm, syn
     assert json.loads((executor.slurm_dir() / "pending.json").read_text()) == {}
 
 
+@pytest.mark.slurm
+def test_task_that_failed_unwatched_is_said_once_then_resubmitted(on_slurm, synthetic_dir, monkeypatch):
+    run = two_groups(synthetic_dir)[0]
+    monkeypatch.setenv("AI6103_SLURM_WAIT", "0")
+    run_path(run).mkdir(parents=True)
+    with _RunLock(run_path(run)):  # "another trainer" holds the run: each of its tasks fails at once
+        with pytest.raises(executor.TasksSubmitted):
+            executor.run_or_load_many([run], progress=False)
+        job = pending_job(run)
+        wait_until(lambda: slurm_state(job) in {"COMPLETED", "FAILED"}, "the task's end")
+        with pytest.raises(executor.TasksFailed) as error:  # the next call says why, instead of resubmitting
+            executor.run_or_load_many([run], progress=False)
+        message = str(error.value)
+        assert "\n" not in message and f"Slurm job {job}" in message and "is being trained by pid" in message
+        assert str(executor.slurm_dir() / job) in message and "run again to resubmit" in message
+        with pytest.raises(executor.TasksSubmitted, match="^submitted 1 task as Slurm job"):
+            executor.run_or_load_many([run], progress=False)  # said once: the call after resubmits
+        assert pending_job(run) != job
+        subprocess.run(["scancel", pending_job(run)], check=True, timeout=30)
+
+
 def one_task_past_its_first_epoch(data_dir) -> tuple[RunConfig, str, threading.Thread, dict]:
     """One run submitted from a background thread, waited for until its task has saved its first epoch:
     (run, its Slurm job, the thread, the thread's outcome)."""
