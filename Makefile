@@ -16,6 +16,7 @@ endif
 .PHONY: setup test lint lab all notebooks report bench tensorboard sweep baselines
 
 $(STAMP): pyproject.toml
+	test -x $(PY) || bash scripts/check_disk.sh .
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

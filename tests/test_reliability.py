@@ -188,6 +188,21 @@ def test_really_full_disk_keeps_the_last_good_epoch(tiny_config, tmp_path):
     assert "SAVE-ERROR 0 epoch 1" in done.stdout, done.stdout + done.stderr
 
 
+def test_setup_on_a_disk_too_small_for_the_venv_stops_in_one_line_before_pip(tmp_path):
+    """`make setup` runs scripts/check_disk.sh before it makes .venv: pip would fail half-way, leaving half a venv."""
+    check = [str(lib.paths.PROJECT_ROOT / "scripts" / "check_disk.sh"), str(tmp_path)]
+    free_gib = shutil.disk_usage(tmp_path).free / 2**30
+    need = int(free_gib) + 2
+    refused = subprocess.run(["bash", *check, str(need)], capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stdout == ""
+    folder = re.escape(str(tmp_path))
+    assert re.fullmatch(rf"make setup: the \.venv needs about {need} GiB free in {folder}, which has \d+ GiB free: "
+                        r"free some space, then run it again\n", refused.stderr)  # \d+: others may write meanwhile
+    assert subprocess.run(["bash", *check, str(int(free_gib) - 1)], capture_output=True).returncode == 0
+    makefile = (lib.paths.PROJECT_ROOT / "Makefile").read_text()
+    assert makefile.index("scripts/check_disk.sh") < makefile.index("-m venv")
+
+
 def test_results_from_another_store_version_are_refused(tiny_config):
     finished = run_or_load(tiny_config, progress=False)
     summary = json.loads((finished.path / "summary.json").read_text())
