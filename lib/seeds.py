@@ -16,7 +16,7 @@ import pandas as pd
 from .config import RunConfig, with_seeds
 from .store import RunResult, evaluate_test
 
-FINAL_METRICS = ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc", "best_val_acc")
+FINAL_METRICS = ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc")
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -72,11 +72,16 @@ class Setting:
     @cached_property
     def summary(self) -> dict:
         """Seed 0's summary with its final metrics replaced by their means over the seeds, their spread
-        (`<key>_std`, None for one seed), `n_seeds` and every seed's `run_ids`."""
+        (`<key>_std`, None for one seed), `n_seeds` and every seed's `run_ids`. The best validation accuracy is
+        the peak of the mean curve and `best_val_epoch` its epoch, so the two name one point (with one seed: the
+        run's own); a mean of each seed's best would belong to no epoch and overstate what one stopping epoch gives."""
         summary = {**self.runs[0].summary, "n_seeds": self.n, "run_ids": [run.run_id for run in self.runs]}
         for key in FINAL_METRICS:
             summary[key], summary[f"{key}_std"] = mean_std([run.summary[key] for run in self.runs])
-        summary["best_val_epoch"] = int(self.history.loc[self.history["val_acc"].idxmax(), "epoch"])
+        peak = int(self.history["val_acc"].to_numpy().argmax())  # row of the mean curve's highest point
+        summary["best_val_epoch"] = int(self.history["epoch"].iloc[peak])
+        summary["best_val_acc"], summary["best_val_acc_std"] = mean_std(
+            [run.history["val_acc"].iloc[peak] for run in self.runs])
         return summary
 
 

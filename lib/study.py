@@ -151,7 +151,7 @@ def run_record(label: str, result: Setting | RunResult) -> dict:
         "seed_run_ids": s.get("run_ids", [result.run_id]),
     }
     if record["n_seeds"] > 1:
-        record["std"] = {key: s[f"{key}_std"] for key in FINAL_METRICS}
+        record["std"] = {key: s[f"{key}_std"] for key in (*FINAL_METRICS, "best_val_acc")}
         record["curves_std"] = {column: [float(v) for v in result.history[f"{column}_std"]] for column in CURVES}
     return record
 

@@ -152,8 +152,9 @@ def varied_fields(runs: dict[str, RunConfig]) -> list[str]:
 
 def sweep_table(results: dict, fields: list[str]) -> pd.DataFrame:
     """One row per setting (lib.seeds.Setting): the varied fields, seeds, epochs, final and best training and
-    validation loss and accuracy (%; means over seeds, with the validation accuracy's sd when n > 1) and the
-    training wall time, sorted by final validation accuracy, best first."""
+    validation loss and accuracy (%; means over seeds, with the validation accuracy's sd when n > 1; the best
+    validation accuracy is the mean curve's peak, at "best epoch") and the training wall time, sorted by final
+    validation accuracy, best first."""
     rows = []
     for name, result in results.items():
         s, n = result.summary, result.summary.get("n_seeds", 1)

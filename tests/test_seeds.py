@@ -3,14 +3,17 @@ files show means with their spread and n."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import matplotlib.collections
 import numpy as np
+import pandas as pd
 import pytest
 
 import lib
 from lib import plots, sections, study
-from lib.seeds import FINAL_METRICS
+from lib.seeds import FINAL_METRICS, Setting
+from lib.store import RunResult
 
 TRAIN_MODULE = __import__("lib.train", fromlist=["train_together"])
 
@@ -52,6 +55,19 @@ def test_seeds_train_as_one_stack_and_read_as_means(two_seeds):
     assert len({r.summary["final_train_loss"] for s in settings.values() for r in s.runs}) == 4  # four runs
 
 
+def test_best_validation_accuracy_and_its_epoch_are_one_point_of_the_mean_curve():
+    """Seeds peaking at different epochs: the mean of each seed's best (0.6) belongs to no epoch."""
+    curves = [[0.1, 0.6, 0.2], [0.1, 0.3, 0.6]]  # per seed, validation accuracy at epochs 1..3
+    runs = [RunResult(lib.RunConfig(seed=seed), Path(f"run-{seed}"), pd.DataFrame(
+        {"epoch": [1, 2, 3], "val_acc": curve, "val_loss": [1.0, 1.0, 1.0]}),
+        {"final_train_loss": 1.0, "final_train_acc": 0.5, "final_val_loss": 1.0, "final_val_acc": curve[-1]})
+        for seed, curve in enumerate(curves)]
+    summary = Setting(runs).summary
+    assert summary["best_val_epoch"] == 2  # mean curve 0.1, 0.45, 0.4
+    assert summary["best_val_acc"] == pytest.approx(0.45)
+    assert summary["best_val_acc_std"] == pytest.approx(np.std([0.6, 0.3], ddof=1))
+
+
 def test_a_choice_is_made_on_the_mean_over_seeds(two_seeds):
     settings, _, _ = two_seeds
     chosen = study.choose("02_learning_rate", settings)
@@ -65,7 +81,8 @@ def test_tables_records_and_figures_show_the_spread(two_seeds):
     assert list(table["seeds"]) == [2, 2] and "val acc sd" in table.columns
     assert table["val acc sd"].iloc[0] == pytest.approx(100 * settings["lr=0.05"].summary["final_val_acc_std"])
     record = study.run_record("lr=0.05", settings["lr=0.05"])
-    assert record["n_seeds"] == 2 and len(record["seed_run_ids"]) == 2 and set(record["std"]) == set(FINAL_METRICS)
+    assert record["n_seeds"] == 2 and len(record["seed_run_ids"]) == 2
+    assert set(record["std"]) == {*FINAL_METRICS, "best_val_acc"}
     assert len(record["curves_std"]["val_acc"]) == record["epochs"]
     fig = plots.plot_curves(study.curves("02_learning_rate", settings))
     bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
