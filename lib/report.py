@@ -192,8 +192,8 @@ def runs_per_setting(results: dict[str, dict], sections: tuple[str, ...] = TRAIN
 # The sections whose rows each section's prose compares (04 also names 03's cosine run, its start; 07 the path of
 # chosen runs through every section): the n its sentences say.
 COMPARED = {"02_learning_rate": ("02_learning_rate",), "03_lr_schedule": ("03_lr_schedule",),
-            "04_weight_decay": ("03_lr_schedule", "04_weight_decay"), "05_mixup": ("05_mixup",),
-            "06_activation": ("06_activation",), "07_summary": TRAINING}
+            "04_weight_decay": ("04_weight_decay",), "05_mixup": ("05_mixup",), "06_activation": ("06_activation",),
+            "07_summary": ("03_lr_schedule", "05_mixup")}
 
 
 def spread(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
@@ -203,8 +203,8 @@ def spread(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
     sds = [r.get("std", {}).get(key) for r in (run, other)]
     if None in sds:
         return None
-    difference = abs(run[key] - other[key])
-    return {"difference": pct(difference), "sd": pct(max(sds)), "larger": float(pct(difference)) > float(pct(max(sds)))}
+    difference = f"{abs(float(pct(run[key])) - float(pct(other[key]))):.1f}"  # of the values as printed (points)
+    return {"difference": difference, "sd": pct(max(sds)), "larger": float(difference) > float(pct(max(sds)))}
 
 
 def _curves(run: dict, section: str) -> dict[str, list[float]]:
@@ -225,9 +225,12 @@ def val_loss_trend(curves: dict[str, list[float]]) -> dict:
     low = min(range(len(values)), key=values.__getitem__)
     rise = values[-1] - values[low]
     shape = "rose" if rise > RISE * values[low] else "falling" if low == len(values) - 1 else "flat"
+    if not math.isfinite(values[-1]):  # diverged (lib.results reads a NaN loss as inf)
+        shape = "diverged"
     return {"shape": shape, "min_epoch": low + 1, "min": loss(values[low]), "rise": loss(rise),
             "last": loss(values[-1]), "epochs": len(values), "train_acc": pct(curves["train_acc"][-1]),
-            "threshold": f"{100 * RISE:g}"}
+            "threshold": f"{100 * RISE:g}",
+            "diverged_epoch": next((i + 1 for i, value in enumerate(values) if not math.isfinite(value)), None)}
 
 
 def val_acc_peak(curves: dict[str, list[float]]) -> dict:
@@ -293,7 +296,7 @@ def shown(run: dict) -> dict[str, str | None]:
             "wd": sci(c["weight_decay"]) if c["weight_decay"] else None,
             "alpha": plain(c["mixup_alpha"]) if c["mixup_alpha"] > 0 else None,
             "blocks": blocks_range(blocks, latex=True) if blocks else None,
-            "sd": {name: (pct if "acc" in name else loss)(value) for name, value in
+            "sd": {name: (pct if "acc" in name else loss)(value) if math.isfinite(value) else None for name, value in
                    (("train_loss", sd.get("final_train_loss")), ("train_acc", sd.get("final_train_acc")),
                     ("val_loss", sd.get("final_val_loss")), ("val_acc", sd.get("final_val_acc")))}
             if (sd := run.get("std")) else None}
@@ -595,8 +598,8 @@ def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: in
         m.runs(name, r)
         m[f"{name}Value"] = f"\\ensuremath{{{sci(r['config']['weight_decay'])}}}"
 
-    def gap(r: dict) -> float:  # points by which training accuracy exceeds validation accuracy
-        return 100 * (r["final_train_acc"] - r["final_val_acc"])
+    def gap(r: dict) -> float:  # points by which training accuracy exceeds validation accuracy, as printed
+        return float(pct(r["final_train_acc"])) - float(pct(r["final_val_acc"]))
 
     ranges = _public(rec, runs)
     (out / "tables" / "04_weight_decay.tex").write_text(run_table(
@@ -605,7 +608,8 @@ def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: in
     return {"best": shown(best), "others": [shown(r) for r in others], "other": shown(other), "n": n,
             "spread": spread(best, other),
             "same_val_acc": pct(best["final_val_acc"]) == pct(other["final_val_acc"]),
-            "best_vs_other": _compare(best, other), "gap_word": "smaller" if gap(best) < gap(other) else "larger",
+            "best_vs_other": _compare(best, other),
+            "gap_word": "smaller" if gap(best) < gap(other) else "larger" if gap(best) > gap(other) else "the same",
             "best_gap": f"{gap(best):.1f}", "other_gap": f"{gap(other):.1f}",
             "chosen": shown(chosen), "no_decay": shown(no_decay),
             "chosen_gain": points(chosen["final_val_acc"], no_decay["final_val_acc"]),
@@ -696,8 +700,11 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
     test_acc = with_sd(pct(x["test_acc"]), _pct_or_none(x.get("test_acc_std")))  # a mean over seeds: with its sd
     m["TestAcc"] = test_acc
     m.runs("Final", final)
+    # The weight-decay run as 05 read it (its run without mixup): the mixup step compares two rows of one section,
+    # with one seed count, also when 05 was re-run with more seeds than 04.
+    decayed = study["no_mixup"]
     path = [("constant", const, f"constant {_eta(const['config']['lr'])}"), ("cosine", cos, "+ cosine schedule"),
-            ("weight_decay", study["weight_decay"], f"+ {_wd(study['weight_decay']['config']['weight_decay'])}")]
+            ("weight_decay", decayed, f"+ {_wd(decayed['config']['weight_decay'])}")]
     if final["run_id"] != study["weight_decay"]["run_id"]:
         path.append(("mixup", final, f"+ mixup $\\alpha={plain(final['config']['mixup_alpha'])}$"))
     variants = [r for r in _others(results["06_activation"], study["relu"]) if r["config"]["sigmoid_blocks"]]

@@ -70,6 +70,9 @@ def read_section(section: str, folder: Path | None = None, profile: str | None =
         for key in FINAL_LOSSES:
             if not math.isfinite(run[key]):
                 run[key] = math.inf
+        for name, values in (run.get("curves") or {}).items():  # the per-epoch losses too
+            if name.endswith("loss"):
+                run["curves"][name] = [value if math.isfinite(value) else math.inf for value in values]
     return record
 
 

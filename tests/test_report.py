@@ -260,8 +260,9 @@ def test_a_diverged_rate_is_never_chosen_and_is_reported_as_diverged(fixture_res
 
     def diverge(record):
         for run in record["runs"]:
-            if run["config"]["lr"] == 0.5:
-                run.update(final_train_loss=math.nan, final_val_loss=math.nan)
+            if run["config"]["lr"] == 0.5:  # with two seeds, one of which diverged: the losses' sd is NaN too
+                run.update(final_train_loss=math.nan, final_val_loss=math.nan, n_seeds=2,
+                           std={key: math.nan if "loss" in key else 0.001 for key in FINAL_METRICS})
 
     _rewrite("02_learning_rate", diverge)
     record = read_section("02_learning_rate", profile="smoke")
@@ -269,8 +270,10 @@ def test_a_diverged_rate_is_never_chosen_and_is_reported_as_diverged(fixture_res
     assert sections.choose_label("02_learning_rate", by_label) == "lr=0.05"
     assert sections.choose_label("02_learning_rate", {"lr=0.5": {"final_train_loss": math.nan},
                                                       "lr=0.01": {"final_train_loss": 1.9}}) == "lr=0.01"
-    numbers = _generated(report.generate(results, figures, build / "generated"))
-    assert "0.01 (1.902) $<$ 0.5 (diverged);" in numbers
+    out = report.generate(results, figures, build / "generated")
+    assert "0.01 (1.902) $<$ 0.5 (diverged);" in _generated(out)
+    table = (out / "tables" / "02_learning_rate.tex").read_text()
+    assert "diverged & " in table and "diverged\\,$\\pm$" not in table  # no spread of a loss that is not a number
 
 
 def test_a_weight_decay_of_zero_is_written_as_zero(fixture_results):
@@ -310,11 +313,44 @@ def test_sections_with_different_seed_counts_each_say_their_own(fixture_results)
     assert "different numbers of seeds per setting, from 1 to 3" in text
 
 
+def test_the_path_and_the_weight_decay_comparison_count_the_seeds_of_their_own_rows(fixture_results):
+    """04 with 3 seeds beside 03's single runs: its comparison is of means over 3 seeds; 03-05 with 3 seeds beside
+    02's and 06's single runs: so is the path of chosen runs, which uses no row of 02 or 06."""
+    results, figures, build, runs = fixture_results
+
+    def three_seeds(record):
+        for run in record["runs"]:
+            run.update(n_seeds=3, std={key: 0.001 for key in FINAL_METRICS})
+
+    _rewrite("04_weight_decay", three_seeds)
+    text = _generated(report.generate(results, figures, build / "generated"))
+    assert "Averaged over 3 seeds per setting, $\\lambda" in text and "Along this path of single runs" in text
+    _rewrite("03_lr_schedule", three_seeds)
+    _rewrite("05_mixup", three_seeds)
+    text = _generated(report.generate(results, figures, build / "generated"))
+    assert "Along this path of means over 3 seeds" in text
+
+
+def test_the_weight_decay_gap_is_the_difference_of_the_printed_accuracies(fixture_results):
+    results, figures, build, runs = fixture_results
+
+    def accuracies(record):
+        record["runs"][0].update(final_train_acc=0.60049, final_val_acc=0.50051)  # printed 60.0 and 50.1
+        record["runs"][1].update(final_train_acc=0.6, final_val_acc=0.45)
+
+    _rewrite("04_weight_decay", accuracies)
+    text = _generated(report.generate(results, figures, build / "generated"))
+    assert "(9.9 against 15.0 points)" in text  # not 10.0 beside the 60.0 and 50.1 it is read with
+
+
 def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percentages():
     from lib.reference import PublicRange
 
     assert (report.pct(0.47151), report.pct(0.47149)) == ("47.2", "47.1")
     assert report.points(0.47151, 0.47149) == "$+0.1$"  # not +0.0, beside the 47.2 and 47.1 it is read with
+    sd = {"std": {"final_val_acc": 0.0004}}  # 47.1 against 47.1: no difference, whatever the digits after
+    assert report.spread({"final_val_acc": 0.4714, **sd}, {"final_val_acc": 0.4706, **sd}) == {
+        "difference": "0.0", "sd": "0.0", "larger": False}
     assert report._marked(0.43996, PublicRange(44, 47, "test")) == "44.0"  # printed 44.0: no dagger for 44-47
     assert report._marked(0.43949, PublicRange(44, 47, "test")) == "43.9" + report.DAGGER
 
@@ -439,13 +475,14 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
     assert "generalised better" not in text
 
 
-@pytest.mark.parametrize("shape", ["rose", "falling", "flat"])
+@pytest.mark.parametrize("shape", ["rose", "falling", "flat", "diverged"])
 def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
     """The constant-rate run's validation loss: where it was lowest, that value, how far it rose and the final
     training accuracy when it rose by more than 5 % of its minimum; else that it kept falling or stayed flat."""
     results, figures, build, runs = fixture_results
     curve = {"rose": None, "falling": [3.0 - i / 100 for i in range(300)],  # lowest at the last epoch
-             "flat": [2.0] * 99 + [1.5] + [1.5 + 0.05 * i / 200 for i in range(1, 201)]}[shape]  # +3.3 % from epoch 100
+             "flat": [2.0] * 99 + [1.5] + [1.5 + 0.05 * i / 200 for i in range(1, 201)],  # +3.3 % from epoch 100
+             "diverged": [2.0, 1.5] + [math.nan] * 298}[shape]
     if curve:
         _rewrite("03_lr_schedule", lambda r: r["runs"][0]["curves"].update(val_loss=curve))
     text = _generated(report.generate(results, figures, build / "generated"))
@@ -453,7 +490,9 @@ def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
                         "by 0.531 to the last epoch, while its training accuracy reached 74.2\\,\\%",
                 "falling": "The constant-rate run's validation loss kept falling to the last epoch (0.010)",
                 "flat": "The constant-rate run's validation loss was lowest at epoch 100 (1.500) and stayed within "
-                        "5\\,\\% of that to the last epoch (1.550)"}
+                        "5\\,\\% of that to the last epoch (1.550)",
+                "diverged": "The constant-rate run diverged: its validation loss was no longer finite from epoch 3 "
+                            "after a lowest value of 1.500 at epoch 2"}
     assert expected[shape] in text
     assert "settles at a level set by the step size" not in (paths.report_dir() / "paper.tex").read_text()
 
@@ -488,6 +527,8 @@ def test_summary_table_is_the_path_of_chosen_runs(fixture_results):
     """Constant rate, + cosine, + the chosen weight decay, + mixup, then the Sigmoid variant after a rule; not the
     weight decay that was not chosen; the final model's row bold, maths included, with the test accuracy."""
     results, figures, build, runs = fixture_results
+    decayed = read_section("04_weight_decay", profile="smoke")["chosen_run_id"]
+    _rewrite("05_mixup", lambda r: [run.update(final_val_acc=0.3333) for run in r["runs"] if run["run_id"] == decayed])
     out = report.generate(results, figures, build / "generated")
     rows = [ln for ln in (out / "tables" / "07_summary.tex").read_text().splitlines() if ln.endswith("\\\\")][1:]
     settings = [row.split(" & ")[0].replace(report.BOLD, "") for row in rows]
@@ -495,6 +536,7 @@ def test_summary_table_is_the_path_of_chosen_runs(fixture_results):
                         "+ mixup $\\alpha=0.2$", "Sigmoid, blocks 4--10 (variant)"]
     assert all(cell.startswith("\\bfseries\\boldmath ") for cell in rows[3].split(" & "))
     assert report.pct(0.7053) in rows[3] and report.pct(0.7053) not in rows[0] + rows[4]
+    assert "33.3" in rows[2]  # the weight-decay row as 05 read it: the mixup step compares one section's rows
     assert "\\midrule\nSigmoid" in (out / "tables" / "07_summary.tex").read_text()
 
 
