@@ -20,7 +20,8 @@ from . import paths
 from .config import ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import read_section
-from .sections import TRAINING, check_chain, chosen_run, settings_of
+from .sections import check_chain, chosen_run, settings_of
+from .sections import get as get_section
 
 BASES = ("baseline", "best")
 NOT_SWEPT = ("data_dir", "num_classes", "grad_norm_param")  # where the data lives; what the study measures
@@ -34,10 +35,14 @@ def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int
     if base not in BASES:
         raise ConfigError(f"base must be one of {list(BASES)}, got {base!r}")
     config = base_config(profile, data_dir)
-    if base == "best":  # the study's results must still chain (05 not left over from an earlier 02-04)
-        records = {name: read_section(name, profile=profile) for name in TRAINING[:TRAINING.index("05_mixup") + 1]}
+    if base == "best":  # 05's results must still chain to what it started from (not left over from an earlier 02)
+        records, name = {}, "05_mixup"
+        while name is not None:  # 05, 04, 02: 03's finding feeds nothing, so it is neither needed nor checked
+            records[name] = read_section(name, profile=profile)
+            name = get_section(name).starts_from
         check_chain(records)
-        config = dataclasses.replace(config, **settings_of(chosen_run(records["05_mixup"])["config"]))
+        final = chosen_run(records["05_mixup"])["config"]
+        config = dataclasses.replace(config, arch=final["arch"], **settings_of(final))
     return dataclasses.replace(config, epochs=get_profile(profile).short_epochs if epochs is None else epochs)
 
 
@@ -135,6 +140,11 @@ def _sampler(name: str, spec):
         low, high = bounds(spec["log"])
         if low <= 0:
             raise bad()
+        if name in INTEGER_FIELDS:  # e.g. batch sizes on a log scale: whole numbers from low to high
+            low, high = math.ceil(low), math.floor(high)
+            if low > high:
+                raise bad()
+            return lambda rng: min(max(round(float(np.exp(rng.uniform(np.log(low), np.log(high))))), low), high)
         return lambda rng: float(np.exp(rng.uniform(np.log(low), np.log(high))))
     low, high = bounds(spec)
     if name in INTEGER_FIELDS:  # a count (epochs, batch size, seed): whole numbers from low to high

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import ConfigError, sweep
+from lib import ConfigError, paths, sweep
 from lib.profiles import base_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +51,8 @@ def test_random_search_draws_from_its_ranges_reproducibly(setup):
     runs = sweep.configs(setup, None, search)
     assert runs == sweep.configs(setup, None, search) and len(runs) == 6
     assert all(0.01 <= c.lr <= 0.5 and 32 <= c.batch_size <= 128 for c in runs.values())
+    batches = sweep.configs(setup, None, {"count": 4, "ranges": {"batch_size": {"log": [32, 256]}}})
+    assert all(isinstance(c.batch_size, int) and 32 <= c.batch_size <= 256 for c in batches.values())
     decays = sweep.configs(setup, None, {"count": 4, "ranges": {"weight_decay": [0, 1]}})  # ints, as JSON hands 0.0
     assert len(decays) == 4 and all(0 < c.weight_decay < 1 for c in decays.values())  # a float setting: not 0 or 1
     with pytest.raises(ConfigError, match=r"random_search range of 'lr' must be \[low, high\]"):
@@ -96,6 +98,9 @@ def test_best_base_is_the_studys_final_setup_and_refused_when_its_results_no_lon
     write_fixture_results()  # the smoke profile's results: 05 chose mixup 0.2 on wd 5e-4, cosine, lr 0.05
     best = sweep.base_setup("best", "smoke", str(synthetic_dir))
     assert (best.lr, best.schedule, best.weight_decay, best.mixup_alpha) == (0.05, "cosine", 5e-4, 0.2)
+    (paths.results_dir("smoke") / "03_lr_schedule.json").unlink()  # 05 does not start from 03's choice
+    _rewrite("05_mixup", lambda r: [run["config"].update(arch="mobilenet") for run in r["runs"]])  # a v1 study
+    assert sweep.base_setup("best", "smoke", str(synthetic_dir)).arch == "mobilenet"
     _rewrite("04_weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
     with pytest.raises(ValueError, match="05_mixup"):  # 05 started from wd 5e-4, which 04 no longer hands on
         sweep.base_setup("best", "smoke", str(synthetic_dir))
