@@ -88,12 +88,17 @@ def table_rows(results: dict[str, Setting]) -> list[dict]:
         size = model_size(config.arch, config.num_classes)
         rows.append({"arch": label, "params": int(size["params"]), "macs": int(size["macs"]),
                      "seconds_per_epoch": seconds_per_epoch(result), "epochs": s["epochs_done"],
-                     "runs_together": max(int(run.history["runs_together"].max()) for run in result.runs),
+                     "runs_together": max(_runs_together(run.history) for run in result.runs),
                      "n_seeds": s.get("n_seeds", 1), "best_val_acc": s["best_val_acc"],
                      "final_val_acc": s["final_val_acc"], "best_val_acc_std": s.get("best_val_acc_std"),
                      "final_val_acc_std": s.get("final_val_acc_std"), "device": _device(result),
                      "run_id": result.run_id})
     return rows
+
+
+def _runs_together(history: pd.DataFrame) -> int:
+    """How many runs trained in one stack with this one (1: alone; runs stored before stacking have no column)."""
+    return int(history["runs_together"].max()) if "runs_together" in history else 1
 
 
 def table(rows: list[dict]) -> pd.DataFrame:
