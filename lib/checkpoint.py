@@ -129,15 +129,18 @@ def restore(run_dir: Path, model, optimizer, generator, mixup_rng, scaler=None) 
     if state is None:
         return []
     if state["generator"].numel() != generator.get_state().numel():  # a CUDA generator's state is not a CPU one's
-        raise RunStoreError(f"run {run_dir.name} was started on another kind of device (its data-order generator "
-                            f"lives on the device): resume it there, or set AI6103_DEVICE to the device it was "
-                            f"started on (runs/{run_dir.name}/env.json says which)")
+        on_cpu = state["generator"].numel() == torch.Generator().get_state().numel()
+        raise RunStoreError(f"run {run_dir.name} was started on {'the CPU' if on_cpu else 'a GPU'} (its data-order "
+                            f"generator lives on the device): resume it there"
+                            f"{' (AI6103_DEVICE=cpu)' if on_cpu else ', with AI6103_DEVICE unset'}")
     print(f"{run_dir.name}: resuming after epoch {state['epoch']} (from its checkpoint)")
     model.load_state_dict(state["model"])
-    implementation = [(group.get("fused"), group.get("foreach")) for group in optimizer.param_groups]
-    optimizer.load_state_dict(state["optimizer"])
-    for group, (fused, foreach) in zip(optimizer.param_groups, implementation, strict=True):
-        group.update(fused=fused, foreach=foreach)  # this device's choice, not the saving one's (e.g. CPU -> T4)
+    # This machine's fused/foreach choice, not the saving one's (AI6103_FUSED_SGD changed, another GPU class); set
+    # before loading, since torch places Adam's step counters by the loaded groups' `fused` (on the device if fused).
+    saved = state["optimizer"]
+    saved["param_groups"] = [{**group, "fused": mine.get("fused"), "foreach": mine.get("foreach")}
+                             for group, mine in zip(saved["param_groups"], optimizer.param_groups, strict=True)]
+    optimizer.load_state_dict(saved)
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])  # a no-op for a disabled scaler (bf16/fp32 now)
     generator.set_state(state["generator"])

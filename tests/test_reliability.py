@@ -518,5 +518,27 @@ def test_resume_keeps_this_machines_optimiser_and_refuses_another_devices_genera
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     state["generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
     torch.save(state, tmp_path / "checkpoint.pt")
-    with pytest.raises(RunStoreError, match="was started on another kind of device .* set AI6103_DEVICE"):
+    with pytest.raises(RunStoreError, match="was started on a GPU .* resume it there, with AI6103_DEVICE unset"):
         checkpoint.restore(tmp_path, model, optimizer, torch.Generator(), np.random.default_rng(0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_adam_started_unfused_resumes_fused_on_gpu(tiny_config, tmp_path):
+    """Started with AI6103_FUSED_SGD=0, resumed with the fused Adam: torch places Adam's step counters by the loaded
+    groups' `fused`, so the fused kernel must find them on the GPU (the CPU would be an illegal memory access)."""
+    from lib import checkpoint
+    from lib.train import make_optimizer
+
+    config, cuda = dataclasses.replace(tiny_config, optimizer="adam"), torch.device("cuda")
+    model = torch.nn.Linear(4, 2).to(cuda)
+    for fused in (False, True):
+        optimizer = make_optimizer(model.parameters(), config, cuda, fused=fused)
+        if fused:
+            checkpoint.restore(tmp_path, model, optimizer, torch.Generator(cuda), np.random.default_rng(0))
+        model(torch.randn(3, 4, device=cuda)).sum().backward()
+        optimizer.step()
+        torch.cuda.synchronize()
+        if not fused:
+            checkpoint.save(tmp_path, model, optimizer, torch.Generator(cuda), np.random.default_rng(0),
+                            [{"epoch": 1}], config)
+    assert optimizer.param_groups[0]["fused"] and optimizer.state[model.weight]["step"].device.type == "cuda"
