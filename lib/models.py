@@ -348,7 +348,7 @@ def weights_fingerprint(pretrained: str) -> str | None:
         return None
     path = _weights_file(pretrained)
     stat = path.stat()
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _sha256(str(path.resolve()), (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino))
 
 
 def _weights_file(pretrained: str) -> Path:
@@ -360,8 +360,9 @@ def _weights_file(pretrained: str) -> Path:
 
 
 @functools.lru_cache(maxsize=16)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """A file's sha256, read again only when its size or modification time changes (a ResNet-34 file is 87 MB)."""
+def _sha256(path: str, version: tuple) -> str:
+    """A file's sha256, read again only when its size, times or inode change (a ResNet-34 file is 87 MB); the
+    inode and the change time too, for file systems whose times tick in whole seconds (a file replaced within one)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for chunk in iter(lambda: file.read(1 << 20), b""):
