@@ -23,7 +23,17 @@ from .executor import run_or_load_many
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
 from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
 from .results import read_section, write_section
-from .sections import SECTIONS, TRAINING, check_parameters, choose_label, chosen_run, get, section_configs, settings_of  # noqa: F401 - the notebooks' one import
+from .sections import (  # noqa: F401 - the notebooks' one import
+    SECTIONS,
+    TRAINING,
+    check_chain,
+    check_parameters,
+    choose_label,
+    chosen_run,
+    get,
+    section_configs,
+    settings_of,
+)
 from .seeds import FINAL_METRICS, Setting, scores_on_test_set, settings_of_runs  # noqa: F401 - for notebooks
 from .store import RunResult
 
@@ -184,12 +194,14 @@ def split_code() -> str:
 # --- the whole study's results ----------------------------------------------------------------------------
 
 def read_study(profile: str, sections: tuple[str, ...] = TRAINING) -> dict[str, dict]:
-    """The results files of the training sections, refusing any written under another profile."""
+    """The results files of the training sections, refusing any written under another profile and any that no
+    longer chain (a section re-run with another choice, the ones after it not: lib.sections.check_chain)."""
     records = {section: read_section(section, profile=profile) for section in sections}
     other = {section: r["profile"] for section, r in records.items() if r["profile"] != profile}
     if other:
         raise ValueError(f"results of {', '.join(f'{s} ({p})' for s, p in other.items())} are not from profile "
                          f"{profile!r}: run those notebooks with profile={profile!r} first")
+    check_chain(records)
     return records
 
 

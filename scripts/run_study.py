@@ -64,6 +64,31 @@ def notebook_parameters(notebook: Path) -> set[str]:
     return set(papermill.inspect_notebook(str(notebook)))
 
 
+def route_parameters(given: dict, declared_by: dict[str, set[str]]) -> dict[str, dict]:
+    """Each notebook's parameters (by name) from those given: every notebook that declares one gets it, except a
+    setting a training section run here compares (05's mixup_alpha): that goes to the section alone, and the
+    others inherit what it chooses (06 starts from 05's choice) or keep the brief's, so the study still chains.
+    A ValueError, one line, for a parameter no notebook takes and for a setting the section that compares it
+    takes under another name (02 compares `lr` as `learning_rates`: the notebooks after it would not chain)."""
+    declared = set().union(*declared_by.values())
+    unknown = sorted(set(given) - declared)
+    if unknown:  # a typo, or a setting no notebook takes: refuse rather than run the defaults
+        named = ", ".join("--seeds" if name == "seeds" else f"--param {name}" for name in unknown)
+        raise ValueError(f"{named}: no notebook run here takes it; the notebooks' parameters are "
+                         f"{', '.join(sorted(declared - {'profile', 'data_dir'}))}")
+    params = {nb: {k: v for k, v in given.items() if k in declared_by[nb]} for nb in declared_by}
+    deciders = {sections.get(nb).compares: nb for nb in params if nb in sections.TRAINING}
+    for name in set(given) & set(sections.SETTINGS) & set(deciders):
+        decider = deciders[name]
+        if name not in params[decider]:
+            raise ValueError(f"--param {name}: {decider} chooses the {name} the notebooks after it start from; give "
+                             f"it {sections.get(decider).values_param}=[...] instead, or leave it out (--only)")
+        for nb in params:
+            if nb != decider:
+                params[nb].pop(name, None)
+    return params
+
+
 def progress_line(done_s: float, total_s: float, width: int = 24) -> str:
     filled = int(round(width * min(done_s / total_s, 1.0))) if total_s else width
     return f"[{'#' * filled}{'-' * (width - filled)}] {100 * min(done_s / max(total_s, 1e-9), 1.0):3.0f}%"
@@ -144,15 +169,11 @@ def run(argv: list[str] | None = None) -> int:
         extra["pretrained"] = str(Path(pretrained).expanduser().resolve())  # (the kernels run in notebooks/)
     if args.seeds is not None:
         extra["seeds"] = args.seeds
-    declared_by = {nb.stem: notebook_parameters(nb) for nb in notebooks}
-    declared = set().union(*declared_by.values())
-    unknown = sorted(set(extra) - declared)
-    if unknown:  # a typo, or a setting no notebook takes: refuse rather than run the defaults
-        print(f"--param {', '.join(unknown)}: no notebook run here takes it; the notebooks' parameters are "
-              f"{', '.join(sorted(declared - {'profile', 'data_dir'}))}")
+    try:
+        params = route_parameters(extra, {nb.stem: notebook_parameters(nb) for nb in notebooks})
+    except ValueError as error:
+        print(error)
         return 2
-
-    params = {nb.stem: {k: v for k, v in extra.items() if k in declared_by[nb.stem]} for nb in notebooks}
     training = tuple(nb.stem for nb in notebooks if nb.stem in sections.TRAINING)
     try:
         for name, given in params.items():  # what no run setting checks: refused here, before anything trains

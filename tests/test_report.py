@@ -302,6 +302,13 @@ def test_a_summary_older_than_the_mixup_sections_test_score_is_refused(fixture_r
         report.generate(results, figures, build / "generated")
 
 
+def test_a_summary_of_results_that_no_longer_chain_is_refused(fixture_results):
+    """04 re-run with another choice, 05 not: notebook 07 refuses to write a summary, naming what to re-run."""
+    _rewrite("04_weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
+    with pytest.raises(ValueError, match=r"05_mixup do not start from .* re-run notebook notebooks/05_mixup.ipynb"):
+        study.export_summary("smoke")
+
+
 def test_sections_with_different_seed_counts_each_say_their_own(fixture_results):
     """02 re-run with 3 seeds, the rest with 1: the rate comparison speaks of means over 3 seeds, the schedule
     comparison of single runs, and the set-up says the counts differ."""

@@ -117,6 +117,28 @@ def test_results_that_no_longer_chain_are_refused(smoke_base):
     sections.check_chain(records)  # consistent again
 
 
+def test_the_driver_gives_a_compared_setting_to_its_section_alone():
+    """--param mixup_alpha=0.4 is what 05 compares: 06 must start from 05's choice, not from 0.4; sigmoid_blocks is
+    06's, not the base of 05. Without 05 in the run, 06 takes it as the setting it starts from."""
+    import importlib.util
+
+    from lib import paths
+
+    spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    declared = {name: {"lr", "mixup_alpha", "sigmoid_blocks", "epochs"} for name in ("05_mixup", "06_activation")}
+    given = {"mixup_alpha": 0.4, "sigmoid_blocks": [3], "epochs": 2}
+    assert driver.route_parameters(given, declared) == {"05_mixup": {"mixup_alpha": 0.4, "epochs": 2},
+                                                        "06_activation": {"sigmoid_blocks": [3], "epochs": 2}}
+    alone = driver.route_parameters(given, {"06_activation": declared["06_activation"]})
+    assert alone == {"06_activation": given}
+    with pytest.raises(ValueError, match=r"^--param lr: 02_learning_rate chooses the lr .* give it learning_rates="):
+        driver.route_parameters({"lr": 0.1}, {"02_learning_rate": {"learning_rates"}, **declared})
+    with pytest.raises(ValueError, match=r"^--seeds: no notebook run here takes it"):
+        driver.route_parameters({"seeds": 3}, {"01_data": {"split_seed"}})
+
+
 @pytest.mark.parametrize("section, name, value, allowed", [
     ("02_learning_rate", "choose_by", "val_loss", "one of ['train_loss', 'val_acc']"),
     ("03_lr_schedule", "choose_by", "train_loss", "one of ['val_acc']"),
