@@ -503,8 +503,13 @@ def _parameter_count(config: dict) -> int:
     return sum(p.numel() for p in build_model(config["arch"], config.get("num_classes", 100)).parameters())
 
 
-def _data(m: Macros, rec: dict, out: Path) -> None:
+def _data(m: Macros, rec: dict, out: Path, split_seed: int) -> None:
+    """01's numbers, of the split the runs trained on (`split_seed`, their config's)."""
     x = rec["extra"]
+    if x.get("split_seed", 0) != split_seed:
+        raise ReportError(f"results of 01_data describe the split with seed {x.get('split_seed')}, the runs' "
+                          f"split has seed {split_seed}: re-run notebook notebooks/01_data.ipynb with "
+                          f"split_seed={split_seed}")
     m["NTrain"], m["NVal"] = count(x["n_train"]), count(x["n_val"])
     m["NTotal"] = count(x["n_train"] + x["n_val"])
     for i, channel in enumerate("RGB"):
@@ -819,8 +824,8 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     m = Macros()
     m["PaperAuthor"] = tex_escape(author if author is not None else default_author())
     n = {name: runs_per_setting(results, sections) for name, sections in COMPARED.items()}
-    prose = {"setup": {**_setup(m, results, n["07_summary"]), "n_most": runs_per_setting(results, most=True)}}
-    _data(m, results["01_data"], out)
+    prose = {"setup": {**_setup(m, results, runs_per_setting(results)), "n_most": runs_per_setting(results, most=True)}}
+    _data(m, results["01_data"], out, _runs(results["02_learning_rate"])[0]["config"].get("split_seed", 0))
     prose["02_learning_rate"] = _learning_rate(m, results["02_learning_rate"], out, study["lr"], n["02_learning_rate"])
     prose["03_lr_schedule"] = _schedule(m, results["03_lr_schedule"], out, study, n["03_lr_schedule"])
     prose["04_weight_decay"] = _weight_decay(m, results["04_weight_decay"], out, study, n["04_weight_decay"])

@@ -309,6 +309,13 @@ def test_a_summary_of_results_that_no_longer_chain_is_refused(fixture_results):
         study.export_summary("smoke")
 
 
+def test_data_statistics_of_another_split_than_the_runs_are_refused(fixture_results):
+    results, figures, build, runs = fixture_results
+    _rewrite("01_data", lambda r: r["extra"].update(split_seed=1))
+    with pytest.raises(report.ReportError, match=r"01_data describe the split with seed 1, the runs' split has seed 0"):
+        report.generate(results, figures, build / "generated")
+
+
 def test_sections_with_different_seed_counts_each_say_their_own(fixture_results):
     """02 re-run with 3 seeds, the rest with 1: the rate comparison speaks of means over 3 seeds, the schedule
     comparison of single runs, and the set-up says the counts differ."""
@@ -336,6 +343,7 @@ def test_the_path_and_the_weight_decay_comparison_count_the_seeds_of_their_own_r
     _rewrite("05_mixup", three_seeds)
     text = _generated(report.generate(results, figures, build / "generated"))
     assert "Along this path of means over 3 seeds" in text
+    assert "different numbers of seeds per setting, from 1 to 3" in text  # the set-up: over every section
 
 
 def test_the_weight_decay_gap_is_the_difference_of_the_printed_accuracies(fixture_results):
