@@ -7,6 +7,7 @@ trains nothing, a failure is named in one line, and the committed notebooks carr
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -247,6 +248,19 @@ def test_every_notebook_has_one_parameters_cell_with_help():
         parameters = papermill.inspect_notebook(str(path))
         assert {"profile", "data_dir"} <= set(parameters), path.name
         assert all(p["help"] for p in parameters.values()), f"{path.name}: a parameter without a # help comment"
+
+
+def test_no_notebook_assigns_to_a_parameter_after_its_parameters_cell():
+    """In Lab a cell is re-run after its upstream notebook changed: a parameter must still hold what was given, not
+    a value an earlier run stored in its name (03 once kept its old inherited `lr` that way). `profile` is the one
+    exception: session_profile(profile) gives the same profile again."""
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        parameters = set(papermill.inspect_notebook(str(path))) - {"profile"}
+        code = [c for c in notebook.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+        assigned = {node.id for cell in code for node in ast.walk(ast.parse(cell.source))
+                    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        assert not assigned & parameters, f"{path.name} assigns to its parameters {sorted(assigned & parameters)}"
 
 
 def test_code_and_notebooks_pass_ruff():
