@@ -178,7 +178,11 @@ def run(argv: list[str] | None = None) -> int:
     try:
         for name, given in params.items():  # what no run setting checks: refused here, before anything trains
             sections.check_parameters(name, **given)
-        training_s = plan.print_study_plan(args.profile, args.data_dir, params, training)  # stacks accounted for
+        training_s = plan.print_study_plan(args.profile, args.data_dir, params, training) if training else 0.0
+        extras = [nb.stem for nb in notebooks if nb.stem not in sections.SECTIONS]
+        if extras:  # their runs come from their own parameters (a grid, architectures): planned where they train
+            print(f"{' and '.join(extras)} train{'s' * (len(extras) == 1)} in the notebook, which prints the plan "
+                  f"and the estimate of its runs first; the estimate below leaves them out")
     except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:  # data missing, bad choice, ...
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
         return 2
