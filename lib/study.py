@@ -167,19 +167,20 @@ def run_record(label: str, result: Setting | RunResult) -> dict:
 
 
 def export(section: str, profile: str, results: dict[str, Setting], chosen: str | None = None,
-           extra: dict | None = None, data_kind: str | None = None) -> None:
+           extra: dict | None = None, data_kind: str | None = None, figures: list[str] | None = None) -> None:
     """Write a section's results file (lib.results schema) from its labelled runs: every section exports this way.
 
     `chosen` is the label of the run the section hands on (lib.sections: what the next section starts from);
-    the record names it by run id and the setting it decided. `data_kind` is needed only without runs. Prints
-    the file's path once (and returns nothing, so a notebook shows it once)."""
+    the record names it by run id and the setting it decided. `data_kind` is needed only without runs; `figures`
+    only where a section draws some of its figures (default: all it declares). Prints the file's path once (and
+    returns nothing, so a notebook shows it once)."""
     compares = get(section).compares
     chosen_run = results[chosen] if chosen is not None else None
     kind = data_kind or data_info(next(iter(results.values())).config.data_dir).kind
     path = write_section(section, profile, kind, [run_record(label, r) for label, r in results.items()],
                          chosen={compares: getattr(chosen_run.config, compares)} if chosen_run else {},
                          chosen_run_id=chosen_run.run_id if chosen_run else None, extra=extra,
-                         figures=get(section).figure_stems)
+                         figures=get(section).figure_stems if figures is None else figures)
     print(f"wrote {path}")
 
 

@@ -186,6 +186,27 @@ def _shown(value):
     return "-".join(map(str, value)) if isinstance(value, tuple) else value
 
 
+def save_figures(table: pd.DataFrame, fields: list[str], data_kind: str, profile: str) -> list[str]:
+    """The sweep's figures that apply to it: the final metric against the varied fields (when any vary) and
+    parallel coordinates (three or more); each one that does not is removed from the figures folder, so that an
+    earlier sweep's never passes for this one's. Returns the stems written (the results file lists them)."""
+    from . import plots  # matplotlib: only where figures are drawn
+
+    section = get_section("08_sweep")
+    drawn = {"metric": (lambda: plots.plot_sweep(table, fields)) if fields else None,
+             "parallel": (lambda: plots.plot_parallel_coordinates(table, fields)) if len(fields) >= 3 else None}
+    written = []
+    for name, draw in drawn.items():
+        stem = section.figure(name)
+        if draw is None:
+            for suffix in (".pdf", ".png"):
+                (paths.figures_dir(profile) / f"{stem}{suffix}").unlink(missing_ok=True)
+        else:
+            plots.save(draw(), stem, data_kind, profile)
+            written.append(stem)
+    return written
+
+
 def export_table(table: pd.DataFrame, profile: str) -> str:
     """Write the sweep table as results/<profile>/08_sweep.csv; returns the file's name."""
     path = paths.results_dir(profile) / "08_sweep.csv"

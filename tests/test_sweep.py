@@ -2,6 +2,7 @@
 and, run again, reuses its runs."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,8 +74,13 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
                               text=True, timeout=600)
 
     grid = "{'lr': [0.1, 0.05], 'weight_decay': [5e-4, 1e-4]}"
+    earlier = tmp_path / "figures" / "tiny" / "08_sweep_parallel.pdf"  # an earlier sweep's, of three fields
+    earlier.parent.mkdir(parents=True)
+    earlier.write_bytes(b"%PDF-")
     first = sweep_command(grid)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert not earlier.exists()  # two fields: no parallel coordinates, and none left over to pass for this sweep's
+    assert json.loads((tmp_path / "results" / "tiny" / "08_sweep.json").read_text())["figures"] == ["08_sweep_metric"]
     table = pd.read_csv(tmp_path / "results" / "tiny" / "08_sweep.csv")
     assert len(table) == 4 and set(table["lr"]) == {0.1, 0.05} and set(table["weight_decay"]) == {5e-4, 1e-4}
     assert list(table["val acc (%)"]) == sorted(table["val acc (%)"], reverse=True)
