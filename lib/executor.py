@@ -208,6 +208,14 @@ def _error_line(error: Exception) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
+def _age(path: Path) -> float:
+    """Seconds since `path` last changed (a task's log: about since its job ended); inf if there is none."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return math.inf
+
+
 def _fresh(job: submitit.Job) -> submitit.Job:
     """A job just submitted, without the result file an earlier job of the same id may have left in its folder.
 
@@ -357,8 +365,12 @@ class _Slurm:
                     queued.setdefault(job, []).append(name)
                     continue
                 ended = Task([name], submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
+                state = states.get(job, "UNKNOWN")
+                if state not in NO_RESULT and not ended.job.paths.result_pickle.exists() and _age(ended.log) < GRACE_S:
+                    queued.setdefault(job, []).append(name)  # just ended: its files may be on their way (shared FS)
+                    continue
                 del pending[name]  # said once below; the next call submits the run again
-                if why := _outcome(ended, states.get(job, "UNKNOWN"), 0.0, time.time()):
+                if why := _outcome(ended, state, 0.0, time.time()):
                     failed.append(f"run {name} ({self.where(ended)}, log {ended.log}): {why}")
             if failed:  # never resubmit unseen what failed unseen: the same error would come back each time
                 raise TasksFailed(f"{len(failed)} of the runs submitted earlier failed in the queue: "

@@ -66,10 +66,12 @@ def notebook_parameters(notebook: Path) -> set[str]:
 
 def route_parameters(given: dict, declared_by: dict[str, set[str]]) -> dict[str, dict]:
     """Each notebook's parameters (by name) from those given: every notebook that declares one gets it, except a
-    setting a training section run here compares (05's mixup_alpha): that goes to the section alone, and the
-    others inherit what it chooses (06 starts from 05's choice) or keep the brief's, so the study still chains.
-    A ValueError, one line, for a parameter no notebook takes and for a setting the section that compares it
-    takes under another name (02 compares `lr` as `learning_rates`: the notebooks after it would not chain)."""
+    setting that a training section run here compares under that name (05's mixup_alpha, 06's sigmoid_blocks):
+    that goes to the section alone, so 06 still starts from 05's choice and 02-05 keep the brief's ReLU.
+    A ValueError, one line, for a parameter no notebook takes, and for a setting that a section run here compares
+    under another name while a later one starts from its choice, directly or not (02 compares `lr` as
+    `learning_rates`: the notebooks after it would not chain). 03's schedule is handed on to nobody, so
+    `schedule` goes to the rest."""
     declared = set().union(*declared_by.values())
     unknown = sorted(set(given) - declared)
     if unknown:  # a typo, or a setting no notebook takes: refuse rather than run the defaults
@@ -77,16 +79,27 @@ def route_parameters(given: dict, declared_by: dict[str, set[str]]) -> dict[str,
         raise ValueError(f"{named}: no notebook run here takes it; the notebooks' parameters are "
                          f"{', '.join(sorted(declared - {'profile', 'data_dir'}))}")
     params = {nb: {k: v for k, v in given.items() if k in declared_by[nb]} for nb in declared_by}
-    deciders = {sections.get(nb).compares: nb for nb in params if nb in sections.TRAINING}
-    for name in set(given) & set(sections.SETTINGS) & set(deciders):
-        decider = deciders[name]
-        if name not in params[decider]:
+    for decider in [nb for nb in params if nb in sections.TRAINING]:
+        name = sections.get(decider).compares
+        if name not in given:
+            continue
+        if name in params[decider]:  # its compared values: nobody else's
+            for nb in params:
+                if nb != decider:
+                    params[nb].pop(name, None)
+        elif any(decider in _ancestors(nb) for nb in params if nb in sections.TRAINING):
             raise ValueError(f"--param {name}: {decider} chooses the {name} the notebooks after it start from; give "
                              f"it {sections.get(decider).values_param}=[...] instead, or leave it out (--only)")
-        for nb in params:
-            if nb != decider:
-                params[nb].pop(name, None)
     return params
+
+
+def _ancestors(section: str) -> set[str]:
+    """The sections whose choices `section` starts from, directly or through others (06: 05, 04, 02)."""
+    found, source = set(), sections.get(section).starts_from
+    while source is not None:
+        found.add(source)
+        source = sections.get(source).starts_from
+    return found
 
 
 def progress_line(done_s: float, total_s: float, width: int = 24) -> str:

@@ -357,6 +357,14 @@ def test_the_weight_decay_gap_is_the_difference_of_the_printed_accuracies(fixtur
     text = _generated(report.generate(results, figures, build / "generated"))
     assert "(9.9 against 15.0 points)" in text  # not 10.0 beside the 60.0 and 50.1 it is read with
 
+    def level(record):  # 51.3 - 31.3 and 50.0 - 30.0: 20.0 points each as printed (one is 19.999... in floats)
+        record["runs"][0].update(final_train_acc=0.513, final_val_acc=0.313)
+        record["runs"][1].update(final_train_acc=0.5, final_val_acc=0.3)
+
+    _rewrite("04_weight_decay", level)
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "the same gap between training and validation accuracy (20.0 against 20.0 points)" in text
+
 
 def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percentages():
     from lib.reference import PublicRange

@@ -135,6 +135,9 @@ def test_the_driver_gives_a_compared_setting_to_its_section_alone():
     assert alone == {"06_activation": given}
     with pytest.raises(ValueError, match=r"^--param lr: 02_learning_rate chooses the lr .* give it learning_rates="):
         driver.route_parameters({"lr": 0.1}, {"02_learning_rate": {"learning_rates"}, **declared})
+    schedule = driver.route_parameters({"schedule": "step"}, {"03_lr_schedule": {"schedules"}, "04_weight_decay":
+                                                              {"schedule"}, "05_mixup": {"schedule"}})
+    assert schedule["04_weight_decay"] == schedule["05_mixup"] == {"schedule": "step"}  # 03 hands its choice to none
     with pytest.raises(ValueError, match=r"^--seeds: no notebook run here takes it"):
         driver.route_parameters({"seeds": 3}, {"01_data": {"split_seed"}})
 
