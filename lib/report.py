@@ -461,6 +461,20 @@ def _best(runs: list[dict], key: str, lowest: bool) -> dict:
     return (min if lowest else max)(runs, key=lambda r: r[key])
 
 
+def _printed(run: dict, key: str) -> float:
+    """A final number as the paper prints it, as a number to compare (a diverged loss: inf, worse than any)."""
+    value = run[key]
+    if not math.isfinite(value):
+        return math.inf
+    return float(pct(value)) if "acc" in key else float(loss(value))
+
+
+def _order(runs: list[dict], key: str, sign: str) -> list[dict]:
+    """Runs in an order, as printed, each with the sign before it: `sign`, or '$=$' after a run level with it."""
+    return [{**shown(r), "sep": "" if i == 0 else "$=$" if _printed(r, key) == _printed(runs[i - 1], key) else sign}
+            for i, r in enumerate(runs)]
+
+
 def _function_source(path: Path, name: str) -> str | None:
     """The source of function `name` in `path` without its docstring (for a listing), or None."""
     text = path.read_text()
@@ -550,7 +564,7 @@ def _learning_rate(m: Macros, rec: dict, out: Path, chosen: dict, n: int) -> dic
     for key, lowest in (("final_train_loss", True), ("final_train_acc", False), ("final_val_loss", True),
                         ("final_val_acc", False)):
         best = _best(runs, key, lowest)
-        level = [r for r in runs if r[key] == best[key]]
+        level = [r for r in runs if _printed(r, key) == _printed(best, key)]  # level as printed: a tie
         if len(level) > 1:
             ties.append({"lrs": [plain(r["config"]["lr"]) for r in level], "criteria": [key], "tie": True})
         else:
@@ -559,11 +573,18 @@ def _learning_rate(m: Macros, rec: dict, out: Path, chosen: dict, n: int) -> dic
     ranges = _public(rec, runs)
     (out / "tables" / "02_learning_rate.tex").write_text(run_table(
         [(_eta(r["config"]["lr"]), r, r["run_id"] == chosen["run_id"]) for r in runs], ranges))
-    by_train = sorted(runs, key=lambda r: r["final_train_loss"])
-    by_val = sorted(runs, key=lambda r: -r["final_val_acc"])
+    by_train = sorted(runs, key=lambda r: _printed(r, "final_train_loss"))
+    by_val = sorted(runs, key=lambda r: -_printed(r, "final_val_acc"))
+    # The orders differ where one rate trains better and another validates better (as printed; ties order nothing).
+    differ = any(_printed(a, "final_train_loss") < _printed(b, "final_train_loss")
+                 and _printed(a, "final_val_acc") < _printed(b, "final_val_acc") for a in runs for b in runs)
+    tops_differ = _printed(best_val, "final_train_loss") != _printed(best_train, "final_train_loss") and \
+        _printed(best_train, "final_val_acc") != _printed(best_val, "final_val_acc")
     return {"criterion_winners": [*winners.values(), *ties], "n": n,
-            "by_train_loss": [shown(r) for r in by_train], "by_val_acc": [shown(r) for r in by_val],
-            "rankings_differ": [r["run_id"] for r in by_train] != [r["run_id"] for r in by_val],
+            "by_train_loss": _order(by_train, "final_train_loss", "$<$"),
+            "by_val_acc": _order(by_val, "final_val_acc", "$>$"),
+            "rankings_differ": differ, "tops_differ": differ and tops_differ,
+            "larger_validates_better": best_val["config"]["lr"] > best_train["config"]["lr"],
             "chosen": shown(chosen), "best_train": shown(best_train), "best_val": shown(best_val),
             "chosen_trains_best": chosen["final_train_loss"] == best_train["final_train_loss"],
             "chosen_validates_best": chosen["final_val_acc"] == best_val["final_val_acc"],

@@ -546,6 +546,20 @@ def test_the_learning_rate_discussion_follows_whether_rankings_differ(fixture_re
     assert "neither run" not in (paths.report_dir() / "paper.tex").read_text()
 
 
+def test_the_learning_rate_orders_follow_the_printed_values_and_the_reason_fits_them(fixture_results):
+    """Training losses 1.7341 and 1.7344 print alike: a tie, '=' in the order. The smallest rate validates best
+    while a larger one trains best: no regulariser story, which would explain the opposite."""
+    results, figures, build, runs = fixture_results
+    losses, accuracies = {0.5: 1.7341, 0.05: 1.7344, 0.01: 2.0}, {0.5: 0.40, 0.05: 0.45, 0.01: 0.50}
+    _rewrite("02_learning_rate", lambda r: [run.update(final_train_loss=losses[run["config"]["lr"]],
+                                                       final_val_acc=accuracies[run["config"]["lr"]])
+                                            for run in r["runs"]])
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "0.5 (1.734) $=$ 0.05 (1.734) $<$ 0.01 (2.000)" in text
+    assert "$\\eta=0.5$ and $\\eta=0.05$ tie for the lowest training loss" in text
+    assert "is not the one that does best on held-out images" in text and "noise of a large rate" not in text
+
+
 def test_summary_table_is_the_path_of_chosen_runs(fixture_results):
     """Constant rate, + cosine, + the chosen weight decay, + mixup, then the Sigmoid variant after a rule; not the
     weight decay that was not chosen; the final model's row bold, maths included, with the test accuracy."""
