@@ -668,7 +668,7 @@ def _mixup(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -> d
             "kept": kept, "chosen": shown(chosen),
             "test": {"with_mixup": tested["run_id"] != base["run_id"],
                      "acc": with_sd(pct(x["test_acc"]), _pct_or_none(x.get("test_acc_std"))),
-                     "loss": loss(x["test_loss"])} if tested and "test_acc" in x else None,
+                     "loss": loss(x["test_loss"]), "n": x.get("n_seeds", 1)} if tested and "test_acc" in x else None,
             "public": _note(runs, ranges)}
 
 
@@ -748,7 +748,7 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
     cells += [(row["test"], row["test_range"]) for row in rows if row["test"] is not None]
     steps = [{"change": change, "gain": points(run["final_val_acc"], before["final_val_acc"])}
              for (_, before, _), (change, run, _) in zip(path, path[1:], strict=False)]
-    return {"final": shown(final), "test_acc": test_acc, "steps": steps, "n": n,
+    return {"final": shown(final), "test_acc": test_acc, "steps": steps, "n": n, "n_test": x.get("n_seeds", 1),
             "start": shown(const), "end": shown(path[-1][1]),
             "test_range": {"span": span(test_range), "outside": test_range.verdict(x["test_acc"]) == "OUTSIDE"}
             if test_range else None,

@@ -560,6 +560,16 @@ def test_the_learning_rate_orders_follow_the_printed_values_and_the_reason_fits_
     assert "is not the one that does best on held-out images" in text and "noise of a large rate" not in text
 
 
+def test_a_test_accuracy_over_seeds_is_said_to_be_a_mean_of_models(fixture_results):
+    results, figures, build, runs = fixture_results
+    for section in ("05_mixup", "07_summary"):
+        _rewrite(section, lambda r: r["extra"].update(n_seeds=3, test_acc_std=0.004))
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "the 3 models (one per seed) trained with mixup reached a mean of" in text
+    assert "reached a mean test accuracy of" in text and "over its 3 models (one per seed)" in text
+    assert "that a model trained with this recipe reaches" in text and "this one trained model" not in text
+
+
 def test_summary_table_is_the_path_of_chosen_runs(fixture_results):
     """Constant rate, + cosine, + the chosen weight decay, + mixup, then the Sigmoid variant after a rule; not the
     weight decay that was not chosen; the final model's row bold, maths included, with the test accuracy."""
