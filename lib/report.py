@@ -49,6 +49,7 @@ DEFAULT_PROFILE = "full"  # as in the Makefile
 ARCH_NAMES = {"mobilenetv2": "MobileNetV2", "mobilenet": "MobileNet~(v1)", "small_cnn": "small CNN",
               "resnet18": "ResNet-18", "resnet34": "ResNet-34"}
 RISE = 0.05  # a validation loss that ends more than this share above its minimum has risen (the run overfits)
+OVERFIT_EPOCHS = 3  # ... after at least this many epochs past the minimum; fewer are no trend (smoke: 2 epochs)
 LATE = 0.25  # the share of training at the end over which the training loss's last descent is reported
 ANONYMOUS = "Anonymous"  # the author when none is given and git knows no user.name
 
@@ -225,6 +226,8 @@ def val_loss_trend(curves: dict[str, list[float]]) -> dict:
     low = min(range(len(values)), key=values.__getitem__)
     rise = values[-1] - values[low]
     shape = "rose" if rise > RISE * values[low] else "falling" if low == len(values) - 1 else "flat"
+    if shape == "rose" and len(values) - 1 - low < OVERFIT_EPOCHS:
+        shape = "ended_higher"
     if not math.isfinite(values[-1]):  # diverged (lib.results reads a NaN loss as inf)
         shape = "diverged"
     return {"shape": shape, "min_epoch": low + 1, "min": loss(values[low]), "rise": loss(rise),
@@ -613,6 +616,9 @@ def _schedule(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -
 
 def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: int) -> dict:
     runs = sorted(_runs(rec), key=lambda r: -r["config"]["weight_decay"])
+    if len(runs) < 2:
+        raise ReportError(f"results of {rec['section']} hold {len(runs)} weight decay; the paper compares at least two "
+                          f"(the brief: 5e-4 and 1e-4): re-run notebook notebooks/{rec['section']}.ipynb with them")
     chosen, no_decay = study["weight_decay"], study["cosine"]
     best = _best(runs, "final_val_acc", lowest=False)
     others = [r for r in runs if r is not best]

@@ -346,6 +346,14 @@ def test_the_path_and_the_weight_decay_comparison_count_the_seeds_of_their_own_r
     assert "different numbers of seeds per setting, from 1 to 3" in text  # the set-up: over every section
 
 
+def test_one_weight_decay_is_refused_in_one_line(fixture_results):
+    results, figures, build, runs = fixture_results
+    _rewrite("04_weight_decay", lambda r: r.update(runs=[x for x in r["runs"] if x["run_id"] == r["chosen_run_id"]]))
+    with pytest.raises(report.ReportError, match=r"04_weight_decay hold 1 weight decay; the paper compares at least "
+                                                 r"two .* re-run notebook notebooks/04_weight_decay.ipynb"):
+        report.generate(results, figures, build / "generated")
+
+
 def test_the_weight_decay_gap_is_the_difference_of_the_printed_accuracies(fixture_results):
     results, figures, build, runs = fixture_results
 
@@ -498,24 +506,30 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
     assert "generalised better" not in text
 
 
-@pytest.mark.parametrize("shape", ["rose", "falling", "flat", "diverged"])
+@pytest.mark.parametrize("shape", ["rose", "falling", "flat", "diverged", "ended_higher"])
 def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
     """The constant-rate run's validation loss: where it was lowest, that value, how far it rose and the final
     training accuracy when it rose by more than 5 % of its minimum; else that it kept falling or stayed flat."""
     results, figures, build, runs = fixture_results
     curve = {"rose": None, "falling": [3.0 - i / 100 for i in range(300)],  # lowest at the last epoch
              "flat": [2.0] * 99 + [1.5] + [1.5 + 0.05 * i / 200 for i in range(1, 201)],  # +3.3 % from epoch 100
-             "diverged": [2.0, 1.5] + [math.nan] * 298}[shape]
+             "diverged": [2.0, 1.5] + [math.nan] * 298, "ended_higher": [2.0, 1.5, 1.6]}[shape]
     if curve:
         _rewrite("03_lr_schedule", lambda r: r["runs"][0]["curves"].update(val_loss=curve))
+    if shape == "diverged":  # the training loss too
+        _rewrite("03_lr_schedule", lambda r: r["runs"][0]["curves"].update(train_loss=curve))
     text = _generated(report.generate(results, figures, build / "generated"))
+    if shape == "diverged":
+        assert "the constant-rate run's had diverged." in " ".join(text.split())
     expected = {"rose": "The constant-rate run overfitted: its validation loss was lowest at epoch 61 (1.420) and rose "
                         "by 0.531 to the last epoch, while its training accuracy reached 74.2\\,\\%",
                 "falling": "The constant-rate run's validation loss kept falling to the last epoch (0.010)",
                 "flat": "The constant-rate run's validation loss was lowest at epoch 100 (1.500) and stayed within "
                         "5\\,\\% of that to the last epoch (1.550)",
                 "diverged": "The constant-rate run diverged: its validation loss was no longer finite from epoch 3 "
-                            "after a lowest value of 1.500 at epoch 2"}
+                            "after a lowest value of 1.500 at epoch 2",
+                "ended_higher": "The constant-rate run's validation loss was lowest at epoch 2 (1.500) and ended at "
+                                "1.600, too few epochs later to speak of overfitting"}
     assert expected[shape] in text
     assert "settles at a level set by the step size" not in (paths.report_dir() / "paper.tex").read_text()
 
