@@ -37,7 +37,7 @@ class RunConfig:
     batch_size: int = 128  # images per SGD step; the last partial batch is kept
     momentum: float = 0.9  # SGD momentum (the brief fixes 0.9)
     schedule: str = "constant"  # "constant", or "cosine": per step from lr down to exactly 0 after the last step
-    weight_decay: float = 0.0  # SGD's decoupled-in-the-step decay, the brief's eq. 3 (w -= lr * wd * w)
+    weight_decay: float = 0.0  # SGD's: wd * w added to the gradient, the brief's eq. 3 without momentum
     mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha) parameter; 0 turns mixup off
     sigmoid_blocks: tuple[int, ...] = ()  # indices into model.layers whose activations become Sigmoid (study: 4..10)
     seed: int = 0  # weights, data order, augmentation and mixup draws

@@ -186,10 +186,11 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
 
     `net` maps the batch to logits N x B x classes (lib.stack); `optimizers[n]`, `watched[n]` (the parameter
     whose gradient 2-norm is logged) and `scalers[n]` (`rt.loss_scaler()`) belong to model n. Adds, per model,
-    [loss * B, correct (lambda-weighted), B, grad-norm, grad-norm minus the previous one] into `sums` (N x 5, on
-    the device). One batch for all models: x B x 3 x H x W, labels B, `lam` a float or a 0-d device tensor; one
-    batch per model (runs of different seeds): x B x 3N x H x W, labels N x B, `lam` a device tensor N. Nothing
-    here reads back to the host, except the skip test of a scaled step with the unfused SGD (CPU, or fused off).
+    [loss * B, correct (lambda-weighted), B, grad-norm, grad-norm minus the previous one, 1 if the norm counts]
+    into `sums` (N x 6, on the device): in fp16 a step skipped on overflow has no norm and counts for nothing.
+    One batch for all models: x B x 3 x H x W, labels B, `lam` a float or a 0-d device tensor; one batch per model
+    (runs of different seeds): x B x 3N x H x W, labels N x B, `lam` a device tensor N. Nothing here reads
+    back to the host, except the skip test of a scaled step with the unfused SGD (CPU, or fused off).
     """
     with rt.autocast():
         logits = net(x).float()
@@ -202,7 +203,9 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
     for optimizer, scaler in zip(optimizers, scalers, strict=True):
         scaler.unscale_(optimizer)  # the true gradients again, and a device flag if any is inf/nan (fp16 overflow)
     grad_norms = torch.stack([w.grad.detach().float().norm() for w in watched])
-    if rt.scales_loss:  # NOTE: an overflowed (skipped) step logs the previous step's norm (0 at an epoch's start)
+    counts = torch.ones_like(grad_norms)  # a fill kernel, not a host-to-device copy (graph-safe)
+    if rt.scales_loss:  # an overflowed (skipped) step: left out of the epoch's mean; the last norm stays the previous
+        counts = grad_norms.isfinite().float()
         grad_norms = torch.where(grad_norms.isfinite(), grad_norms, sums[:, 4])
     for optimizer, scaler in zip(optimizers, scalers, strict=True):
         # On overflow no update at all (fused SGD reads the flag on the device, inside the graph); the learning rate
@@ -214,7 +217,8 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
         # fp32 counts: lambda (a float, or the float32 tensor of the graph or of per-run batches) scales them alike
         correct = lam * (predicted == y).sum(1).float() + (1.0 - lam) * (predicted == y_b).sum(1).float()
         size = torch.full_like(grad_norms, y.shape[-1])  # a fill kernel, not a host-to-device copy (graph-safe)
-        sums += torch.stack([losses.detach() * y.shape[-1], correct, size, grad_norms, grad_norms - sums[:, 4]], dim=1)
+        sums += torch.stack([losses.detach() * y.shape[-1], correct, size, grad_norms * counts,
+                             grad_norms - sums[:, 4], counts], dim=1)
 
 
 def make_step(net, optimizers, watched, sums, rt: Runtime, example: DeviceSplit, batch_size: int,
@@ -339,14 +343,14 @@ def _build(configs: list[RunConfig], rt: Runtime):
 
 def fresh_step(configs: list[RunConfig], rt: Runtime, split: DeviceSplit, compile_model: bool = False):
     """New models (one per config, trained together) with a ready `step` for `split`'s batches:
-    (models, net, sums, step), `net` the stacked network (logits N x B x classes), `sums` N x 5.
+    (models, net, sums, step), `net` the stacked network (logits N x B x classes), `sums` N x 6.
 
     For benchmarks, tests and time estimates. `train_together` builds the same pieces itself, because it
     restores checkpoints between making the optimisers and capturing the step (the graph must see them).
     """
     models, optimizers, watched = _build(configs, rt)
     net = stack_models(models)
-    sums = torch.zeros(len(configs), 5, device=rt.device)
+    sums = torch.zeros(len(configs), 6, device=rt.device)
     step = make_step(net, optimizers, watched, sums, rt, split, configs[0].batch_size, compile_model,
                      per_run_batches=len(random_streams(configs)) > 1)
     return models, net, sums, step
@@ -519,7 +523,8 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         return histories
     tracker = tracking.Tracking(configs, run_dirs, len(histories[0]))
     net = stack_models(models)  # after the restore: the stacked BatchNorm buffers start from the restored ones
-    sums = torch.zeros(n_runs, 5, device=rt.device)  # per run: [loss * batch, correct, images, grad-norm sum, last]
+    # per run: [loss * batch, correct, images, grad-norm sum, last grad-norm, steps with a grad-norm]
+    sums = torch.zeros(n_runs, 6, device=rt.device)
     phases["compiled"] = rt.compiles(config.epochs)
     build_started = time.perf_counter()
     step = make_step(net, optimizers, watched, sums, rt, data.train, config.batch_size,
@@ -539,7 +544,7 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         train_seconds = time.perf_counter() - start
         validation = evaluate(net, data.val, rt)
         seconds = time.perf_counter() - start
-        for c, history, (loss_sum, correct, seen, grad_sum, grad_last), (val_loss, val_acc), factor in zip(
+        for c, history, (loss_sum, correct, seen, grad_sum, grad_last, grad_steps), (val_loss, val_acc), factor in zip(
                 configs, histories, run_sums, validation, plateau, strict=True):
             history.append({
                 "epoch": epoch + 1,
@@ -548,7 +553,8 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
                 "train_acc": correct / seen,  # under mixup: lambda-weighted agreement with both labels
                 "val_loss": val_loss,
                 "val_acc": val_acc,
-                "grad_norm_mean": grad_sum / steps_per_epoch,  # 2-norm of d loss / d watched parameter, step mean
+                # 2-norm of d loss / d watched parameter, mean over the steps that had one (fp16 skips overflows)
+                "grad_norm_mean": grad_sum / grad_steps if grad_steps else math.nan,
                 "grad_norm_last": grad_last,  # ... at the epoch's last step
                 "epoch_seconds": seconds / n_runs,  # training + validation; runs together share the time
                 "train_images_per_second": seen * n_runs / train_seconds,  # this run's images per second of its share
