@@ -755,6 +755,7 @@ def _summary(m: Macros, results: dict[str, dict], out: Path, study: dict[str, di
     steps = [{"change": change, "gain": points(run["final_val_acc"], before["final_val_acc"])}
              for (_, before, _), (change, run, _) in zip(path, path[1:], strict=False)]
     return {"final": shown(final), "test_acc": test_acc, "steps": steps, "n": n, "n_test": x.get("n_seeds", 1),
+            "n_most": runs_per_setting(results, COMPARED["07_summary"], most=True),
             "start": shown(const), "end": shown(path[-1][1]),
             "test_range": {"span": span(test_range), "outside": test_range.verdict(x["test_acc"]) == "OUTSIDE"}
             if test_range else None,

@@ -339,8 +339,10 @@ def test_the_path_and_the_weight_decay_comparison_count_the_seeds_of_their_own_r
     _rewrite("04_weight_decay", three_seeds)
     text = _generated(report.generate(results, figures, build / "generated"))
     assert "Averaged over 3 seeds per setting, $\\lambda" in text and "Along this path of single runs" in text
-    _rewrite("03_lr_schedule", three_seeds)
     _rewrite("05_mixup", three_seeds)
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "Along this path of settings with 1 to 3 seeds each" in text  # 03's single runs, 05's means
+    _rewrite("03_lr_schedule", three_seeds)
     text = _generated(report.generate(results, figures, build / "generated"))
     assert "Along this path of means over 3 seeds" in text
     assert "different numbers of seeds per setting, from 1 to 3" in text  # the set-up: over every section
@@ -572,6 +574,13 @@ def test_the_learning_rate_orders_follow_the_printed_values_and_the_reason_fits_
     assert "0.5 (1.734) $=$ 0.05 (1.734) $<$ 0.01 (2.000)" in text
     assert "$\\eta=0.5$ and $\\eta=0.05$ tie for the lowest training loss" in text
     assert "is not the one that does best on held-out images" in text and "noise of a large rate" not in text
+
+
+def test_a_mixup_choice_between_accuracies_printed_alike_says_what_decided(fixture_results):
+    results, figures, build, runs = fixture_results
+    _rewrite("05_mixup", lambda r: [run.update(final_val_acc=0.6794) for run in r["runs"]])
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "the same validation accuracy" in text and "final recipe, on digits beyond those printed." in text
 
 
 def test_a_test_accuracy_over_seeds_is_said_to_be_a_mean_of_models(fixture_results):
