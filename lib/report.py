@@ -698,19 +698,27 @@ def _activation(m: Macros, rec: dict, out: Path, relu: dict, n: int) -> dict:
 
     grad_norms = []  # per run that has them: the gradient norm's start, peak (epoch from 1) and end
     found = {}
+    def norm(value: float) -> str:  # three significant digits; an epoch without a norm (diverged, fp16) says so
+        return f"{value:#.3g}" if math.isfinite(value) else "not a number"
+
     for run, is_sigmoid in ((relu, False), (sig, True)):
         values = series(run, is_sigmoid)
         if values:
             found[is_sigmoid] = values
-            peak = max(range(len(values)), key=values.__getitem__)
-            grad_norms.append({"sigmoid": is_sigmoid, "start": f"{values[0]:#.3g}", "peak": f"{values[peak]:#.3g}",
-                               "peak_epoch": peak + 1, "peak_at_start": peak == 0, "end": f"{values[-1]:#.3g}"})
-    ratio = None  # ReLU's norm divided by Sigmoid's: the median over the epochs and at the last epoch
+            finite = [i for i, value in enumerate(values) if math.isfinite(value)] or [0]
+            peak = max(finite, key=values.__getitem__)
+            grad_norms.append({"sigmoid": is_sigmoid, "start": norm(values[0]), "peak": norm(values[peak]),
+                               "peak_epoch": peak + 1, "peak_at_start": peak == 0, "end": norm(values[-1]),
+                               "level": len({norm(value) for value in values}) == 1})
+    ratio = None  # ReLU's norm divided by Sigmoid's: the median over the epochs where both are numbers, Sigmoid's > 0
     if len(found) == 2:
-        ratios = [r / s for r, s in zip(found[False], found[True], strict=False) if s > 0]
+        pairs = list(zip(found[False], found[True], strict=False))
+        ratios = [r / s for r, s in pairs if math.isfinite(r) and math.isfinite(s) and s > 0]
         if ratios:
-            ratio = {"median": f"{statistics.median(ratios):#.3g}", "last": f"{ratios[-1]:#.3g}",
-                     "epochs": len(ratios)}
+            last_r, last_s = pairs[-1]
+            last_counts = math.isfinite(last_r) and math.isfinite(last_s) and last_s > 0
+            ratio = {"median": f"{statistics.median(ratios):#.3g}", "epochs": len(ratios), "all": len(pairs),
+                     "last": f"{last_r / last_s:#.3g}" if last_counts else None}
     ranges = _public(rec, [relu, sig])
     (out / "tables" / "06_activation.tex").write_text(run_table(
         [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges))

@@ -549,6 +549,15 @@ def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
     assert "with Sigmoid in blocks 4--10 it was highest at the start (0.120)" in text
     assert "in epoch 1 " not in text
 
+    def last_gone(record):  # Sigmoid's last norm 0 (or ReLU's not a number): no ratio at the last epoch
+        record["extra"]["grad_norm"]["sigmoid"][-1] = 0.0
+        record["extra"]["grad_norm"]["relu"] = [0.5] * len(record["extra"]["grad_norm"]["relu"])
+
+    _rewrite("06_activation", last_gone)
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert f"Over the {len(ratios) - 1} epochs where both norms were numbers and Sigmoid's above zero" in text
+    assert "times at the last epoch" not in text and "With ReLU the gradient norm stayed at 0.500;" in text
+
 
 @pytest.mark.parametrize("differ", [False, True])
 def test_the_learning_rate_discussion_follows_whether_rankings_differ(fixture_results, differ):
