@@ -840,7 +840,9 @@ def _baselines(rec: dict | None, study: dict, out: Path) -> dict:
             "n": min(run.get("n_seeds", 1) for run in runs.values()), "batch_size": config["batch_size"],
             "optimizer": config.get("optimizer", "sgd"), "momentum": plain(config["momentum"]),
             "level": top == bottom, "top": top, "bottom": bottom,
-            "spread": spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) if len(rows) > 1 else None,
+            "spread": {**spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]),
+                       "names": " and ".join(_arch_name(row["arch"]) for row in by_final[:2])}
+            if len(rows) > 1 and spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) else None,
             "params": extremes("params", 1e6), "macs": extremes("macs", 1e6), "seconds": extremes("seconds_per_epoch"),
             "device": tex_escape(devices.pop()) if len(devices) == 1 and None not in devices else None,
             "stacked": [_arch_name(row["arch"]) for row in rows if row.get("runs_together", 1) > 1]}

@@ -78,8 +78,9 @@ def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
         assert len(figure) > 1000 and b"/Type3" not in figure
 
 
-def _write_baselines(kind: str = "synthetic") -> dict[str, dict]:
-    """A baselines results file for the report fixture's profile: the table rows by architecture."""
+def _write_baselines(kind: str = "synthetic", seeds: int = 1) -> dict[str, dict]:
+    """A baselines results file for the report fixture's profile: the table rows by architecture; with `seeds`
+    > 1 every number is a mean with a standard deviation of 0.1 points."""
     sizes = {"small_cnn": (643_492, 10_871_808), "resnet18": (11_220_132, 555_468_800),
              "mobilenetv2": (2_412_212, 91_270_144), "mobilenet": (3_309_476, 46_446_592)}
     accuracies = {"small_cnn": 0.41, "resnet18": 0.62, "mobilenetv2": 0.55, "mobilenet": 0.52}
@@ -87,9 +88,12 @@ def _write_baselines(kind: str = "synthetic") -> dict[str, dict]:
     for arch, (params, macs) in sizes.items():
         runs.append(_run(arch, dataclasses.replace(RunConfig(epochs=15), arch=arch), 1.2, 0.6, 1.6, accuracies[arch],
                          f"base-{arch}"))
+        if seeds > 1:
+            runs[-1].update(n_seeds=seeds, std={key: 0.001 for key in ("final_train_loss", "final_train_acc",
+                                                                       "final_val_loss", "final_val_acc")})
         stacked = 3 if arch == "mobilenetv2" else 1  # section 2's run, trained stacked: a third of an epoch each
         rows[arch] = {"arch": arch, "params": params, "macs": macs, "seconds_per_epoch": (2.5 + params / 1e6) / stacked,
-                      "epochs": 15, "n_seeds": 1, "best_val_acc": accuracies[arch] + 0.004,
+                      "epochs": 15, "n_seeds": seeds, "best_val_acc": accuracies[arch] + 0.004,
                       "final_val_acc": accuracies[arch], "best_val_acc_std": None, "final_val_acc_std": None,
                       "device": "NVIDIA H100 80GB HBM3", "run_id": f"base-{arch}",
                       "runs_together": stacked}
@@ -116,6 +120,10 @@ def test_the_paper_has_the_baselines_table_only_when_their_results_exist(tmp_pat
     assert "for MobileNetV2, trained in a stack of runs, its share of the stack's epoch" in present  # caption
     assert ("took from 1.64\\,s (MobileNetV2, trained in a stack: its share of the stack's epoch) to 13.7\\,s "
             "(ResNet-18)") in " ".join(present.split())  # and the sentence that names the fastest
+    _write_baselines(seeds=2)  # means: the spread sentence names the two it compares, not the range's ends
+    text = " ".join(_generated(report.generate(results, tmp_path / "figures", out)).split())
+    assert ("The difference in validation accuracy between the two highest, ResNet-18 and MobileNetV2 (7.0 "
+            "points)") in text
     _write_baselines(kind="cifar100")  # other data than the study's: one line naming the notebook
     with pytest.raises(report.ReportError, match=r"re-run notebook notebooks/09_baselines\.ipynb") as error:
         report.generate(results, tmp_path / "figures", out)
