@@ -287,7 +287,8 @@ def _pipelines(small: bool, cuda: bool) -> list[tuple[str, dict, bool]]:
         ("default, eval batch 500", {**best, "eval_batch": 500}, False),
         ("default, eval batch 10000", {**best, "eval_batch": 10000}, False),
     ]
-    fp16 = {**best, "autocast_dtype": torch.float16}  # with its loss scaling (GradScaler), as training runs it
+    # With its loss scaling (GradScaler), as training runs it; `precision`, since `bf16` would override the dtype.
+    fp16 = {**{k: v for k, v in best.items() if k != "bf16"}, "precision": "fp16"}
     ladder += [("default with fp16 autocast (loss-scaled) instead of bf16", fp16, False)]
     if not small:
         ladder += [("default + torch.compile (graphs)", best, True),
@@ -372,14 +373,22 @@ def main(argv=None) -> list[dict]:
         if not keep(name) or (compile_model and args.skip_compile):
             continue
         _reset_peak(cuda)
-        rt = runtime(**overrides)
-        result = _ours(rt, images, labels, val_images, val_labels, args, compile_model)
+        try:  # one pipeline that fails (a compile error, out of memory) costs its row, not the rows after it
+            rt = runtime(**overrides)
+            result = _ours(rt, images, labels, val_images, val_labels, args, compile_model)
+        except Exception as error:  # noqa: BLE001 - said on one line, and the benchmark goes on
+            print(f"{name.strip()}: FAILED: {type(error).__name__}: {' '.join(str(error).split())[:300]}", flush=True)
+            continue
         report(_record(name.strip(), result, args, rt.features() + (", compiled" if compile_model else "")))
     for k, compile_model in stacks(args.stacked, cuda and not args.skip_compile):
         _reset_peak(cuda)
-        rt = runtime(compile=False) if cuda else runtime(eval_batch=64)
-        result = _ours(rt, images, labels, val_images, val_labels, args, compile_model, k=k)
         name = f"default, {k} runs stacked (sum over runs)" + ", compiled" * compile_model
+        try:
+            rt = runtime(compile=False) if cuda else runtime(eval_batch=64)
+            result = _ours(rt, images, labels, val_images, val_labels, args, compile_model, k=k)
+        except Exception as error:  # noqa: BLE001 - as above
+            print(f"{name}: FAILED: {type(error).__name__}: {' '.join(str(error).split())[:300]}", flush=True)
+            continue
         report(_record(name, result, args, rt.features() + ", compiled" * compile_model))
     for k in [int(s) for s in args.streams.split(",") if s] if cuda else []:
         _reset_peak(cuda)

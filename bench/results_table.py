@@ -107,7 +107,8 @@ def targets(records: list[dict]) -> list[str]:
     sessions: dict[tuple, list[dict]] = {}
     for r in h100:
         sessions.setdefault(session_key(r), []).append(r)
-    side_by_side = [s for s in sessions.values() if any(r["pipeline"].startswith("usual") for r in s)]
+    side_by_side = [s for s in sessions.values() if any(r["pipeline"].startswith("usual") for r in s)
+                    and any(not r["pipeline"].startswith("usual") and "full_study_gpu_seconds" not in r for r in s)]
     if side_by_side:
         session = side_by_side[-1]
         usual = next(r for r in session if r["pipeline"].startswith("usual"))

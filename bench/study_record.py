@@ -48,10 +48,12 @@ def full_epochs(epochs: int, profile: study.Profile) -> int:
                      f"nor long ({profile.long_epochs}) section")
 
 
-def from_timing_log(call: dict) -> dict:
-    """A line of lib.store's timings.jsonl as a measured call."""
+def from_timing_log(call: dict, first_in_process: bool = True) -> dict:
+    """A line of lib.store's timings.jsonl as a measured call; `first_in_process`: no earlier call of its process
+    (whose compiled code and cuDNN plans it could reuse)."""
     seconds = call["epoch_seconds"]
-    return {"runs": call["n_runs"], "epochs_config": call["epochs"], "epochs_measured": len(seconds),
+    return {"name": ", ".join(call.get("runs", [])), "first_in_process": first_in_process,
+            "runs": call["n_runs"], "epochs_config": call["epochs"], "epochs_measured": len(seconds),
             "compiled": call["compiled"],
             "data_seconds": call["data_seconds"], "build_seconds": call["build_seconds"],
             "first_epoch_seconds": seconds[0], "median_later_epoch_seconds": statistics.median(seconds[1:] or seconds),
@@ -98,7 +100,9 @@ def _record(calls: list[dict], overhead: float, profile_name: str, inputs: dict)
 
 def study_record(timings: list[dict], wall_seconds: float, profile_name: str) -> dict:
     """The record of a study that ran to its end: the run store's timing log and the study's wall time."""
-    calls = [from_timing_log(t) for t in timings]
+    calls = [from_timing_log(t, first_in_process=t.get("pid") is None or t["pid"] not in {u.get("pid") for u in
+                                                                                          timings[:i]})
+             for i, t in enumerate(timings)]
     training = sum(c["total_seconds"] for c in calls)
     return _record(calls, wall_seconds - training, profile_name,
                    {"measured_wall_seconds": round(wall_seconds, 1), "measured_training_seconds": round(training, 1)})

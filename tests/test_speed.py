@@ -104,6 +104,11 @@ def test_whole_study_record_scales_each_training_call_to_the_full_profile(monkey
     assert record["one_long_run_seconds_per_epoch"] == round((35.0 + 299) / 300, 3) and record["extrapolated"]
     with pytest.raises(ValueError, match="neither e2e's short"):
         study_record.study_record([{**calls[0], "epochs": 4}], 100.0, "e2e")
+    one_process = study_record.study_record([{**c, "pid": 7, "runs": [f"run{i}"]} for i, c in enumerate(calls)],
+                                            100.0, "e2e")  # the long run came second: it may reuse compiled code
+    assert [(c["name"], c["first_in_process"]) for c in one_process["training_calls"]] == [("run0", True),
+                                                                                           ("run1", False)]
+    assert "one_long_run_seconds_per_epoch" not in one_process
     log = "\n".join([  # a study's log cut off in its second wave: the wave's second call is taken as its first
         "  wave 1: 02_learning_rate", "    -> 1 runs to train in 1 training calls of 2 epochs",
         "  wave 2: 03_lr_schedule", "    -> 2 runs to train in 2 training calls of 6 epochs",
@@ -122,6 +127,7 @@ def test_whole_study_record_scales_each_training_call_to_the_full_profile(monkey
     ours = {**usual, "pipeline": "ours", "seconds_per_epoch_40k_10k": 0.5}
     markdown = tmp_path / "RESULTS.md"
     markdown.write_text(f"before\n{results_table.BEGIN}\nold\n{results_table.END}\nafter\n")
+    assert "side by side" not in results_table.generated([usual])  # a session cut off after its usual row
     records = results_table.merge([usual], [ours, record, ours, usual])
     assert records == [usual, ours, record]  # a record merged twice is kept once
     results_table.write_markdown(records, markdown)
