@@ -15,9 +15,14 @@ endif
 
 .PHONY: setup test lint lab all notebooks report bench tensorboard sweep baselines
 
+# A venv left half-made (Debian without python3-venv: no pip) or made by an older python3 than 3.11 is made again.
+VENV_OK := $(PY) -c 'import pip, sys; assert sys.version_info >= (3, 11)' 2>/dev/null
+
 $(STAMP): pyproject.toml
+	$(VENV_OK) || rm -rf $(VENV)
 	test -x $(PY) || bash scripts/check_disk.sh .
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(VENV_OK) || { echo "make setup: $(VENV) needs Python >= 3.11 with venv and pip (Debian/Ubuntu: apt install python3.11-venv)" >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name ai6103 --display-name "Python 3 (AI6103 workbook)" >/dev/null

@@ -78,8 +78,12 @@ class Tracking:
         self._each(lambda i, run: run.log(histories[i][-1]))
 
     def finish(self, histories: list[list[dict]]) -> None:
-        """Write each run's hparams record (the runs have trained their last epoch) and close its writers."""
-        self._each(lambda i, run: run.finish(histories[i]))
+        """Write the hparams record of each run that has trained its last epoch (or stopped early) and close every
+        writer: a run that goes on in a later stack (another run stopped early) gets its record there, once."""
+        from .schedule import is_finished
+
+        self._each(lambda i, run: run.finish(histories[i]) if is_finished(
+            run.config, [row["val_loss"] for row in histories[i]]) else run.close_quietly())
         self.runs = [None] * len(self.runs)
 
     def _each(self, action) -> None:

@@ -116,6 +116,21 @@ def test_stacked_runs_log_into_their_own_folders_and_wandb_runs(tiny_config, mon
     assert all(run.steps == [1, 2] and run.finished for run in inits)
 
 
+def test_a_run_that_goes_on_after_its_stack_ends_gets_its_hparams_record_later(tiny_config, tmp_path):
+    """Another run of the stack stopped early after epoch 1: this one, with 2 epochs to go, is closed without an
+    hparams record (it resumes in a new stack, which writes the one record at its real end)."""
+    going_on, stopped = dataclasses.replace(tiny_config, epochs=3), dataclasses.replace(tiny_config, epochs=1)
+    row = {"epoch": 1, "lr": 0.05, "train_loss": 4.0, "val_loss": 4.1, "train_acc": 0.1, "val_acc": 0.1,
+           "grad_norm_mean": 0.5}
+    tracker = tracking.Tracking([going_on, stopped], [tmp_path / "going_on", tmp_path / "stopped"], 0)
+    tracker.log([[row], [row]])
+    tracker.finish([[row], [row]])
+    with pytest.raises(KeyError, match="hparams"):  # no hparams record at all
+        _events(tmp_path / "going_on").PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in _events(tmp_path / "stopped").PluginTagToContent("hparams")
+    assert _logged(_events(tmp_path / "going_on"), "loss/train") == [(1, pytest.approx(4.0))]
+
+
 def test_tracking_failure_warns_once_and_training_goes_on(tiny_config, monkeypatch):
     from torch.utils.tensorboard import SummaryWriter
 
