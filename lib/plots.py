@@ -98,7 +98,8 @@ def plot_curves(histories: dict[str, pd.DataFrame], title: str | None = None) ->
             _band(ax, history, column, scale, style["color"])
         ax.set(xlabel="epoch", title=name)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].set_ylabel("cross-entropy (nats) / accuracy (%)")
+    axes[0].set_ylabel("cross-entropy (nats)")
+    axes[2].set_ylabel("accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     _band_note(fig, histories)
@@ -121,8 +122,9 @@ def _band_note(fig: plt.Figure, histories: dict[str, pd.DataFrame]) -> None:
     seeds = sorted({history.attrs.get("n_seeds", 1) for history in histories.values()})
     if seeds[-1] > 1:
         n = "/".join(str(k) for k in seeds)
-        fig.text(0.995, 0.005, f"lines: mean over n = {n} seeds; shaded: mean ± 1 standard deviation",
-                 ha="right", va="bottom", fontsize="x-small")
+        # A figure-level x label: the layout makes room for it below the panels' own labels.
+        fig.supxlabel(f"lines: mean over n = {n} seeds; shaded: mean ± 1 standard deviation", x=0.995, ha="right",
+                      fontsize="x-small")
 
 
 def plot_class_proportions(proportions: np.ndarray, n_images: int) -> plt.Figure:
@@ -168,11 +170,12 @@ def plot_beta_pdf(alpha: float, lambdas: np.ndarray) -> plt.Figure:
     from scipy import stats
 
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.0), constrained_layout=True)
-    ax.hist(lambdas, bins=40, range=(0, 1), density=True, color=PALETTE[0], alpha=0.45,
-            label=f"{len(lambdas):,} $\\lambda$ drawn by training")
+    heights, _, _ = ax.hist(lambdas, bins=40, range=(0, 1), density=True, color=PALETTE[0], alpha=0.45,
+                            label=f"{len(lambdas):,} draws of $\\lambda$")
     x = np.linspace(0.002, 0.998, 500)  # the density is infinite at 0 and 1 for alpha < 1
     ax.plot(x, stats.beta.pdf(x, alpha, alpha), color=PALETTE[3], label=f"Beta({alpha:g}, {alpha:g}) density")
-    ax.set(xlabel="mixing weight $\\lambda$", ylabel="probability density", xlim=(0, 1), ylim=(0, 6))
+    top = max(6.0, 1.1 * float(np.max(heights)))  # every bar whole; the density itself leaves at 0 and 1
+    ax.set(xlabel="mixing weight $\\lambda$", ylabel="probability density", xlim=(0, 1), ylim=(0, top))
     ax.legend(loc="upper center")
     return fig
 
@@ -184,7 +187,8 @@ def plot_grad_norms(histories: dict[str, pd.DataFrame], parameter: str) -> plt.F
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.0), constrained_layout=True)
     for i, (label, history) in enumerate(histories.items()):
         style = _setting_style(i, len(history))
-        ax.plot(history["epoch"], history["grad_norm_mean"], label=label, **style)
+        shown = history["grad_norm_mean"].where(history["grad_norm_mean"] > 0)  # a log axis has no 0: a gap there
+        ax.plot(history["epoch"], shown, label=label, **style)
         _band(ax, history, "grad_norm_mean", 1, style["color"], log=True)
     ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel=f"$\\|\\nabla\\|_2$ of {parameter_name(parameter)}\n(mean over the epoch's steps)")
@@ -206,8 +210,9 @@ def plot_sweep(table: pd.DataFrame, fields: list[str], metric: str = "val acc (%
         numeric = pd.api.types.is_numeric_dtype(values)
         order = sorted(values.unique()) if numeric else list(dict.fromkeys(values))
         x = values if numeric else values.map({v: i for i, v in enumerate(order)})
+        seeds = f" (mean ± 1 sd over {table['seeds'].max()} seeds)" if spread in table else ""
         ax.errorbar(x, table[metric], yerr=table[spread] if spread in table else None, fmt="o", ms=3,
-                    color=PALETTE[0], capsize=2, lw=0.8, label="a setting")
+                    color=PALETTE[0], capsize=2, lw=0.8, label=f"a setting{seeds}")
         means = table.groupby(x)[metric].mean().sort_index()
         ax.plot(means.index, means.to_numpy(), color=PALETTE[1], ls="--", lw=1, label="mean over the other fields")
         if numeric and min(order) > 0 and max(order) / min(order) >= 10:
