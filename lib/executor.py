@@ -55,10 +55,10 @@ EXECUTORS = ("local", "slurm")
 # Slurm states of a job that will still run or report (squeue's and sacct's names); any other is an end.
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
           "SUSPENDED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
-# Ends after which no result file can come (cancelled, killed by Slurm): a failure at once. After any other end
-# (COMPLETED, FAILED, or no longer known) the result file may still be on its way through a shared file system.
-NO_RESULT = {"CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}
-GRACE_S = 15.0  # how long a shared file system may take to show a result file
+# An end is a failure only once it has lasted GRACE_S without a result file: after COMPLETED or FAILED the file may
+# still be on its way through a shared file system, and a requeued task (pre-emption, a time limit) passes through
+# CANCELLED ("due to job requeue") on its way back to PENDING (seen on the test cluster, 2026-11-27).
+GRACE_S = 15.0  # how long a shared file system may take to show a result file, or a requeue to show PENDING
 POLL_MOST_S = 30.0  # the longest pause between two looks at the tasks (reached after ~10 minutes of waiting)
 LOCAL_TIME_MIN = 7 * 24 * 60  # local workers have no time limit; submitit's LocalExecutor wants one
 SLURM_COMMAND_S = 60  # longest wait for one squeue/sacct answer
@@ -235,7 +235,7 @@ def _outcome(task: Task, state: str | None, grace_s: float, now: float) -> str |
         task.ended_at = None
         return None
     task.ended_at = task.ended_at or now
-    if state not in NO_RESULT and now - task.ended_at < grace_s:
+    if now - task.ended_at < grace_s:
         return None
     return f"its job ended {state} without a result"
 
@@ -366,8 +366,8 @@ class _Slurm:
                     continue
                 ended = Task([name], submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
                 state = states.get(job, "UNKNOWN")
-                if state not in NO_RESULT and not ended.job.paths.result_pickle.exists() and _age(ended.log) < GRACE_S:
-                    queued.setdefault(job, []).append(name)  # just ended: its files may be on their way (shared FS)
+                if not ended.job.paths.result_pickle.exists() and _age(ended.log) < GRACE_S:
+                    queued.setdefault(job, []).append(name)  # just ended: its files may be on their way, or requeued
                     continue
                 del pending[name]  # said once below; the next call submits the run again
                 if why := _outcome(ended, state, 0.0, time.time()):
