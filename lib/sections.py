@@ -196,13 +196,16 @@ def waves() -> list[list[str]]:
     return [[n for n in TRAINING if depth[n] == d] for d in range(max(depth.values()) + 1)]
 
 
+def ancestors(section: str) -> list[str]:
+    """The sections whose chosen runs `section` starts from, directly or through others, nearest first (06: 05,
+    04, 02)."""
+    source = get(section).starts_from
+    return [] if source is None else [source, *ancestors(source)]
+
+
 def decided_upstream(section: str) -> set[str]:
     """The settings a section takes from the chain of chosen runs it starts from."""
-    source = get(section).starts_from
-    if source is None:
-        return set()
-    spec = get(source)
-    return {spec.compares, *spec.fixed} | decided_upstream(source)
+    return {name for source in ancestors(section) for name in (get(source).compares, *get(source).fixed)}
 
 
 def settings_of(config: RunConfig | dict) -> dict:

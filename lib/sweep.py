@@ -20,7 +20,7 @@ from . import paths
 from .config import ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import read_section
-from .sections import check_chain, chosen_run, settings_of
+from .sections import ancestors, check_chain, chosen_run, settings_of
 from .sections import get as get_section
 
 BASES = ("baseline", "best")
@@ -36,10 +36,8 @@ def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int
         raise ConfigError(f"base must be one of {list(BASES)}, got {base!r}")
     config = base_config(profile, data_dir)
     if base == "best":  # 05's results must still chain to what it started from (not left over from an earlier 02)
-        records, name = {}, "05_mixup"
-        while name is not None:  # 05, 04, 02: 03's finding feeds nothing, so it is neither needed nor checked
-            records[name] = read_section(name, profile=profile)
-            name = get_section(name).starts_from
+        chain = ("05_mixup", *ancestors("05_mixup"))  # 05, 04, 02: 03's finding feeds nothing, nor is checked
+        records = {name: read_section(name, profile=profile) for name in chain}
         check_chain(records)
         final = chosen_run(records["05_mixup"])["config"]
         config = dataclasses.replace(config, arch=final["arch"], **settings_of(final))
@@ -131,7 +129,12 @@ def _sampler(name: str, spec):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair) and pair[0] <= pair[1]):
             raise bad()
-        return tuple(pair)
+        if name not in INTEGER_FIELDS:
+            return tuple(pair)
+        low, high = math.ceil(pair[0]), math.floor(pair[1])  # a count (epochs, batch size, seed): whole numbers
+        if low > high:
+            raise bad()
+        return low, high
 
     if isinstance(spec, dict) and set(spec) == {"choice"} and isinstance(spec["choice"], list) and spec["choice"]:
         choices = spec["choice"]
@@ -140,17 +143,15 @@ def _sampler(name: str, spec):
         low, high = bounds(spec["log"])
         if low <= 0:
             raise bad()
-        if name in INTEGER_FIELDS:  # e.g. batch sizes on a log scale: whole numbers from low to high
-            low, high = math.ceil(low), math.floor(high)
-            if low > high:
-                raise bad()
-            return lambda rng: min(max(round(float(np.exp(rng.uniform(np.log(low), np.log(high))))), low), high)
-        return lambda rng: float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+        def log_uniform(rng) -> float:
+            return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+        if name in INTEGER_FIELDS:  # e.g. batch sizes on a log scale: the nearest whole number, within the bounds
+            return lambda rng: min(max(round(log_uniform(rng)), low), high)
+        return log_uniform
     low, high = bounds(spec)
-    if name in INTEGER_FIELDS:  # a count (epochs, batch size, seed): whole numbers from low to high
-        low, high = math.ceil(low), math.floor(high)
-        if low > high:
-            raise bad()
+    if name in INTEGER_FIELDS:
         return lambda rng: int(rng.integers(low, high + 1))
     return lambda rng: float(rng.uniform(low, high))  # a float setting, also when papermill hands [0, 1] over
 

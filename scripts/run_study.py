@@ -87,19 +87,10 @@ def route_parameters(given: dict, declared_by: dict[str, set[str]]) -> dict[str,
             for nb in params:
                 if nb != decider:
                     params[nb].pop(name, None)
-        elif any(decider in _ancestors(nb) for nb in params if nb in sections.TRAINING):
+        elif any(decider in sections.ancestors(nb) for nb in params if nb in sections.TRAINING):
             raise ValueError(f"--param {name}: {decider} chooses the {name} the notebooks after it start from; give "
                              f"it {sections.get(decider).values_param}=[...] instead, or leave it out (--only)")
     return params
-
-
-def _ancestors(section: str) -> set[str]:
-    """The sections whose choices `section` starts from, directly or through others (06: 05, 04, 02)."""
-    found, source = set(), sections.get(section).starts_from
-    while source is not None:
-        found.add(source)
-        source = sections.get(source).starts_from
-    return found
 
 
 def progress_line(done_s: float, total_s: float, width: int = 24) -> str:
