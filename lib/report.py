@@ -190,8 +190,8 @@ def runs_per_setting(results: dict[str, dict], sections: tuple[str, ...] = TRAIN
     return (max if most else min)(counts, default=1)
 
 
-# The sections whose rows each section's prose compares (04 also names 03's cosine run, its start; 07 the path of
-# chosen runs through every section): the n its sentences say.
+# The sections whose rows each section's prose compares (07: the path of chosen runs, 03's two and 05's, which
+# holds 04's chosen run as its run without mixup): the n its sentences say.
 COMPARED = {"02_learning_rate": ("02_learning_rate",), "03_lr_schedule": ("03_lr_schedule",),
             "04_weight_decay": ("04_weight_decay",), "05_mixup": ("05_mixup",), "06_activation": ("06_activation",),
             "07_summary": ("03_lr_schedule", "05_mixup")}
@@ -204,7 +204,7 @@ def spread(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
     sds = [r.get("std", {}).get(key) for r in (run, other)]
     if None in sds:
         return None
-    difference = f"{abs(float(pct(run[key])) - float(pct(other[key]))):.1f}"  # of the values as printed (points)
+    difference = f"{abs(_printed(run, key) - _printed(other, key)):.1f}"  # of the values as printed (points)
     return {"difference": difference, "sd": pct(max(sds)), "larger": float(difference) > float(pct(max(sds)))}
 
 
@@ -631,7 +631,7 @@ def _weight_decay(m: Macros, rec: dict, out: Path, study: dict[str, dict], n: in
         m[f"{name}Value"] = f"\\ensuremath{{{sci(r['config']['weight_decay'])}}}"
 
     def gap(r: dict) -> float:  # points by which training accuracy exceeds validation accuracy, as printed
-        return round(float(pct(r["final_train_acc"])) - float(pct(r["final_val_acc"])), 1)  # 51.3 - 31.3: 20.0
+        return round(_printed(r, "final_train_acc") - _printed(r, "final_val_acc"), 1)  # 51.3 - 31.3: 20.0
 
     ranges = _public(rec, runs)
     (out / "tables" / "04_weight_decay.tex").write_text(run_table(
@@ -696,10 +696,14 @@ def _activation(m: Macros, rec: dict, out: Path, relu: dict, n: int) -> dict:
                 return values
         return None
 
-    grad_norms = []  # per run that has them: the gradient norm's start, peak (epoch from 1) and end
-    found = {}
     def norm(value: float) -> str:  # three significant digits; an epoch without a norm (diverged, fp16) says so
         return f"{value:#.3g}" if math.isfinite(value) else "not a number"
+
+    def comparable(relu_norm: float, sigmoid_norm: float) -> bool:  # both numbers, and a ratio to take
+        return math.isfinite(relu_norm) and math.isfinite(sigmoid_norm) and sigmoid_norm > 0
+
+    grad_norms = []  # per run that has them: the gradient norm's start, peak (epoch from 1) and end
+    found = {}
 
     for run, is_sigmoid in ((relu, False), (sig, True)):
         values = series(run, is_sigmoid)
@@ -713,12 +717,10 @@ def _activation(m: Macros, rec: dict, out: Path, relu: dict, n: int) -> dict:
     ratio = None  # ReLU's norm divided by Sigmoid's: the median over the epochs where both are numbers, Sigmoid's > 0
     if len(found) == 2:
         pairs = list(zip(found[False], found[True], strict=False))
-        ratios = [r / s for r, s in pairs if math.isfinite(r) and math.isfinite(s) and s > 0]
+        ratios = [r / s for r, s in pairs if comparable(r, s)]
         if ratios:
-            last_r, last_s = pairs[-1]
-            last_counts = math.isfinite(last_r) and math.isfinite(last_s) and last_s > 0
             ratio = {"median": f"{statistics.median(ratios):#.3g}", "epochs": len(ratios), "all": len(pairs),
-                     "last": f"{last_r / last_s:#.3g}" if last_counts else None}
+                     "last": f"{pairs[-1][0] / pairs[-1][1]:#.3g}" if comparable(*pairs[-1]) else None}
     ranges = _public(rec, [relu, sig])
     (out / "tables" / "06_activation.tex").write_text(run_table(
         [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges))
@@ -833,6 +835,7 @@ def _baselines(rec: dict | None, study: dict, out: Path) -> dict:
         return {"low": _size(low[key] / scale), "high": _size(high[key] / scale), "lowest": _arch_name(low["arch"]),
                 "highest": _arch_name(high["arch"])}
 
+    top_two = spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) if len(rows) > 1 else None
     common = next(iter(runs.values()))  # every architecture's run shares its recipe
     config = common["config"]
     devices = {row.get("device") for row in rows}
@@ -840,9 +843,8 @@ def _baselines(rec: dict | None, study: dict, out: Path) -> dict:
             "n": min(run.get("n_seeds", 1) for run in runs.values()), "batch_size": config["batch_size"],
             "optimizer": config.get("optimizer", "sgd"), "momentum": plain(config["momentum"]),
             "level": top == bottom, "top": top, "bottom": bottom,
-            "spread": {**spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]),
-                       "names": " and ".join(_arch_name(row["arch"]) for row in by_final[:2])}
-            if len(rows) > 1 and spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) else None,
+            "spread": {**top_two, "names": " and ".join(_arch_name(row["arch"]) for row in by_final[:2])}
+            if top_two else None,
             "params": extremes("params", 1e6), "macs": extremes("macs", 1e6), "seconds": extremes("seconds_per_epoch"),
             "device": tex_escape(devices.pop()) if len(devices) == 1 and None not in devices else None,
             "stacked": [_arch_name(row["arch"]) for row in rows if row.get("runs_together", 1) > 1]}
