@@ -205,8 +205,9 @@ def sgd_step(net, optimizers, watched, x, y, y_b, lam, sums: torch.Tensor, rt: R
     grad_norms = torch.stack([w.grad.detach().float().norm() for w in watched])
     counts = torch.ones_like(grad_norms)  # a fill kernel, not a host-to-device copy (graph-safe)
     if rt.scales_loss:  # an overflowed (skipped) step: left out of the epoch's mean; the last norm stays the previous
-        counts = grad_norms.isfinite().float()
-        grad_norms = torch.where(grad_norms.isfinite(), grad_norms, sums[:, 4])
+        finite = grad_norms.isfinite()
+        counts = finite.float()
+        grad_norms = torch.where(finite, grad_norms, sums[:, 4])
     for optimizer, scaler in zip(optimizers, scalers, strict=True):
         # On overflow no update at all (fused SGD reads the flag on the device, inside the graph); the learning rate
         # still follows the step count (lib.schedule.run_lr), so the schedule goes on as in an uninterrupted run.
