@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .device import _flag
+from .schedule import is_finished
 
 TENSORBOARD = "tensorboard"  # the event folder inside a run folder
 SCALARS = {"loss/train": "train_loss", "loss/val": "val_loss", "acc/train": "train_acc", "acc/val": "val_acc",
@@ -80,8 +81,6 @@ class Tracking:
     def finish(self, histories: list[list[dict]]) -> None:
         """Write the hparams record of each run that has trained its last epoch (or stopped early) and close every
         writer: a run that goes on in a later stack (another run stopped early) gets its record there, once."""
-        from .schedule import is_finished
-
         self._each(lambda i, run: run.finish(histories[i]) if is_finished(
             run.config, [row["val_loss"] for row in histories[i]]) else run.close_quietly())
         self.runs = [None] * len(self.runs)
