@@ -27,9 +27,9 @@ PROFILES = {
     "quick": Profile("quick", 5, 30, 10_000, None, None, None, "CIFAR-100, runs shortened to 5 and 30 epochs"),
     "smoke": Profile("smoke", 2, 2, 300, 256, 128, (1200, 300),
                      "synthetic data, 256 training images, 2 epochs: checks the pipeline, says nothing"),
-    # The tests' second profile: another name beside smoke in the same checkout, as cheap as a profile can be.
+    # The tests' profile: the whole study, notebooks and paper included, as cheap as a profile can be.
     "tiny": Profile("tiny", 1, 1, 200, 128, 64, (600, 200),
-                    "synthetic data, 128 training images, 1 epoch: the tests' second profile, says nothing"),
+                    "synthetic data, 128 training images, 1 epoch: the tests' profile, says nothing"),
     # The GPU check (bench/gpu_session.sh e2e): every size as in `full` but the epochs, on generated data.
     "e2e": Profile("e2e", 2, 6, 10_000, None, None, (50_000, 10_000),
                    "synthetic data of CIFAR-100's size, 2 and 6 epochs: times the whole pipeline, says nothing"),

@@ -181,6 +181,7 @@ def test_plan_estimates_an_unmeasured_device_by_measuring_it_and_prints_the_choi
 def tiny_runs(tiny_config, tiny_model):
     """The tiny model in place of the architectures; a config of 3 steps per epoch (the last partial) for it."""
     return dataclasses.replace(tiny_config, grad_norm_param="conv.weight", batch_size=80, epochs=3,
+                               train_subset=192, val_subset=64,
                                schedule="cosine", mixup_alpha=0.2)
 
 

@@ -1,5 +1,5 @@
-"""The study's notebooks: the whole pipeline in the smoke profile (synthetic data, tiny runs) through
-scripts/run_study.py and papermill, once per test session, in temporary folders.
+"""The study's notebooks: the whole pipeline in the tests' profile (tiny: synthetic data, 1-epoch runs of 128
+images) through scripts/run_study.py and papermill, once per test session, in temporary folders.
 
 Checks: every executed notebook ran without an error, the figures exist and are valid PDF (no Type 3
 fonts) and PNG files, the results files hold the keys later sections and the paper read, a second run
@@ -37,9 +37,11 @@ EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
     "06_activation": (set(), {"grad_norm"}),
     "07_summary": (set(), {"test_acc", "test_run_id"}),
 }
+PROFILE = "tiny"  # the study's: the cheapest profile runs every notebook and the paper as smoke and full do
+OTHER_PROFILE = "smoke"  # a second profile in the same folders
 
 
-def run_study(env: dict, *args: str, profile: str = "smoke") -> subprocess.CompletedProcess:
+def run_study(env: dict, *args: str, profile: str = PROFILE) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", profile, "--quiet",
                            *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
@@ -51,13 +53,13 @@ def stored_runs(runs_dir: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """The smoke pipeline, run once: its folders (`out`: the smoke profile's own), environment, driver's output."""
+    """The pipeline, run once: its folders (`out`: the profile's own), environment, driver's output."""
     base = tmp_path_factory.mktemp("study")
     dirs = {name: base / name for name in ("runs", "results", "figures", "data", "executed")}
     env = {**os.environ, **{f"AI6103_{name.upper()}_DIR": str(folder) for name, folder in dirs.items()}}
     started = time.time()
     done = run_study(env)
-    out = {name: dirs[name] / "smoke" for name in ("results", "figures", "executed")}
+    out = {name: dirs[name] / PROFILE for name in ("results", "figures", "executed")}
     return {"dirs": dirs, "out": out, "env": env, "done": done, "seconds": time.time() - started}
 
 
@@ -69,7 +71,7 @@ def test_pipeline_runs_every_notebook_without_error(study):
         errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
         assert not errors, f"{section}: {errors[0].ename}: {errors[0].evalue}"
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert injected and 'profile = "smoke"' in injected[0].source  # the parameters are kept in the copy
+        assert injected and f'profile = "{PROFILE}"' in injected[0].source  # the parameters are kept in the copy
 
 
 def test_figures_are_valid_pdf_and_png(study):
@@ -87,7 +89,7 @@ def test_results_files_hold_the_expected_keys(study):
     records = {s: json.loads((results / f"{s}.json").read_text()) for s in SECTIONS}
     for section, (chosen, extra) in EXPECTED.items():
         record = records[section]
-        assert record["section"] == section and record["profile"] == "smoke" and record["data_kind"] == "synthetic"
+        assert record["section"] == section and record["profile"] == PROFILE and record["data_kind"] == "synthetic"
         assert chosen <= set(record["chosen"]), section
         assert extra <= set(record["extra"]), section
         assert set(record["figures"]) <= set(FIGURES)
@@ -132,16 +134,16 @@ def test_second_run_reuses_the_stored_runs(study):
 
 def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
     """Another profile in the same checkout writes results, figures and executed notebooks into folders of its
-    own: the smoke study's files stay as they were."""
+    own: the first study's files stay as they were."""
     assert study["done"].returncode == 0
-    smoke = {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")}
-    other = run_study(study["env"], "--only", "01_data", "02_learning_rate", profile="tiny")
+    first = {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")}
+    other = run_study(study["env"], "--only", "01_data", profile=OTHER_PROFILE)
     assert other.returncode == 0, other.stderr[-3000:]
-    assert {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")} == smoke
-    tiny = {name: study["dirs"][name] / "tiny" for name in ("results", "figures", "executed")}
-    assert json.loads((tiny["results"] / "02_learning_rate.json").read_text())["profile"] == "tiny"
-    assert (tiny["figures"] / "02_learning_rate_curves.pdf").exists()
-    assert (tiny["executed"] / "02_learning_rate.ipynb").exists()
+    assert {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")} == first
+    out = {name: study["dirs"][name] / OTHER_PROFILE for name in ("results", "figures", "executed")}
+    assert json.loads((out["results"] / "01_data.json").read_text())["profile"] == OTHER_PROFILE
+    assert (out["figures"] / "01_data_class_proportions.pdf").exists()
+    assert (out["executed"] / "01_data.ipynb").exists()
 
 
 def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
@@ -176,7 +178,7 @@ def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
     a session of its own) instead of leaving it running, and exits with one line."""
     import psutil
 
-    driver = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", "smoke", "--quiet",
+    driver = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", PROFILE, "--quiet",
                                "--only", "01_data", "--executed-dir", str(tmp_path / "executed")], cwd=ROOT,
                               env=study["env"], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in driver.stdout:
@@ -206,14 +208,14 @@ def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tm
     before = sorted(p.name for p in study["dirs"]["runs"].iterdir())
     failed = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / f"{notebook}.ipynb"),
                              str(tmp_path / "out.ipynb"), "-k", "ai6103", "--cwd", str(ROOT / "notebooks"),
-                             "-p", "profile", "smoke", "-p", name, typed], env=study["env"], capture_output=True,
+                             "-p", "profile", PROFILE, "-p", name, typed], env=study["env"], capture_output=True,
                             text=True, timeout=300)
     assert failed.returncode != 0
     assert f"ConfigError: {message}" in failed.stderr, failed.stderr[-2000:]
     assert sorted(p.name for p in study["dirs"]["runs"].iterdir()) == before
 
 
-def test_paper_builds_from_the_smoke_pipeline(study, tmp_path):
+def test_paper_builds_from_the_pipeline(study, tmp_path):
     if shutil.which("latexmk") is None or shutil.which("pdfinfo") is None:
         pytest.skip("TeX or poppler is not installed (make setup installs them)")
     from test_report import _text, check_paper

@@ -44,7 +44,7 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(n_runs, synthe
     """A real SIGKILL in epoch 2 of 3, then the same call again: the result equals an uninterrupted run.
     With 2 runs, they train stacked (AI6103_STACK=2) before and after the kill."""
     config = dataclasses.replace(
-        lib.RunConfig(data_dir=str(synthetic_dir), val_size=300, train_subset=320, val_subset=64, batch_size=32),
+        lib.RunConfig(data_dir=str(synthetic_dir), val_size=300, train_subset=160, val_subset=32, batch_size=32),
         epochs=3, schedule="cosine", mixup_alpha=0.2, weight_decay=5e-4)
     configs = [config, dataclasses.replace(config, lr=0.1, weight_decay=1e-4)][:n_runs]
     monkeypatch.setenv("AI6103_STACK", str(n_runs))
@@ -123,7 +123,7 @@ def test_finished_run_with_damaged_result_files_is_rebuilt_from_its_checkpoint(t
     if damage == "truncated":
         metrics.write_text(metrics.read_text()[:40])
     elif damage == "percent_accuracies":
-        finished.history.assign(val_acc=100 * finished.history["val_acc"]).to_csv(metrics, index=False)
+        finished.history.assign(val_acc=37.5).to_csv(metrics, index=False)  # 37.5 % written where 0.375 belongs
     elif damage == "missing_column":
         finished.history.drop(columns=["train_acc"]).to_csv(metrics, index=False)
     else:

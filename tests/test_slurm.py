@@ -30,20 +30,44 @@ TIMING = ["epoch_seconds", "train_images_per_second"]  # wall-clock columns diff
 
 
 def two_groups(data_dir) -> list[RunConfig]:
-    """Two runs that may not train together (their batch sizes differ), so two tasks; 15 epochs of 1 and 2 steps:
-    seconds each, and time to stop a task after its first epoch (the test cluster kills at once: KillWait=0;
-    with 3 epochs a fast machine finished the task before scancel reached it)."""
-    run = RunConfig(data_dir=str(data_dir), epochs=15, val_size=300, train_subset=32, val_subset=32, batch_size=32)
+    """Two runs that may not train together (their batch sizes differ), so two tasks; 15 epochs of 1 and 2 steps of
+    MobileNet v1 (a third of v2's time on the CPU): seconds each."""
+    run = RunConfig(arch="mobilenet", data_dir=str(data_dir), epochs=15, val_size=300, train_subset=32, val_subset=32,
+                    batch_size=32)
     return [run, dataclasses.replace(run, batch_size=16)]
 
 
+def long_run(data_dir) -> RunConfig:
+    """A run to stop after its first epoch: 40 epochs of one step, about 10 s on a CPU core, time to stop its task
+    (the test cluster kills at once: KillWait=0; a task of 3 epochs ended on a fast machine before scancel reached it).
+    """
+    return dataclasses.replace(two_groups(data_dir)[0], epochs=40)
+
+
+LOCAL_THREADS = max(1, (os.cpu_count() or 1) // 2)  # torch's threads in each of 2 local workers: the cores split
+SLURM_THREADS = 1  # the tests' Slurm tasks ask for 1 CPU (AI6103_SLURM_CPUS)
+
+
 @pytest.fixture(scope="module")
-def trained_here(synthetic_dir, tmp_path_factory) -> list[store.RunResult]:
-    """`two_groups` trained in this process, as without an executor: what every executor must give."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AI6103_RUNS_DIR", str(tmp_path_factory.mktemp("trained_here")))
-        patch.setenv("AI6103_DEVICE", "cpu")
-        return store.run_or_load_many(two_groups(synthetic_dir), progress=False)
+def trained_here(synthetic_dir, tmp_path_factory):
+    """`two_groups` and `long_run` trained in this process, as without an executor, with as many torch threads as a
+    task has (CPU results depend on the thread count): `trained_here(threads)` is what every executor must give."""
+    trained = {}
+
+    def with_threads(threads: int) -> list[store.RunResult]:
+        if threads not in trained:
+            before = torch.get_num_threads()
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("AI6103_RUNS_DIR", str(tmp_path_factory.mktemp("trained_here")))
+                patch.setenv("AI6103_DEVICE", "cpu")
+                torch.set_num_threads(threads)
+                try:
+                    trained[threads] = store.run_or_load_many([*two_groups(synthetic_dir), long_run(synthetic_dir)],
+                                                              progress=False)
+                finally:
+                    torch.set_num_threads(before)
+        return trained[threads]
+    return with_threads
 
 
 def same_runs(got: list[store.RunResult], expected: list[store.RunResult]) -> None:
@@ -90,11 +114,11 @@ def test_settings_default_to_this_process_and_read_sbatch_options(monkeypatch):
 def test_two_local_workers_train_two_groups_as_this_process_does(synthetic_dir, trained_here, monkeypatch):
     monkeypatch.setenv("AI6103_WORKERS", "2")
     results = executor.run_or_load_many(two_groups(synthetic_dir), progress=False)
-    same_runs(results, trained_here)
+    same_runs(results, trained_here(LOCAL_THREADS)[:2])
     workers = {call["pid"] for call in training_calls()}
     assert len(workers) == 2 and os.getpid() not in workers  # one process per task, none of them this one
     calls_before = len(training_calls())
-    same_runs(executor.run_or_load_many(two_groups(synthetic_dir), progress=False), trained_here)
+    same_runs(executor.run_or_load_many(two_groups(synthetic_dir), progress=False), trained_here(LOCAL_THREADS)[:2])
     assert len(training_calls()) == calls_before  # finished runs are loaded, not trained again
 
 
@@ -199,10 +223,11 @@ def test_slurm_tasks_give_the_local_results_and_are_submitted_once(on_slurm, syn
         executor.run_or_load_many(runs, progress=False)  # again at once: no second submission
     assert [pending_job(run) for run in runs] == jobs
     monkeypatch.setenv("AI6103_SLURM_WAIT", "1")
-    same_runs(executor.run_or_load_many(runs, progress=False), trained_here)
+    same_runs(executor.run_or_load_many(runs, progress=False), trained_here(SLURM_THREADS)[:2])
     assert os.getpid() not in {call["pid"] for call in training_calls()}
     calls_before = len(training_calls())
-    same_runs(executor.run_or_load_many(runs, progress=False), trained_here)  # finished: loaded, nothing submitted
+    finished = executor.run_or_load_many(runs, progress=False)  # finished: loaded, nothing submitted
+    same_runs(finished, trained_here(SLURM_THREADS)[:2])
     assert len(training_calls()) == calls_before
     assert json.loads((executor.slurm_dir() / "pending.json").read_text()) == {}
 
@@ -231,14 +256,15 @@ def test_task_that_failed_unwatched_is_said_once_then_resubmitted(on_slurm, synt
 def one_task_past_its_first_epoch(data_dir) -> tuple[RunConfig, str, threading.Thread, dict]:
     """One run submitted from a background thread, waited for until its task has saved its first epoch:
     (run, its Slurm job, the thread, the thread's outcome)."""
-    run = two_groups(data_dir)[0]
+    run = long_run(data_dir)
     thread, outcome = in_background(lambda: executor.run_or_load_many([run], progress=False))
     wait_until(lambda: first_epoch_saved(run), "the task's first epoch")
     return run, pending_job(run), thread, outcome
 
 
 @pytest.mark.slurm
-def test_cancelled_task_is_a_failure_and_a_rerun_resumes_it(on_slurm, synthetic_dir, trained_here):
+def test_cancelled_task_is_a_failure_and_a_rerun_resumes_it(on_slurm, synthetic_dir, trained_here, monkeypatch):
+    monkeypatch.setattr(executor._Slurm, "grace_s", 2.0)  # a local disk shows a result at once: no need for 15 s
     run, job, thread, outcome = one_task_past_its_first_epoch(synthetic_dir)
     subprocess.run(["scancel", job], check=True, timeout=30)
     thread.join(TASK_S)
@@ -251,7 +277,7 @@ def test_cancelled_task_is_a_failure_and_a_rerun_resumes_it(on_slurm, synthetic_
 
     resumed = executor.run_or_load_many([run], progress=False)  # the same call again: resubmitted, resumed
     assert len(job_folders()) == 2
-    same_runs(resumed, trained_here[:1])
+    same_runs(resumed, trained_here(SLURM_THREADS)[2:])
     [call] = training_calls()  # the store logs a training call when it ends: the cancelled one never did
     assert len(call["epoch_seconds"]) < run.epochs  # the rerun trained only the epochs left
 
@@ -266,7 +292,7 @@ def test_preempted_task_is_requeued_and_resumes(on_slurm, synthetic_dir, trained
     thread.join(TASK_S)
     assert not thread.is_alive() and "error" not in outcome, outcome.get("error")
     assert job_folders() == [job]  # requeued, not resubmitted
-    same_runs(outcome["result"], trained_here[:1])
+    same_runs(outcome["result"], trained_here(SLURM_THREADS)[2:])
     [call] = training_calls()  # the store logs a training call when it ends: the interrupted one never did
     assert len(call["epoch_seconds"]) < run.epochs  # the requeued task trained only the epochs left
     assert "Requeued job" in (executor.slurm_dir() / job / f"{job}_0_log.out").read_text()
