@@ -211,7 +211,7 @@ def test_sgd_step_with_weight_decay_is_equation_3():
 
 
 def test_short_run_on_learnable_data_lowers_the_loss(synthetic_dir):
-    config = RunConfig(data_dir=str(synthetic_dir), epochs=4, val_size=300, train_subset=128, val_subset=64,
+    config = RunConfig(data_dir=str(synthetic_dir), epochs=4, val_size=300, train_subset=192, val_subset=64,
                        batch_size=32, lr=0.05, num_classes=100)
     history = lib.train(config, progress=False)
     assert len(history) == 4

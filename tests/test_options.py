@@ -109,8 +109,8 @@ def test_train_fraction_uses_the_first_share_of_the_split(tiny_config):
     config = dataclasses.replace(tiny_config, train_fraction=0.25)
     data = TRAIN.prepare_data(config, torch.device("cpu"))
     full = TRAIN.prepare_data(tiny_config, torch.device("cpu"))
-    assert len(data.train) == 48 == split_sizes(config, 1200)[0] and len(data.val) == len(full.val)
-    assert torch.equal(data.train.labels, full.train.labels[:48])
+    assert len(data.train) == 16 == split_sizes(config, 1200)[0] and len(data.val) == len(full.val)
+    assert torch.equal(data.train.labels, full.train.labels[:16])
 
 
 def test_dropout_runs_and_adam_runs_take_the_paths_the_plan_names(tiny_config):

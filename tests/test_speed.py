@@ -360,7 +360,8 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
     else:
         fast = runtime(compile=True, compile_min_epochs=1, stack=3)
     eager = dataclasses.replace(fast, compile=False, cuda_graphs=False)
-    base = dataclasses.replace(tiny_config, epochs=3, weight_decay=5e-4, train_subset=160,  # 2 full + 1 partial
+    base = dataclasses.replace(tiny_config, epochs=3, weight_decay=5e-4, train_subset=160, batch_size=64,
+                               val_subset=64,  # 2 full steps + 1 partial an epoch
                                arch="mobilenet" if device == "cpu" else "mobilenetv2")  # v1 traces 3x faster
     configs = [base, dataclasses.replace(base, lr=0.1, schedule="cosine"), dataclasses.replace(base, weight_decay=0)]
 

@@ -111,7 +111,7 @@ def test_stacked_runs_log_into_their_own_folders_and_wandb_runs(tiny_config, mon
     assert [run.kwargs["config"]["lr"] for run in inits] == [0.05, 0.2, 0.05]
     groups = [run.kwargs["group"] for run in inits]
     assert {run.kwargs["mode"] for run in inits} == {"offline"} and groups[0] == groups[2] != groups[1]
-    other_batch = tracking._group(dataclasses.replace(tiny_config, batch_size=32))  # not in the readable name
+    other_batch = tracking._group(dataclasses.replace(tiny_config, batch_size=16))  # not in the readable name
     assert other_batch != groups[0] and other_batch.startswith(tiny_config.short_name())
     assert all(run.steps == [1, 2] and run.finished for run in inits)
 
