@@ -13,7 +13,7 @@ ifneq ($(EXECUTOR),)
 export AI6103_EXECUTOR := $(EXECUTOR)
 endif
 
-.PHONY: setup test lint lab all notebooks report bench tensorboard sweep baselines
+.PHONY: setup test test-fast lint lab all notebooks report bench tensorboard sweep baselines
 
 # A venv left half-made (Debian without python3-venv: no pip) or made by an older python3 than 3.11 is made again.
 VENV_OK := $(PY) -c 'import pip, sys; assert sys.version_info >= (3, 11)' 2>/dev/null
@@ -32,8 +32,16 @@ setup: $(STAMP)
 	@bash scripts/install_tex.sh
 	@bash scripts/install_browser.sh
 
+# The tests: every file's tests in one of pytest-xdist's workers (one per core), the 15 slowest listed at the end.
+# test-fast, for the edit loop (about a minute): all but the notebooks, Slurm, the browser and the slow tests.
+# Run `make test` before a commit.
+PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
+
 test: setup
-	$(PY) -m pytest -q
+	$(PYTEST)
+
+test-fast: $(STAMP)
+	$(PYTEST) -m "not (notebook or slurm or browser or slow)"
 
 lint: setup
 	$(PY) -m ruff check lib tests notebooks bench scripts

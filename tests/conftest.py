@@ -1,6 +1,7 @@
 """Shared fixtures: a small synthetic CIFAR-100 folder and private run/result/figure folders per test."""
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -12,6 +13,14 @@ from torch import nn
 from lib import RunConfig, write_synthetic_cifar100
 
 N_TRAIN, N_TEST = 1200, 300  # synthetic images in the train and test files
+
+# Under pytest-xdist (`make test`) each worker takes its share of the cores as torch threads, and so do the drivers,
+# kernels and workers it starts (OMP_NUM_THREADS): 2 workers with every core each ran slower than one worker (OpenMP
+# threads waiting on each other), 2 workers with a core each ran the suite in two thirds of one worker's time.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(THREADS)
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,7 @@ def test_every_architecture_gets_one_recipe_and_mobilenetv2_reuses_section_2s_ru
         assert "\n" not in str(error.value)
 
 
+@pytest.mark.notebook
 def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
     """Through `make baselines`' command in the tests' cheapest profile (tiny: 1 epoch, 128 training images)."""
     env = {**os.environ, **{f"AI6103_{name}_DIR": str(tmp_path / name.lower())

@@ -210,6 +210,7 @@ def test_sgd_step_with_weight_decay_is_equation_3():
 # ---------------------------------------------------------------- training and run store
 
 
+@pytest.mark.slow
 def test_short_run_on_learnable_data_lowers_the_loss(synthetic_dir):
     config = RunConfig(data_dir=str(synthetic_dir), epochs=4, val_size=300, train_subset=192, val_subset=64,
                        batch_size=32, lr=0.05, num_classes=100)
@@ -334,6 +335,7 @@ def test_stack_models_refuses_different_architectures():
     [{"lr": 0.1, "schedule": "cosine"}, {"weight_decay": 5e-4}],  # a section's runs: one seed, one batch for all
     [{"seed": 1}, {"seed": 2, "lr": 0.1}],  # seeds: each run its own batches, crops, flips and mixup draws
 ], ids=["optimiser", "seeds"])
+@pytest.mark.slow
 def test_runs_trained_together_equal_runs_trained_alone(tiny_config, monkeypatch, float64, variants):
     """Three runs trained as one stacked network give each run exactly its history and weights trained alone
     (fp64, so rounding cannot hide a difference): runs of a section, and seeds of one setting."""
@@ -356,6 +358,7 @@ def test_train_together_refuses_runs_that_differ_in_more_than_the_optimiser(tiny
         TRAIN_MODULE.train_together([tiny_config, dataclasses.replace(tiny_config, mixup_alpha=0.2)], progress=False)
 
 
+@pytest.mark.slow
 def test_section_runs_train_together_and_keep_their_own_files(tiny_config, monkeypatch):
     """run_or_load_many stacks what may be stacked (AI6103_STACK runs at most), trains the rest alone, and each
     run's folder then loads, evaluates and re-loads like a run trained by itself."""

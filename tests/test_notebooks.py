@@ -63,6 +63,7 @@ def study(tmp_path_factory):
     return {"dirs": dirs, "out": out, "env": env, "done": done, "seconds": time.time() - started}
 
 
+@pytest.mark.notebook
 def test_pipeline_runs_every_notebook_without_error(study):
     assert study["done"].returncode == 0, study["done"].stdout[-3000:] + study["done"].stderr[-3000:]
     assert [nb.stem for nb in NOTEBOOKS] == SECTIONS + [extra.name for extra in sections.EXTRAS]
@@ -74,6 +75,7 @@ def test_pipeline_runs_every_notebook_without_error(study):
         assert injected and f'profile = "{PROFILE}"' in injected[0].source  # the parameters are kept in the copy
 
 
+@pytest.mark.notebook
 def test_figures_are_valid_pdf_and_png(study):
     figures = study["out"]["figures"]
     for stem in FIGURES:
@@ -84,6 +86,7 @@ def test_figures_are_valid_pdf_and_png(study):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000, stem
 
 
+@pytest.mark.notebook
 def test_results_files_hold_the_expected_keys(study):
     results = study["out"]["results"]
     records = {s: json.loads((results / f"{s}.json").read_text()) for s in SECTIONS}
@@ -111,6 +114,7 @@ def test_results_files_hold_the_expected_keys(study):
     assert "randperm" in records["01_data"]["extra"]["split_code"]
 
 
+@pytest.mark.notebook
 def test_second_run_reuses_the_stored_runs(study):
     """Also with the run store given as a relative path (from where the driver starts): the notebooks, which run
     in notebooks/, read the same store."""
@@ -132,6 +136,7 @@ def test_second_run_reuses_the_stored_runs(study):
         assert counts and counts.group(1) == counts.group(2), f"{section} trained again: {text[:500]}"
 
 
+@pytest.mark.notebook
 def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
     """Another profile in the same checkout writes results, figures and executed notebooks into folders of its
     own: the first study's files stay as they were."""
@@ -146,6 +151,7 @@ def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
     assert (out["executed"] / "01_data.ipynb").exists()
 
 
+@pytest.mark.notebook
 def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
     """A failure only a notebook meets (here: the summary without the sections' results) is named in one line
     and its executed copy kept; bad parameters are refused before, by the driver (the test below)."""
@@ -166,6 +172,7 @@ def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
     ("weight_decays=[-1]", "weight_decay must be >= 0, got -1"),
     ("profile='tiny'", "--param profile: give it as --profile"),  # else the driver and the notebooks would differ
 ])
+@pytest.mark.notebook
 def test_a_bad_parameter_is_refused_before_training(study, tmp_path, param, message):
     refused = run_study({**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}, "--param", param)
     assert refused.returncode == 2
@@ -173,6 +180,7 @@ def test_a_bad_parameter_is_refused_before_training(study, tmp_path, param, mess
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/checkpoint.pt"))  # nothing trained
 
 
+@pytest.mark.notebook
 def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
     """SIGTERM (timeout, a cluster's pre-emption) while a notebook runs: the driver ends the kernel (which runs in
     a session of its own) instead of leaving it running, and exits with one line."""
@@ -202,6 +210,7 @@ def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
      "schedule must be one of ['constant', 'cosine', 'step', 'exponential', 'plateau'], got 'cosin'"),
     ("06_activation", "sigmoid_blocks", "[4, 99]", "sigmoid_blocks must be indices in 0..16 for mobilenetv2"),
 ])
+@pytest.mark.notebook
 def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tmp_path, notebook, name, typed,
                                                                        message):
     """As a user types them: `papermill -p NAME VALUE` (papermill infers the type), before any training."""
@@ -215,6 +224,7 @@ def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tm
     assert sorted(p.name for p in study["dirs"]["runs"].iterdir()) == before
 
 
+@pytest.mark.notebook
 def test_paper_builds_from_the_pipeline(study, tmp_path):
     if shutil.which("latexmk") is None or shutil.which("pdfinfo") is None:
         pytest.skip("TeX or poppler is not installed (make setup installs them)")

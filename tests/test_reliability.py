@@ -39,6 +39,7 @@ def _same_weights(run_a, run_b) -> None:
         assert torch.equal(value, state_b["model"][key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_runs", [1, 2])
 def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(n_runs, synthetic_dir, tmp_path, monkeypatch):
     """A real SIGKILL in epoch 2 of 3, then the same call again: the result equals an uninterrupted run.

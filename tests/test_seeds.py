@@ -39,6 +39,7 @@ def two_seeds(synthetic_dir, tmp_path_factory):
     monkeypatch.undo()
 
 
+@pytest.mark.slow
 def test_seeds_train_as_one_stack_and_read_as_means(two_seeds):
     settings, calls, _ = two_seeds
     assert calls == [[0, 1, 0, 1]]  # one stack: both settings, both seeds
@@ -68,6 +69,7 @@ def test_best_validation_accuracy_and_its_epoch_are_one_point_of_the_mean_curve(
     assert summary["best_val_acc_std"] == pytest.approx(np.std([0.6, 0.3], ddof=1))
 
 
+@pytest.mark.slow
 def test_a_choice_is_made_on_the_mean_over_seeds(two_seeds):
     settings, _, _ = two_seeds
     chosen = study.choose("02_learning_rate", settings)
@@ -75,6 +77,7 @@ def test_a_choice_is_made_on_the_mean_over_seeds(two_seeds):
     assert chosen == min(means, key=means.get)
 
 
+@pytest.mark.slow
 def test_tables_records_and_figures_show_the_spread(two_seeds):
     settings, _, _ = two_seeds
     table = study.results_table(settings, "tiny")
@@ -92,6 +95,7 @@ def test_tables_records_and_figures_show_the_spread(two_seeds):
     assert not any(ax.collections for ax in single.axes) and not single.texts
 
 
+@pytest.mark.slow
 def test_every_seeds_final_model_is_scored_on_the_test_set(two_seeds):
     settings, _, _ = two_seeds
     scores = study.scores_on_test_set(settings["lr=0.05"])

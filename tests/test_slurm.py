@@ -111,6 +111,7 @@ def test_settings_default_to_this_process_and_read_sbatch_options(monkeypatch):
     assert executor.settings().extra == {"account": "abc", "qos": "high", "exclusive": True}
 
 
+@pytest.mark.slow
 def test_two_local_workers_train_two_groups_as_this_process_does(synthetic_dir, trained_here, monkeypatch):
     monkeypatch.setenv("AI6103_WORKERS", "2")
     results = executor.run_or_load_many(two_groups(synthetic_dir), progress=False)

@@ -315,6 +315,7 @@ def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
     assert cost.runs_to_stack("mobilenetv2", 128, 3) == 1  # 54 / 50 < STACK_GAIN, whatever the stored runs say
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_models", [1, 3])
 def test_stacked_network_compiles_as_one_graph(n_models):
     """What torch.compile sees on the GPU, traced on the CPU: the stacked network (BatchNorm buffers shared as
@@ -344,6 +345,7 @@ def _max_relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12)).item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
 def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, monkeypatch):
     """The fast path as the study uses it (three runs stacked, compiled) against each run trained alone in eager

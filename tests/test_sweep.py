@@ -62,6 +62,7 @@ def test_random_search_draws_from_its_ranges_reproducibly(setup):
         sweep.configs(setup, None, {"n": 2})
 
 
+@pytest.mark.notebook
 def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
     """Through `make sweep`'s command: 4 settings train, the CSV lists them best first, the figure exists; a rerun
     trains nothing and a bad grid stops before any notebook runs."""

@@ -80,6 +80,7 @@ def test_resumed_run_has_every_step_once_with_the_resumed_values(tiny_config, mo
         assert _logged(events, tag) == _expected(resumed.history, column), tag
 
 
+@pytest.mark.slow
 def test_stacked_runs_log_into_their_own_folders_and_wandb_runs(tiny_config, monkeypatch):
     """Three runs trained as one stack: each folder has its own events (its own lr); with AI6103_WANDB=1 a stand-in
     wandb module sees one offline run per folder with the run's config, grouped by setting (two seeds of one
