@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import METRICS, RunStoreError, atomic_write_text, load_state, remove_stale_temporaries
+from .checkpoint import METRICS, PREVIOUS, RunStoreError, atomic_write_text, load_state, remove_stale_temporaries
 from .config import RunConfig, config_hash
 from .cost import runs_to_stack, timing_log
 from .data import check_split, data_info
@@ -101,7 +101,8 @@ def _files_problem(summary: dict, history: pd.DataFrame, config: RunConfig) -> s
 
 
 def _finish(path: Path, config: RunConfig, history: list[dict], info, started: float | None) -> RunResult:
-    """Write the metrics and, last (it marks the run finished), the summary."""
+    """Write the metrics and, last (it marks the run finished), the summary; then drop the previous epoch's
+    checkpoint: a finished run keeps one, its final state (the previous one only guards a save in progress)."""
     frame = pd.DataFrame(history)
     atomic_write_text(path / METRICS, frame.to_csv(index=False))
     last = history[-1]
@@ -121,6 +122,7 @@ def _finish(path: Path, config: RunConfig, history: list[dict], info, started: f
     if config.early_stopping_patience:  # the epoch it stopped after (None: it ran all its epochs), and its best
         summary["early_stopped_epoch"], summary["best_val_loss_epoch"] = early_stop(config, frame["val_loss"].tolist())
     atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))
+    (path / PREVIOUS).unlink(missing_ok=True)
     return RunResult(config, path, frame, summary)
 
 

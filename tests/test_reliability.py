@@ -90,20 +90,37 @@ def test_same_config_and_seed_give_identical_runs_and_record_their_environment(t
     assert "git_commit" in env
 
 
-def test_corrupt_checkpoint_falls_back_to_the_previous_epoch(tiny_config):
-    finished = run_or_load(tiny_config, progress=False)
-    (finished.path / "summary.json").unlink()  # as if killed right after the last checkpoint was written ...
-    (finished.path / "checkpoint.pt").write_bytes(b"\0" * 100)  # ... and that checkpoint was damaged
+def _stopped_before_its_summary(config) -> Path:
+    """A run stopped right after its last checkpoint was written, before its summary: the folder still holds the
+    previous epoch's checkpoint too (a finished run keeps only its last)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lib.store, "_finish", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            run_or_load(config, progress=False)
+    return run_path(config)
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_epoch(tiny_config, tmp_path, monkeypatch):
+    uninterrupted = run_or_load(tiny_config, progress=False)
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "killed"))
+    path = _stopped_before_its_summary(tiny_config)
+    (path / "checkpoint.pt").write_bytes(b"\0" * 100)  # ... and its last checkpoint was damaged
     with pytest.warns(UserWarning, match="unreadable"):
         again = run_or_load(tiny_config, progress=False)  # retrains epoch 2 from the epoch-1 checkpoint
-    _same_metrics(finished.history, again.history)
-    assert (finished.path / "checkpoint.pt.corrupt").exists()
+    _same_metrics(uninterrupted.history, again.history)
+    assert (path / "checkpoint.pt.corrupt").exists()
+
+
+def test_a_finished_run_keeps_one_checkpoint_its_final_state(tiny_config):
+    finished = run_or_load(tiny_config, progress=False)
+    assert sorted(p.name for p in finished.path.glob("checkpoint*")) == ["checkpoint.pt"]
+    assert load_state(finished.path)["epoch"] == tiny_config.epochs
 
 
 def test_a_checkpoint_moved_on_by_its_trainer_while_read_is_not_set_aside(tiny_config, monkeypatch):
     """Another process reads a run's checkpoint just as the trainer's save renames it to checkpoint.prev.pt: the
     reader takes the state it finds next, and sets nothing aside as corrupt."""
-    finished = run_or_load(tiny_config, progress=False)
+    path = _stopped_before_its_summary(tiny_config)
     real_load = torch.load
 
     def moved_away(path, *args, **kwargs):
@@ -112,8 +129,8 @@ def test_a_checkpoint_moved_on_by_its_trainer_while_read_is_not_set_aside(tiny_c
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(torch, "load", moved_away)
-    assert load_state(finished.path)["epoch"] == tiny_config.epochs - 1
-    assert not list(finished.path.glob("*.corrupt"))
+    assert load_state(path)["epoch"] == tiny_config.epochs - 1
+    assert not list(path.glob("*.corrupt"))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "percent_accuracies", "missing_column", "summary_not_an_object"])
@@ -385,12 +402,18 @@ def test_printing_the_plan_reads_no_checkpoint_and_changes_no_file(tiny_config, 
     assert sorted(p.name for p in result.path.iterdir()) == before
 
 
-def test_test_score_comes_from_the_final_weights_or_not_at_all(tiny_config):
-    """A finished run whose final checkpoint is damaged: no test score from the previous epoch's weights."""
+@pytest.mark.parametrize("previous", [False, True], ids=["one checkpoint", "previous kept"])
+def test_test_score_comes_from_the_final_weights_or_not_at_all(tiny_config, previous):
+    """A finished run whose final checkpoint is damaged: no test score, not even from the previous epoch's weights
+    (a run finished before finished runs dropped their previous checkpoint still has them)."""
     result = run_or_load(tiny_config, progress=False)
+    if previous:
+        state = load_state(result.path)
+        torch.save({**state, "epoch": 1, "history": state["history"][:1]}, result.path / "checkpoint.prev.pt")
     (result.path / "checkpoint.pt").write_bytes(b"damaged")
+    found = "epoch 1 only" if previous else "no readable checkpoint"
     with pytest.warns(UserWarning, match="unreadable"), pytest.raises(
-            RunStoreError, match=f"epoch 1 only, not its final epoch {tiny_config.epochs}"):
+            RunStoreError, match=f"{found}, not its final epoch {tiny_config.epochs}"):
         lib.evaluate_test(result)
     assert not (result.path / "test.json").exists()
 
