@@ -5,8 +5,10 @@ First every run of the sections run here is trained in this process, wave by wav
 notebook. Then each notebook in notebooks/ runs with the project's `ai6103` kernel, in that folder, with the parameters
 `profile` and `data_dir` (plus any `--param NAME=VALUE` the notebook declares), and finds its runs in the run
 store; its executed copy, outputs and parameters kept, goes to executed/<profile>/. The kernels' output (the
-plan, the tables) streams to this terminal. The first failing notebook stops the run with one line naming the
-notebook, the cell and the error; its executed copy stays for inspection.
+plan, the tables) streams to this terminal. A notebook runs into a temporary copy that replaces its executed copy
+only when it ran through, so executed/<profile>/ holds the last good run of each notebook, which agrees with the
+results files it wrote. The first failing notebook stops the run with one line naming the notebook, the cell and
+the error; its copy goes to executed/<profile>/failed/ for inspection.
 
     python scripts/run_study.py --profile smoke
     python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
@@ -98,8 +100,8 @@ def progress_line(done_s: float, total_s: float, width: int = 24) -> str:
     return f"[{'#' * filled}{'-' * (width - filled)}] {100 * min(done_s / max(total_s, 1e-9), 1.0):3.0f}%"
 
 
-def failure_line(name: str, error: BaseException, executed: Path) -> str:
-    """One line: notebook, cell and error, and where the executed copy is."""
+def failure_line(name: str, error: BaseException, failed: Path) -> str:
+    """One line: notebook, cell and error, and where the failed run's copy is."""
     import papermill
 
     if isinstance(error, papermill.PapermillExecutionError):
@@ -109,7 +111,7 @@ def failure_line(name: str, error: BaseException, executed: Path) -> str:
         where = "before or between cells"
         message = f"{type(error).__name__}: {error}"
     message = " ".join(str(message).split())  # one line, whatever the error text holds
-    return f"FAILED {name}.ipynb, {where}: {message} -- executed copy kept at {executed}"
+    return f"FAILED {name}.ipynb, {where}: {message} -- its copy is at {failed}"
 
 
 class Stopped(BaseException):  # not an Exception: nothing between here and the kernel may swallow it
@@ -214,15 +216,22 @@ def run(argv: list[str] | None = None) -> int:
               f"(elapsed {plan.format_seconds(elapsed)}, estimate {plan.format_seconds(total_s)})", flush=True)
         parameters = {"profile": args.profile, "data_dir": args.data_dir, **params[name]}
         executed = executed_dir / notebook.name
+        running = executed_dir / f".{name}.running.ipynb"  # papermill writes its copy cell by cell
+        failed = executed_dir / "failed" / notebook.name
         notebook_started = time.time()
         try:
             papermill.execute_notebook(
-                str(notebook), str(executed), parameters=parameters, kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR),
+                str(notebook), str(running), parameters=parameters, kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR),
                 progress_bar=False, stdout_file=None if args.quiet else sys.stdout,
                 stderr_file=None if args.quiet else sys.stderr)
         except Exception as error:  # noqa: BLE001 - every failure gets the same one-line report and stops the run
-            print("\n" + failure_line(name, error, executed), file=sys.stderr, flush=True)
+            failed.parent.mkdir(exist_ok=True)
+            if running.exists():
+                os.replace(running, failed)
+            print("\n" + failure_line(name, error, failed), file=sys.stderr, flush=True)
             return 1
+        os.replace(running, executed)
+        failed.unlink(missing_ok=True)  # an older failure of this notebook is no longer what it does
         done_s += weights[name]
         # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
         print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)

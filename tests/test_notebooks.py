@@ -153,16 +153,21 @@ def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
 
 @pytest.mark.notebook
 def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
-    """A failure only a notebook meets (here: the summary without the sections' results) is named in one line
-    and its executed copy kept; bad parameters are refused before, by the driver (the test below)."""
+    """A failure only a notebook meets (here: the summary without the sections' results) is named in one line;
+    its copy goes to failed/ and the last good executed copy stays as it was (it agrees with the results files);
+    bad parameters are refused before, by the driver (the test below)."""
     executed = tmp_path / "executed"
+    executed.mkdir()
+    (executed / "07_summary.ipynb").write_text("the last good copy")
     failed = run_study({**study["env"], "AI6103_RESULTS_DIR": str(tmp_path / "results")}, "--executed-dir",
                        str(executed), "--only", "07_summary")
     assert failed.returncode == 1
     line = [line for line in failed.stderr.splitlines() if line.startswith("FAILED")]
     assert len(line) == 1 and "07_summary.ipynb, cell" in line[0] and "FileNotFoundError" in line[0], failed.stderr
     assert "run notebook notebooks/02_learning_rate.ipynb first" in line[0]
-    assert (executed / "07_summary.ipynb").exists()  # kept for inspection
+    assert f"its copy is at {executed / 'failed' / '07_summary.ipynb'}" in line[0]
+    assert nbformat.read(executed / "failed" / "07_summary.ipynb", as_version=4).cells  # kept for inspection
+    assert (executed / "07_summary.ipynb").read_text() == "the last good copy"
 
 
 @pytest.mark.parametrize("param, message", [
