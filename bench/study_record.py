@@ -32,7 +32,7 @@ TARGET_MILESTONE_S, TARGET_GOAL_S = 15 * 60, 10 * 60  # the whole study's GPU wa
 TIMING = re.compile(r"timing (?P<name>.+?): data (?P<data>[\d.]+) s, build (?P<build>[\d.]+) s(?P<compiled> "
                     r"\(compiled\))?, (?P<epochs>\d+) epochs (?P<total>[\d.]+) s \(first (?P<first>[\d.]+) s, "
                     r"median (?P<median>[\d.]+) s\)")
-PLAN = re.compile(r"^\s+-> (?P<runs>\d+) runs to train in (?P<calls>\d+) training calls of (?P<epochs>\d+) epochs")
+PLAN = re.compile(r"^\s+-> (?P<runs>\d+) runs? to train in (?P<calls>\d+) training calls? of (?P<epochs>\d+) epochs")
 NOTEBOOK_DONE = re.compile(r"^(?P<notebook>\d\d_\w+): done in (?P<seconds>[\d.]+) s\b")
 VERSIONS = re.compile(r"^torch (?P<torch>\S+) CUDA (?P<cuda>\S+) (?P<device>.+)$")  # gpu_session.sh's first line
 

@@ -6,6 +6,11 @@ import math
 import re
 
 
+def count(n: int, noun: str) -> str:
+    """A number with its noun, singular for one: count(1, "run") -> '1 run', count(3, "run") -> '3 runs'."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def power_of_ten(value: float) -> str:
     """A weight-decay coefficient in the brief's notation, math mode without the dollars: 5e-4 -> '5\\times10^{-4}'."""
     if value == 0:

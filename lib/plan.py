@@ -14,6 +14,7 @@ from .config import RunConfig, with_seeds
 from .cost import epoch_seconds, setup_seconds, split_sizes, throughput
 from .data import data_info, load_cifar100
 from .device import runtime
+from .notation import count
 from .profiles import get_profile
 from .sections import TRAINING, plan_study
 from .store import epochs_recorded, finished_recorded, peek_summary, run_path, training_groups
@@ -76,9 +77,12 @@ def _rows(configs: list[RunConfig], seen: set[Path]) -> tuple[list[tuple[str, fl
 
 
 def _setup(n_calls: int, epochs: int) -> tuple[float, str]:
-    setup = setup_seconds(runtime().compiles(epochs))
-    words = (f"set-up (compilation, cuDNN autotuning, graph capture) of {n_calls} training call(s), as measured here "
-             f"before: {format_seconds(n_calls * setup)}" if setup else "set-up: not measured here yet")
+    rt = runtime()
+    setup = setup_seconds(rt.compiles(epochs))
+    cuda = rt.device.type == "cuda"
+    what = "compilation, cuDNN autotuning, graph capture" if cuda else "data load, model build, first epoch"
+    words = (f"set-up ({what}) of {count(n_calls, 'training call')}, as measured here before: "
+             f"{format_seconds(n_calls * setup)}" if setup else "set-up: not measured here yet")
     return n_calls * setup, words
 
 
@@ -90,8 +94,8 @@ def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1)
     rows, n_calls, speed = _rows(list(runs.values()), set())
     width = max(len(label) for label in runs)
     stored = sum(status.startswith("stored") for status, _ in rows)
-    print(f"{section}: {len(runs)} runs, {stored} already stored" + (": nothing to train" if stored == len(runs)
-                                                                      else ""))
+    print(f"{section}: {count(len(runs), 'run')}, {stored} already stored"
+          + (": nothing to train" if stored == len(runs) else ""))
     for label, config, (status, seconds) in zip(runs, runs.values(), rows, strict=True):
         estimate = format_seconds(seconds) if seconds else "-"
         print(f"  {label:<{width}}  {config.short_name():<40} {status:<28} {estimate}")
@@ -142,7 +146,8 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
         stored += sum(status.startswith("stored") for status, _ in rows)
         training = [run.config for run, (_, seconds) in zip(wave, rows, strict=True) if seconds]
         if training:  # bench/study_record.py reads this line to know the calls a study's log should hold
-            print(f"    -> {len(training)} runs to train in {n_calls} training calls of {training[0].epochs} epochs")
+            print(f"    -> {count(len(training), 'run')} to train in {count(n_calls, 'training call')} of "
+                  f"{training[0].epochs} epochs")
             setup, _ = _setup(n_calls, training[0].epochs)
             total += setup + sum(seconds for _, seconds in rows)
     if stored == len(distinct):

@@ -20,6 +20,7 @@ from . import paths, reference
 from .config import ConfigError, RunConfig, check_seeds, with_seeds
 from .data import data_info, split_indices
 from .executor import run_or_load_many
+from .notation import count
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
 from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
 from .results import read_section, write_section
@@ -92,7 +93,7 @@ def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True,
         warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
         warnings.filterwarnings("ignore", message=".*IProgress not found.*")
         results = run_or_load_many(configs, progress=progress)
-    print(f"{section}: {len(results)} runs ready in {format_seconds(time.time() - started)}")
+    print(f"{section}: {count(len(results), 'run')} ready in {format_seconds(time.time() - started)}")
     return settings_of_runs(runs, dict(zip(configs, results, strict=True)), seeds)
 
 

@@ -28,6 +28,7 @@ import torch
 
 from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections
 from lib.checkpoint import SaveError
+from lib.notation import count
 from lib.profiles import PROFILES
 from lib.store import peek_summary
 
@@ -235,7 +236,8 @@ def run(argv: list[str] | None = None) -> int:
         done_s += weights[name]
         # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
         print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)
-    print(f"\n{progress_line(1, 1)} {len(notebooks)} notebooks in {plan.format_seconds(time.time() - started)}; "
+    took = plan.format_seconds(time.time() - started)
+    print(f"\n{progress_line(1, 1)} {count(len(notebooks), 'notebook')} in {took}; "
           f"executed copies in {executed_dir}, figures in {paths.figures_dir(args.profile)}, results in "
           f"{paths.results_dir(args.profile)}")
     return 0

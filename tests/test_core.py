@@ -410,3 +410,9 @@ def test_lib_imports_flow_one_way():
     assert order.index("cost") < order.index("store") < order.index("study")  # the cost model below the store
     # the study's definition needs no store; the plan reads both; the notebooks' facade sits on top
     assert max(order.index("sections"), order.index("store")) < order.index("plan") < order.index("study")
+
+
+def test_counts_say_one_run_and_two_runs():
+    from lib.notation import count
+
+    assert [count(n, "training call") for n in (0, 1, 2)] == ["0 training calls", "1 training call", "2 training calls"]

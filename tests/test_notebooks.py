@@ -132,7 +132,7 @@ def test_second_run_reuses_the_stored_runs(study):
     for section in TRAINING_SECTIONS:
         executed = nbformat.read(study["dirs"]["executed"] / "again" / f"{section}.ipynb", as_version=4)
         text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
-        counts = re.search(r"(\d+) runs, (\d+) already stored", text)
+        counts = re.search(r"(\d+) runs?, (\d+) already stored", text)
         assert counts and counts.group(1) == counts.group(2), f"{section} trained again: {text[:500]}"
 
 
