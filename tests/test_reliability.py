@@ -398,7 +398,7 @@ def test_printing_the_plan_reads_no_checkpoint_and_changes_no_file(tiny_config, 
     before = sorted(p.name for p in result.path.iterdir())
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("the plan loaded a checkpoint"))
     assert study.print_section_plan("02_learning_rate", {"lr=0.05": result.config}) == 0
-    assert "1 runs, 1 already stored: nothing to train" in capsys.readouterr().out
+    assert "1 run, 1 already stored: nothing to train" in capsys.readouterr().out
     assert sorted(p.name for p in result.path.iterdir()) == before
 
 
