@@ -50,6 +50,7 @@ from . import paths, store
 from .checkpoint import atomic_write_text
 from .config import RunConfig
 from .data import check_split, data_info
+from .notation import count
 
 EXECUTORS = ("local", "slurm")
 # Slurm states of a job that will still run or report (squeue's and sacct's names); any other is an end.
@@ -203,10 +204,6 @@ class Task:
         return self.job.paths.stderr  # tracebacks and progress bars; stdout is the same path ending in .out
 
 
-def _tasks(n: int) -> str:
-    return f"{n} task{'s' * (n != 1)}"
-
-
 def _error_line(error: Exception) -> str:
     """The last line of a failed task's traceback (submitit wraps it between dashed lines)."""
     text = str(error)
@@ -277,10 +274,10 @@ def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: floa
             if tasks:  # failed, timed out, or interrupted (Ctrl-C): local workers end, Slurm jobs stay queued
                 runner.stop(tasks)
     if failures:
-        raise TasksFailed(f"{len(failures)} of {_tasks(total)} failed: {'; '.join(failures)}; "
+        raise TasksFailed(f"{len(failures)} of {count(total, 'task')} failed: {'; '.join(failures)}; "
                           f"{runner.after_failure(tasks)}")
     if tasks:
-        raise TasksFailed(f"{_tasks(len(tasks))} did not finish within AI6103_SLURM_TIMEOUT={timeout_s:g} s: "
+        raise TasksFailed(f"{count(len(tasks), 'task')} did not finish within AI6103_SLURM_TIMEOUT={timeout_s:g} s: "
                           + "; ".join(f"runs {', '.join(t.runs)} ({runner.where(t)}, log {t.log})" for t in tasks)
                           + f"; {runner.after_failure(tasks)}")
 
@@ -396,9 +393,9 @@ class _Slurm:
         waiting_for = sorted({task.job.job_id.split("_")[0] for task in tasks})
         said = []
         if new:
-            said.append(f"submitted {_tasks(len(new))} as Slurm job {', '.join(arrays)}")
+            said.append(f"submitted {count(len(new), 'task')} as Slurm job {', '.join(arrays)}")
         if tasks:
-            said.append(f"{_tasks(len(tasks))} still queued or running as Slurm job {', '.join(waiting_for)}")
+            said.append(f"{count(len(tasks), 'task')} still queued or running as Slurm job {', '.join(waiting_for)}")
         said = " and ".join(said)
         watch = f"squeue -j {','.join(arrays + waiting_for)}; logs in {slurm_dir()}/<job id>/"
         if not self.chosen.wait:
@@ -445,7 +442,7 @@ class _Slurm:
         pass  # they stay queued; pending.json lets the next run wait for them
 
     def after_failure(self, running: list[Task]) -> str:
-        going_on = (f"the other {_tasks(len(running))} go on in the queue (job "
+        going_on = (f"the other {count(len(running), 'task')} go on in the queue (job "
                     f"{', '.join(sorted({t.job.job_id.split('_')[0] for t in running}))})" if running else "")
         return (going_on + "; " * bool(going_on) + "finished runs and epochs are kept: run again to resubmit the "
                 "rest (it waits for tasks still queued)")

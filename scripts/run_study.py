@@ -219,6 +219,7 @@ def run(argv: list[str] | None = None) -> int:
         executed = executed_dir / notebook.name
         running = executed_dir / f".{name}.running.ipynb"  # papermill writes its copy cell by cell
         failed = executed_dir / "failed" / notebook.name
+        failed.unlink(missing_ok=True)  # an older failure of this notebook is no longer what it does
         notebook_started = time.time()
         try:
             papermill.execute_notebook(
@@ -232,7 +233,6 @@ def run(argv: list[str] | None = None) -> int:
             print("\n" + failure_line(name, error, failed), file=sys.stderr, flush=True)
             return 1
         os.replace(running, executed)
-        failed.unlink(missing_ok=True)  # an older failure of this notebook is no longer what it does
         done_s += weights[name]
         # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
         print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)
