@@ -42,6 +42,14 @@ def _dropout(p: float) -> nn.Module:
     return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
+def _add_stem(model: nn.Module, width: int, activation: str) -> None:
+    """Give `model` the CIFAR stem: `conv1` (3x3, stride 1, 3 -> `width` channels), `bn1`, `act1`, made in that
+    order (so the random initial weights are the same as when each model wrote them out itself)."""
+    model.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    model.act1 = _activation(activation)
+
+
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expand -> 3x3 depthwise (stride) -> 1x1 linear projection, residual if stride 1."""
 
@@ -77,9 +85,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, num_classes: int = 100, sigmoid_blocks: tuple[int, ...] = (), activation: str = "relu",
                  dropout: float = 0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.act1 = _activation(activation)
+        _add_stem(self, 32, activation)
         blocks, in_planes = [], 32
         for expansion, out_planes, num_blocks, stride in self.cfg:
             for s in [stride] + [1] * (num_blocks - 1):
@@ -125,9 +131,7 @@ class MobileNet(nn.Module):
     def __init__(self, num_classes: int = 100, sigmoid_blocks: tuple[int, ...] = (), activation: str = "relu",
                  dropout: float = 0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.act1 = _activation(activation)
+        _add_stem(self, 32, activation)
         blocks, in_planes = [], 32
         for item in self.cfg:
             out_planes, stride = item if isinstance(item, tuple) else (item, 1)
@@ -211,9 +215,7 @@ class ResNet(nn.Module):
     def __init__(self, arch: str = "resnet18", num_classes: int = 100, sigmoid_blocks: tuple[int, ...] = (),
                  activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.act1 = _activation(activation)
+        _add_stem(self, 64, activation)
         blocks, in_planes = [], 64
         for stage, (planes, num_blocks) in enumerate(zip((64, 128, 256, 512), RESNET_STAGES[arch], strict=True)):
             for index in range(num_blocks):
