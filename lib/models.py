@@ -78,6 +78,8 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
+    """MobileNetV2 for 32x32 inputs: stem, 17 InvertedResidual blocks in `layers`, 1x1 conv to 1280, pool, linear."""
+
     # (expansion, out_planes, num_blocks, stride); NOTE: stride 1 (not 2) in the stem and the second
     # stage, the CIFAR change for 32x32 inputs, so the last feature map is 4x4.
     cfg = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -125,6 +127,8 @@ class DepthwiseSeparable(nn.Module):
 
 
 class MobileNet(nn.Module):
+    """MobileNet v1 for 32x32 inputs: stem, 13 DepthwiseSeparable blocks in `layers`, pool, linear."""
+
     # out_planes, or (out_planes, stride); NOTE: stem stride 1 for 32x32 inputs, last map 2x2.
     cfg = [64, (128, 2), 128, (256, 2), 256, (512, 2), 512, 512, 512, 512, 512, (1024, 2), 1024]
 
@@ -259,8 +263,9 @@ def build_model(arch: str = "mobilenetv2", num_classes: int = 100, sigmoid_block
                 init: str = "default", dropout: float = 0.0, pretrained: str = "") -> nn.Module:
     """A CIFAR model: freshly initialised, or a ResNet from `pretrained` weights ("imagenet" or a file of a
     torchvision ResNet state_dict). `sigmoid_blocks` are indices into `model.layers` whose activations become
-    Sigmoid. At the defaults the model (keys, weights for a given torch seed, outputs) is the one this function
-    built before activation, init, dropout and pretrained existed."""
+    Sigmoid. Raises ConfigError (one line) for a value out of range, or weights for an arch without them. At the
+    defaults (relu, PyTorch's init, no dropout, no weights file) the options add nothing: same keys, and the same
+    weights for a given torch seed, as the plain architecture."""
     if arch not in ARCHS:
         raise ConfigError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
     blocks = tuple(int(b) for b in sigmoid_blocks)
