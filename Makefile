@@ -2,7 +2,8 @@
 # PROFILE=full (brief's settings, real CIFAR-100) | quick (real data, short runs) | smoke (synthetic, minutes on a CPU)
 # SEEDS=3: every setting trained with seeds 0..2 (default 1, the brief's); tables, choices and the paper use the mean
 # AUTHOR="Your Name" for the paper (default: git user.name, else Anonymous)
-# EXECUTOR=slurm: the runs train as tasks of a Slurm job array (README "Running on a cluster"; AI6103_SLURM_* settings)
+# EXECUTOR=slurm: the runs train as tasks of a Slurm job array (docs/clusters.md; AI6103_SLURM_* settings)
+# `make help` lists every target with one line each.
 PROFILE ?= full
 DATA_DIR ?=
 PYTHON ?= python3.11
@@ -13,7 +14,7 @@ ifneq ($(EXECUTOR),)
 export AI6103_EXECUTOR := $(EXECUTOR)
 endif
 
-.PHONY: setup test test-fast lint lab all notebooks report bench tensorboard sweep baselines
+.PHONY: help setup test test-fast lint lab all notebooks report bench tensorboard sweep baselines
 
 # A venv left half-made (Debian without python3-venv: no pip) or made by an older python3 than 3.11 is made again.
 VENV_OK := $(PY) -c 'import pip, sys; assert sys.version_info >= (3, 11)' 2>/dev/null
@@ -28,7 +29,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name ai6103 --display-name "Python 3 (AI6103 workbook)" >/dev/null
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP)  ## set up .venv (Python 3.11, torch, JupyterLab, kernel ai6103), TeX and Chromium where it can
 	@bash scripts/install_tex.sh
 	@bash scripts/install_browser.sh
 
@@ -37,51 +38,55 @@ setup: $(STAMP)
 # Run `make test` before a commit.
 PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
 
-test: setup
+test: setup  ## developer command: every test (notebooks, Slurm, browser, slow), about 8 min on 2 cores
 	$(PYTEST)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP)  ## developer command, the edit loop: all but notebook/slurm/browser/slow tests
 	$(PYTEST) -m "not (notebook or slurm or browser or slow)"
 
-lint: setup
+lint: setup  ## ruff on lib tests notebooks bench scripts; notebooks committed without outputs
 	$(PY) -m ruff check lib tests notebooks bench scripts
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
 
 # JupyterLab on lab/, your git-ignored copies of notebooks/ (made when missing, never overwritten); the notebooks'
 # `profile = None` means PROFILE, and DATA_DIR their data folder. As root it adds --allow-root (containers).
-lab: setup
+lab: setup  ## JupyterLab on lab/, your git-ignored copies of notebooks/ (PROFILE, DATA_DIR)
 	$(PY) scripts/lab.py $(STUDY_ARGS)
 
 # Every run's curves and the hparams table of the whole study (lib.tracking writes runs/<run>/tensorboard/).
-tensorboard: setup
+tensorboard: setup  ## TensorBoard on the run store (runs/, or AI6103_RUNS_DIR)
 	$(VENV)/bin/tensorboard --logdir $${AI6103_RUNS_DIR:-runs}
 
-bench: setup
+bench: setup  ## the speed benchmark (bench/benchmark.py), appends to bench/results.json
 	$(PY) bench/benchmark.py
 
-report: setup
+report: setup  ## the paper from results/<profile>/ -> report/<profile>/paper.pdf (PROFILE, AUTHOR)
 	$(PY) -m lib.report --profile $(PROFILE) $(if $(AUTHOR),--author "$$AUTHOR")
 
 # The whole study: its runs, then every notebook in order through papermill into executed/<profile>/ and
 # figures/<profile>/ (results in results/<profile>/), then the paper.
 STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-notebooks: setup
+notebooks: setup  ## train the study, run every notebook into executed/<profile>/ (PROFILE, SEEDS, DATA_DIR)
 	$(PY) scripts/run_study.py $(STUDY_ARGS) $(if $(SEEDS),--seeds $(SEEDS))
 
 # Beyond the brief: a sweep over any run settings (notebook 08_sweep; results/<profile>/08_sweep.csv), e.g.
 # make sweep PROFILE=smoke GRID="{'lr': [0.1, 0.05], 'batch_size': [64, 128]}" SEEDS=2 BASE=best
-sweep: setup
+sweep: setup  ## notebook 08_sweep: a grid over any run settings (GRID, BASE, SEEDS)
 	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 08_sweep $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(GRID),--param "grid=$(GRID)") $(if $(BASE),--param "base='$(BASE)'")
 
 # Beyond the brief: a small CNN, ResNet-18, MobileNetV2 and MobileNet v1 with one recipe (notebook 09_baselines;
 # results/<profile>/09_baselines.json, which the summary notebook and the paper then show), e.g.
 # make baselines PROFILE=quick ARCHS="['resnet18', 'mobilenetv2']" EPOCHS=10 SEEDS=2 PRETRAINED=imagenet
-baselines: setup
+baselines: setup  ## notebook 09_baselines: other architectures, one recipe (ARCHS, EPOCHS, PRETRAINED)
 	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 09_baselines $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(ARCHS),--param "archs=$(ARCHS)") $(if $(EPOCHS),--param "epochs=$(EPOCHS)") \
 		$(if $(PRETRAINED),--param "pretrained='$(PRETRAINED)'")
 
-all: notebooks
+all: notebooks  ## set up, run the whole study, build the paper (PROFILE=smoke: no GPU, offline)
 	$(MAKE) report PROFILE=$(PROFILE)
+
+# `make help`: every target with its `## ` line (no set-up; last, so plain `make` still only sets up .venv).
+help:  ## this list
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

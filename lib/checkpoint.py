@@ -49,7 +49,7 @@ def remove_stale_temporaries(folder: Path, locked: bool = False) -> None:
     process writes there) all of them; otherwise only those whose writing process is gone: of this machine (a
     process id says nothing about another node of a cluster sharing the run store), or nameless garbage."""
     for tmp in Path(folder).glob(".*.tmp-*"):
-        host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")  # older names: no host
+        host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")  # a name without a host: host ''
         if locked or not pid.isdigit() or (host in ("", socket.gethostname()) and not _alive(int(pid))):
             tmp.unlink(missing_ok=True)
 
@@ -65,6 +65,7 @@ def _alive(pid: int) -> bool:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write` of a text file: `path` holds either its old content or all of `text`, never part of it."""
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
@@ -124,7 +125,7 @@ def load_state(run_dir: Path) -> dict | None:
 def restore(run_dir: Path, model, optimizer, generator, mixup_rng, scaler=None) -> list[dict]:
     """Load the last good checkpoint into the given objects; returns the metrics so far ([] = fresh start).
 
-    A checkpoint without a loss scale (older ones, or saved in bf16/fp32) leaves `scaler` as it is: fresh."""
+    A checkpoint without a loss scale (bf16 and fp32 runs save none) leaves `scaler` as it is: fresh."""
     state = load_state(run_dir)
     if state is None:
         return []

@@ -30,6 +30,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RunConfig:
+    """Everything that decides what a run trains, one field per setting; the defaults are the brief's baseline.
+
+    Frozen and checked when made: a bad value raises ConfigError in one line. `key()` and `config_hash` name the
+    run in the store; `data_dir` says only where the data lies and is not part of that name."""
+
     arch: str = "mobilenetv2"  # "mobilenetv2" (the brief), "mobilenet" (v1, the course's code); baselines:
     # "small_cnn" (3 conv layers 32/64/128 + 2 fully connected), "resnet18", "resnet34" (CIFAR stem: 3x3, no max-pool)
     lr: float = 0.05  # initial learning rate of SGD
@@ -47,7 +52,7 @@ class RunConfig:
     val_subset: int | None = None  # use only the first N images of the validation split (None = all)
     grad_norm_param: str = "layers.8.conv1.weight"  # parameter whose gradient 2-norm is logged per epoch
     num_classes: int = 100  # CIFAR-100
-    # Options beyond the brief. At these defaults a config means (and hashes to) what it did before they existed.
+    # Options beyond the brief. At these defaults they leave `key()` and the hash as if they were not there.
     optimizer: str = "sgd"  # "sgd"; "adam" or "adamw" (decoupled decay) with betas (momentum, 0.999)
     lr_step_epochs: int = 30  # schedule "step": lr times lr_gamma every lr_step_epochs epochs
     lr_gamma: float = 0.1  # "step"/"exponential" (per epoch) factor; "plateau": factor on each reduction
@@ -79,8 +84,9 @@ class RunConfig:
         _check(self)
 
     def key(self) -> dict:
-        """The fields that define what is trained (everything except where the data happens to live). Options
-        beyond the brief appear only when set, so runs made before they existed keep their hash and folder."""
+        """The fields that define what is trained (every field but `data_dir`), as a JSON-ready dict. Options
+        beyond the brief (OPTIONS) appear only when they differ from their defaults, so a config at those defaults
+        keeps the hash and folder of one without them."""
         values = dataclasses.asdict(self)
         values.pop("data_dir")
         values["sigmoid_blocks"] = list(self.sigmoid_blocks)
@@ -121,6 +127,7 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
 
 def check_seeds(seeds) -> None:
+    """Raise ConfigError (one line) unless `seeds` is an int >= 1 (not a bool)."""
     if not (isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1):
         raise ConfigError(f"seeds must be an integer >= 1 (runs per setting, seeds 0..seeds-1; the brief: 1), "
                           f"got {seeds!r}")

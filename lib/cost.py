@@ -4,7 +4,7 @@ What it is: training and evaluation images per second of an architecture here (f
 run store trained the same way, else a short benchmark of lib.train's own step, measured once per machine and
 cached in `runs/throughput.json`), seconds per epoch of a config, and the stacking decision
 (`runs_to_stack`). The run store asks it how to group runs; the study's plan asks it for estimates.
-What it is not: the plan itself (lib.study) or the training (lib.train).
+What it is not: the plan itself (lib.plan) or the training (lib.train).
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def setup_seconds(compiled: bool) -> float:
             if first_in_process and call["device"] == device and call["compiled"] == compiled and len(epochs) > 1:
                 excess.append(call["data_seconds"] + call["build_seconds"] + epochs[0] - float(np.median(epochs[1:])))
         except (ValueError, KeyError, TypeError):
-            continue  # a line of an older format or cut short: the estimate does without it
+            continue  # a line of another format or cut short: the estimate does without it
     return float(np.median(excess)) if excess else 0.0
 
 
@@ -70,7 +70,7 @@ def _measured_speed(arch: str, device: str, runs: int, batch_size: int = 128) ->
                     "batch_size", 128) != batch_size:
                 continue
             last = pd.read_csv(metrics).iloc[-1]
-            if int(last.get("runs_together", 1)) == runs:  # runs stored before stacking existed ran alone
+            if int(last.get("runs_together", 1)) == runs:  # a line without runs_together: the run trained alone
                 speeds.append(float(last["train_images_per_second"]))
         except (OSError, ValueError, KeyError):
             continue
@@ -185,5 +185,6 @@ def split_sizes(config: RunConfig, n_total: int = 50_000) -> tuple[int, int]:
 
 
 def epoch_seconds(config: RunConfig, speed: dict, n_total: int = 50_000) -> float:
+    """Estimated seconds of one epoch (training and validation) of `config` at `speed` (a `throughput` dict)."""
     n_train, n_val = split_sizes(config, n_total)
     return n_train / speed["train_images_per_second"] + n_val / speed["eval_images_per_second"]

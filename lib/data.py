@@ -39,6 +39,8 @@ class DataError(RuntimeError):
 
 
 class Cifar100(NamedTuple):
+    """The two files of CIFAR-100 in memory, as numpy arrays (what `load_cifar100` returns)."""
+
     train_images: np.ndarray  # uint8, N x 32 x 32 x 3 (HWC, RGB)
     train_labels: np.ndarray  # int64, N, fine labels 0..99
     test_images: np.ndarray
@@ -47,6 +49,8 @@ class Cifar100(NamedTuple):
 
 @dataclass(frozen=True)
 class DataInfo:
+    """What data a folder holds, without its images: kind, fingerprint (part of every run's hash), sizes, names."""
+
     kind: str  # "cifar100" (the official files), "synthetic" (our generator) or "modified" (parses, not official)
     fingerprint: str  # md5 of the three files together; names the data in every run hash
     folder: str

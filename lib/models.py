@@ -42,6 +42,14 @@ def _dropout(p: float) -> nn.Module:
     return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
+def _add_stem(model: nn.Module, width: int, activation: str) -> None:
+    """Give `model` the CIFAR stem: `conv1` (3x3, stride 1, 3 -> `width` channels), `bn1`, `act1`, made in that
+    order (so the random initial weights are the same as when each model wrote them out itself)."""
+    model.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
+    model.bn1 = nn.BatchNorm2d(width)
+    model.act1 = _activation(activation)
+
+
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1x1 expand -> 3x3 depthwise (stride) -> 1x1 linear projection, residual if stride 1."""
 
@@ -70,6 +78,8 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
+    """MobileNetV2 for 32x32 inputs: stem, 17 InvertedResidual blocks in `layers`, 1x1 conv to 1280, pool, linear."""
+
     # (expansion, out_planes, num_blocks, stride); NOTE: stride 1 (not 2) in the stem and the second
     # stage, the CIFAR change for 32x32 inputs, so the last feature map is 4x4.
     cfg = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -77,9 +87,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, num_classes: int = 100, sigmoid_blocks: tuple[int, ...] = (), activation: str = "relu",
                  dropout: float = 0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.act1 = _activation(activation)
+        _add_stem(self, 32, activation)
         blocks, in_planes = [], 32
         for expansion, out_planes, num_blocks, stride in self.cfg:
             for s in [stride] + [1] * (num_blocks - 1):
@@ -119,15 +127,15 @@ class DepthwiseSeparable(nn.Module):
 
 
 class MobileNet(nn.Module):
+    """MobileNet v1 for 32x32 inputs: stem, 13 DepthwiseSeparable blocks in `layers`, pool, linear."""
+
     # out_planes, or (out_planes, stride); NOTE: stem stride 1 for 32x32 inputs, last map 2x2.
     cfg = [64, (128, 2), 128, (256, 2), 256, (512, 2), 512, 512, 512, 512, 512, (1024, 2), 1024]
 
     def __init__(self, num_classes: int = 100, sigmoid_blocks: tuple[int, ...] = (), activation: str = "relu",
                  dropout: float = 0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.act1 = _activation(activation)
+        _add_stem(self, 32, activation)
         blocks, in_planes = [], 32
         for item in self.cfg:
             out_planes, stride = item if isinstance(item, tuple) else (item, 1)
@@ -211,9 +219,7 @@ class ResNet(nn.Module):
     def __init__(self, arch: str = "resnet18", num_classes: int = 100, sigmoid_blocks: tuple[int, ...] = (),
                  activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.act1 = _activation(activation)
+        _add_stem(self, 64, activation)
         blocks, in_planes = [], 64
         for stage, (planes, num_blocks) in enumerate(zip((64, 128, 256, 512), RESNET_STAGES[arch], strict=True)):
             for index in range(num_blocks):
@@ -257,8 +263,9 @@ def build_model(arch: str = "mobilenetv2", num_classes: int = 100, sigmoid_block
                 init: str = "default", dropout: float = 0.0, pretrained: str = "") -> nn.Module:
     """A CIFAR model: freshly initialised, or a ResNet from `pretrained` weights ("imagenet" or a file of a
     torchvision ResNet state_dict). `sigmoid_blocks` are indices into `model.layers` whose activations become
-    Sigmoid. At the defaults the model (keys, weights for a given torch seed, outputs) is the one this function
-    built before activation, init, dropout and pretrained existed."""
+    Sigmoid. Raises ConfigError (one line) for a value out of range, or weights for an arch without them. At the
+    defaults (relu, PyTorch's init, no dropout, no weights file) the options add nothing: same keys, and the same
+    weights for a given torch seed, as the plain architecture."""
     if arch not in ARCHS:
         raise ConfigError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
     blocks = tuple(int(b) for b in sigmoid_blocks)

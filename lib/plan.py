@@ -22,6 +22,7 @@ from .train import path_notes
 
 
 def format_seconds(seconds: float) -> str:
+    """A duration as a plan prints it: '45 s' under 90 s, '12 min' under 90 min, else '1.5 h'."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:

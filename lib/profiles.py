@@ -1,4 +1,5 @@
-"""Profiles (how big the study is) and the data folder each reads; the brief's baseline config for a profile."""
+"""Profiles: how big the study is (epochs, split sizes, real or synthetic data), the data folder each reads, and
+the brief's baseline config sized for a profile. The table of profiles, for people: README.md "Profiles"."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,8 @@ from .data import DataError, write_synthetic_cifar100
 
 @dataclass(frozen=True)
 class Profile:
+    """One size of the study: epochs of the short and long sections, split sizes, and real or generated data."""
+
     name: str
     short_epochs: int  # epochs of the learning-rate section (the brief: 15)
     long_epochs: int  # epochs of the schedule, weight-decay, mixup and activation sections (the brief: 300)
@@ -37,6 +40,7 @@ PROFILES = {
 
 
 def get_profile(name: str) -> Profile:
+    """The profile called `name`; ValueError (one line, naming the profiles) for any other name."""
     if name not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
     return PROFILES[name]
@@ -51,14 +55,12 @@ def session_profile(profile: str | None) -> str:
 
 
 def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
-    """The data folder a profile reads.
+    """The data folder a profile reads, as an absolute path string.
 
-    `data_dir=None` means the DATA_DIR of `make lab` (lib.paths.notebook_data_dir) if it was given, else the
-    profile's default: lib.paths.data_dir() for real data; for the profiles on
-    generated data a `synthetic-<profile>` folder inside it, written there if missing. Synthetic data is only
-    ever written into that folder of its own: a `data_dir` given to such a profile is read as it is, and one
-    without a complete `cifar-100-python/` (a partial download, a typo, an archive not yet unpacked) is refused,
-    never written to.
+    `data_dir=None` means `make lab`'s DATA_DIR (lib.paths.notebook_data_dir) if given, else the profile's
+    default: lib.paths.data_dir() for real data, its `synthetic-<profile>` folder (written if missing) for
+    generated data. Synthetic data is written only there: a `data_dir` given to a synthetic profile is read as it
+    is, and raises DataError unless it holds a complete `cifar-100-python/`.
     """
     spec = get_profile(profile)
     data_dir = data_dir if data_dir is not None else paths.notebook_data_dir()

@@ -17,6 +17,8 @@ RANGES_FILE = Path(__file__).with_name("public_ranges.json")
 
 @dataclass(frozen=True)
 class PublicRange:
+    """An accuracy range (percent) others measured for one model and setting, with where it was published."""
+
     low: float  # accuracy, percent
     high: float
     source: str

@@ -1,20 +1,8 @@
 """Section results files: the small JSON records that chain the study and feed the paper.
 
 Each notebook writes `results/<profile>/<section>.json` with `write_section`; later notebooks read the choices
-of earlier ones with `read_section`, and the paper's LaTeX is generated from these files alone.
-
-Schema (keys every file has):
-    section     str    e.g. "02_learning_rate"
-    profile     str    "full" | "quick" | "smoke" | "e2e" (lib.study.PROFILES)
-    data_kind   str    "cifar100" | "synthetic" | "modified" (lib.data.DataInfo.kind)
-    runs        list   one dict per run: run_id, label, config (RunConfig.key()), final_train_loss,
-                       final_train_acc, final_val_loss, final_val_acc, best_val_acc, best_val_epoch, epochs,
-                       curves ({"train_loss": [per epoch], "train_acc", "val_loss", "val_acc"})
-    chosen      dict   the setting this section decided, e.g. {"lr": 0.05} or {"weight_decay": 5e-4} ({} if none)
-    chosen_run_id  str | None  the run this section hands on (its settings are where the next section starts,
-                       lib.sections); None where the section chooses nothing
-    extra       dict   anything else the section reports (test accuracy, statistics, ...)
-    figures     list   figure stems written by this section (files in figures/ as .pdf and .png)
+of earlier ones with `read_section`, and the paper's LaTeX is generated from these files alone. The fields of a
+file and of each run in it: docs/results.md. A file is written atomically and checked when read.
 """
 from __future__ import annotations
 
@@ -25,7 +13,7 @@ from pathlib import Path
 from . import paths
 from .checkpoint import atomic_write_text, remove_stale_temporaries
 
-RESULTS_VERSION = 2  # 2: chosen_run_id added (the chosen run by id, not by comparing values)
+RESULTS_VERSION = 2  # the files' layout; read_section refuses any other version with the notebook to re-run
 
 
 def section_path(section: str, folder: Path | None = None, profile: str | None = None) -> Path:
@@ -36,6 +24,8 @@ def section_path(section: str, folder: Path | None = None, profile: str | None =
 def write_section(section: str, profile: str, data_kind: str, runs: list[dict], chosen: dict | None = None,
                   extra: dict | None = None, figures: list[str] | None = None,
                   chosen_run_id: str | None = None) -> Path:
+    """Write a section's results file atomically (docs/results.md has its fields) and return its path.
+    `chosen_run_id`, if given, must be the `run_id` of one of `runs` (else ValueError)."""
     if chosen_run_id is not None and chosen_run_id not in {run["run_id"] for run in runs}:
         raise ValueError(f"chosen_run_id {chosen_run_id!r} is not among the runs of {section}")
     record = {"results_version": RESULTS_VERSION, "section": section, "profile": profile, "data_kind": data_kind,
@@ -83,7 +73,7 @@ FINAL_LOSSES = ("final_train_loss", "final_val_loss")
 
 
 def _layout_problem(record: dict, section: str) -> str | None:
-    """What is wrong with a results record's layout or values (the schema above), or None."""
+    """What is wrong with a results record's layout or values (docs/results.md), or None."""
     for key, kind in RECORD_TYPES.items():
         if not isinstance(record.get(key), kind):
             return f"its {key!r} is not a {kind.__name__}"

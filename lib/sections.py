@@ -1,22 +1,10 @@
 """The study, defined once: each section's runs, the earlier choice it starts from, what it hands on and exports.
 
-This file answers "what will the study train, and in which order?". With the brief's settings (profile `full`;
-the other profiles change only the epochs and the data's size):
-
-  section           starts from                        compares                           hands on (chosen by)
-  02_learning_rate  the baseline: constant, no decay   lr 0.5, 0.05, 0.01 for 15 epochs   lr (final training loss)
-  03_lr_schedule    02's chosen rate                   constant vs cosine, 300 epochs     nothing: reported only
-  04_weight_decay   02's chosen rate, cosine           weight decay 5e-4 vs 1e-4          weight decay (val. acc.)
-  05_mixup          04's chosen run                    no mixup vs mixup alpha 0.2        mixup (val. acc.), then
-                                                                                          the test accuracy
-  06_activation     05's chosen run                    ReLU vs Sigmoid in blocks 4-10     nothing (gradient norm)
-
-Order (`waves`): 02 | 03 and 04 together | 05 | 06. A section's run equal to the run it starts from ("no mixup"
-in 05 is 04's chosen run, "relu" in 06 is 05's) is the same run in the store and is trained once. 01_data trains
-nothing; 07_summary collects. The driver (scripts/run_study.py) trains wave by wave before the notebooks run,
-and the notebooks ask `section_configs` for the same configs and load them from the run store. Beyond the brief
-(`EXTRAS`, run only when named): 08_sweep (any grid of settings) and 09_baselines (one recipe, several
-architectures; lib.baselines).
+`STUDY` answers "what will the study train, and in which order?" (the table for people: docs/study.md): sections
+02-06, each comparing a few settings from the run the section before it chose, in waves (`waves`): 02 | 03 and 04
+| 05 | 06. A section's run equal to the run it starts from is the same run in the store, trained once. The
+notebooks, the driver (scripts/run_study.py), the planner and the paper all read this one definition; `EXTRAS`
+(08_sweep, 09_baselines) run only when named.
 """
 from __future__ import annotations
 
@@ -300,13 +288,11 @@ def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summ
                train_wave: Callable | None = None, sections: tuple[str, ...] = TRAINING) -> list[list[PlannedRun]]:
     """Every run of the study, wave by wave (`waves`), as the notebooks will ask for them.
 
-    `params[section]` are the parameters a section's notebook gets (those of `Section.config_params`, plus
-    `choose_by` and `seeds`, each setting's number of seeds); `summary_of(config)` is a finished run's summary or
-    None. A choice whose runs are all finished is made as the notebook will make it (on the means over seeds);
-    one not known yet is assumed to be the section's first run, and the runs that depend on it say so (`assumes`).
-    `train_wave(configs)`, if given, trains a wave's runs before its choices are made: the driver's way of
-    training every run before the notebooks. Sections not in `sections` are not planned; their choices come
-    from their results files."""
+    `params[section]`: a notebook's parameters (`Section.config_params`, `choose_by`, `seeds`);
+    `summary_of(config)`: a finished run's summary or None. A choice whose runs are finished is made as the
+    notebook will make it; one not known yet assumes the section's first run, and the runs depending on it say so
+    (`assumes`). `train_wave(configs)`, if given, trains each wave before its choices are made (the driver).
+    Sections not in `sections` are not planned; their choices come from their results files."""
     known: dict[str, tuple[dict, str | None]] = {}  # section -> (settings it hands on, assumption or None)
     planned = []
     for wave in waves():

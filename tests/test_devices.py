@@ -1,5 +1,5 @@
-"""Device classes (README "Device classes"): what the workbook does on a recent NVIDIA GPU, an older one, an Apple
-GPU and the CPU, the fp16 path with loss scaling, and what happens when device memory runs out.
+"""Device classes (docs/devices.md "Device classes"): what the workbook does on a recent NVIDIA GPU, an older one,
+an Apple GPU and the CPU, the fp16 path with loss scaling, and what happens when device memory runs out.
 
 No GPU is needed: the device queries lib.device makes (torch.cuda's capability, name, architectures and free memory,
 torch.backends.mps) are faked, and the fp16 training path runs on the CPU with a tiny model in place of MobileNet
@@ -52,7 +52,7 @@ def fake_device(monkeypatch):
     torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = switches
 
 
-# ---------------------------------------------------------------- the device classes (the README's table)
+# ---------------------------------------------------------------- the device classes (docs/devices.md's table)
 
 
 def test_recent_nvidia_gpu_gets_bf16_and_every_speed_feature(fake_device):
