@@ -14,9 +14,11 @@ from .data import (
     write_synthetic_cifar100,
 )
 from .models import build_model
+from .runs import evaluate_test, run_or_load, run_or_load_many
 from .schedule import lr_at
-from .store import RunResult, RunStoreError, evaluate_test, load_run, run_or_load, run_or_load_many
-from .train import mixup_loss, sample_mixup_lambda, train, train_together
+from .step import mixup_loss, sample_mixup_lambda
+from .store import RunResult, RunStoreError, load_run
+from .train import train, train_together
 
 __all__ = [
     "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",

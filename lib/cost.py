@@ -24,7 +24,9 @@ from .checkpoint import atomic_write_text, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime, synchronize
-from .train import evaluate, fresh_step, n_train_used, train_epoch
+from .splits import evaluate, n_train_used
+from .step import train_epoch
+from .train import fresh_step
 
 
 def timing_log() -> Path:

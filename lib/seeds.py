@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .config import RunConfig, with_seeds
-from .store import RunResult, evaluate_test
+from .runs import evaluate_test
+from .store import RunResult
 
 FINAL_METRICS = ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc")
 
