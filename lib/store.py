@@ -35,9 +35,11 @@ SUMMARY = "summary.json"
 
 @dataclass
 class RunResult:
+    """A finished run as the store holds it."""
+
     config: RunConfig
     path: Path
-    history: pd.DataFrame  # one row per epoch (see lib.train.train for the columns)
+    history: pd.DataFrame  # one row per epoch (lib.train's columns)
     summary: dict  # final metrics and identity of the run
 
     @property
@@ -46,6 +48,7 @@ class RunResult:
 
 
 def run_path(config: RunConfig) -> Path:
+    """The run's folder: its short name and the hash of config, data fingerprint and pretrained weights."""
     info = data_info(config.data_dir)
     digest = config_hash(config, info.fingerprint, weights_fingerprint(config.pretrained))
     return paths.runs_dir() / f"{config.short_name()}-{digest}"
@@ -138,12 +141,14 @@ def peek_summary(config: RunConfig) -> dict | None:
 
 
 def load_run(config: RunConfig) -> RunResult | None:
-    """The finished run of this config, or None if it has not finished (or never started)."""
+    """The finished run of this config, or None if it has not finished (or never started). A finished run whose
+    result files do not read is rebuilt from its checkpoint, or set aside to be resumed (a warning says which)."""
     return _read_finished(run_path(config), config)
 
 
 class _RunLock:
-    """An exclusive lock on a run folder; released by the OS even if the process is killed."""
+    """An exclusive lock on a run folder; released by the OS even if the process is killed. Entering it when
+    another process holds it raises RunStoreError naming the holder."""
 
     def __init__(self, path: Path):
         self.file = path / "lock"

@@ -207,9 +207,7 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         for run in runs:
             run.save(rt)
         phases["epoch_seconds"].append(time.perf_counter() - start)  # with the checkpoints: the epoch's wall time
-        bar.update(1)
-        bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),
-                        val_acc="/".join(f"{h[-1]['val_acc']:.3f}" for h in histories))
+        _show(bar, histories)
         if any(run.finished() for run in runs):
             break  # an early stop (or the last epoch): train_together goes on with the runs still running
     bar.close()
@@ -279,3 +277,10 @@ def _progress_bar(configs: list[RunConfig], done: int, enabled: bool):
 
     return tqdm(total=configs[0].epochs, initial=done, desc=run_names(configs), unit="epoch", disable=not enabled,
                 leave=True, dynamic_ncols=True)
+
+
+def _show(bar, histories: list[list[dict]]) -> None:
+    """One epoch more on the bar, with each run's last training loss and validation accuracy."""
+    bar.update(1)
+    bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),
+                    val_acc="/".join(f"{h[-1]['val_acc']:.3f}" for h in histories))
