@@ -33,7 +33,9 @@ import torch.nn.functional as F
 from lib.config import RunConfig
 from lib.data import DeviceSplit, channel_stats, write_synthetic_cifar100
 from lib.device import Runtime, runtime
-from lib.train import evaluate, fresh_step, train_epoch, train_together
+from lib.splits import evaluate
+from lib.step import train_epoch
+from lib.train import fresh_step, train_together
 
 HERE = Path(__file__).resolve().parent
 EPOCH_TRAIN, EPOCH_VAL = 40_000, 10_000  # images per epoch of the study

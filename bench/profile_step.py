@@ -16,7 +16,8 @@ import torch
 from lib.config import RunConfig
 from lib.data import DeviceSplit
 from lib.device import runtime
-from lib.train import fresh_step, train_epoch
+from lib.step import train_epoch
+from lib.train import fresh_step
 
 
 def kernels(steps: int = 10) -> None:

@@ -1,6 +1,6 @@
 """The AI6103 hyperparameter-study workbook: data, models, training and the run store.
 
-Notebooks, tests and users import from here; see README.md for the tour.
+Notebooks, tests and users import from here; docs/library.md describes each module.
 """
 from .config import ConfigError, RunConfig
 from .data import (
@@ -14,9 +14,11 @@ from .data import (
     write_synthetic_cifar100,
 )
 from .models import build_model
+from .runs import evaluate_test, run_or_load, run_or_load_many
 from .schedule import lr_at
-from .store import RunResult, RunStoreError, evaluate_test, load_run, run_or_load, run_or_load_many
-from .train import mixup_loss, sample_mixup_lambda, train, train_together
+from .step import mixup_loss, sample_mixup_lambda
+from .store import RunResult, RunStoreError, load_run
+from .train import train, train_together
 
 __all__ = [
     "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",

@@ -23,7 +23,7 @@ METRICS = "metrics.csv"  # one row per finished epoch, rewritten after every epo
 
 
 class RunStoreError(RuntimeError):
-    """A stored run cannot be used as it is; the message says which and what to do (lib.store raises it too)."""
+    """A stored run cannot be used as it is; the message says which and what to do (raised by lib.store, lib.runs)."""
 
 
 class SaveError(RuntimeError):
@@ -55,6 +55,7 @@ def remove_stale_temporaries(folder: Path, locked: bool = False) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process of this id exists on this machine."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:

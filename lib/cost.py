@@ -24,7 +24,9 @@ from .checkpoint import atomic_write_text, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime, synchronize
-from .train import evaluate, fresh_step, n_train_used, train_epoch
+from .splits import evaluate, n_train_used
+from .step import train_epoch
+from .train import fresh_step
 
 
 def timing_log() -> Path:
@@ -133,7 +135,7 @@ STACK_MOST = 3  # the study's sections have at most three runs that may be stack
 
 
 def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
-    """How many of `n_runs` stackable runs (lib.train.group_key) to train together on this machine.
+    """How many of `n_runs` stackable runs (lib.grouping.group_key) to train together on this machine.
 
     AI6103_STACK=k fixes it (at most k). With `auto` (the default on a GPU), stacks of 1..3 runs are timed once
     (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1.

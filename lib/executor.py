@@ -46,7 +46,7 @@ from pathlib import Path
 
 import submitit
 
-from . import paths, store
+from . import paths, runs, store
 from .checkpoint import atomic_write_text
 from .config import RunConfig
 from .data import check_split, data_info
@@ -142,7 +142,7 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[st
     within AI6103_SLURM_TIMEOUT) or TasksSubmitted (AI6103_SLURM_WAIT=0), each with a one-line message."""
     chosen = settings()
     if chosen.executor == "local" and chosen.workers == 1:
-        return store.run_or_load_many(configs, progress)
+        return runs.run_or_load_many(configs, progress)
     for config in configs:  # what the store refuses, refused before anything is submitted
         info = data_info(config.data_dir)
         check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
@@ -158,13 +158,13 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[st
         if left:  # never train here what a task should have trained (this may be a cluster's login node)
             raise TasksFailed(f"the tasks ended well but runs {', '.join(left)} are not finished in "
                               f"{paths.runs_dir()}; is the run store on a file system the nodes share?")
-    return store.run_or_load_many(configs, progress)
+    return runs.run_or_load_many(configs, progress)
 
 
 def tasks_of(configs: list[RunConfig]) -> list[list[RunConfig]]:
     """The tasks that train `configs`: one per group of runs that may train together (lib.train.group_key), in
     order. How many of a group stack is decided on the node, by lib.store.run_or_load_many there."""
-    from .train import group_key
+    from .grouping import group_key
 
     groups: dict[tuple, list[RunConfig]] = {}
     for config in configs:
@@ -189,7 +189,7 @@ class TrainTask(submitit.helpers.Checkpointable):
             torch.set_num_threads(cpu_threads)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")  # the plan said so
-            return [result.run_id for result in store.run_or_load_many(configs, progress=True)]
+            return [result.run_id for result in runs.run_or_load_many(configs, progress=True)]
 
 
 @dataclass

@@ -14,11 +14,12 @@ from .config import RunConfig, with_seeds
 from .cost import epoch_seconds, setup_seconds, split_sizes, throughput
 from .data import data_info, load_cifar100
 from .device import runtime
+from .grouping import path_notes
 from .notation import count
 from .profiles import get_profile
+from .runs import training_groups
 from .sections import TRAINING, plan_study
-from .store import epochs_recorded, finished_recorded, peek_summary, run_path, training_groups
-from .train import path_notes
+from .store import epochs_recorded, finished_recorded, peek_summary, run_path
 
 
 def format_seconds(seconds: float) -> str:

@@ -3,7 +3,7 @@
 A seed varies the initial weights, the data order, the crops and flips and the mixup draws (RunConfig.seed);
 the 40k/10k split keeps split_seed 0, as the brief requires. Seed k of a setting is its config with seed k
 (k = 0..n-1): seed 0 is the run the brief's study trains, so n = 1 is the brief's study unchanged and a larger n
-reuses it. Runs that differ only in seed train as one stack (lib.train.random_streams).
+reuses it. Runs that differ only in seed train as one stack (lib.step.random_streams).
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .config import RunConfig, with_seeds
-from .store import RunResult, evaluate_test
+from .runs import evaluate_test
+from .store import RunResult
 
 FINAL_METRICS = ("final_train_loss", "final_train_acc", "final_val_loss", "final_val_acc")
 
@@ -94,7 +95,7 @@ def settings_of_runs(labelled_configs: dict[str, RunConfig], runs: dict[RunConfi
 
 def scores_on_test_set(setting: Setting | RunResult) -> dict:
     """Test loss and accuracy of a setting's final models, each seed's computed once and stored in its run folder
-    (lib.store.evaluate_test): means over the seeds, their spread (None for one seed), n and the runs scored."""
+    (lib.runs.evaluate_test): means over the seeds, their spread (None for one seed), n and the runs scored."""
     runs = setting.runs if isinstance(setting, Setting) else [setting]
     scores = [evaluate_test(run) for run in runs]
     record = {"n_test": scores[0]["n_test"], "n_seeds": len(runs), "test_run_ids": [run.run_id for run in runs]}

@@ -1,8 +1,10 @@
 """The run store: one folder per (config, data) pair, named by a readable name plus the config hash.
 
 A folder holds `config.json`, `env.json`, `metrics.csv` (one row per finished epoch), checkpoints,
-and `summary.json` once the run has finished. `run_or_load` trains only what is not finished yet,
-resuming from the last complete epoch; a finished run is never overwritten.
+and `summary.json` once the run has finished; a finished run is never overwritten. This module owns the
+folders, their locks and the on-disk format: reading, checking and finishing a run, and the locked life cycle
+of a training call (`train_missing`, which is handed the trainer). What it is not: training or deciding what
+trains together (lib.runs, lib.train).
 """
 from __future__ import annotations
 
@@ -11,22 +13,19 @@ import dataclasses
 import fcntl
 import json
 import os
-import platform
 import socket
-import subprocess
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from . import paths
 from .checkpoint import METRICS, PREVIOUS, RunStoreError, atomic_write_text, load_state, remove_stale_temporaries
 from .config import RunConfig, config_hash
-from .cost import runs_to_stack, timing_log
-from .data import check_split, data_info
+from .data import data_info
 from .models import weights_fingerprint
 from .schedule import early_stop, final_epoch, is_finished
 
@@ -36,9 +35,11 @@ SUMMARY = "summary.json"
 
 @dataclass
 class RunResult:
+    """A finished run as the store holds it."""
+
     config: RunConfig
     path: Path
-    history: pd.DataFrame  # one row per epoch (see lib.train.train for the columns)
+    history: pd.DataFrame  # one row per epoch (lib.train's columns)
     summary: dict  # final metrics and identity of the run
 
     @property
@@ -47,6 +48,7 @@ class RunResult:
 
 
 def run_path(config: RunConfig) -> Path:
+    """The run's folder: its short name and the hash of config, data fingerprint and pretrained weights."""
     info = data_info(config.data_dir)
     digest = config_hash(config, info.fingerprint, weights_fingerprint(config.pretrained))
     return paths.runs_dir() / f"{config.short_name()}-{digest}"
@@ -139,12 +141,14 @@ def peek_summary(config: RunConfig) -> dict | None:
 
 
 def load_run(config: RunConfig) -> RunResult | None:
-    """The finished run of this config, or None if it has not finished (or never started)."""
+    """The finished run of this config, or None if it has not finished (or never started). A finished run whose
+    result files do not read is rebuilt from its checkpoint, or set aside to be resumed (a warning says which)."""
     return _read_finished(run_path(config), config)
 
 
 class _RunLock:
-    """An exclusive lock on a run folder; released by the OS even if the process is killed."""
+    """An exclusive lock on a run folder; released by the OS even if the process is killed. Entering it when
+    another process holds it raises RunStoreError naming the holder."""
 
     def __init__(self, path: Path):
         self.file = path / "lock"
@@ -167,70 +171,6 @@ class _RunLock:
     def __exit__(self, *exc):
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
-
-
-def environment() -> dict:
-    """What produced a run: versions, device, code commit."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    from .device import runtime
-
-    return {
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "device": runtime().describe(),
-        "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "git_commit": commit,
-    }
-
-
-def run_or_load(config: RunConfig, progress: bool = True) -> RunResult:
-    """Return the finished run of `config`, training (or resuming) it first if needed."""
-    return run_or_load_many([config], progress)[0]
-
-
-def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
-    """`run_or_load` for several runs (a section's), in order. Unfinished runs that differ only in learning
-    rate, schedule or weight decay and stand at the same epoch are trained together as one stacked network
-    (lib.train.train_together) where that is faster here (`training_groups`); each keeps its own files."""
-    for config in configs:
-        info = data_info(config.data_dir)
-        check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
-    results = {}
-    for config in configs:
-        path = run_path(config)
-        if path not in results:
-            finished = _read_finished(path, config)
-            if finished is not None:
-                results[path] = finished
-    for group in training_groups([c for c in configs if run_path(c) not in results]):
-        results.update(_train(group, progress))
-    return [results[run_path(config)] for config in configs]
-
-
-def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
-    """How the unfinished runs among `configs` will be trained: lists of runs trained together (lib.stack), in
-    order. Runs go together when they may (lib.train.group_key), stand at the same epoch, and stacking pays on
-    this machine (lib.cost.runs_to_stack decides how many at most).
-
-    A run's epoch here is `epochs_recorded`'s, which reads no checkpoint and changes no file (no run's lock is held
-    here: another process may be saving one); `_train` splits a group again by the checkpoints' epochs once it
-    holds the runs' locks."""
-    from .train import group_key
-
-    unique = {run_path(c): c for c in configs}  # the same run asked for twice is trained once
-    groups: dict[tuple, list[RunConfig]] = {}
-    for path, config in unique.items():
-        groups.setdefault((group_key(config), epochs_recorded(path)), []).append(config)
-    chunks = []
-    for group in groups.values():
-        size = runs_to_stack(group[0].arch, group[0].batch_size, len(group))
-        chunks += [group[first:first + size] for first in range(0, len(group), size)]
-    return chunks
 
 
 def epochs_recorded(path: Path) -> int:
@@ -258,10 +198,14 @@ def _epochs_done(path: Path) -> int:
     return 0 if state is None else state["epoch"]
 
 
-def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
-    """Train runs of one group under their locks (together if more than one); returns them finished."""
-    from .train import train_together
 
+
+def train_missing(configs: list[RunConfig], train: Callable[[list[RunConfig], list[Path]], list[list[dict]]],
+                  environment: Callable[[], dict]) -> dict[Path, RunResult]:
+    """Finish `configs`' runs under their folders' locks: a run finished meanwhile (by another process) is read;
+    the others are trained by `train(configs, folders)` -> one history each, runs whose checkpoints stand at one
+    epoch in one call, after their `config.json` and `env.json` (`environment()` plus the data's identity and
+    the runs trained together) are written; each is then finished (metrics, summary). Returns them by folder."""
     paths = [run_path(config) for config in configs]
     results = {}
     with contextlib.ExitStack() as locks:
@@ -269,16 +213,13 @@ def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
             path.mkdir(parents=True, exist_ok=True)
             locks.enter_context(_RunLock(path))
             remove_stale_temporaries(path, locked=True)  # ours now: what an interrupted save left is garbage
-        todo = []
+        by_epoch: dict[int, list[tuple[Path, RunConfig]]] = {}
         for path, config in zip(paths, configs, strict=True):
             finished = _read_finished(path, config)  # another process may have finished it while we waited
             if finished is not None:
                 results[path] = finished
-            else:
-                todo.append((path, config))
-        by_epoch: dict[int, list[tuple[Path, RunConfig]]] = {}
-        for path, config in todo:  # another process may also have moved one on: only equal epochs train together
-            by_epoch.setdefault(_epochs_done(path), []).append((path, config))
+            else:  # another process may also have moved one on: only equal epochs train together
+                by_epoch.setdefault(_epochs_done(path), []).append((path, config))
         for runs in by_epoch.values():
             info = data_info(runs[0][1].data_dir)
             for path, config in runs:
@@ -286,57 +227,8 @@ def _train(configs: list[RunConfig], progress: bool) -> dict[Path, RunResult]:
                 atomic_write_text(path / "env.json", json.dumps(
                     {**environment(), "data_kind": info.kind, "data_fingerprint": info.fingerprint,
                      "data_folder": info.folder, "runs_together": [p.name for p, _ in runs]}, indent=1))
-            started, phases = time.time(), {}
-            histories = train_together([c for _, c in runs], [p for p, _ in runs], progress=progress, phases=phases)
-            if phases.get("epoch_seconds"):  # none: every run had already trained its last epoch (an early stop)
-                _log_timing([p for p, _ in runs], runs[0][1], phases)
+            started = time.time()
+            histories = train([c for _, c in runs], [p for p, _ in runs])
             for (path, config), history in zip(runs, histories, strict=True):
                 results[path] = _finish(path, config, history, info, started)
     return results
-
-
-def _log_timing(run_paths: list[Path], config: RunConfig, phases: dict) -> None:
-    """Append the phases of one train_together call (lib.train) to `timing_log()`: data load, build (compile,
-    capture), every epoch's wall time. What the GPU benchmark's whole-study estimate is made from."""
-    from .device import runtime
-
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), "device": runtime().describe(),
-              "runs": [p.name for p in run_paths], "n_runs": len(run_paths), "epochs": config.epochs,
-              "arch": config.arch, "mixup_alpha": config.mixup_alpha, "sigmoid_blocks": list(config.sigmoid_blocks),
-              **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in phases.items() if k != "epoch_seconds"},
-              "epoch_seconds": [round(t, 3) for t in phases.get("epoch_seconds", [])]}
-    with contextlib.suppress(OSError), timing_log().open("a") as log:  # a log: never worth stopping a run over
-        log.write(json.dumps(record) + "\n")
-
-
-def evaluate_test(result: RunResult) -> dict:
-    """Test-set loss and accuracy of a finished run, computed once and stored as `test.json` in its folder.
-
-    Use it only at the end of the study: the test set never chooses anything.
-    """
-    test_file = result.path / "test.json"
-    if test_file.exists():
-        return json.loads(test_file.read_text())
-    from .data import DeviceSplit
-    from .device import runtime
-    from .stack import stack_models
-    from .train import _load, evaluate, make_model, prepare_data
-
-    rt = runtime()
-    config = result.config
-    state = load_state(result.path)
-    last = result.summary.get("epochs_done", config.epochs)
-    if state is None or state["epoch"] != last:  # the previous epoch's weights would be a wrong score
-        found = "no readable checkpoint" if state is None else f"a readable checkpoint of epoch {state['epoch']} only"
-        raise RunStoreError(f"run {result.run_id} has {found}, not its final epoch {last}, to evaluate on "
-                            f"the test set; move the folder away to retrain it")
-    model = make_model(dataclasses.replace(config, pretrained=""), rt)  # the checkpoint's weights replace them all
-    model.load_state_dict(state["model"])
-    prepared = prepare_data(config, rt.device)  # for the training split's mean/std
-    info = prepared.info
-    data = _load(str(Path(info.folder).parent), info.fingerprint)
-    test = DeviceSplit(data.test_images, data.test_labels, prepared.mean, prepared.std, rt.device)
-    [(loss, acc)] = evaluate(stack_models([model]), test, rt)
-    record = {"test_loss": loss, "test_acc": acc, "n_test": len(test), "data_kind": info.kind}
-    atomic_write_text(test_file, json.dumps(record, indent=1))
-    return record

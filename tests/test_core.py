@@ -407,7 +407,9 @@ def test_lib_imports_flow_one_way():
         assert ready, f"import circle among {sorted(set(graph) - set(order))}: " + "; ".join(
             f"{m} -> {sorted(graph[m] - set(order))}" for m in sorted(set(graph) - set(order)))
         order += ready
-    assert order.index("cost") < order.index("store") < order.index("study")  # the cost model below the store
+    # running (lib.runs) above the cost model and the store; the store, folders and files only, never trains
+    assert max(order.index("cost"), order.index("store")) < order.index("runs") < order.index("study")
+    assert not graph["store"] & {"cost", "grouping", "runs", "splits", "step", "train"}
     # the study's definition needs no store; the plan reads both; the notebooks' facade sits on top
     assert max(order.index("sections"), order.index("store")) < order.index("plan") < order.index("study")
 

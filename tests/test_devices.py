@@ -22,6 +22,7 @@ from lib.device import build_runs_on, runtime
 from lib.schedule import lr_at
 
 TRAIN = sys.modules["lib.train"]  # the module (lib.train the attribute is the function)
+STEP = sys.modules["lib.step"]
 CUDA_13_BUILD = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch 2.14 + CUDA 13.0's arch list
 CUDA_12_6_BUILD = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # the legacy build's
 
@@ -199,7 +200,7 @@ def test_fp16_skips_overflowed_steps_without_moving_the_schedule(tiny_runs, over
     """Every step of an fp16 run uses lr_at(its index) whether or not earlier steps were skipped; a skipped step
     leaves the weights as they were; an epoch's gradient norm is the mean over the steps whose watched gradient was
     finite (an overflow elsewhere in the model skips a step whose watched gradient was measured)."""
-    calls, norms, real_step = [], [], TRAIN.sgd_step
+    calls, norms, real_step = [], [], STEP.sgd_step
 
     def recorded(net, optimizers, watched, x, y, y_b, lam, sums, rt, scalers):
         before = [p.detach().clone() for p in optimizers[0].param_groups[0]["params"]]
@@ -209,7 +210,7 @@ def test_fp16_skips_overflowed_steps_without_moving_the_schedule(tiny_runs, over
         calls.append((optimizers[0].param_groups[0]["lr"], scalers[0].get_scale() < scale, unchanged))
         norms.append(watched[0].grad.float().norm().item())  # the true (unscaled) gradient's; inf on overflow
 
-    monkeypatch.setattr(TRAIN, "sgd_step", recorded)
+    monkeypatch.setattr(STEP, "sgd_step", recorded)
     [history] = TRAIN.train_together([tiny_runs], progress=False, rt=overflowing_fp16)
     total = tiny_runs.epochs * 3
     assert [lr for lr, _, _ in calls] == [lr_at(i, total, tiny_runs.lr, tiny_runs.schedule) for i in range(total)]
@@ -299,14 +300,14 @@ def _out_of_memory(message: str = "CUDA out of memory (faked)") -> torch.OutOfMe
 def test_a_stack_out_of_memory_is_trained_as_smaller_stacks(tiny_runs, monkeypatch, capsys):
     """The allocator fails at the first step of a 2-run stack: the runs train one by one, each as it would alone."""
     configs = [tiny_runs, dataclasses.replace(tiny_runs, lr=0.1)]
-    real_step = TRAIN.sgd_step
+    real_step = STEP.sgd_step
 
     def allocator(net, optimizers, *args):
         if len(optimizers) > 1:
             raise _out_of_memory()
         real_step(net, optimizers, *args)
 
-    monkeypatch.setattr(TRAIN, "sgd_step", allocator)
+    monkeypatch.setattr(STEP, "sgd_step", allocator)
     phases = {}
     together = TRAIN.train_together(configs, progress=False, phases=phases)
     assert "trying again as stacks of 1 and 1 runs" in capsys.readouterr().out
@@ -338,7 +339,7 @@ def test_an_evaluation_out_of_memory_halves_the_evaluation_batch(tiny_runs, monk
 
 
 def test_out_of_memory_after_the_first_epoch_or_of_one_run_is_not_retried(tiny_runs, monkeypatch):
-    real_step, steps = TRAIN.sgd_step, []
+    real_step, steps = STEP.sgd_step, []
 
     def allocator(net, optimizers, *args):
         steps.append(len(optimizers))
@@ -346,10 +347,10 @@ def test_out_of_memory_after_the_first_epoch_or_of_one_run_is_not_retried(tiny_r
             raise _out_of_memory()
         real_step(net, optimizers, *args)
 
-    monkeypatch.setattr(TRAIN, "sgd_step", allocator)
+    monkeypatch.setattr(STEP, "sgd_step", allocator)
     with pytest.raises(torch.OutOfMemoryError):
         TRAIN.train_together([tiny_runs, dataclasses.replace(tiny_runs, lr=0.1)], progress=False)
     assert steps == [2, 2, 2, 2]  # not tried again as smaller stacks
-    monkeypatch.setattr(TRAIN, "sgd_step", lambda *args: (_ for _ in ()).throw(_out_of_memory()))
+    monkeypatch.setattr(STEP, "sgd_step", lambda *args: (_ for _ in ()).throw(_out_of_memory()))
     with pytest.raises(torch.OutOfMemoryError):  # one run in training: nothing to make smaller
         TRAIN.train_together([tiny_runs], progress=False)

@@ -18,6 +18,8 @@ from lib.device import runtime
 from lib.schedule import early_stop, plateau_factor, run_lr
 
 TRAIN = importlib.import_module("lib.train")  # the module (lib.train is also the function's name)
+STEP = importlib.import_module("lib.step")
+GROUPING = importlib.import_module("lib.grouping")
 
 
 def test_configs_at_the_defaults_keep_their_hash_and_name():
@@ -119,9 +121,9 @@ def test_dropout_runs_and_adam_runs_take_the_paths_the_plan_names(tiny_config):
     assert TRAIN.group_key(tiny_config) == TRAIN.group_key(dataclasses.replace(tiny_config, lr=0.1))
     graphs = dataclasses.replace(runtime(), cuda_graphs=True)
     adam = dataclasses.replace(tiny_config, optimizer="adam")
-    assert TRAIN.uses_graphs([tiny_config], graphs) and not TRAIN.uses_graphs([adam], graphs)
-    assert TRAIN.path_notes([adam], graphs)[0].startswith("adam: eager steps (CUDA graphs capture SGD steps only)")
-    assert TRAIN.path_notes([dropout], runtime()) == [
+    assert STEP.uses_graphs([tiny_config], graphs) and not STEP.uses_graphs([adam], graphs)
+    assert GROUPING.path_notes([adam], graphs)[0].startswith("adam: eager steps (CUDA graphs capture SGD steps only)")
+    assert GROUPING.path_notes([dropout], runtime()) == [
         "dropout: each run trains alone (in a stack its dropout draws would differ from its own)"]
 
 

@@ -21,6 +21,7 @@ import torch
 
 from lib import RunConfig, executor, paths, store
 from lib.checkpoint import load_state
+from lib.runs import run_or_load_many
 from lib.store import _RunLock, run_path
 
 SCRIPT = paths.PROJECT_ROOT / "scripts" / "local_slurm.sh"
@@ -62,7 +63,7 @@ def trained_here(synthetic_dir, tmp_path_factory):
                 patch.setenv("AI6103_DEVICE", "cpu")
                 torch.set_num_threads(threads)
                 try:
-                    trained[threads] = store.run_or_load_many([*two_groups(synthetic_dir), long_run(synthetic_dir)],
+                    trained[threads] = run_or_load_many([*two_groups(synthetic_dir), long_run(synthetic_dir)],
                                                               progress=False)
                 finally:
                     torch.set_num_threads(before)

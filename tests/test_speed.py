@@ -356,6 +356,7 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
     at initialisation by ~10 % max-relative (H100, 2026-11-26: 9.5 % stacked+compiled vs alone; on the CPU two
     memory layouts of the same eager bf16 model differ by 7 %), which would hide any error of the stack."""
     train_module = importlib.import_module("lib.train")  # the module; lib.train is also the function's name
+    step_module = importlib.import_module("lib.step")
     monkeypatch.setenv("AI6103_DEVICE", device)
     if device == "cpu":
         fast = runtime(compile=True, compile_backend="aot_eager", compile_min_epochs=1)
@@ -372,12 +373,12 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
     models, optimizers, watched = train_module._build(configs, exact)
     alone = [copy.deepcopy(m) for m in models]
     split = DeviceSplit.random(base.batch_size, exact.device)
-    x, y = split.normalize(split.images).contiguous(memory_format=train_module._layout(exact)), split.labels
-    stacked_logits = train_module._compiled(stack_models(models), exact)(x).float()
+    x, y = split.normalize(split.images).contiguous(memory_format=step_module.batch_layout(exact)), split.labels
+    stacked_logits = step_module.compiled_net(stack_models(models), exact)(x).float()
     alone_logits = torch.stack([m(x) for m in alone]).float()
     assert _max_relative(stacked_logits, alone_logits) < 2e-2
-    train_module.mixup_loss(stacked_logits, y, y, 1.0).sum().backward()
-    train_module.mixup_loss(alone_logits, y, y, 1.0).sum().backward()
+    step_module.mixup_loss(stacked_logits, y, y, 1.0).sum().backward()
+    step_module.mixup_loss(alone_logits, y, y, 1.0).sum().backward()
     for model, reference in zip(models, alone, strict=True):  # over all of a model's gradient elements at once:
         # at initialisation BatchNorm's weight gradients are sums that cancel to ~1e-6 of their terms, so any two
         # summation orders (a grouped vs a plain convolution) differ there by percents even in fp32
