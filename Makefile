@@ -3,7 +3,8 @@
 # SEEDS=3: every setting trained with seeds 0..2 (default 1, the brief's); tables, choices and the paper use the mean
 # AUTHOR="Your Name" for the paper (default: git user.name, else Anonymous)
 # EXECUTOR=slurm: the runs train as tasks of a Slurm job array (docs/clusters.md; AI6103_SLURM_* settings)
-# `make help` lists every target with one line each.
+# `make` alone (or `make help`) lists every target with one line each.
+.DEFAULT_GOAL := help
 PROFILE ?= full
 DATA_DIR ?=
 PYTHON ?= python3.11
@@ -14,7 +15,7 @@ ifneq ($(EXECUTOR),)
 export AI6103_EXECUTOR := $(EXECUTOR)
 endif
 
-.PHONY: help setup test test-fast lint lab all notebooks report bench tensorboard sweep baselines
+.PHONY: help setup test test-fast lint format lab all notebooks report bench tensorboard sweep baselines
 
 # A venv left half-made (Debian without python3-venv: no pip) or made by an older python3 than 3.11 is made again.
 VENV_OK := $(PY) -c 'import pip, sys; assert sys.version_info >= (3, 11)' 2>/dev/null
@@ -45,8 +46,12 @@ test-fast: $(STAMP)  ## developer command, the edit loop: all but notebook/slurm
 	$(PYTEST) -m "not (notebook or slurm or browser or slow)"
 
 lint: setup  ## ruff on lib tests notebooks bench scripts; notebooks committed without outputs
-	$(PY) -m ruff check lib tests notebooks bench scripts
-	$(PY) -m nbstripout --verify notebooks/*.ipynb
+	$(PY) -m ruff check lib tests notebooks bench scripts || { echo "make lint: 'make format' fixes what ruff can" >&2; exit 1; }
+	$(PY) -m nbstripout --verify notebooks/*.ipynb || { echo "make lint: a notebook in notebooks/ has outputs; 'make format' strips them" >&2; exit 1; }
+
+format: setup  ## strip the notebooks' outputs (nbstripout) and apply ruff's fixes, so that `make lint` passes
+	$(PY) -m nbstripout notebooks/*.ipynb
+	$(PY) -m ruff check --fix lib tests notebooks bench scripts
 
 # JupyterLab on lab/, your git-ignored copies of notebooks/ (made when missing, never overwritten); the notebooks'
 # `profile = None` means PROFILE, and DATA_DIR their data folder. As root it adds --allow-root (containers).
@@ -87,6 +92,6 @@ baselines: setup  ## notebook 09_baselines: other architectures, one recipe (ARC
 all: notebooks  ## set up, run the whole study, build the paper (PROFILE=smoke: no GPU, offline)
 	$(MAKE) report PROFILE=$(PROFILE)
 
-# `make help`: every target with its `## ` line (no set-up; last, so plain `make` still only sets up .venv).
+# `make help` (the default goal): every target with its `## ` line, without setting anything up.
 help:  ## this list
 	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
