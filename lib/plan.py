@@ -51,18 +51,22 @@ def n_train_images(config: RunConfig) -> int:
     return split_sizes(config, n_training_file(config))[0]
 
 
-def _rows(configs: list[RunConfig], seen: set[Path]) -> tuple[list[tuple[str, float]], int, dict | None]:
+def _rows(configs: list[RunConfig], seen: set[Path], waiting: list[bool] | None = None
+          ) -> tuple[list[tuple[str, float]], int, dict | None]:
     """(status, seconds) of each config, the training calls its unfinished runs need, and the speed used. A run
-    already in `seen` (listed earlier) is "the same run as above"; the configs' runs are added to `seen`."""
+    already in `seen` (listed earlier) is "the same run as above"; the configs' runs are added to `seen`. A
+    `waiting` config is a guess (its run depends on a choice not made yet): not looked up in the store, so counted
+    as trained in full unless it is a run listed before (then the chosen run will be that one's counterpart)."""
     n_total = n_training_file(configs[0])
-    finished = [finished_recorded(c) for c in configs]  # reads each run's metrics file once
+    waiting = waiting or [False] * len(configs)
+    finished = [not guess and finished_recorded(c) for c, guess in zip(configs, waiting, strict=True)]
     unfinished = [c for c, done in zip(configs, finished, strict=True) if run_path(c) not in seen and not done]
     groups = training_groups(unfinished)  # reads no checkpoint
     together = {run_path(c): len(group) for group in groups for c in group}
     rows, speed = [], None
-    for config, is_stored in zip(configs, finished, strict=True):
+    for config, is_stored, guess in zip(configs, finished, waiting, strict=True):
         path = run_path(config)
-        done = epochs_recorded(path)
+        done = 0 if guess else epochs_recorded(path)
         if path in seen:
             rows.append(("the same run as above", 0.0))
         elif is_stored:
@@ -135,16 +139,20 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
     for note in runtime().notes:  # device choices and why (lib.device): precision, memory, features off
         print(f"  {note}")
     distinct = {run_path(run.config) for wave in waves for run in wave}
-    print(f"the study: {len(distinct)} distinct runs in {len(waves)} waves (a wave's runs train together where "
-          f"that pays here)")
-    total, seen, stored = 0.0, set(), 0
+    print(f"the study: {count(len(distinct), 'distinct run')} in {len(waves)} waves (a wave's runs train together "
+          f"where that pays here)")
+    total, seen, stored, waits_on = 0.0, set(), 0, {}
     for i, wave in enumerate(waves, 1):
         print(f"  wave {i}: {', '.join(dict.fromkeys(run.section for run in wave))}")
-        rows, n_calls, _ = _rows([run.config for run in wave], seen)
+        waiting = [run.assumes is not None for run in wave]
+        rows, n_calls, _ = _rows([run.config for run in wave], seen, waiting)
         for run, (status, seconds) in zip(wave, rows, strict=True):
-            assumes = f"  (if {run.assumes} chooses its first run)" if run.assumes else ""
-            print(f"    {run.section:<17} {run.label:<18} {run.config.short_name():<44} {status:<26} "
-                  f"{format_seconds(seconds) if seconds else '-'}{assumes}")
+            # a run that depends on a choice not made yet is not named: its config is not known before the choice
+            name = f"waits on {run.assumes}'s choice" if run.assumes else run.config.short_name()
+            print(f"    {run.section:<17} {run.label:<18} {name:<44} {status:<26} "
+                  f"{format_seconds(seconds) if seconds else '-'}")
+            if run.assumes and status != "the same run as above":
+                waits_on.setdefault(run.assumes, set()).add((run.section, run.label, run.config.seed))
         stored += sum(status.startswith("stored") for status, _ in rows)
         training = [run.config for run, (_, seconds) in zip(wave, rows, strict=True) if seconds]
         if training:  # bench/study_record.py reads this line to know the calls a study's log should hold
@@ -152,9 +160,14 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
                   f"{training[0].epochs} epochs")
             setup, _ = _setup(n_calls, training[0].epochs)
             total += setup + sum(seconds for _, seconds in rows)
-    if stored == len(distinct):
-        print(f"all {len(distinct)} runs stored: nothing to train")
-    else:
-        print(f"{stored} of {len(distinct)} runs stored; estimated training time on this machine, set-up "
-              f"included: ~{format_seconds(total)}")
+    known = len({run_path(run.config) for wave in waves for run in wave if not run.assumes})
+    n_waiting = sum(len(runs) for runs in waits_on.values())
+    if stored == known and not n_waiting:
+        print(f"all {known} runs stored: nothing to train")
+        return total
+    print(f"{stored} of {count(known, 'run')} known now stored" + "".join(
+        f"; {count(len(runs), 'run')} {'waits' if len(runs) == 1 else 'wait'} on {section}'s choice"
+        for section, runs in waits_on.items()))
+    print(f"estimated training time on this machine, set-up included: ~{format_seconds(total)}"
+          + (" (the runs that wait on a choice counted as trained in full)" if n_waiting else ""))
     return total

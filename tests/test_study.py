@@ -170,6 +170,22 @@ def test_the_plans_seconds_per_epoch_are_of_the_images_it_names(smoke_base, monk
     assert f"~{plan.format_seconds(n_train / 10 + n_val / 100)} per epoch" in out
 
 
+def test_the_plan_names_no_run_that_waits_on_a_choice(smoke_base, monkeypatch, capsys):
+    """Before 02_learning_rate has chosen, the later sections' runs are shown as waiting on that choice, not as
+    configs guessed from its first run, and the summary counts them apart from the known runs."""
+    from lib import cost, plan
+
+    speed = {"device": "test", "train_images_per_second": 10.0, "eval_images_per_second": 100.0}
+    monkeypatch.setattr(plan, "throughput", lambda *args, **kwargs: speed)
+    monkeypatch.setattr(cost, "_benchmark", lambda *args, **kwargs: speed)
+    plan.print_study_plan("smoke", smoke_base.data_dir, {}, ("02_learning_rate", "03_lr_schedule"))
+    out = capsys.readouterr().out
+    later = [line for line in out.splitlines() if line.strip().startswith("03_lr_schedule ")]
+    assert later and all("waits on 02_learning_rate's choice" in line for line in later)
+    assert "-cosine" not in out and "chooses its first run" not in out  # no guessed config is named
+    assert re.search(r"0 of 3 runs known now stored; \d+ runs? waits? on 02_learning_rate's choice", out)
+
+
 def test_make_labs_data_dir_means_what_make_alls_does(synthetic_dir, tmp_path, monkeypatch):
     """`make lab PROFILE=smoke DATA_DIR=x` reads x as `make all PROFILE=smoke DATA_DIR=x` does: a complete folder
     as it is, an incomplete one refused and never written to."""
