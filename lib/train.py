@@ -19,7 +19,6 @@ import dataclasses
 import gc
 import itertools
 import math
-import os
 import tempfile
 import time
 import traceback
@@ -37,6 +36,7 @@ from .data import DataInfo, DeviceSplit, channel_stats, data_info, load_cifar100
 from .device import Runtime, runtime, synchronize
 from .models import build_model
 from .schedule import is_finished, plateau_factor, run_lr
+from .settings import current
 from .stack import stack_models
 
 STACKABLE = ("lr", "schedule", "weight_decay", "seed")  # runs differing only in these can train together
@@ -592,7 +592,7 @@ def phase_text(phases: dict) -> str:
 
 def _progress_bar(configs: list[RunConfig], done: int, enabled: bool):
     # Widgets in JupyterLab; plain text where papermill streams the kernel's output to a terminal.
-    if os.environ.get("AI6103_PROGRESS") == "text":
+    if current().progress == "text":
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
