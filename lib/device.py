@@ -31,7 +31,7 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}  # AI
 BF16_CAPABILITY = (8, 0)  # compute capability from which NVIDIA GPUs compute bf16 natively (Ampere)
 TRITON_CAPABILITY = (7, 0)  # Triton, torch.compile's GPU code generator, supports Volta and later only
 
-# Device memory one run needs (MiB), peaks measured on an H100 (bench/RESULTS.md, 2026-11-22): training at batch
+# Device memory one run needs (MiB), peaks measured on an H100 (bench/RESULTS.md): training at batch
 # 128 with evaluation batch 128 peaked at 1,157 MiB in bf16 and 2,729 MiB in fp32; evaluation batch 2000 added
 # (6,219 - 1,157) / 1,872 = 2.7 MiB per image in bf16, assumed twice that in fp32. Training scales with the batch.
 RUN_MIB_AT_BATCH_128 = {16: 1200, 32: 2800}  # weights, optimiser, data and activations of one training run

@@ -107,7 +107,8 @@ class TrainTask(submitit.helpers.Checkpointable):
     """One task, on its node: trains (resumes, or loads) a group of runs into the run store; returns their names.
 
     Checkpointable: at a time limit or pre-emption submitit calls `checkpoint` (which resubmits the same call) and
-    requeues the job; the new start resumes each run from its folder's last finished epoch."""
+    requeues the job; the new start resumes each run from its folder's last finished epoch. The call is the task
+    process's entry point: it reads that process's settings (lib.settings) and sets torch's switches first."""
 
     def __call__(self, configs: list[RunConfig], cpu_threads: int = 0) -> list[str]:
         """`cpu_threads`: torch's threads when the task trains on the CPU (0: Slurm's cpus-per-task if set, else

@@ -8,7 +8,9 @@ store; its executed copy, outputs and parameters kept, goes to executed/<profile
 plan, the tables) streams to this terminal. A notebook runs into a temporary copy that replaces its executed copy
 only when it ran through, so executed/<profile>/ holds the last good run of each notebook, which agrees with the
 results files it wrote. The first failing notebook stops the run with one line naming the notebook, the cell and
-the error; its copy goes to executed/<profile>/failed/ for inspection.
+the error; its copy goes to executed/<profile>/failed/ for inspection. The environment's settings (lib.settings) are
+read first: a bad value stops the driver in one line, before anything runs; the kernels get the same settings,
+with AI6103_PROGRESS=text and every folder variable made absolute.
 
     python scripts/run_study.py --profile smoke
     python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
@@ -124,8 +126,8 @@ def stop_kernels_and_raise(signum: int, frame) -> None:
     """Signal handler: end the notebook kernels, then stop the driver.
 
     jupyter_client starts each kernel in a session of its own, so a signal to the driver's process group does
-    not reach it: without this, a stopped driver leaves its kernel training on (measured on the GPU machine,
-    2026-11-26). The run store keeps every finished epoch; running the driver again resumes from there."""
+    not reach it: without this, a stopped driver leaves its kernel training on. The run store keeps every finished
+    epoch; running the driver again resumes from there."""
     import psutil
 
     for child in psutil.Process().children(recursive=True):
@@ -147,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None = None) -> int:
     """The driver's steps: settings, arguments, plan, training, then each notebook; the exit status (0: done,
     1: training or a notebook failed, 2: refused before anything ran)."""
-    try:  # the kernels inherit this environment: text progress bars stream here; they run in notebooks/, so the
-        settings.export(settings.child_environment(AI6103_PROGRESS="text"))  # folders are pinned (absolute)
+    try:  # the kernels inherit this environment: progress bars as text lines, folders absolute (they run elsewhere)
+        settings.export(settings.child_environment(AI6103_PROGRESS="text"))
     except ValueError as error:  # a bad environment variable: one line
         print(f"ValueError: {error}", file=sys.stderr)
         return 2
