@@ -3,33 +3,15 @@
 A CUDA GPU if present, else an Apple GPU (MPS), else the CPU. Precision per device: bf16 autocast on GPUs with
 native bf16 (compute capability >= 8.0), fp16 autocast with loss scaling on older CUDA GPUs, fp32 on Apple GPUs
 and the CPU. On CUDA every speed feature the benchmark (`make bench`, bench/RESULTS.md) showed to pay; the
-evaluation batch and the most runs per stack follow the free device memory. Each feature is a switch so that
-the benchmark can measure its gain:
+evaluation batch and the most runs per stack follow the free device memory. Each feature is a switch
+(lib.settings; every variable in docs/devices.md "Every environment variable") so that the benchmark can measure
+its gain.
 
-| variable              | default on CUDA | what it does                                                        |
-|-----------------------|-----------------|---------------------------------------------------------------------|
-| `AI6103_DEVICE`       | auto            | `cpu` forces the CPU, `cuda` / `mps` insist on that GPU              |
-| `AI6103_PRECISION`    | auto            | `bf16`, `fp16` (with loss scaling) or `fp32` autocast; auto: bf16 on |
-|                       |                 | compute capability >= 8.0, fp16 below, fp32 on MPS and the CPU      |
-| `AI6103_BF16`         | 1               | the older switch: 0 = `AI6103_PRECISION=fp32`                        |
-| `AI6103_CHANNELS_LAST`| 1               | NHWC activations and weights                                         |
-| `AI6103_FUSED_SGD`    | 1               | the fused (one multi-tensor kernel) SGD step instead of foreach      |
-| `AI6103_CUDA_GRAPHS`  | 1               | replay each full training step as one CUDA graph (needs fused SGD)   |
-| `AI6103_COMPILE`      | 1               | torch.compile the training step's model, long runs only; off below   |
-|                       |                 | compute capability 7.0 (Triton does not support those GPUs)          |
-| `AI6103_COMPILE_MIN_EPOCHS` | 100       | what "long" means: runs of at least this many epochs are compiled    |
-| `AI6103_COMPILE_MODE` | default         | torch.compile's mode: `default` or `max-autotune-no-cudagraphs`      |
-|                       |                 | (Inductor times kernel choices; not measured to pay yet)           |
-| `AI6103_EVAL_BATCH`   | from memory     | images per evaluation batch: 2000 where it fits in the free memory,  |
-|                       |                 | else the largest of 1000, 500, 250, 125 that does (2000 on the CPU)  |
-| `AI6103_STACK`        | auto            | runs of a section trained together as one stacked network: `auto`    |
-|                       |                 | measures whether stacking pays on this GPU (lib.cost.runs_to_stack), |
-|                       |                 | a number fixes the most runs per stack, 1 = one at a time (CPU, MPS);|
-|                       |                 | never more runs than fit in the free memory                          |
-| `AI6103_DETERMINISTIC`| 0               | deterministic kernels (slower on GPU, bit-exact resumes)             |
+`runtime(**overrides)` turns this process's settings into a `Runtime`, with any field replaced for code (the
+benchmark, tests) without touching the environment. `apply_torch_settings()` sets torch's global switches (cuDNN
+autotuning, TF32, deterministic algorithms) once per process.
 
-What it is not: the training loop; it only says how that loop should run. `runtime(**overrides)` gives the
-same choices to code (the benchmark and tests) without touching the environment.
+What it is not: the training loop; it only says how that loop should run.
 """
 from __future__ import annotations
 
@@ -37,18 +19,19 @@ import contextlib
 import dataclasses
 import functools
 import importlib.metadata
-import os
 from dataclasses import dataclass
 
 import torch
 
+from . import settings
 from .config import RunConfig
+from .settings import COMPILE_MODES, Settings
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}  # AI6103_PRECISION -> autocast dtype
 BF16_CAPABILITY = (8, 0)  # compute capability from which NVIDIA GPUs compute bf16 natively (Ampere)
 TRITON_CAPABILITY = (7, 0)  # Triton, torch.compile's GPU code generator, supports Volta and later only
 
-# Device memory one run needs (MiB), peaks measured on an H100 (bench/RESULTS.md, 2026-11-22): training at batch
+# Device memory one run needs (MiB), peaks measured on an H100 (bench/RESULTS.md): training at batch
 # 128 with evaluation batch 128 peaked at 1,157 MiB in bf16 and 2,729 MiB in fp32; evaluation batch 2000 added
 # (6,219 - 1,157) / 1,872 = 2.7 MiB per image in bf16, assumed twice that in fp32. Training scales with the batch.
 RUN_MIB_AT_BATCH_128 = {16: 1200, 32: 2800}  # weights, optimiser, data and activations of one training run
@@ -122,10 +105,6 @@ class Runtime:
 
     def describe(self) -> str:
         return f"{device_name(self.device)} ({self.features()})"
-
-
-# torch.compile modes that leave CUDA graphs to lib.train (its "reduce-overhead" modes capture graphs of their own)
-COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 
 
 def memory_mib(runs: int, batch_size: int, eval_batch: int, autocast_dtype: torch.dtype | None) -> float:
@@ -204,33 +183,13 @@ def _version(package: str) -> str:
         return "<version>"
 
 
-def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    if value not in ("0", "1"):
-        raise ValueError(f"{name} must be 0 or 1, got {value!r}")
-    return value == "1"
-
-
 def _stack_text(stack: int | None) -> str:
     return "runs stacked: auto" if stack is None else f"up to {stack} runs stacked" * (stack > 1)
 
 
-def _count(name: str, default: int, what: str) -> int:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return int(value)
-
-
-def _device() -> torch.device:
+def _device(chosen: Settings) -> torch.device:
     """AI6103_DEVICE: a CUDA GPU if present, else an Apple GPU, else the CPU; `cuda` or `mps` insist on one."""
-    choice = os.environ.get("AI6103_DEVICE", "auto")
-    if choice not in ("auto", "cpu", "cuda", "mps"):
-        raise ValueError(f"AI6103_DEVICE must be auto, cpu, cuda or mps, got {choice!r}")
+    choice = chosen.device
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("AI6103_DEVICE=cuda but PyTorch sees no CUDA GPU")
     if choice == "mps" and not mps_available():
@@ -240,15 +199,49 @@ def _device() -> torch.device:
     return torch.device(choice)
 
 
-def _precision(device: torch.device, capability: tuple[int, int] | None) -> tuple[torch.dtype | None, list[str]]:
+def _capability(device: torch.device) -> tuple[int, int] | None:
+    """The CUDA GPU's compute capability (None on other devices); RuntimeError, one line, where this PyTorch build
+    has no code for the GPU."""
+    if device.type != "cuda":
+        return None
+    capability = torch.cuda.get_device_capability(device)
+    if not torch.version.hip and not build_runs_on(capability, torch.cuda.get_arch_list()):
+        raise RuntimeError(unsupported_gpu_message(torch.cuda.get_device_name(device), capability,
+                                                   torch.cuda.get_arch_list()))
+    return capability
+
+
+_applied: tuple[str, bool] | None = None  # the (device type, deterministic) apply_torch_settings last set up
+
+
+def apply_torch_settings(chosen: Settings | None = None) -> None:
+    """Set torch's process-wide switches for `chosen` (default: this process's settings): on CUDA cuDNN autotuning
+    (off when deterministic) and TF32 matmuls and convolutions; with AI6103_DETERMINISTIC=1 deterministic
+    algorithms (warn only) and cuBLAS's workspace (CUBLAS_WORKSPACE_CONFIG, unless set). Idempotent: set again only
+    when the device or the deterministic switch has changed since. The entry points call it where training starts,
+    runtime() too, for code without one (bench/, tests, lib.store called directly)."""
+    global _applied
+    chosen = chosen or settings.current()
+    device = _device(chosen)
+    if _applied == (device.type, chosen.deterministic):
+        return
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not chosen.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if chosen.deterministic:
+        settings.export({"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}, replace=False)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    _applied = (device.type, chosen.deterministic)
+
+
+def _precision(chosen: Settings, device: torch.device, capability: tuple[int, int] | None
+               ) -> tuple[torch.dtype | None, list[str]]:
     """The autocast dtype (None = fp32) for the device, or AI6103_PRECISION's, with a note where it is not bf16/fp32."""
-    text = os.environ.get("AI6103_PRECISION", "auto")
-    if text not in ("auto", *PRECISIONS):
-        raise ValueError(f"AI6103_PRECISION must be auto, bf16, fp16 or fp32, got {text!r}")
-    bf16_switch = _flag("AI6103_BF16", True)  # the older switch, checked on any device like the others
+    text = chosen.precision
     if text != "auto":
         dtype = PRECISIONS[text]
-    elif capability is None or not bf16_switch:
+    elif capability is None or not chosen.bf16:
         dtype = None  # fp32: the CPU, Apple GPUs (fp16 there is untested), or AI6103_BF16=0
     else:
         dtype = torch.bfloat16 if capability >= BF16_CAPABILITY else torch.float16
@@ -264,65 +257,64 @@ def _precision(device: torch.device, capability: tuple[int, int] | None) -> tupl
 
 
 def runtime(**overrides) -> Runtime:
-    """The runtime from the environment (see the module docstring), with any field replaced by `overrides`
+    """This process's runtime (lib.settings.current() on this device), with any field replaced by `overrides`
     (e.g. `runtime(cuda_graphs=False)`); `bf16=True/False` or `precision="bf16"|"fp16"|"fp32"` sets the autocast
-    dtype (before the evaluation batch is chosen from the memory, which depends on it)."""
-    device = _device()
-    progress = os.environ.get("AI6103_PROGRESS", "auto")  # read by lib.train's progress bar
-    if progress not in ("auto", "text"):
-        raise ValueError(f"AI6103_PROGRESS must be auto (widgets in JupyterLab) or text, got {progress!r}")
-    use_cuda = device.type == "cuda"
-    capability = torch.cuda.get_device_capability(device) if use_cuda else None
-    if use_cuda and not torch.version.hip and not build_runs_on(capability, torch.cuda.get_arch_list()):
-        raise RuntimeError(unsupported_gpu_message(torch.cuda.get_device_name(device), capability,
-                                                   torch.cuda.get_arch_list()))
-    deterministic = _flag("AI6103_DETERMINISTIC", False)
-    if use_cuda:
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    autocast_dtype, notes = _precision(device, capability)
+    dtype (before the evaluation batch is chosen from the memory, which depends on it). ValueError or
+    RuntimeError, one line, for a bad setting or a device that cannot run; sees that torch's switches are set
+    (apply_torch_settings)."""
+    chosen = settings.current()
+    device = _device(chosen)
+    capability = _capability(device)
+    apply_torch_settings(chosen)
+    autocast_dtype, notes = _precision(chosen, device, capability)
     if "bf16" in overrides:
         overrides["autocast_dtype"] = torch.bfloat16 if overrides.pop("bf16") else None
     if "precision" in overrides:
         overrides["autocast_dtype"] = PRECISIONS[overrides.pop("precision")]
     autocast_dtype = overrides.pop("autocast_dtype", autocast_dtype)
+    rt = dataclasses.replace(_chosen_runtime(chosen, device, capability, autocast_dtype, notes), **overrides)
+    _check(rt)
+    if rt.free_memory_mib is not None:
+        rt = dataclasses.replace(rt, notes=(*rt.notes, _memory_note(rt, chosen.eval_batch is not None)))
+    return rt
+
+
+def _chosen_runtime(chosen: Settings, device: torch.device, capability: tuple[int, int] | None,
+                    autocast_dtype: torch.dtype | None, notes: list[str]) -> Runtime:
+    """The runtime the settings give on `device` (capability None off CUDA) in `autocast_dtype`: the speed features
+    on CUDA only, the evaluation batch from the free memory unless set, and a note per feature that is off."""
+    use_cuda = device.type == "cuda"
     free_mib = free_memory_mib(device)
-    eval_batch = _count("AI6103_EVAL_BATCH", _eval_batch_that_fits(free_mib, autocast_dtype),
-                        "a positive number of images")
     # On the CPU one at a time: a stacked step was slower there (bench/RESULTS.md); on Apple GPUs not measured.
-    stack_text = os.environ.get("AI6103_STACK", "auto" if use_cuda else "1")
-    stack = None if stack_text == "auto" else _count("AI6103_STACK", 1, "auto or a positive number of runs")
-    # Every switch is read (and checked) on any device, so a typo fails on the CPU too, not only on the GPU.
-    flags = {name: _flag(f"AI6103_{name.upper()}", True)
-             for name in ("channels_last", "fused_sgd", "cuda_graphs", "compile")}
+    stack = chosen.stack if chosen.stack is not None else "auto" if use_cuda else 1
     triton = use_cuda and capability >= TRITON_CAPABILITY
-    if use_cuda and flags["compile"] and not triton:
+    if use_cuda and chosen.compile and not triton:
         notes.append(f"torch.compile off: Triton supports compute capability >= {TRITON_CAPABILITY[0]}."
                      f"{TRITON_CAPABILITY[1]}, this GPU has {capability[0]}.{capability[1]}")
     if device.type == "mps":
         notes.append("Apple GPU (MPS): eager steps, fp32 and one run at a time by default; CUDA graphs, fused SGD "
                      "and torch.compile are used on CUDA GPUs only")
-    rt = Runtime(
+    return Runtime(
         device=device,
         autocast_dtype=autocast_dtype,
-        channels_last=use_cuda and flags["channels_last"],
-        fused_sgd=use_cuda and flags["fused_sgd"],
-        cuda_graphs=use_cuda and flags["cuda_graphs"],
-        compile=triton and flags["compile"],
-        compile_mode=os.environ.get("AI6103_COMPILE_MODE", "default"),
-        compile_min_epochs=_count("AI6103_COMPILE_MIN_EPOCHS", 100, "a positive number of epochs"),
+        channels_last=use_cuda and chosen.channels_last,
+        fused_sgd=use_cuda and chosen.fused_sgd,
+        cuda_graphs=use_cuda and chosen.cuda_graphs,
+        compile=triton and chosen.compile,
+        compile_mode=chosen.compile_mode,
+        compile_min_epochs=chosen.compile_min_epochs,
         compile_backend="inductor",
-        eval_batch=eval_batch,
-        stack=stack,
-        deterministic=deterministic,
+        eval_batch=chosen.eval_batch or _eval_batch_that_fits(free_mib, autocast_dtype),
+        stack=None if stack == "auto" else stack,
+        deterministic=chosen.deterministic,
         free_memory_mib=free_mib,
         notes=tuple(notes),
     )
-    rt = dataclasses.replace(rt, **overrides)
+
+
+def _check(rt: Runtime) -> None:
+    """ValueError, one line, for a runtime that cannot run (overrides are checked here, the environment's in
+    lib.settings)."""
     if rt.eval_batch < 1 or (rt.stack is not None and rt.stack < 1):
         raise ValueError(f"eval_batch and stack must be >= 1, got {rt.eval_batch} and {rt.stack}")
     if rt.compile_mode not in COMPILE_MODES:
@@ -331,9 +323,6 @@ def runtime(**overrides) -> Runtime:
         raise ValueError("CUDA graphs and torch.compile (inductor) are used on a CUDA device only")
     if rt.cuda_graphs and not rt.fused_sgd:
         raise ValueError("CUDA graphs need the fused SGD step (it takes the learning rate as a device tensor)")
-    if rt.free_memory_mib is not None:
-        rt = dataclasses.replace(rt, notes=(*rt.notes, _memory_note(rt, "AI6103_EVAL_BATCH" in os.environ)))
-    return rt
 
 
 def _eval_batch_that_fits(free_mib: float | None, autocast_dtype: torch.dtype | None) -> int:

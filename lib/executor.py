@@ -1,20 +1,8 @@
 """Where the study's runs train: in this process (the default), in local worker processes, or on a Slurm cluster.
 
 `run_or_load_many(configs, progress)` is what lib.study.run_section and the driver (scripts/run_study.py) call;
-the environment chooses, read here and nowhere else:
-
-| variable                 | default   | meaning                                                                |
-|--------------------------|-----------|------------------------------------------------------------------------|
-| `AI6103_EXECUTOR`        | local     | `local`: this machine; `slurm`: tasks of one Slurm job array          |
-| `AI6103_WORKERS`         | 1         | local: tasks at once, a process each (with its own GPU under CUDA)     |
-| `AI6103_SLURM_PARTITION` | cluster's | partition the tasks queue in                                           |
-| `AI6103_SLURM_GPUS`      | 1         | GPUs per task (0: none asked for)                                      |
-| `AI6103_SLURM_TIME`      | 240       | a task's time limit, minutes; at it the task is requeued and resumes   |
-| `AI6103_SLURM_MEM_GB`    | cluster's | memory per task, GB                                                    |
-| `AI6103_SLURM_CPUS`      | cluster's | CPU cores per task                                                     |
-| `AI6103_SLURM_EXTRA`     | none      | more sbatch options: `account=abc,qos=high` (`key` alone: a flag)      |
-| `AI6103_SLURM_WAIT`      | 1         | 0: submit, record and return at once (TasksSubmitted); run again later |
-| `AI6103_SLURM_TIMEOUT`   | 86400     | seconds to wait for the tasks before giving up (they stay queued)      |
+the settings choose (AI6103_EXECUTOR, AI6103_WORKERS and AI6103_SLURM_*, read through lib.settings; every one in
+docs/devices.md "Every environment variable", how to use them in docs/clusters.md).
 
 Beyond this process the unfinished runs become tasks, one per group of runs that may train together
 (lib.train.group_key); each task calls lib.store.run_or_load_many on its node, which decides there how many of
@@ -50,15 +38,16 @@ from . import paths, runs, store
 from .checkpoint import atomic_write_text
 from .config import RunConfig
 from .data import check_split, data_info
+from .device import apply_torch_settings
 from .notation import count
+from .settings import Settings, current
 
-EXECUTORS = ("local", "slurm")
 # Slurm states of a job that will still run or report (squeue's and sacct's names); any other is an end.
 ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
           "SUSPENDED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
 # An end is a failure only once it has lasted GRACE_S without a result file: after COMPLETED or FAILED the file may
 # still be on its way through a shared file system, and a requeued task (pre-emption, a time limit) passes through
-# CANCELLED ("due to job requeue") on its way back to PENDING (seen on the test cluster, 2026-11-27).
+# CANCELLED ("due to job requeue") on its way back to PENDING.
 GRACE_S = 15.0  # how long a shared file system may take to show a result file, or a requeue to show PENDING
 POLL_MOST_S = 30.0  # the longest pause between two looks at the tasks (reached after ~10 minutes of waiting)
 LOCAL_TIME_MIN = 7 * 24 * 60  # local workers have no time limit; submitit's LocalExecutor wants one
@@ -73,64 +62,6 @@ class TasksSubmitted(store.RunStoreError):
     """AI6103_SLURM_WAIT=0: the runs are queued on the cluster, not finished; running again later loads them."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    executor: str  # "local" (this machine) or "slurm"
-    workers: int  # local: tasks running at once, one process each; 1 = train in this process, no tasks
-    partition: str | None  # Slurm partition; None = the cluster's default
-    gpus: int  # GPUs per Slurm task
-    time_min: int  # a Slurm task's time limit, minutes
-    mem_gb: float | None  # memory per Slurm task, GB; None = the partition's default
-    cpus: int | None  # CPU cores per Slurm task; None = the partition's default
-    extra: dict  # further sbatch options (submitit's slurm_additional_parameters), e.g. {"account": "abc"}
-    wait: bool  # wait for the Slurm tasks; False: submit and raise TasksSubmitted
-    timeout_s: float  # longest wait for the Slurm tasks, seconds
-
-
-def settings() -> Settings:
-    """The executor settings from the environment (table above); a bad value fails with one line."""
-    executor = os.environ.get("AI6103_EXECUTOR") or "local"
-    if executor not in EXECUTORS:
-        raise ValueError(f"AI6103_EXECUTOR must be local or slurm, got {executor!r}")
-    return Settings(
-        executor=executor,
-        workers=_number("AI6103_WORKERS", 1, int, "a whole number >= 1", least=1),
-        partition=os.environ.get("AI6103_SLURM_PARTITION") or None,
-        gpus=_number("AI6103_SLURM_GPUS", 1, int, "a whole number >= 0", least=0),
-        time_min=_number("AI6103_SLURM_TIME", 240, int, "minutes, a whole number >= 1", least=1),
-        mem_gb=_number("AI6103_SLURM_MEM_GB", None, float, "a number of GB > 0", least=1e-3, most=1e6),
-        cpus=_number("AI6103_SLURM_CPUS", None, int, "a whole number >= 1", least=1),
-        extra=_sbatch_options(os.environ.get("AI6103_SLURM_EXTRA", "")),
-        wait=_number("AI6103_SLURM_WAIT", 1, int, "0 or 1", least=0, most=1) == 1,
-        timeout_s=_number("AI6103_SLURM_TIMEOUT", 86_400.0, float, "seconds > 0", least=1e-3),
-    )
-
-
-def _number(name: str, default, kind, what: str, least: float, most: float = math.inf):
-    """The number in environment variable `name` (`default` if unset), within [least, most]."""
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        value = math.nan
-    if not least <= value <= most:  # NaN fails too
-        raise ValueError(f"{name} must be {what}, got {text!r}")
-    return value
-
-
-def _sbatch_options(text: str) -> dict:
-    """"account=abc,qos=high,exclusive" -> {"account": "abc", "qos": "high", "exclusive": True}."""
-    options = {}
-    for item in (part.strip() for part in text.split(",") if part.strip()):
-        key, sep, value = item.partition("=")
-        if not key.strip() or (sep and not value.strip()):
-            raise ValueError(f"AI6103_SLURM_EXTRA must be key=value,key=value (sbatch options), got {text!r}")
-        options[key.strip().lstrip("-")] = value.strip() if sep else True
-    return options
-
-
 def slurm_dir() -> Path:
     """Where Slurm tasks keep their logs and submitit files (one folder per job), and pending.json."""
     return paths.runs_dir() / "_slurm"
@@ -140,7 +71,7 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[st
     """lib.store.run_or_load_many where AI6103_EXECUTOR and AI6103_WORKERS say: here, or as tasks of local workers
     or of a Slurm job array, then loaded from the run store. Raises TasksFailed (a task failed, or did not report
     within AI6103_SLURM_TIMEOUT) or TasksSubmitted (AI6103_SLURM_WAIT=0), each with a one-line message."""
-    chosen = settings()
+    chosen = current()
     if chosen.executor == "local" and chosen.workers == 1:
         return runs.run_or_load_many(configs, progress)
     for config in configs:  # what the store refuses, refused before anything is submitted
@@ -176,13 +107,16 @@ class TrainTask(submitit.helpers.Checkpointable):
     """One task, on its node: trains (resumes, or loads) a group of runs into the run store; returns their names.
 
     Checkpointable: at a time limit or pre-emption submitit calls `checkpoint` (which resubmits the same call) and
-    requeues the job; the new start resumes each run from its folder's last finished epoch."""
+    requeues the job; the new start resumes each run from its folder's last finished epoch. The call is the task
+    process's entry point: it reads that process's settings (lib.settings) and sets torch's switches first."""
 
     def __call__(self, configs: list[RunConfig], cpu_threads: int = 0) -> list[str]:
         """`cpu_threads`: torch's threads when the task trains on the CPU (0: Slurm's cpus-per-task if set, else
         torch's default of every core). Tasks sharing a machine's cores must split them: two local workers with
         2 threads each on 2 cores ran 4-8x slower than one (OpenMP threads waiting on each other)."""
-        cpu_threads = cpu_threads or int(os.environ.get("SLURM_CPUS_PER_TASK") or 0)
+        chosen = current()  # this task's process: its environment, as Slurm or the local executor set it
+        apply_torch_settings(chosen)
+        cpu_threads = cpu_threads or chosen.slurm_cpus_per_task
         if cpu_threads:
             import torch
 
@@ -248,7 +182,7 @@ def _outcome(task: Task, state: str | None, grace_s: float, now: float) -> str |
 def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: float) -> None:
     """Wait for `tasks` (the runner may start more as slots free up), showing a bar of tasks finished; raise
     TasksFailed at the first failure, or when tasks are left after `timeout_s`."""
-    if os.environ.get("AI6103_PROGRESS") == "text":
+    if current().progress == "text":
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
@@ -332,7 +266,7 @@ def _local_gpus() -> list[int]:
 
     if runtime().device.type != "cuda":
         return []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    visible = current().cuda_visible_devices
     if not visible:
         import torch
 
@@ -398,12 +332,12 @@ class _Slurm:
             said.append(f"{count(len(tasks), 'task')} still queued or running as Slurm job {', '.join(waiting_for)}")
         said = " and ".join(said)
         watch = f"squeue -j {','.join(arrays + waiting_for)}; logs in {slurm_dir()}/<job id>/"
-        if not self.chosen.wait:
+        if not self.chosen.slurm_wait:
             raise TasksSubmitted(f"{said} ({watch}); run again later to load them")
         print(f"{said}; waiting ({watch})", flush=True)
         watching = tasks + new  # _wait takes out the tasks that end
         try:
-            _wait(self, watching, len(watching), progress, self.chosen.timeout_s)
+            _wait(self, watching, len(watching), progress, self.chosen.slurm_timeout_s)
         finally:
             still = {id(task) for task in watching}
             ended = [name for task in tasks + new if id(task) not in still for name in task.runs]
@@ -414,11 +348,11 @@ class _Slurm:
     def _submit(self, groups: list[list[RunConfig]]) -> list[Task]:
         c = self.chosen
         executor = submitit.SlurmExecutor(folder=slurm_dir() / "%j")
-        mem = None if c.mem_gb is None else (f"{c.mem_gb:g}GB" if c.mem_gb == int(c.mem_gb)
-                                             else f"{int(c.mem_gb * 1024)}MB")
-        parameters = {"job_name": "ai6103", "time": c.time_min, "partition": c.partition,
-                      "gpus_per_node": c.gpus or None, "mem": mem, "cpus_per_task": c.cpus,
-                      "additional_parameters": {"requeue": True, **c.extra}}  # requeue: also after node failures
+        mem = None if c.slurm_mem_gb is None else (f"{c.slurm_mem_gb:g}GB" if c.slurm_mem_gb == int(c.slurm_mem_gb)
+                                                   else f"{int(c.slurm_mem_gb * 1024)}MB")
+        parameters = {"job_name": "ai6103", "time": c.slurm_time_min, "partition": c.slurm_partition,
+                      "gpus_per_node": c.slurm_gpus or None, "mem": mem, "cpus_per_task": c.slurm_cpus,
+                      "additional_parameters": {"requeue": True, **c.slurm_extra}}  # requeue: after node failures too
         executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
         try:
             jobs = executor.map_array(TrainTask(), groups)

@@ -2,13 +2,13 @@
 the brief's baseline config sized for a profile. The table of profiles, for people: README.md "Profiles"."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
 from .config import RunConfig
 from .data import DataError, write_synthetic_cifar100
+from .settings import current
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,10 @@ def get_profile(name: str) -> Profile:
 
 def session_profile(profile: str | None) -> str:
     """A notebook's profile: the one given (papermill's parameter, an edit in Lab), else the PROFILE that
-    `make lab` was started with (AI6103_PROFILE), else "full"."""
-    name = profile if profile is not None else os.environ.get("AI6103_PROFILE") or "full"
+    `make lab` was started with (AI6103_PROFILE), else "full". The notebooks' first call: it reads this process's
+    settings (lib.settings), so a bad environment variable stops the notebook here, in one line."""
+    chosen = current()
+    name = profile if profile is not None else chosen.profile
     get_profile(name)
     return name
 

@@ -8,7 +8,8 @@ metrics are those tags' final values. A session that resumes after epoch k opens
 TensorBoard then drops whatever an earlier session wrote past that checkpoint (a kill -9 between checkpoints), so
 every step appears once. Runs trained together (lib.stack) are tracked as separate runs, one per folder.
 With AI6103_WANDB=1 and wandb installed, each run folder also gets one W&B run in `<run>/wandb/` (offline unless
-WANDB_MODE says otherwise; `wandb sync <run>/wandb/offline-run-*` uploads it).
+WANDB_MODE says otherwise; `wandb sync <run>/wandb/offline-run-*` uploads it); the W&B variables are read through
+lib.settings.
 
 What it is not: a record of the study (metrics.csv, the checkpoints and summary.json are; nothing reads these files
 back), a callback system, or a reason to stop training: a failure to write (a full disk, a missing package) warns
@@ -20,19 +21,17 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import time
 import warnings
 from pathlib import Path
 
 from .config import RunConfig
-from .device import _flag
 from .schedule import is_finished
+from .settings import Settings, current
 
 TENSORBOARD = "tensorboard"  # the event folder inside a run folder
 SCALARS = {"loss/train": "train_loss", "loss/val": "val_loss", "acc/train": "train_acc", "acc/val": "val_acc",
            "lr": "lr"}  # TensorBoard tag -> lib.train history column; plus grad_norm/<parameter> (`scalars`)
-WANDB_PROJECT = "ai6103-cifar100"  # unless WANDB_PROJECT is set
 
 
 def scalars(row: dict, config: RunConfig) -> dict[str, float]:
@@ -63,13 +62,13 @@ class Tracking:
     the last. `epochs_done` is the epoch the runs resume after (0: from the start)."""
 
     def __init__(self, configs: list[RunConfig], run_dirs: list[Path | None], epochs_done: int):
-        use_wandb = _flag("AI6103_WANDB", False)  # a bad value is the user's to fix: one line, before any epoch
+        chosen = current()  # a bad value is the user's to fix: one line, before any epoch
         self.warned = False
-        wandb = self._wandb_module() if use_wandb and any(d is not None for d in run_dirs) else None
+        wandb = self._wandb_module() if chosen.wandb and any(d is not None for d in run_dirs) else None
         self.runs: list[_Run | None] = []
         for config, run_dir in zip(configs, run_dirs, strict=True):
             try:
-                self.runs.append(None if run_dir is None else _Run(config, Path(run_dir), epochs_done, wandb))
+                self.runs.append(None if run_dir is None else _Run(config, Path(run_dir), epochs_done, wandb, chosen))
             except Exception as e:  # noqa: BLE001 - see _each
                 self._warn(run_dir, e)
                 self.runs.append(None)
@@ -120,15 +119,15 @@ class _Run:
     (`_group`), so W&B's grouped view shows the seeds' mean and spread; not the stack it trained in, which holds
     other settings (the learning rates of section 2) and changes with the GPU's memory."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, epochs_done: int, wandb):
+    def __init__(self, config: RunConfig, run_dir: Path, epochs_done: int, wandb, chosen: Settings):
         self.config, self.run_dir, self.wandb = config, run_dir, None
         self.writer = open_writer(run_dir, purge_step=epochs_done + 1)  # drops steps an earlier session wrote past k
         if wandb is not None:
             self.wandb = wandb.init(
-                project=os.environ.get("WANDB_PROJECT", WANDB_PROJECT), dir=str(run_dir), name=run_dir.name,
+                project=chosen.wandb_project, dir=str(run_dir), name=run_dir.name,
                 id=run_dir.name.rpartition("-")[2], resume="allow", reinit="create_new",  # several runs at once
-                group=os.environ.get("WANDB_RUN_GROUP") or _group(config), config=_fields(config),
-                mode=os.environ.get("WANDB_MODE", "offline"))  # never the network unless the user asks
+                group=chosen.wandb_run_group or _group(config), config=_fields(config),
+                mode=chosen.wandb_mode)  # offline by default: never the network unless the user asks
 
     def log(self, row: dict) -> None:
         values = scalars(row, self.config)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import os
 import tempfile
 import time
 import traceback
@@ -30,6 +29,7 @@ from .device import Runtime, runtime, synchronize
 from .grouping import STACKABLE, group_key, merged_phases, phase_text, run_names, smaller_after_out_of_memory
 from .models import build_model
 from .schedule import is_finished, plateau_factor, run_lr
+from .settings import current
 from .splits import evaluate, prepare_data
 from .stack import stack_models
 from .step import EpochStats, make_optimizer, make_step, new_stats, random_streams, train_epoch
@@ -270,7 +270,7 @@ def _epoch_row(config: RunConfig, epoch: int, steps_per_epoch: int, factor: floa
 
 def _progress_bar(configs: list[RunConfig], done: int, enabled: bool):
     # Widgets in JupyterLab; plain text where papermill streams the kernel's output to a terminal.
-    if os.environ.get("AI6103_PROGRESS") == "text":
+    if current().progress == "text":
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm

@@ -24,7 +24,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lib import paths
+from lib import paths, settings
 from lib.profiles import PROFILES
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
@@ -67,13 +67,11 @@ def sync_copies(source: Path, copies: Path) -> list[str]:
 
 
 def lab_environment(profile: str, data_dir: str | None) -> dict[str, str]:
-    """The kernel's environment: the profile and data folder, and every folder variable made absolute (the
-    kernels run in the copies' folder, where a relative path would mean another place)."""
-    env = dict(os.environ, AI6103_PROFILE=profile)
-    if data_dir:  # the notebooks' `data_dir = None`, read as `make all DATA_DIR=` reads it (lib.profiles)
-        env["AI6103_NOTEBOOK_DATA_DIR"] = data_dir
-    paths.pin_folders(env)
-    return env
+    """The kernel's environment (lib.settings.child_environment): the profile and data folder, and every folder
+    variable made absolute (the kernels run in the copies' folder, where a relative path would mean another place);
+    ValueError, one line, for a bad environment variable."""
+    given = {"AI6103_NOTEBOOK_DATA_DIR": data_dir} if data_dir else {}  # the notebooks' `data_dir = None`, read
+    return settings.child_environment(AI6103_PROFILE=profile, **given)  # as `make all DATA_DIR=` reads it
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     command = [sys.executable, "-m", "jupyterlab", str(copies), *lab_options]
     if os.getuid() == 0 and "--allow-root" not in lab_options:
         command.append("--allow-root")  # root: containers, cloud notebooks
-    env = lab_environment(args.profile, args.data_dir)
+    try:
+        env = lab_environment(args.profile, args.data_dir)
+    except ValueError as error:  # a bad environment variable: one line, before Lab starts
+        raise SystemExit(f"ValueError: {error}") from None
     data = f", data {env['AI6103_NOTEBOOK_DATA_DIR']}" if args.data_dir else ""
     print(f"JupyterLab on {copies} (your copies of notebooks/), profile {args.profile}{data}", flush=True)
     os.execve(sys.executable, command, env)

@@ -8,7 +8,9 @@ store; its executed copy, outputs and parameters kept, goes to executed/<profile
 plan, the tables) streams to this terminal. A notebook runs into a temporary copy that replaces its executed copy
 only when it ran through, so executed/<profile>/ holds the last good run of each notebook, which agrees with the
 results files it wrote. The first failing notebook stops the run with one line naming the notebook, the cell and
-the error; its copy goes to executed/<profile>/failed/ for inspection.
+the error; its copy goes to executed/<profile>/failed/ for inspection. The environment's settings (lib.settings) are
+read first: a bad value stops the driver in one line, before anything runs; the kernels get the same settings,
+with AI6103_PROGRESS=text and every folder variable made absolute.
 
     python scripts/run_study.py --profile smoke
     python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
@@ -26,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections
+from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections, settings
 from lib.checkpoint import SaveError
+from lib.device import apply_torch_settings
 from lib.notation import count
 from lib.profiles import PROFILES
 from lib.store import peek_summary
@@ -123,8 +126,8 @@ def stop_kernels_and_raise(signum: int, frame) -> None:
     """Signal handler: end the notebook kernels, then stop the driver.
 
     jupyter_client starts each kernel in a session of its own, so a signal to the driver's process group does
-    not reach it: without this, a stopped driver leaves its kernel training on (measured on the GPU machine,
-    2026-11-26). The run store keeps every finished epoch; running the driver again resumes from there."""
+    not reach it: without this, a stopped driver leaves its kernel training on. The run store keeps every finished
+    epoch; running the driver again resumes from there."""
     import psutil
 
     for child in psutil.Process().children(recursive=True):
@@ -144,44 +147,86 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    import papermill
-
-    os.environ["AI6103_PROGRESS"] = "text"  # the kernels' progress bars stream here as text, not widgets
-    paths.pin_folders(os.environ)  # the kernels run in notebooks/: the run store must be the same one there
+    """The driver's steps: settings, arguments, plan, training, then each notebook; the exit status (0: done,
+    1: training or a notebook failed, 2: refused before anything ran)."""
+    try:  # the kernels inherit this environment: progress bars as text lines, folders absolute (they run elsewhere)
+        settings.export(settings.child_environment(AI6103_PROGRESS="text"))
+    except ValueError as error:  # a bad environment variable: one line
+        print(f"ValueError: {error}", file=sys.stderr)
+        return 2
     args = parse_args(argv)
     if args.data_dir:  # notebooks run in notebooks/: a relative path must not change meaning there
         args.data_dir = str(Path(args.data_dir).expanduser().resolve())
+    notebooks = select_notebooks(args.only)
+    params = None if notebooks is None else notebook_parameters_given(args, notebooks)
+    training = tuple(nb.stem for nb in notebooks or () if nb.stem in sections.TRAINING)
+    training_s = None if params is None else print_plan(args, params, notebooks, training)
+    if training_s is None:
+        return 2
+    total_s = training_s + NOTEBOOK_OVERHEAD_S * len(notebooks)
+    executed_dir = Path(args.executed_dir).resolve() if args.executed_dir else paths.executed_dir(args.profile)
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    if training and not train_step(args, params, training, training_s, total_s, started):
+        return 1
+    for i, notebook in enumerate(notebooks):
+        done_s = training_s + NOTEBOOK_OVERHEAD_S * i
+        print(f"\n{progress_line(done_s, total_s)} notebook {i + 1}/{len(notebooks)} {notebook.stem}  (elapsed "
+              f"{plan.format_seconds(time.time() - started)}, estimate {plan.format_seconds(total_s)})", flush=True)
+        if not run_notebook(notebook, {"profile": args.profile, "data_dir": args.data_dir, **params[notebook.stem]},
+                            executed_dir, args.quiet):
+            return 1
+    took = plan.format_seconds(time.time() - started)
+    print(f"\n{progress_line(1, 1)} {count(len(notebooks), 'notebook')} in {took}; "
+          f"executed copies in {executed_dir}, figures in {paths.figures_dir(args.profile)}, results in "
+          f"{paths.results_dir(args.profile)}")
+    return 0
+
+
+def select_notebooks(only: list[str] | None) -> list[Path] | None:
+    """The notebooks to run, in order: those named by --only, else the brief's study (lib.sections.SECTIONS;
+    notebooks beyond it, lib.sections.EXTRAS such as 08_sweep, run when named). None, said in one line, for an
+    unknown name."""
     notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-    if args.only:
-        unknown = sorted(set(args.only) - {nb.stem for nb in notebooks})
-        if unknown:
-            print(f"--only: no notebook named {', '.join(unknown)}; there are {', '.join(nb.stem for nb in notebooks)}")
-            return 2
-        notebooks = [nb for nb in notebooks if nb.stem in args.only]
-    else:  # the brief's study; notebooks beyond it (lib.sections.EXTRAS, e.g. 08_sweep) run when named
-        notebooks = [nb for nb in notebooks if nb.stem in sections.SECTIONS]
+    if not only:
+        return [nb for nb in notebooks if nb.stem in sections.SECTIONS]
+    unknown = sorted(set(only) - {nb.stem for nb in notebooks})
+    if unknown:
+        print(f"--only: no notebook named {', '.join(unknown)}; there are {', '.join(nb.stem for nb in notebooks)}")
+        return None
+    return [nb for nb in notebooks if nb.stem in only]
+
+
+def notebook_parameters_given(args: argparse.Namespace, notebooks: list[Path]) -> dict[str, dict] | None:
+    """Each notebook's parameters from --param and --seeds (route_parameters); None, said in one line, for a
+    malformed, unknown or misplaced one."""
     extra = {}
     for item in args.param:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
             print(f"--param must be NAME=VALUE, got {item!r}")
-            return 2
+            return None
         extra[name] = literal(value)
     for name in ("profile", "data_dir"):  # the driver plans and trains with its own: the notebooks must agree
         if name in extra:
             print(f"--param {name}: give it as --{name.replace('_', '-')} (the driver's plan and the notebooks use it)")
-            return 2
+            return None
     pretrained = extra.get("pretrained")
     if isinstance(pretrained, str) and pretrained not in ("", "imagenet"):  # a weights file, as typed from here
         extra["pretrained"] = str(Path(pretrained).expanduser().resolve())  # (the kernels run in notebooks/)
     if args.seeds is not None:
         extra["seeds"] = args.seeds
     try:
-        params = route_parameters(extra, {nb.stem: notebook_parameters(nb) for nb in notebooks})
+        return route_parameters(extra, {nb.stem: notebook_parameters(nb) for nb in notebooks})
     except ValueError as error:
         print(error)
-        return 2
-    training = tuple(nb.stem for nb in notebooks if nb.stem in sections.TRAINING)
+        return None
+
+
+def print_plan(args: argparse.Namespace, params: dict[str, dict], notebooks: list[Path], training: tuple[str, ...]
+               ) -> float | None:
+    """Check every notebook's parameters and print the study's plan: the estimated training seconds (0.0 with
+    nothing to train here); None, said in one line, when the data, a setting or the run store refuses."""
     try:
         for name, given in params.items():  # what no run setting checks: refused here, before anything trains
             sections.check_parameters(name, **given)
@@ -192,55 +237,51 @@ def run(argv: list[str] | None = None) -> int:
                   f"and the estimate of its runs first; the estimate below leaves them out")
     except (DataError, ConfigError, RunStoreError, OSError, ValueError) as error:  # data missing, bad choice, ...
         print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    weights = {nb.stem: NOTEBOOK_OVERHEAD_S for nb in notebooks}
-    total_s = training_s + sum(weights.values())
-    executed_dir = Path(args.executed_dir).resolve() if args.executed_dir else paths.executed_dir(args.profile)
-    executed_dir.mkdir(parents=True, exist_ok=True)
+        return None
+    return training_s
 
-    started = time.time()
-    if training:
-        print(f"\n{progress_line(0, total_s)} training the runs of {', '.join(training)}, wave by wave "
-              f"(estimate {plan.format_seconds(training_s)})", flush=True)
-        try:
-            train_ahead(args.profile, args.data_dir, params, training, progress=not args.quiet)
-        except (DataError, ConfigError, RunStoreError, SaveError, torch.OutOfMemoryError, OSError, ValueError) as error:
-            print(f"FAILED while training: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
-            return 1
-        # In seconds: bench/study_record.py reads this line to time what lies outside training.
-        print(f"training: done in {time.time() - started:.1f} s", flush=True)
-    done_s = training_s
-    for i, notebook in enumerate(notebooks, 1):
-        name = notebook.stem
-        elapsed = time.time() - started
-        print(f"\n{progress_line(done_s, total_s)} notebook {i}/{len(notebooks)} {name}  "
-              f"(elapsed {plan.format_seconds(elapsed)}, estimate {plan.format_seconds(total_s)})", flush=True)
-        parameters = {"profile": args.profile, "data_dir": args.data_dir, **params[name]}
-        executed = executed_dir / notebook.name
-        running = executed_dir / f".{name}.running.ipynb"  # papermill writes its copy cell by cell
-        failed = executed_dir / "failed" / notebook.name
-        failed.unlink(missing_ok=True)  # an older failure of this notebook is no longer what it does
-        notebook_started = time.time()
-        try:
-            papermill.execute_notebook(
-                str(notebook), str(running), parameters=parameters, kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR),
-                progress_bar=False, stdout_file=None if args.quiet else sys.stdout,
-                stderr_file=None if args.quiet else sys.stderr)
-        except Exception as error:  # noqa: BLE001 - every failure gets the same one-line report and stops the run
-            failed.parent.mkdir(exist_ok=True)
-            if running.exists():
-                os.replace(running, failed)
-            print("\n" + failure_line(name, error, failed), file=sys.stderr, flush=True)
-            return 1
-        os.replace(running, executed)
-        done_s += weights[name]
-        # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
-        print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)
-    took = plan.format_seconds(time.time() - started)
-    print(f"\n{progress_line(1, 1)} {count(len(notebooks), 'notebook')} in {took}; "
-          f"executed copies in {executed_dir}, figures in {paths.figures_dir(args.profile)}, results in "
-          f"{paths.results_dir(args.profile)}")
-    return 0
+
+def train_step(args: argparse.Namespace, params: dict[str, dict], training: tuple[str, ...], training_s: float,
+               total_s: float, started: float) -> bool:
+    """Train the runs of `training` here before their notebooks run (train_ahead); False, said in one line, when
+    training failed."""
+    print(f"\n{progress_line(0, total_s)} training the runs of {', '.join(training)}, wave by wave "
+          f"(estimate {plan.format_seconds(training_s)})", flush=True)
+    try:
+        train_ahead(args.profile, args.data_dir, params, training, progress=not args.quiet)
+    except (DataError, ConfigError, RunStoreError, SaveError, torch.OutOfMemoryError, OSError, ValueError) as error:
+        print(f"FAILED while training: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
+        return False
+    # In seconds: bench/study_record.py reads this line to time what lies outside training.
+    print(f"training: done in {time.time() - started:.1f} s", flush=True)
+    return True
+
+
+def run_notebook(notebook: Path, parameters: dict, executed_dir: Path, quiet: bool) -> bool:
+    """Run one notebook with papermill into a temporary copy that replaces its executed copy only when it ran
+    through; False, said in one line, when it failed (its copy then goes to executed_dir/failed/)."""
+    import papermill
+
+    name = notebook.stem
+    executed = executed_dir / notebook.name
+    running = executed_dir / f".{name}.running.ipynb"  # papermill writes its copy cell by cell
+    failed = executed_dir / "failed" / notebook.name
+    failed.unlink(missing_ok=True)  # an older failure of this notebook is no longer what it does
+    notebook_started = time.time()
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(running), parameters=parameters, kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR),
+            progress_bar=False, stdout_file=None if quiet else sys.stdout, stderr_file=None if quiet else sys.stderr)
+    except Exception as error:  # noqa: BLE001 - every failure gets the same one-line report and stops the run
+        failed.parent.mkdir(exist_ok=True)
+        if running.exists():
+            os.replace(running, failed)
+        print("\n" + failure_line(name, error, failed), file=sys.stderr, flush=True)
+        return False
+    os.replace(running, executed)
+    # In seconds, not minutes: bench/study_record.py reads this line to time what lies outside training.
+    print(f"{name}: done in {time.time() - notebook_started:.1f} s -> {executed}", flush=True)
+    return True
 
 
 def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], training: tuple[str, ...],
@@ -248,7 +289,8 @@ def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], tra
     """Train every run of `training` sections before their notebooks run: each wave of lib.sections once the
     choices it starts from are made (the notebooks make the same choices from the same runs). Where
     AI6103_EXECUTOR says (lib.executor); with AI6103_SLURM_WAIT=0 the driver ends after submitting, with
-    status 75 (EX_TEMPFAIL: the same command again later goes on)."""
+    status 75 (EX_TEMPFAIL: the same command again later goes on). Sets torch's switches first (lib.device)."""
+    apply_torch_settings()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")  # the plan said what data
         try:

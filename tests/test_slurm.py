@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import RunConfig, executor, paths, store
+from lib import RunConfig, executor, paths, settings, store
 from lib.checkpoint import load_state
 from lib.runs import run_or_load_many
 from lib.store import _RunLock, run_path
@@ -95,7 +95,7 @@ def training_calls() -> list[dict]:
 def test_bad_setting_is_refused_in_one_line(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name) as error:
-        executor.settings()
+        settings.current()
     assert "\n" not in str(error.value) and repr(value) in str(error.value)
 
 
@@ -103,13 +103,13 @@ def test_more_local_workers_than_gpus_is_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("AI6103_WORKERS", "3")
     monkeypatch.setattr(executor, "_local_gpus", lambda: [0, 1])
     with pytest.raises(ValueError, match="AI6103_WORKERS must be at most the 2 GPUs visible here .*got 3$"):
-        executor._LocalWorkers(executor.settings())
+        executor._LocalWorkers(settings.current())
 
 
 def test_settings_default_to_this_process_and_read_sbatch_options(monkeypatch):
-    assert (executor.settings().executor, executor.settings().workers) == ("local", 1)
+    assert (settings.current().executor, settings.current().workers) == ("local", 1)
     monkeypatch.setenv("AI6103_SLURM_EXTRA", "account=abc, qos=high,exclusive")
-    assert executor.settings().extra == {"account": "abc", "qos": "high", "exclusive": True}
+    assert settings.current().slurm_extra == {"account": "abc", "qos": "high", "exclusive": True}
 
 
 @pytest.mark.slow
