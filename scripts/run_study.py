@@ -261,6 +261,13 @@ def run_notebook(notebook: Path, parameters: dict, executed_dir: Path, quiet: bo
     """Run one notebook with papermill into a temporary copy that replaces its executed copy only when it ran
     through; False, said in one line, when it failed (its copy then goes to executed_dir/failed/)."""
     import papermill
+    from jupyter_client.manager import AsyncKernelManager
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        # CurveZMQ keys for the kernel's sockets (the ai6103 kernelspec supports them): without them every kernel
+        # logs "Kernel is running over TCP without encryption" to the console.
+        transport_encryption = "auto"
+
 
     name = notebook.stem
     executed = executed_dir / notebook.name
@@ -271,7 +278,8 @@ def run_notebook(notebook: Path, parameters: dict, executed_dir: Path, quiet: bo
     try:
         papermill.execute_notebook(
             str(notebook), str(running), parameters=parameters, kernel_name=KERNEL, cwd=str(NOTEBOOKS_DIR),
-            progress_bar=False, stdout_file=None if quiet else sys.stdout, stderr_file=None if quiet else sys.stderr)
+            progress_bar=False, stdout_file=None if quiet else sys.stdout, stderr_file=None if quiet else sys.stderr,
+            kernel_manager_class=EncryptedKernelManager)
     except Exception as error:  # noqa: BLE001 - every failure gets the same one-line report and stops the run
         failed.parent.mkdir(exist_ok=True)
         if running.exists():
