@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import os
 import signal
 import sys
@@ -40,13 +41,31 @@ KERNEL = "ai6103"  # the project kernel `make setup` installs into .venv (a user
 NOTEBOOK_OVERHEAD_S = 8.0  # kernel start, imports and figures of one notebook, for the overall estimate
 
 
+MAKE_VARIABLES = {"--profile": "PROFILE", "--seeds": "SEEDS", "--data-dir": "DATA_DIR"}  # the flags make sets
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors in one line (no usage block), naming the make variable that sets the option."""
+
+    def error(self, message: str):
+        flag = next((flag for flag in MAKE_VARIABLES if f"argument {flag}" in message), None)
+        self.exit(2, f"{self.prog}: {message}" + (f" (make: {MAKE_VARIABLES[flag]}=...)" if flag else "") + "\n")
+
+
+def whole_number(text: str) -> int:
+    """--seeds: a whole number >= 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="run_study.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES),
                         help="full = the brief on CIFAR-100, quick = CIFAR-100 with short runs, smoke = synthetic")
     parser.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ (default: the profile's)")
     parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these notebooks (e.g. 02_learning_rate)")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+    parser.add_argument("--seeds", type=whole_number, default=None, metavar="N",
                         help="runs per setting (seeds 0..N-1) in every training section; default 1, the brief's")
     parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter (Python literal) for every notebook that declares it; repeatable")
@@ -82,8 +101,11 @@ def route_parameters(given: dict, declared_by: dict[str, set[str]]) -> dict[str,
     unknown = sorted(set(given) - declared)
     if unknown:  # a typo, or a setting no notebook takes: refuse rather than run the defaults
         named = ", ".join("--seeds" if name == "seeds" else f"--param {name}" for name in unknown)
-        raise ValueError(f"{named}: no notebook run here takes it; the notebooks' parameters are "
-                         f"{', '.join(sorted(declared - {'profile', 'data_dir'}))}")
+        known = declared - {"profile", "data_dir"}
+        close = [match for name in unknown for match in difflib.get_close_matches(name, known, 1)]
+        guess = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ValueError(f"{named}: no notebook run here takes it{guess}; the notebooks' parameters are "
+                         f"{', '.join(sorted(known))}")
     params = {nb: {k: v for k, v in given.items() if k in declared_by[nb]} for nb in declared_by}
     for decider in [nb for nb in params if nb in sections.TRAINING]:
         name = sections.get(decider).compares
@@ -130,9 +152,10 @@ def stop_kernels_and_raise(signum: int, frame) -> None:
     epoch; running the driver again resumes from there."""
     import psutil
 
-    for child in psutil.Process().children(recursive=True):
+    children = psutil.Process().children(recursive=True)
+    for child in children:
         child.terminate()
-    raise Stopped(signal.Signals(signum).name)
+    raise Stopped(signal.Signals(signum).name, bool(children))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except Stopped as stop:
-        print(f"\nSTOPPED by {stop}: the notebook kernel is ended; finished epochs are kept in the run store, and "
-              f"the same command again resumes", file=sys.stderr, flush=True)
-        return 128 + signal.Signals[str(stop)].value
+        name, had_children = stop.args
+        ended = "the notebook kernel and worker processes are ended; " if had_children else ""
+        print(f"\nSTOPPED by {name}: {ended}finished epochs are kept in the run store, and the same command again "
+              f"resumes", file=sys.stderr, flush=True)
+        return 128 + signal.Signals[name].value
 
 
 def run(argv: list[str] | None = None) -> int:

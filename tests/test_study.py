@@ -142,6 +142,27 @@ def test_the_driver_gives_a_compared_setting_to_its_section_alone():
         driver.route_parameters({"seeds": 3}, {"01_data": {"split_seed"}})
 
 
+@pytest.mark.parametrize("argv, line", [
+    (["--seeds", "two"], "run_study.py: argument --seeds: must be a whole number >= 1, got 'two' (make: SEEDS=...)"),
+    (["--profile", "smok"], "run_study.py: argument --profile: invalid choice: 'smok' (choose from 'e2e', 'full', "
+                            "'quick', 'smoke', 'tiny') (make: PROFILE=...)"),
+])
+def test_a_bad_driver_option_is_one_line_naming_its_make_variable(argv, line, capsys):
+    import importlib.util
+
+    from lib import paths
+
+    spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    with pytest.raises(SystemExit) as stopped:
+        driver.parse_args(argv)
+    assert stopped.value.code == 2 and capsys.readouterr().err.splitlines() == [line]
+    with pytest.raises(ValueError, match=r"^--param wieght_decays: no notebook run here takes it \(did you mean "
+                                         r"weight_decays\?\)"):
+        driver.route_parameters({"wieght_decays": [1e-3]}, {"04_weight_decay": {"weight_decays", "epochs"}})
+
+
 @pytest.mark.parametrize("section, name, value, allowed", [
     ("02_learning_rate", "choose_by", "val_loss", "one of ['train_loss', 'val_acc']"),
     ("03_lr_schedule", "choose_by", "train_loss", "one of ['val_acc']"),
