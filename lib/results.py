@@ -97,3 +97,20 @@ def _layout_problem(record: dict, section: str) -> str | None:
     if chosen is not None and chosen not in {run["run_id"] for run in record["runs"]}:
         return f"its chosen_run_id {chosen!r} is none of its runs"
     return None
+
+
+Metric = tuple[str, str, float, "str | None"]  # (column, key of the number, scale: 100 for a percentage, sd column)
+
+
+def metric_cells(values, metrics: tuple[Metric, ...], several: bool, sds=None) -> dict:
+    """The metric cells of one row of a results table, in the order of `metrics`: column -> scale * values[key];
+    when `several` (means over seeds), each metric that names an sd column has it right after, scale * its standard
+    deviation (read from `sds[key]` if `sds` is given, else from `values[key + "_std"]`; None where that is None).
+    The one place the study's, sweep's and baselines' tables turn fractions into % and add their spread."""
+    cells = {}
+    for column, key, scale, sd_column in metrics:
+        cells[column] = scale * values[key]
+        if several and sd_column is not None:
+            sd = sds[key] if sds is not None else values[f"{key}_std"]
+            cells[sd_column] = None if sd is None else scale * sd
+    return cells

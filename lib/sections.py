@@ -121,7 +121,6 @@ BASELINE_ARCHS = ("small_cnn", "resnet18", "mobilenetv2", "mobilenet")  # 09_bas
 ARCH_NAMES = {"small_cnn": ("small CNN", "small CNN"), "resnet18": ("ResNet-18", "ResNet-18"),
               "resnet34": ("ResNet-34", "ResNet-34"), "mobilenetv2": ("MobileNetV2", "MobileNetV2"),
               "mobilenet": ("MobileNet v1", "MobileNet~(v1)")}
-ARCH_LEGENDS = {arch: names[0] for arch, names in ARCH_NAMES.items()}  # how figures name an architecture
 
 
 def arch_name(arch: str, tex: bool = False, default: str | None = None) -> str:
@@ -141,7 +140,7 @@ def _archs(given) -> list:
 EXTRAS = (
     Section("08_sweep", figures=("metric", "parallel")),
     Section("09_baselines", ("curves",), "arch", "archs", BASELINE_ARCHS, _archs, str,
-            lambda arch: ARCH_LEGENDS.get(arch, arch), epochs="short"),
+            arch_name, epochs="short"),
 )
 
 

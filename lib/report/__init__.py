@@ -20,8 +20,8 @@ from .style import choose_style, figure_stems
 from .tables import BOLD, DAGGER, baselines_table, marked, range_note, run_table, summary_table
 from .templates import booktabs, render_prose
 
-__all__ = ["ANONYMOUS", "BOLD", "DAGGER", "DEFAULT_PROFILE", "PROSE", "ReportError", "SECTIONS", "baselines_table", "booktabs",
-           "build_report", "choose_style", "count", "default_author", "figure_stems", "generate", "join_words",
-           "late_descent", "load_results", "loss", "main", "marked", "pct", "plain", "points", "range_note",
-           "render_prose", "run_table", "runs_per_setting", "sci", "shown", "spread", "summary_table",
-           "tex_escape", "val_acc_peak", "val_loss_trend", "with_sd"]
+__all__ = ["ANONYMOUS", "BOLD", "DAGGER", "DEFAULT_PROFILE", "PROSE", "ReportError", "SECTIONS", "baselines_table",
+           "booktabs", "build_report", "choose_style", "count", "default_author", "figure_stems",
+           "generate", "join_words", "late_descent", "load_results", "loss", "main", "marked", "pct",
+           "plain", "points", "range_note", "render_prose", "run_table", "runs_per_setting", "sci", "shown",
+           "spread", "summary_table", "tex_escape", "val_acc_peak", "val_loss_trend", "with_sd"]

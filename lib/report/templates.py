@@ -13,7 +13,7 @@ import jinja2
 from .. import paths
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _environment(folder: str) -> jinja2.Environment:
     """Jinja2 for report/<folder>/ with delimiters LaTeX does not use: \\BLOCK{...}, \\VAR{...}, \\#{...} comments
     and `%%` line statements (`{%`, `{{` and `#` are LaTeX's own). A value a template names but is not given
