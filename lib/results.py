@@ -3,6 +3,8 @@
 Each notebook writes `results/<profile>/<section>.json` with `write_section`; later notebooks read the choices
 of earlier ones with `read_section`, and the paper's LaTeX is generated from these files alone. The fields of a
 file and of each run in it: docs/results.md. A file is written atomically and checked when read.
+`metric_cells` turns a run's final numbers into a results table's cells (%, and their sd with several seeds),
+for every table the notebooks show (lib.study, lib.sweep, lib.baselines).
 """
 from __future__ import annotations
 

@@ -66,7 +66,8 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
 def main(argv: list[str] | None = None) -> int:
     """`python -m lib.report [--generate-only] [--profile P] [--author A]`: the paper into report/<profile>/;
     returns the exit status (1 with a one-line error if something the paper needs is missing)."""
-    parser = argparse.ArgumentParser(description="Generate the paper's LaTeX from the results files and build it.")
+    parser = argparse.ArgumentParser(prog="python -m lib.report",
+                                     description="Generate the paper's LaTeX from the results files and build it.")
     parser.add_argument("--generate-only", action="store_true", help="write report/generated/ and stop")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
                         help="the profile whose results make the paper (make: PROFILE); it goes to report/<profile>/")
