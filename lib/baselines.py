@@ -21,8 +21,8 @@ import pandas as pd
 
 from .config import PRETRAINABLE, ConfigError, RunConfig
 from .profiles import base_config, get_profile
-from .results import read_section, section_path
-from .sections import ARCH_LEGENDS, as_number, get
+from .results import metric_cells, read_section, section_path
+from .sections import arch_name, as_number, get
 
 if TYPE_CHECKING:
     from .seeds import Setting
@@ -52,7 +52,7 @@ def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, e
 
 def legend(arch: str) -> str:
     """How figures and tables name an architecture: "ResNet-18", "MobileNet v1"."""
-    return ARCH_LEGENDS.get(arch, arch)
+    return arch_name(arch)
 
 
 def seconds_per_epoch(result: Setting) -> float:
@@ -101,6 +101,10 @@ def _runs_together(history: pd.DataFrame) -> int:
     return int(history["runs_together"].max()) if "runs_together" in history else 1
 
 
+TABLE_COLUMNS = (("best val acc (%)", "best_val_acc", 100, "best val acc sd"),
+                 ("final val acc (%)", "final_val_acc", 100, "final val acc sd"))  # lib.results.Metric
+
+
 def table(rows: list[dict]) -> pd.DataFrame:
     """The baselines table as the notebooks show it, one row per architecture in the order trained: parameters and
     multiply-adds (millions), seconds per epoch, best and final validation accuracy (%); with several seeds their
@@ -111,11 +115,8 @@ def table(rows: list[dict]) -> pd.DataFrame:
     shown = []
     for row in rows:
         line = {"arch": row["arch"], "model": legend(row["arch"]), "params (M)": row["params"] / 1e6,
-                "MACs (M)": row["macs"] / 1e6, "s / epoch": row["seconds_per_epoch"], "epochs": row["epochs"]}
-        for name, key in (("best val acc", "best_val_acc"), ("final val acc", "final_val_acc")):
-            line[f"{name} (%)"] = 100 * row[key]
-            if several:
-                line[f"{name} sd"] = 100 * row[f"{key}_std"] if row[f"{key}_std"] is not None else None
+                "MACs (M)": row["macs"] / 1e6, "s / epoch": row["seconds_per_epoch"], "epochs": row["epochs"],
+                **metric_cells(row, TABLE_COLUMNS, several)}
         shown.append(line | ({"seeds": row["n_seeds"]} if several else {})
                      | ({"runs together": row.get("runs_together", 1)} if stacked else {}))
     return pd.DataFrame(shown).set_index("arch").round(3)

@@ -6,6 +6,7 @@ What it is not: a torch Dataset/DataLoader pipeline (the whole split lives on th
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pickle
 import struct
@@ -173,6 +174,18 @@ def _images_labels(batch: dict, path: Path, n_classes: int) -> tuple[np.ndarray,
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 
 
+NOT_OFFICIAL = "not the official CIFAR-100"  # in load_cifar100's warning about other data
+
+
+@contextlib.contextmanager
+def silence_unofficial_warning():
+    """Within it, load_cifar100's warning that the data is not the official CIFAR-100 is not shown (for callers
+    that have already said what data it is); other warnings show; the warning filters are restored on exit."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=f".*{NOT_OFFICIAL}.*")
+        yield
+
+
 def load_cifar100(data_dir: str | Path | None = None, download: bool = True) -> Cifar100:
     """Read CIFAR-100 (train 50k, test 10k for the real files) as uint8 N x 32 x 32 x 3 images and int64 labels.
 
@@ -182,7 +195,7 @@ def load_cifar100(data_dir: str | Path | None = None, download: bool = True) -> 
     info = data_info(data_dir, download)
     folder = Path(info.folder)
     if not info.is_official:
-        warnings.warn(f"{folder} is not the official CIFAR-100 ({info.label}); its runs are kept apart from real ones",
+        warnings.warn(f"{folder} is {NOT_OFFICIAL} ({info.label}); its runs are kept apart from real ones",
                       stacklevel=2)
     n_classes = max(len(info.class_names), 1)
     train = _images_labels(_unpickle(folder / "train"), folder / "train", n_classes)

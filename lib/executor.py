@@ -28,7 +28,6 @@ import os
 import shutil
 import subprocess
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import submitit
 from . import paths, runs, store
 from .checkpoint import atomic_write_text
 from .config import RunConfig
-from .data import check_split, data_info
+from .data import check_split, data_info, silence_unofficial_warning
 from .device import apply_torch_settings
 from .notation import count
 from .settings import Settings, current
@@ -121,8 +120,7 @@ class TrainTask(submitit.helpers.Checkpointable):
             import torch
 
             torch.set_num_threads(cpu_threads)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")  # the plan said so
+        with silence_unofficial_warning():  # the plan said what data this is
             return [result.run_id for result in runs.run_or_load_many(configs, progress=True)]
 
 

@@ -6,13 +6,12 @@ measured on this machine before (lib.cost).
 """
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
 from .config import RunConfig, with_seeds
 from .cost import epoch_seconds, setup_seconds, split_sizes, throughput
-from .data import data_info, load_cifar100
+from .data import data_info, load_cifar100, silence_unofficial_warning
 from .device import runtime
 from .grouping import path_notes
 from .notation import count
@@ -41,8 +40,7 @@ def n_training_file(config: RunConfig) -> int:
     info = data_info(config.data_dir)
     if info.is_official:
         return 50_000
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
+    with silence_unofficial_warning():
         return _n_training_file(info.folder, info.fingerprint)
 
 

@@ -3,6 +3,8 @@
 Each notebook writes `results/<profile>/<section>.json` with `write_section`; later notebooks read the choices
 of earlier ones with `read_section`, and the paper's LaTeX is generated from these files alone. The fields of a
 file and of each run in it: docs/results.md. A file is written atomically and checked when read.
+`metric_cells` turns a run's final numbers into a results table's cells (%, and their sd with several seeds),
+for every table the notebooks show (lib.study, lib.sweep, lib.baselines).
 """
 from __future__ import annotations
 
@@ -97,3 +99,20 @@ def _layout_problem(record: dict, section: str) -> str | None:
     if chosen is not None and chosen not in {run["run_id"] for run in record["runs"]}:
         return f"its chosen_run_id {chosen!r} is none of its runs"
     return None
+
+
+Metric = tuple[str, str, float, "str | None"]  # (column, key of the number, scale: 100 for a percentage, sd column)
+
+
+def metric_cells(values, metrics: tuple[Metric, ...], several: bool, sds=None) -> dict:
+    """The metric cells of one row of a results table, in the order of `metrics`: column -> scale * values[key];
+    when `several` (means over seeds), each metric that names an sd column has it right after, scale * its standard
+    deviation (read from `sds[key]` if `sds` is given, else from `values[key + "_std"]`; None where that is None).
+    The one place the study's, sweep's and baselines' tables turn fractions into % and add their spread."""
+    cells = {}
+    for column, key, scale, sd_column in metrics:
+        cells[column] = scale * values[key]
+        if several and sd_column is not None:
+            sd = sds[key] if sds is not None else values[f"{key}_std"]
+            cells[sd_column] = None if sd is None else scale * sd
+    return cells

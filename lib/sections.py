@@ -117,8 +117,17 @@ TRAINING = tuple(s.name for s in STUDY if s.compares)
 # Beyond the brief: notebooks that `make all` leaves out, run on their own (`make sweep`, `make baselines`). The
 # paper leaves out the sweep; it adds the baselines as a short section when their results exist.
 BASELINE_ARCHS = ("small_cnn", "resnet18", "mobilenetv2", "mobilenet")  # 09_baselines' architectures, in order
-ARCH_LEGENDS = {"small_cnn": "small CNN", "resnet18": "ResNet-18", "resnet34": "ResNet-34",
-                "mobilenetv2": "MobileNetV2", "mobilenet": "MobileNet v1"}  # how figures name an architecture
+# The one map of architecture names: arch id -> (how figures and tables name it, how the paper's LaTeX does)
+ARCH_NAMES = {"small_cnn": ("small CNN", "small CNN"), "resnet18": ("ResNet-18", "ResNet-18"),
+              "resnet34": ("ResNet-34", "ResNet-34"), "mobilenetv2": ("MobileNetV2", "MobileNetV2"),
+              "mobilenet": ("MobileNet v1", "MobileNet~(v1)")}
+
+
+def arch_name(arch: str, tex: bool = False, default: str | None = None) -> str:
+    """How figures and tables (or, with `tex`, the paper's LaTeX) name an architecture: 'mobilenet' ->
+    'MobileNet v1' ('MobileNet~(v1)'); an id the map lacks -> `default`, else the id itself."""
+    names = ARCH_NAMES.get(arch)
+    return names[1 if tex else 0] if names else arch if default is None else default
 
 
 def _archs(given) -> list:
@@ -131,7 +140,7 @@ def _archs(given) -> list:
 EXTRAS = (
     Section("08_sweep", figures=("metric", "parallel")),
     Section("09_baselines", ("curves",), "arch", "archs", BASELINE_ARCHS, _archs, str,
-            lambda arch: ARCH_LEGENDS.get(arch, arch), epochs="short"),
+            arch_name, epochs="short"),
 )
 
 

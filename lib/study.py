@@ -18,12 +18,12 @@ import pandas as pd
 
 from . import paths, reference
 from .config import ConfigError, RunConfig, check_seeds, with_seeds
-from .data import data_info, split_indices
+from .data import data_info, silence_unofficial_warning, split_indices
 from .executor import run_or_load_many
 from .notation import count
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
 from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
-from .results import read_section, write_section
+from .results import metric_cells, read_section, write_section
 from .sections import (  # noqa: F401 - the notebooks' one import
     SECTIONS,
     TRAINING,
@@ -88,10 +88,8 @@ def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True,
     configs = [seed for config in runs.values() for seed in with_seeds(config, seeds)]
     print_section_plan(section, runs, seeds)
     started = time.time()
-    with warnings.catch_warnings():
-        # Synthetic data warns once per load; the plan above already says what data this is.
-        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")
-        warnings.filterwarnings("ignore", message=".*IProgress not found.*")
+    with silence_unofficial_warning():  # synthetic data warns once per load; the plan above already says so
+        warnings.filterwarnings("ignore", message=".*IProgress not found.*")  # undone on leaving the block too
         results = run_or_load_many(configs, progress=progress)
     print(f"{section}: {count(len(results), 'run')} ready in {format_seconds(time.time() - started)}")
     return settings_of_runs(runs, dict(zip(configs, results, strict=True)), seeds)
@@ -119,9 +117,13 @@ def replace(config: RunConfig, **changes) -> RunConfig:
     return dataclasses.replace(config, **changes)
 
 
-TABLE_COLUMNS = (("train loss", "final_train_loss", 1), ("train acc (%)", "final_train_acc", 100),
-                 ("val loss", "final_val_loss", 1), ("val acc (%)", "final_val_acc", 100),
-                 ("best val acc (%)", "best_val_acc", 100))  # (column, summary key, scale)
+TABLE_COLUMNS = (("train loss", "final_train_loss", 1, "train loss sd"),
+                 ("train acc (%)", "final_train_acc", 100, "train acc sd"),
+                 ("val loss", "final_val_loss", 1, "val loss sd"), ("val acc (%)", "final_val_acc", 100, "val acc sd"),
+                 ("best val acc (%)", "best_val_acc", 100, "best val acc sd"))  # lib.results.Metric
+STUDY_COLUMNS = (("train loss", "final_train_loss", 1, None), ("train acc (%)", "final_train_acc", 100, None),
+                 ("val loss", "final_val_loss", 1, None), ("val acc (%)", "final_val_acc", 100, None))
+STUDY_SD = (("val acc sd (%)", "final_val_acc", 100, None),)  # the spread study_table shows, after the run id
 
 
 def results_table(results: dict[str, Setting], profile: str) -> pd.DataFrame:
@@ -131,11 +133,7 @@ def results_table(results: dict[str, Setting], profile: str) -> pd.DataFrame:
     rows = {}
     for label, r in results.items():
         s, n = r.summary, r.summary.get("n_seeds", 1)
-        row = {"epochs": s["epochs_done"], **({"seeds": n} if n > 1 else {})}
-        for column, key, scale in TABLE_COLUMNS:
-            row[column] = scale * s[key]
-            if n > 1:
-                row[f"{column.split(' (')[0]} sd"] = scale * s[f"{key}_std"]
+        row = {"epochs": s["epochs_done"], **({"seeds": n} if n > 1 else {}), **metric_cells(s, TABLE_COLUMNS, n > 1)}
         rows[label] = {**row, "run": r.run_id + (f" (+{n - 1} seeds)" if n > 1 else "")}
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
     kind = data_info(next(iter(results.values())).config.data_dir).kind
@@ -230,11 +228,10 @@ def study_table(records: dict[str, dict]) -> pd.DataFrame:
             "schedule": config["schedule"], "weight decay": config["weight_decay"],
             "mixup alpha": config["mixup_alpha"],
             "activation": f"sigmoid {blocks[0]}-{blocks[-1]}" if blocks else "relu", "epochs": run["epochs"],
-            "train loss": run["final_train_loss"], "train acc (%)": 100 * run["final_train_acc"],
-            "val loss": run["final_val_loss"], "val acc (%)": 100 * run["final_val_acc"], "run_id": run["run_id"],
+            **metric_cells(run, STUDY_COLUMNS, several=False), "run_id": run["run_id"],
         })
         if run.get("n_seeds", 1) > 1:  # a mean over seeds: n and the spread of its validation accuracy
-            rows[-1] |= {"seeds": run["n_seeds"], "val acc sd (%)": 100 * run["std"]["final_val_acc"]}
+            rows[-1] |= {"seeds": run["n_seeds"], **metric_cells(run["std"], STUDY_SD, several=False)}
         if reference.applies(kind, profile):
             rows[-1]["val acc vs public"] = reference.compare(config, "val_acc", run["final_val_acc"], kind, profile)
     return pd.DataFrame(rows)

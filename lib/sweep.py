@@ -19,7 +19,7 @@ import pandas as pd
 from . import paths
 from .config import ConfigError, RunConfig
 from .profiles import base_config, get_profile
-from .results import read_section
+from .results import metric_cells, read_section
 from .sections import ancestors, check_chain, chosen_run, settings_of
 from .sections import get as get_section
 
@@ -161,6 +161,11 @@ def varied_fields(runs: dict[str, RunConfig]) -> list[str]:
     return [name for name in SWEEPABLE if len({str(getattr(config, name)) for config in runs.values()}) > 1]
 
 
+SWEEP_COLUMNS = (("train loss", "final_train_loss", 1, None), ("train acc (%)", "final_train_acc", 100, None),
+                 ("val loss", "final_val_loss", 1, None), ("val acc (%)", "final_val_acc", 100, "val acc sd"),
+                 ("best val acc (%)", "best_val_acc", 100, None))  # lib.results.Metric
+
+
 def sweep_table(results: dict, fields: list[str]) -> pd.DataFrame:
     """One row per setting (lib.seeds.Setting): the varied fields, seeds, epochs, final and best training and
     validation loss and accuracy (%; means over seeds, with the validation accuracy's sd when n > 1; the best
@@ -170,12 +175,8 @@ def sweep_table(results: dict, fields: list[str]) -> pd.DataFrame:
     for name, result in results.items():
         s, n = result.summary, result.summary.get("n_seeds", 1)
         row = {"setting": name, **{f: _shown(getattr(result.config, f)) for f in fields}, "seeds": n,
-               "epochs": s["epochs_done"], "train loss": s["final_train_loss"],
-               "train acc (%)": 100 * s["final_train_acc"], "val loss": s["final_val_loss"],
-               "val acc (%)": 100 * s["final_val_acc"]}
-        if n > 1:
-            row["val acc sd"] = 100 * s["final_val_acc_std"]
-        row |= {"best val acc (%)": 100 * s["best_val_acc"], "best epoch": s["best_val_epoch"],
+               "epochs": s["epochs_done"], **metric_cells(s, SWEEP_COLUMNS, n > 1),
+               "best epoch": s["best_val_epoch"],
                 "min val loss": float(result.history["val_loss"].min()),
                 "wall time (s)": sum(r.summary["total_epoch_seconds"] for r in getattr(result, "runs", [result])),
                 "run": result.run_id}

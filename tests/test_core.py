@@ -386,16 +386,27 @@ def lib_imports() -> dict[str, set[str]]:
     from pathlib import Path
 
     folder = Path(lib.__file__).parent
-    modules = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    files = {".".join(p.relative_to(folder).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in folder.rglob("*.py") if p != folder / "__init__.py"}  # subpackages' modules: "report.tables"
+    modules = set(files)
+
+    def known(name: str) -> str | None:  # the module `name` is or lies in ("report.sections.mixup.mixup": ...)
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
     graph = {}
-    for name in modules:
+    for name, path in files.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
         imported = set()
-        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                imported |= {node.module} if node.module else {alias.name for alias in node.names}
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                base = package[:len(package) - node.level + 1]
+                targets = [node.module] if node.module else [alias.name for alias in node.names]
+                imported |= {known(".".join([*base, target])) for target in targets}
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib."):
-                imported.add(node.module.split(".")[1])
-        graph[name] = imported & modules
+                imported.add(known(node.module.removeprefix("lib.")))
+        graph[name] = (imported & modules) - {name}
     return graph
 
 

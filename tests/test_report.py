@@ -384,8 +384,8 @@ def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percenta
     sd = {"std": {"final_val_acc": 0.0004}}  # 47.1 against 47.1: no difference, whatever the digits after
     assert report.spread({"final_val_acc": 0.4714, **sd}, {"final_val_acc": 0.4706, **sd}) == {
         "difference": "0.0", "sd": "0.0", "larger": False}
-    assert report._marked(0.43996, PublicRange(44, 47, "test")) == "44.0"  # printed 44.0: no dagger for 44-47
-    assert report._marked(0.43949, PublicRange(44, 47, "test")) == "43.9" + report.DAGGER
+    assert report.marked(0.43996, PublicRange(44, 47, "test")) == "44.0"  # printed 44.0: no dagger for 44-47
+    assert report.marked(0.43949, PublicRange(44, 47, "test")) == "43.9" + report.DAGGER
 
 
 def test_the_paper_shows_every_declared_figure_and_no_other():

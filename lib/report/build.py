@@ -1,0 +1,91 @@
+"""Building the paper: `build_report()` compiles report/paper.tex with latexmk in a build folder holding copies
+of the sources, the generated files (lib.report.generation) and the figures; `main()` is `python -m lib.report`."""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .. import paths
+from ..profiles import PROFILES
+from ..sections import figure_section
+from .generation import ANONYMOUS, default_author, generate
+from .reading import DEFAULT_PROFILE, ReportError
+from .style import SOURCES, choose_style, figure_stems
+
+
+def copy_sources(src: Path, build: Path, figures: Path) -> tuple[str, str, bool]:
+    """Copy report/'s sources (and the official kit's files, if chosen) and the figures paper.tex includes into
+    `build`; returns choose_style's answer. A ReportError naming the notebook if a figure is missing."""
+    style, bst, official = choose_style(src)
+    for name in SOURCES:
+        shutil.copy2(src / name, build / name)
+    if official:
+        for kit_file in src.glob(f"{style}.*"):
+            shutil.copy2(kit_file, build / kit_file.name)
+    (build / "figures").mkdir(exist_ok=True)
+    for stem in figure_stems((src / "paper.tex").read_text()):
+        source = figures / stem
+        if not source.exists():
+            section = figure_section(Path(stem).stem)
+            notebook = f"notebook notebooks/{section}.ipynb" if section else "the notebooks"
+            raise ReportError(f"figure {source} does not exist: run {notebook} first")
+        shutil.copy2(source, build / "figures" / stem)
+    return style, bst, official
+
+
+def build_report(results_dir: Path | None = None, figures_dir: Path | None = None, out_dir: Path | None = None,
+                 quiet: bool = True, profile: str | None = None, author: str | None = None) -> Path:
+    """Generate the LaTeX and compile the paper in `out_dir` (default report/build/<profile>); returns the PDF's
+    path. out_dir receives copies of report/'s sources, `generated/`, `figures/` and latexmk's outputs, so the
+    folders the results and figures live in can be anywhere. A ReportError if latexmk is missing or fails."""
+    if shutil.which("latexmk") is None:
+        raise ReportError("latexmk is not installed: run `make setup` (scripts/install_tex.sh)")
+    src = paths.report_dir()
+    build = Path(out_dir) if out_dir is not None else src / "build" / (profile or DEFAULT_PROFILE)
+    figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
+    build.mkdir(parents=True, exist_ok=True)
+    generate(results_dir, figures, build / "generated", profile, author)
+    style, bst, official = copy_sources(src, build, figures)
+    command = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", "paper.tex"]
+    done = subprocess.run(command, cwd=build, capture_output=True, text=True)
+    if done.returncode != 0 or not (build / "paper.pdf").exists():
+        log = build / "paper.log"
+        errors = [ln for ln in (log.read_text(errors="replace").splitlines() if log.exists() else [])
+                  if ln.startswith("!") or re.match(r"^\S+\.(tex|sty):\d+: ", ln)]
+        raise ReportError(f"latexmk failed in {build}: " + (" | ".join(errors[:5]) or done.stdout[-2000:]))
+    if not quiet:
+        print(f"Paper style: {'official AAAI kit ' + style if official else 'ours (report/ai6103aaai.sty)'}, "
+              f"bibliography style {bst}")
+    return build / "paper.pdf"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lib.report [--generate-only] [--profile P] [--author A]`: the paper into report/<profile>/;
+    returns the exit status (1 with a one-line error if something the paper needs is missing)."""
+    parser = argparse.ArgumentParser(prog="python -m lib.report",
+                                     description="Generate the paper's LaTeX from the results files and build it.")
+    parser.add_argument("--generate-only", action="store_true", help="write report/generated/ and stop")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                        help="the profile whose results make the paper (make: PROFILE); it goes to report/<profile>/")
+    parser.add_argument("--author", default=None,
+                        help=f"the paper's author (make: AUTHOR); default git's user.name, else {ANONYMOUS!r}")
+    args = parser.parse_args(argv)
+    author = args.author if args.author else default_author()
+    try:
+        generated = generate(profile=args.profile, author=author)
+        if args.generate_only:
+            print(f"Wrote {generated}")
+            return 0
+        pdf = build_report(quiet=False, profile=args.profile, author=author)
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    target = paths.report_dir() / args.profile / "paper.pdf"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copy2(pdf, target)
+    print(f"Wrote {target}")
+    return 0

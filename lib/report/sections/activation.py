@@ -1,0 +1,79 @@
+"""The paper's activation section (06): Sigmoid in some blocks against 05's chosen run (ReLU), and what the
+gradient norm of one parameter did in each."""
+from __future__ import annotations
+
+import math
+import statistics
+
+from ...notation import parameter_name
+from ..findings import compare, spread
+from ..formatting import Facts, shown
+from ..reading import one, others
+from ..tables import note, public, run_table
+
+
+def series(norms: dict[str, list[float]], run: dict, is_sigmoid: bool) -> list[float] | None:
+    """A run's per-epoch gradient norms from 06's `grad_norm` (by its label, else by activation name), or None."""
+    if run["label"] in norms:
+        return norms[run["label"]]
+    for key, values in norms.items():  # labels differ from the keys: match by activation name
+        if ("sigmoid" in key.lower()) == is_sigmoid:
+            return values
+    return None
+
+
+def norm(value: float) -> str:
+    """A gradient norm with three significant digits; an epoch without a norm (diverged, fp16) says so."""
+    return f"{value:#.3g}" if math.isfinite(value) else "not a number"
+
+
+def both_numbers(relu_norm: float, sigmoid_norm: float) -> bool:
+    """Whether ReLU's and Sigmoid's norms of an epoch are both numbers with a ratio to take."""
+    return math.isfinite(relu_norm) and math.isfinite(sigmoid_norm) and sigmoid_norm > 0
+
+
+def norm_summary(values: list[float], is_sigmoid: bool) -> dict:
+    """A gradient norm's start, peak (epoch from 1, over the finite epochs) and end, as printed."""
+    finite = [i for i, value in enumerate(values) if math.isfinite(value)] or [0]
+    peak = max(finite, key=values.__getitem__)
+    return {"sigmoid": is_sigmoid, "start": norm(values[0]), "peak": norm(values[peak]),
+            "peak_epoch": peak + 1, "peak_at_start": peak == 0, "end": norm(values[-1]),
+            "level": len({norm(value) for value in values}) == 1}
+
+
+def norm_ratio(relu_values: list[float], sigmoid_values: list[float]) -> dict | None:
+    """ReLU's norm divided by Sigmoid's: the median over the epochs where both are numbers (Sigmoid's > 0), how
+    many such epochs of all, and the last epoch's ratio (None if not both numbers); None if no epoch has one."""
+    pairs = list(zip(relu_values, sigmoid_values, strict=False))
+    ratios = [r / s for r, s in pairs if both_numbers(r, s)]
+    if not ratios:
+        return None
+    return {"median": f"{statistics.median(ratios):#.3g}", "epochs": len(ratios), "all": len(pairs),
+            "last": f"{pairs[-1][0] / pairs[-1][1]:#.3g}" if both_numbers(*pairs[-1]) else None}
+
+
+def activation(rec: dict, relu: dict, n: int) -> Facts:
+    """06's macros, table and prose values; `relu` is 05's chosen run, 06's run without Sigmoid."""
+    sig = one(others(rec, relu), lambda c: len(c["sigmoid_blocks"]) > 0, "sigmoid_blocks", rec["section"])
+    blocks = shown(sig)["blocks"]
+    facts = Facts()
+    m = facts.macros
+    m["SigmoidBlocks"] = blocks
+    param = sig["config"].get("grad_norm_param", "layers.8.conv1.weight")
+    m["GradParam"] = "\\texttt{" + parameter_name(param).replace("_", "\\_") + "}"
+    m.runs("Sig", sig)
+    m.runs("Relu", relu)
+    norms = rec["extra"].get("grad_norm", {})
+    found = {is_sigmoid: values for run, is_sigmoid in ((relu, False), (sig, True))
+             if (values := series(norms, run, is_sigmoid))}
+    grad_norms = [norm_summary(values, is_sigmoid) for is_sigmoid, values in found.items()]
+    ratio = norm_ratio(found[False], found[True]) if len(found) == 2 else None
+    ranges = public(rec, [relu, sig])
+    facts.tables["06_activation"] = run_table(
+        [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
+    inside = param.startswith("layers.") and int(param.split(".")[1]) in sig["config"]["sigmoid_blocks"]
+    facts.values = {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside, "n": n,
+                    "spread": spread(sig, relu), "relu": shown(relu), "sig": shown(sig),
+                    "sig_vs_relu": compare(sig, relu), "grad_norms": grad_norms,
+                    "ratio": ratio, "public": note([relu, sig], ranges)}
+    return facts

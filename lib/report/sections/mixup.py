@@ -1,0 +1,52 @@
+"""The paper's mixup section (05): mixup against 04's chosen run without it, and the test score of the final
+model when 05 took it."""
+from __future__ import annotations
+
+from ..findings import compare, spread
+from ..formatting import Facts, loss, pct, pct_or_none, plain, points, shown, with_sd
+from ..reading import curves, one, others
+from ..reading import runs as section_runs
+from ..tables import note, public, run_table
+
+
+def test_score(rec: dict, base: dict) -> dict | None:
+    """What 05's results say of the test run: with mixup or not, its accuracy (with sd), loss and n; None if 05
+    holds no test score."""
+    x = rec["extra"]
+    tested = next((r for r in section_runs(rec) if r["run_id"] == x.get("test_run_id")), None)
+    if not (tested and "test_acc" in x):
+        return None
+    return {"with_mixup": tested["run_id"] != base["run_id"],
+            "acc": with_sd(pct(x["test_acc"]), pct_or_none(x.get("test_acc_std"))),
+            "loss": loss(x["test_loss"]), "n": x.get("n_seeds", 1)}
+
+
+def mixup(rec: dict, study: dict[str, dict], n: int) -> Facts:
+    """05's macros, table and prose values; `study` holds the runs the findings name (reading.study_runs)."""
+    base, chosen = study["no_mixup"], study["final"]
+    mixed = others(rec, base)
+    kept = chosen["run_id"] != base["run_id"]
+    mix = chosen if kept else one(mixed, lambda c: c["mixup_alpha"] > 0, "mixup_alpha > 0", rec["section"])
+    facts = Facts()
+    m = facts.macros
+    m["MixupAlpha"] = plain(mix["config"]["mixup_alpha"])
+    m.runs("Mix", mix)
+    m.runs("NoMix", base)
+    test = test_score(rec, base)
+    runs = [base, *mixed]
+    ranges = public(rec, runs)
+    facts.tables["05_mixup"] = run_table(
+        [("no mixup", base, not kept)]
+        + [(f"mixup $\\alpha={plain(r['config']['mixup_alpha'])}$", r, r["run_id"] == chosen["run_id"])
+           for r in mixed], ranges)
+    mix_loss = curves(mix, rec["section"])["train_loss"]
+    base_loss = curves(base, rec["section"])["train_loss"]
+    facts.values = {
+        "mix": shown(mix), "base": shown(base), "mix_vs_base": compare(mix, base), "n": n,
+        "spread": spread(mix, base),
+        "val_acc_gain": points(mix["final_val_acc"], base["final_val_acc"]),
+        "train_loss_above": {"epochs": sum(a > b for a, b in zip(mix_loss, base_loss, strict=False)),
+                             "of": min(len(mix_loss), len(base_loss))},
+        "kept": kept, "chosen": shown(chosen), "test": test,
+        "public": note(runs, ranges)}
+    return facts

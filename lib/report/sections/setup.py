@@ -1,0 +1,77 @@
+"""The paper's set-up and data sections: the set-up every run shares and 01_data's numbers, table and listings."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from ... import paths
+from ...sections import arch_name
+from ..formatting import Facts, count, pct, plain, tex_escape
+from ..reading import ReportError, runs, runs_per_setting
+from ..tables import data_table
+
+
+def parameter_count(config: dict) -> int:
+    """The architecture's parameter count, counted on the built model."""
+    from ...models import build_model  # torch is only needed here
+
+    return sum(p.numel() for p in build_model(config["arch"], config.get("num_classes", 100)).parameters())
+
+
+def setup(results: dict[str, dict]) -> Facts:
+    """The data and training set-up shared by every run, whether the paper needs a banner, and n (the runs per
+    setting, `runs_per_setting`; `n_most` the largest)."""
+    facts = Facts()
+    m = facts.macros
+    kinds = {rec["data_kind"] for rec in results.values()}
+    profiles = sorted({rec["profile"] for rec in results.values()})
+    m["DataKind"] = "/".join(sorted(kinds))
+    m["Profile"] = "/".join(profiles)
+    base = runs(results["02_learning_rate"])[0]["config"]  # every run shares these settings
+    m["ArchName"] = arch_name(base["arch"], tex=True, default=base["arch"])
+    m["NumParams"] = count(parameter_count(base))
+    m["BatchSize"], m["Momentum"] = str(base["batch_size"]), plain(base["momentum"])
+    m["NumClasses"], m["Seed"] = str(base.get("num_classes", 100)), str(base["seed"])
+    m["SplitSeed"] = str(base.get("split_seed", 0))
+    synthetic = "synthetic" in kinds
+    facts.values = {"arch": base["arch"], "synthetic": synthetic, "modified": "modified" in kinds,
+                    "shortened": not synthetic and profiles != ["full"], "profile": tex_escape("/".join(profiles)),
+                    "n": runs_per_setting(results), "n_most": runs_per_setting(results, most=True)}
+    return facts
+
+
+def function_source(path: Path, name: str) -> str | None:
+    """The source of function `name` in `path` without its docstring (for a listing), or None."""
+    text = path.read_text()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            lines = ast.get_source_segment(text, node).splitlines()
+            doc = node.body[0]
+            if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
+                first, last = doc.lineno - node.lineno, doc.end_lineno - node.lineno
+                lines = lines[:first] + lines[last + 1:]
+            return "\n".join(lines) + "\n"
+    return None
+
+
+def data(rec: dict, split_seed: int) -> Facts:
+    """01's numbers, of the split the runs trained on (`split_seed`, their config's): macros, the channel table
+    and the listings of the split and the augmentation (split_code.py, augment_code.py)."""
+    x = rec["extra"]
+    if x.get("split_seed", 0) != split_seed:
+        raise ReportError(f"results of 01_data describe the split with seed {x.get('split_seed')}, the runs' "
+                          f"split has seed {split_seed}: re-run notebook notebooks/01_data.ipynb with "
+                          f"split_seed={split_seed}")
+    facts = Facts()
+    m = facts.macros
+    m["NTrain"], m["NVal"] = count(x["n_train"]), count(x["n_val"])
+    m["NTotal"] = count(x["n_train"] + x["n_val"])
+    for i, channel in enumerate("RGB"):
+        m[f"Mean{channel}"] = f"{x['mean'][i]:.4f}"
+        m[f"Std{channel}"] = f"{x['std'][i]:.4f}"
+    m["ClassPropMin"], m["ClassPropMax"] = pct(x["class_prop_min"], 2), pct(x["class_prop_max"], 2)
+    augment = function_source(paths.PROJECT_ROOT / "lib" / "data.py", "random_crop_flip")
+    facts.files = {"split_code.py": x["split_code"].strip("\n") + "\n",
+                   "augment_code.py": augment or "# lib.data.random_crop_flip not found\n"}
+    facts.tables = {"01_data": data_table(x["mean"], x["std"])}
+    return facts

@@ -1,0 +1,114 @@
+"""The paper's tables as LaTeX text, all through the one booktabs template (lib.report.templates.booktabs).
+
+What it is: `run_table` (a section's runs), `summary_table` (the path of chosen runs), `baselines_table`,
+`data_table` (01's channel statistics), and the public-range cells and notes they share (`marked`, `public`,
+`range_note`). What it is not: which rows a section shows (the section modules) or any file writing.
+"""
+from __future__ import annotations
+
+from ..reference import PublicRange, applies, public_range
+from .formatting import pct, shown, span, with_sd
+from .templates import booktabs
+
+BOLD = "\\bfseries\\boldmath "  # a chosen row's cells: its text and its maths ($\\eta$, $\\lambda$) in bold
+DAGGER = "$^\\dagger$"  # marks an accuracy outside its public range
+
+
+def comparable(rec: dict) -> bool:
+    """Whether a section's runs can have public ranges at all (lib.reference: the official CIFAR-100 in the full
+    profile only); elsewhere the paper's tables have no public-range column."""
+    return applies(rec["data_kind"], rec["profile"])
+
+
+def public(rec: dict, runs: list[dict], metric: str = "val_acc", final_model: bool = False) -> list | None:
+    """Each run's public range of `metric` (a PublicRange, or None where there is none); None if not comparable."""
+    if not comparable(rec):
+        return None
+    return [public_range(r["config"], metric, rec["data_kind"], rec["profile"], final_model) for r in runs]
+
+
+def marked(accuracy: float, found: PublicRange | None) -> str:
+    """An accuracy cell: the percentage, with a dagger if it lies outside its public range."""
+    outside = found is not None and found.verdict(accuracy) == "OUTSIDE"
+    return pct(accuracy) + (DAGGER if outside else "")
+
+
+def range_note(pairs: list[tuple[float, PublicRange | None]] | None) -> dict | None:
+    """What a table's caption says about its public ranges, from its (accuracy, range) cells: None where the
+    table has no such column; else whether a cell lies outside its range, lacks one, or all lack one."""
+    if pairs is None:
+        return None
+    missing = [found is None for _, found in pairs]
+    return {"outside": any(f is not None and f.verdict(a) == "OUTSIDE" for a, f in pairs),
+            "missing": any(missing), "all_missing": all(missing)}
+
+
+def note(runs: list[dict], ranges: list | None, key: str = "final_val_acc") -> dict | None:
+    """`range_note` of runs' final `key` against their ranges (`public`'s list, or None)."""
+    return range_note(None if ranges is None else [(r[key], f) for r, f in zip(runs, ranges, strict=True)])
+
+
+def _bold(cells: list[str], bold: bool) -> list[str]:
+    return [BOLD + c for c in cells] if bold else cells
+
+
+def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | None] | None = None) -> str:
+    """A tabular of final train/val loss and accuracy; rows are (setting, run, chosen), chosen in bold (maths
+    too). `ranges` (one per row; see `public`) adds the public validation range, '--' where there is none, and
+    daggers a validation accuracy outside it; None leaves that column out."""
+    body = []
+    for i, (setting, run, chosen) in enumerate(rows):
+        numbers = shown(run)
+        sd = numbers["sd"] or {}  # means over seeds: each printed with its standard deviation
+        cells = [setting, *(with_sd(numbers[key], sd.get(key)) for key in ("train_loss", "train_acc", "val_loss"))]
+        if ranges is None:
+            cells.append(with_sd(numbers["val_acc"], sd.get("val_acc")))
+        else:
+            cells += [with_sd(marked(run["final_val_acc"], ranges[i]), sd.get("val_acc")),
+                      span(ranges[i]) if ranges[i] else "--"]
+        body.append(_bold(cells, chosen))
+    wide = ranges is not None
+    head = [["", r"\multicolumn{2}{c}{Training}", r"\multicolumn{" + ("3" if wide else "2") + r"}{c@{}}{Validation}"],
+            r"\cmidrule(lr){2-3}\cmidrule(l){4-" + ("6" if wide else "5") + "}",
+            ["Setting", "Loss", r"Acc.\,(\%)", "Loss", r"Acc.\,(\%)", *([r"Public\,(\%)"] if wide else [])]]
+    return booktabs("@{}lrrrr" + ("r" if wide else "") + "@{}", head, body, narrow=wide)
+
+
+def summary_table(rows: list[dict], wide: bool) -> str:
+    """The path of chosen runs: rows {setting, run, test (test accuracy or None), val_range, test_range, bold,
+    variant}; a variant row comes after a rule. With `wide`, each accuracy has its public-range column."""
+    body = []
+    for row in rows:
+        run, test = row["run"], row["test"]
+        cells = [row["setting"], marked(run["final_val_acc"], row["val_range"])]
+        if wide:
+            cells.append(span(row["val_range"]) if row["val_range"] else "--")
+        cells.append("" if test is None else marked(test, row["test_range"]))
+        if wide:
+            cells.append("" if test is None else span(row["test_range"]) if row["test_range"] else "--")
+        body += ([r"\midrule"] if row["variant"] else []) + [_bold(cells, row["bold"])]
+    if wide:
+        head = [["", r"\multicolumn{2}{c}{Validation}", r"\multicolumn{2}{c@{}}{Test}"],
+                r"\cmidrule(lr){2-3}\cmidrule(l){4-5}",
+                ["Run", r"Acc.\,(\%)", "Public", r"Acc.\,(\%)", "Public"]]
+    else:
+        head = [["Run", r"Val.\ acc.\,(\%)", r"Test acc.\,(\%)"]]
+    return booktabs("@{}l" + ("rrrr" if wide else "rr") + "@{}", head, body, narrow=wide)
+
+
+def baselines_table(archs: list[dict]) -> str:
+    """The baselines' tabular: per architecture (the baselines section's `archs`, in the order trained) its
+    parameters and multiply-adds (millions), seconds per epoch and best and final validation accuracy; the
+    highest final accuracy in bold unless all are level."""
+    level = all(a["highest"] for a in archs)
+    body = [_bold([a["name"][0].upper() + a["name"][1:], a["params"], a["macs"], a["seconds"], a["best"],
+                   a["final"]], a["highest"] and not level) for a in archs]
+    head = [r" & & & & \multicolumn{2}{c@{}}{Val.\ acc.\,(\%)} \\", r"\cmidrule(l){5-6}",
+            ["Model", r"Params\,(M)", r"MACs\,(M)", "s/epoch", "Best", "Final"]]
+    return booktabs("@{}lrrrrr@{}", head, body)
+
+
+def data_table(mean: list[float], std: list[float]) -> str:
+    """01's per-channel mean and standard deviation (four decimals) of the training split."""
+    return booktabs("@{}lrrr@{}", [["", "Red", "Green", "Blue"]],
+                    [["Mean", *(f"{v:.4f}" for v in mean)], ["Std", *(f"{v:.4f}" for v in std)]])

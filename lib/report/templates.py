@@ -1,0 +1,44 @@
+"""The paper's Jinja2 templates: the prose (report/prose/<name>.tex.j2) and the one booktabs table
+(report/tables/booktabs.tex.j2), with delimiters LaTeX does not use and StrictUndefined.
+
+What it is: `render_prose(name, values)` and `booktabs(...)`, each returning text. What it is not: the values
+they print (the section modules) or the files they go to (lib.report.generation).
+"""
+from __future__ import annotations
+
+import functools
+
+import jinja2
+
+from .. import paths
+
+
+@functools.cache
+def _environment(folder: str) -> jinja2.Environment:
+    """Jinja2 for report/<folder>/ with delimiters LaTeX does not use: \\BLOCK{...}, \\VAR{...}, \\#{...} comments
+    and `%%` line statements (`{%`, `{{` and `#` are LaTeX's own). A value a template names but is not given
+    fails loudly (jinja2.UndefinedError)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(paths.report_dir() / folder),
+        block_start_string="\\BLOCK{", block_end_string="}",
+        variable_start_string="\\VAR{", variable_end_string="}",
+        comment_start_string="\\#{", comment_end_string="}",
+        line_statement_prefix="%%",
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        autoescape=False, undefined=jinja2.StrictUndefined)
+
+
+def render_prose(name: str, values: dict) -> str:
+    """report/prose/<name>.tex.j2 filled in with `values` (jinja2.UndefinedError if it names a missing one)."""
+    return _environment("prose").get_template(f"{name}.tex.j2").render(values)
+
+
+Row = str | list[str]  # a table line: a rule as it is (r"\cmidrule(l){4-5}"), or the cells of a row
+
+
+def booktabs(columns: str, head: list[Row], body: list[Row], narrow: bool = False) -> str:
+    """A booktabs tabular with column spec `columns` (e.g. '@{}lrr@{}'): `head`, a \\midrule, `body`, each row's
+    cells joined by ' & ' and ended by ' \\\\'; `narrow` puts less space between the columns (tables with
+    public-range columns). One template for every table of the paper: report/tables/booktabs.tex.j2."""
+    return _environment("tables").get_template("booktabs.tex.j2").render(
+        columns=columns, rows=[*head, r"\midrule", *body], narrow=narrow)
