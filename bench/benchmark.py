@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lib import settings
 from lib.config import RunConfig
 from lib.data import DeviceSplit, channel_stats, write_synthetic_cifar100
 from lib.device import Runtime, runtime
@@ -332,7 +333,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--skip-usual", action="store_true")
     parser.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile pipelines")
     args = parser.parse_args(argv)
-    cuda = torch.cuda.is_available() and os.environ.get("AI6103_DEVICE") != "cpu"
+    cuda = torch.cuda.is_available() and settings.current().device != "cpu"
     args.small = args.small or not cuda
     args.batch = 128 if not args.small else 16
     args.steps = args.steps or (100 if not args.small else 2)
