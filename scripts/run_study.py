@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import hashlib
+import json
 import os
 import signal
 import sys
@@ -30,7 +32,7 @@ from pathlib import Path
 import torch
 
 from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections, settings
-from lib.checkpoint import SaveError
+from lib.checkpoint import SaveError, atomic_write_text
 from lib.device import apply_torch_settings
 from lib.notation import count
 from lib.profiles import PROFILES
@@ -194,18 +196,79 @@ def run(argv: list[str] | None = None) -> int:
     started = time.time()
     if training and not train_step(args, params, training, training_s, total_s, started):
         return 1
+    reused = 0
     for i, notebook in enumerate(notebooks):
+        parameters = {"profile": args.profile, "data_dir": args.data_dir, **params[notebook.stem]}
+        inputs = notebook_inputs(notebook, parameters, args.profile)
+        if unchanged(notebook, inputs, executed_dir, args.profile):
+            print(f"{notebook.stem}: unchanged (notebook, parameters, lib/, the results it reads, its outputs): "
+                  f"not run again", flush=True)
+            reused += 1
+            continue
         done_s = training_s + NOTEBOOK_OVERHEAD_S * i
         print(f"\n{progress_line(done_s, total_s)} notebook {i + 1}/{len(notebooks)} {notebook.stem}  (elapsed "
               f"{plan.format_seconds(time.time() - started)}, estimate {plan.format_seconds(total_s)})", flush=True)
-        if not run_notebook(notebook, {"profile": args.profile, "data_dir": args.data_dir, **params[notebook.stem]},
-                            executed_dir, args.quiet):
+        if not run_notebook(notebook, parameters, executed_dir, args.quiet):
             return 1
+        record_run(notebook, inputs, executed_dir, args.profile)
     took = plan.format_seconds(time.time() - started)
-    print(f"\n{progress_line(1, 1)} {count(len(notebooks), 'notebook')} in {took}; "
+    print(f"\n{progress_line(1, 1)} {count(len(notebooks), 'notebook')} in {took}"
+          + (f", {reused} of them unchanged and not run again" if reused else "") + "; "
           f"executed copies in {executed_dir}, figures in {paths.figures_dir(args.profile)}, results in "
           f"{paths.results_dir(args.profile)}")
     return 0
+
+
+RECORD = ".inputs.json"  # in an executed folder: per notebook, the inputs and outputs of its last complete run
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def notebook_inputs(notebook: Path, parameters: dict, profile: str) -> str:
+    """A digest of what a notebook's run depends on: its source, its parameters, the code of lib/, and the
+    results files it may read (those of the notebooks before it; 07_summary reads every other section's)."""
+    lib_files = sorted(p for p in (paths.PROJECT_ROOT / "lib").rglob("*")
+                       if p.suffix in (".py", ".json") and "__pycache__" not in p.parts)
+    results_dir = paths.results_dir(profile)
+    reads = sorted(p for p in results_dir.glob("[0-9][0-9]_*") if p.is_file() and (
+        p.name[:2] < notebook.stem[:2] or (notebook.stem == "07_summary" and p.name[:2] != "07")))
+    digest = hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode())
+    for path in [notebook, *lib_files, *reads]:  # by name within their folders, so that moved folders still match
+        name = path.relative_to(paths.PROJECT_ROOT) if path.is_relative_to(paths.PROJECT_ROOT) else path.name
+        digest.update(f"{name}\0{sha256(path)}\0".encode())
+    return digest.hexdigest()
+
+
+def notebook_outputs(notebook: Path, executed_dir: Path, profile: str) -> dict[str, str]:
+    """The files a notebook's run wrote (executed copy, results, figures) with their digests."""
+    stem = notebook.stem  # keyed by folder kind and name, so that moved folders (AI6103_*_DIR) still match
+    files = {"executed": [executed_dir / notebook.name], "results": paths.results_dir(profile).glob(f"{stem}[._]*"),
+             "figures": paths.figures_dir(profile).glob(f"{stem}[._]*")}
+    return {f"{kind}/{path.name}": sha256(path) for kind, found in files.items() for path in sorted(found)
+            if path.is_file()}
+
+
+def unchanged(notebook: Path, inputs: str, executed_dir: Path, profile: str) -> bool:
+    """Whether the notebook's last complete run had these inputs and its outputs are still as it wrote them."""
+    try:
+        last = json.loads((executed_dir / RECORD).read_text()).get(notebook.stem)
+    except (OSError, ValueError):
+        return False
+    return bool(last) and last["inputs"] == inputs and last["outputs"] == notebook_outputs(notebook, executed_dir,
+                                                                                          profile)
+
+
+def record_run(notebook: Path, inputs: str, executed_dir: Path, profile: str) -> None:
+    """Note a complete run's inputs and outputs in the executed folder's record (written whole or not at all)."""
+    record_file = executed_dir / RECORD
+    try:
+        record = json.loads(record_file.read_text())
+    except (OSError, ValueError):
+        record = {}
+    record[notebook.stem] = {"inputs": inputs, "outputs": notebook_outputs(notebook, executed_dir, profile)}
+    atomic_write_text(record_file, json.dumps(record, indent=1))
 
 
 def select_notebooks(only: list[str] | None) -> list[Path] | None:
@@ -292,7 +355,6 @@ def run_notebook(notebook: Path, parameters: dict, executed_dir: Path, quiet: bo
         # CurveZMQ keys for the kernel's sockets (the ai6103 kernelspec supports them): without them every kernel
         # logs "Kernel is running over TCP without encryption" to the console.
         transport_encryption = "auto"
-
 
     name = notebook.stem
     executed = executed_dir / notebook.name

@@ -115,6 +115,27 @@ def test_results_files_hold_the_expected_keys(study):
 
 
 @pytest.mark.notebook
+def test_a_rerun_executes_only_the_notebooks_whose_inputs_changed(study, tmp_path):
+    """Nothing changed: no notebook runs again, and the driver says so. A parameter of 05 alone changed (the
+    histogram's draws): 05 runs again, the notebooks before it do not (copies of the study's outputs; the run store
+    is only read). Placed before the tests that run the driver again on the study's folders: their rewritten
+    results and figures are, rightly, changed outputs."""
+    env = dict(study["env"])
+    for name in ("results", "figures", "executed"):
+        shutil.copytree(study["dirs"][name], tmp_path / name)
+        env[f"AI6103_{name.upper()}_DIR"] = str(tmp_path / name)
+    again = run_study(env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{len(sections.SECTIONS)} of them unchanged and not run again" in again.stdout
+    assert "notebook 1/" not in again.stdout
+    changed = run_study(env, "--param", "min_lambda_draws=2000")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    before = [name for name in sections.SECTIONS if name < "05_mixup"]
+    assert all(f"{name}: unchanged" in changed.stdout for name in before)
+    assert "05_mixup: unchanged" not in changed.stdout and " 05_mixup  (elapsed" in changed.stdout
+
+
+@pytest.mark.notebook
 def test_second_run_reuses_the_stored_runs(study):
     """Also with the run store given as a relative path (from where the driver starts): the notebooks, which run
     in notebooks/, read the same store."""
