@@ -174,7 +174,7 @@ def _images_labels(batch: dict, path: Path, n_classes: int) -> tuple[np.ndarray,
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
 
 
-NOT_OFFICIAL = "not the official CIFAR-100"  # in load_cifar100's warning about other data
+NOT_OFFICIAL = "not the official CIFAR-100"  # how load_cifar100's warning about other data starts
 
 
 @contextlib.contextmanager
@@ -195,7 +195,7 @@ def load_cifar100(data_dir: str | Path | None = None, download: bool = True) -> 
     info = data_info(data_dir, download)
     folder = Path(info.folder)
     if not info.is_official:
-        warnings.warn(f"{folder} is {NOT_OFFICIAL} ({info.label}); its runs are kept apart from real ones",
+        warnings.warn(f"{NOT_OFFICIAL}: {folder} ({info.label}); its runs are kept apart from real ones",
                       stacklevel=2)
     n_classes = max(len(info.class_names), 1)
     train = _images_labels(_unpickle(folder / "train"), folder / "train", n_classes)

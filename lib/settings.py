@@ -171,11 +171,15 @@ def _parsed(values: tuple[str | None, ...]) -> Settings:
                              if value is not None})
 
 
-def child_environment(**changes: str) -> dict[str, str]:
+def child_environment(ignored_warnings: tuple[str, ...] = (), **changes: str) -> dict[str, str]:
     """This process's environment with `changes` and every folder variable made absolute from the current folder,
     checked (ValueError, one line): what a child process that runs in another folder (a notebook kernel in
-    notebooks/ or lab/) needs, where a relative AI6103_RUNS_DIR would name another run store."""
+    notebooks/ or lab/) needs, where a relative AI6103_RUNS_DIR would name another run store. Warnings whose
+    message starts with one of `ignored_warnings` are not shown there (PYTHONWARNINGS, after the user's own)."""
     env = {**os.environ, **changes}
+    if ignored_warnings:
+        env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS"),
+                                                       *(f"ignore:{message}" for message in ignored_warnings)]))
     for name in FOLDER_VARIABLES:
         if env.get(name):
             env[name] = str(Path(env[name]).expanduser().resolve())

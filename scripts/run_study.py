@@ -33,6 +33,7 @@ import torch
 
 from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections, settings
 from lib.checkpoint import SaveError, atomic_write_text
+from lib.data import NOT_OFFICIAL
 from lib.device import apply_torch_settings
 from lib.notation import count
 from lib.profiles import PROFILES
@@ -177,7 +178,8 @@ def run(argv: list[str] | None = None) -> int:
     """The driver's steps: settings, arguments, plan, training, then each notebook; the exit status (0: done,
     1: training or a notebook failed, 2: refused before anything ran)."""
     try:  # the kernels inherit this environment: progress bars as text lines, folders absolute (they run elsewhere)
-        settings.export(settings.child_environment(AI6103_PROGRESS="text"))
+        # ... and the data note left to the plan, which names the data once for the whole command
+        settings.export(settings.child_environment(ignored_warnings=(NOT_OFFICIAL,), AI6103_PROGRESS="text"))
     except ValueError as error:  # a bad environment variable: one line
         print(f"ValueError: {error}", file=sys.stderr)
         return 2
@@ -205,7 +207,8 @@ def run(argv: list[str] | None = None) -> int:
                   f"not run again", flush=True)
             reused += 1
             continue
-        done_s = training_s + NOTEBOOK_OVERHEAD_S * i
+        done_s = time.time() - started  # the estimate from here: what it took so far and what is left to run
+        total_s = done_s + NOTEBOOK_OVERHEAD_S * (len(notebooks) - i)
         print(f"\n{progress_line(done_s, total_s)} notebook {i + 1}/{len(notebooks)} {notebook.stem}  (elapsed "
               f"{plan.format_seconds(time.time() - started)}, estimate {plan.format_seconds(total_s)})", flush=True)
         if not run_notebook(notebook, parameters, executed_dir, args.quiet):

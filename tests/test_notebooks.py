@@ -73,6 +73,9 @@ def test_pipeline_runs_every_notebook_without_error(study):
         assert not errors, f"{section}: {errors[0].ename}: {errors[0].evalue}"
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and f'profile = "{PROFILE}"' in injected[0].source  # the parameters are kept in the copy
+        text = "".join(o.get("text", "") for cell in executed.cells for o in cell.get("outputs", []))
+        assert "not the official CIFAR-100" not in text  # the driver's plan names the data, once per command
+    assert "(synthetic data)" in study["done"].stdout
 
 
 @pytest.mark.notebook

@@ -90,9 +90,10 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
         assert (tmp_path / "figures" / "tiny" / f"08_sweep_metric{suffix}").stat().st_size > 1000
     runs = {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
     assert len(runs) == 4
-    again = sweep_command(grid)
+    # the same grid written in another order: the notebook runs again (its parameters changed) and trains nothing
+    again = sweep_command("{'weight_decay': [5e-4, 1e-4], 'lr': [0.1, 0.05]}")
     executed = (tmp_path / "executed" / "tiny" / "08_sweep.ipynb").read_text()
-    assert again.returncode == 0 and "nothing to train" in executed
+    assert again.returncode == 0 and "08_sweep: unchanged" not in again.stdout and "nothing to train" in executed
     assert {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == runs
     bad = sweep_command("{'lr': [0.1], 'wd': [1e-4]}")
     assert bad.returncode != 0 and "grid field 'wd' is not a run setting" in bad.stdout + bad.stderr
