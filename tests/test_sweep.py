@@ -90,8 +90,8 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
         assert (tmp_path / "figures" / "tiny" / f"08_sweep_metric{suffix}").stat().st_size > 1000
     runs = {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
     assert len(runs) == 4
-    # the same grid written in another order: the notebook runs again (its parameters changed) and trains nothing
-    again = sweep_command("{'weight_decay': [5e-4, 1e-4], 'lr': [0.1, 0.05]}")
+    # the same four settings listed in another order: the notebook runs again (its parameters changed), trains nothing
+    again = sweep_command("{'lr': [0.05, 0.1], 'weight_decay': [1e-4, 5e-4]}")
     executed = (tmp_path / "executed" / "tiny" / "08_sweep.ipynb").read_text()
     assert again.returncode == 0 and "08_sweep: unchanged" not in again.stdout and "nothing to train" in executed
     assert {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == runs
