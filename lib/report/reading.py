@@ -7,6 +7,9 @@ it never re-decides a section's choice (lib.sections.chosen_run does).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from .. import paths
 from ..results import read_section
 from ..sections import SECTIONS, TRAINING, check_chain, chosen_run
 
@@ -26,11 +29,18 @@ def load_results(results_dir=None, profile: str | None = None) -> dict[str, dict
     """Every section's results file (from `results_dir`, default the profile's results folder); a one-line
     ReportError naming the notebook to run if one is missing, or the notebooks to re-run if the sections come
     from different profiles or data (or not from `profile`), or do not chain (lib.sections.check_chain)."""
-    results = {}
+    results, profile_name = {}, profile or DEFAULT_PROFILE
+    folder = Path(results_dir) if results_dir is not None else paths.results_dir(profile_name)
     for section in SECTIONS:
         try:
-            results[section] = read_section(section, results_dir, profile or DEFAULT_PROFILE)
-        except (FileNotFoundError, ValueError) as error:
+            results[section] = read_section(section, results_dir, profile_name)
+        except FileNotFoundError as error:
+            if any(folder.glob("[0-9][0-9]_*.json")):
+                raise ReportError(str(error)) from None
+            raise ReportError(f"no results of profile {profile_name!r} in {folder} yet: make all "
+                              f"PROFILE={profile_name} runs the study, then builds the paper (or run notebook "
+                              f"notebooks/{section}.ipynb and the ones after it)") from None
+        except ValueError as error:
             raise ReportError(str(error)) from None
     for field, wanted in (("profile", profile), ("data_kind", None)):
         values = {section: record[field] for section, record in results.items()}
