@@ -20,20 +20,20 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import functools
 import hashlib
 import json
 import os
 import signal
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections, settings
 from lib.checkpoint import SaveError, atomic_write_text
-from lib.data import NOT_OFFICIAL
+from lib.data import NOT_OFFICIAL, silence_unofficial_warning
 from lib.device import apply_torch_settings
 from lib.notation import count
 from lib.profiles import PROFILES
@@ -210,7 +210,7 @@ def run(argv: list[str] | None = None) -> int:
         done_s = time.time() - started  # the estimate from here: what it took so far and what is left to run
         total_s = done_s + NOTEBOOK_OVERHEAD_S * (len(notebooks) - i)
         print(f"\n{progress_line(done_s, total_s)} notebook {i + 1}/{len(notebooks)} {notebook.stem}  (elapsed "
-              f"{plan.format_seconds(time.time() - started)}, estimate {plan.format_seconds(total_s)})", flush=True)
+              f"{plan.format_seconds(done_s)}, estimate {plan.format_seconds(total_s)})", flush=True)
         if not run_notebook(notebook, parameters, executed_dir, args.quiet):
             return 1
         record_run(notebook, inputs, executed_dir, args.profile)
@@ -229,18 +229,25 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@functools.cache
+def lib_digest() -> str:
+    """A digest of the code of lib/ (its .py and .json files), read once per driver run."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in (paths.PROJECT_ROOT / "lib").rglob("*")
+                       if p.suffix in (".py", ".json") and "__pycache__" not in p.parts):
+        digest.update(f"{path.relative_to(paths.PROJECT_ROOT)}\0{sha256(path)}\0".encode())
+    return digest.hexdigest()
+
+
 def notebook_inputs(notebook: Path, parameters: dict, profile: str) -> str:
     """A digest of what a notebook's run depends on: its source, its parameters, the code of lib/, and the
     results files it may read (those of the notebooks before it; 07_summary reads every other section's)."""
-    lib_files = sorted(p for p in (paths.PROJECT_ROOT / "lib").rglob("*")
-                       if p.suffix in (".py", ".json") and "__pycache__" not in p.parts)
-    results_dir = paths.results_dir(profile)
-    reads = sorted(p for p in results_dir.glob("[0-9][0-9]_*") if p.is_file() and (
+    reads = sorted(p for p in paths.results_dir(profile).glob("[0-9][0-9]_*") if p.is_file() and (
         p.name[:2] < notebook.stem[:2] or (notebook.stem == "07_summary" and p.name[:2] != "07")))
     digest = hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode())
-    for path in [notebook, *lib_files, *reads]:  # by name within their folders, so that moved folders still match
-        name = path.relative_to(paths.PROJECT_ROOT) if path.is_relative_to(paths.PROJECT_ROOT) else path.name
-        digest.update(f"{name}\0{sha256(path)}\0".encode())
+    digest.update(f"{lib_digest()}\0{sha256(notebook)}\0".encode())
+    for path in reads:  # by name: a results folder moved elsewhere (AI6103_RESULTS_DIR) still matches
+        digest.update(f"{path.name}\0{sha256(path)}\0".encode())
     return digest.hexdigest()
 
 
@@ -389,8 +396,7 @@ def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], tra
     AI6103_EXECUTOR says (lib.executor); with AI6103_SLURM_WAIT=0 the driver ends after submitting, with
     status 75 (EX_TEMPFAIL: the same command again later goes on). Sets torch's switches first (lib.device)."""
     apply_torch_settings()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not the official CIFAR-100.*")  # the plan said what data
+    with silence_unofficial_warning():  # the plan said what data this is
         try:
             sections.plan_study(profile, data_dir, params, peek_summary, sections=training,
                                 train_wave=lambda configs: executor.run_or_load_many(configs, progress=progress))
