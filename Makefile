@@ -1,7 +1,7 @@
 # The workbook's commands. `make all` = set up, run every notebook, build the paper.
 # PROFILE=full (brief's settings, real CIFAR-100) | quick (real data, short runs) | smoke (synthetic, minutes on a CPU)
 # SEEDS=3: every setting trained with seeds 0..2 (default 1, the brief's); tables, choices and the paper use the mean
-# AUTHOR="Your Name" for the paper (default: git user.name, else Anonymous)
+# AUTHOR="Your Name" for the paper (without it: a visible placeholder, and make report says how to set it)
 # EXECUTOR=slurm: the runs train as tasks of a Slurm job array (docs/clusters.md; AI6103_SLURM_* settings)
 # `make` alone (or `make help`) lists every target with one line each.
 .DEFAULT_GOAL := help

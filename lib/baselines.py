@@ -13,7 +13,6 @@ paper adds it (a paragraph and a table) only when its results file exists.
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from .config import PRETRAINABLE, ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import metric_cells, read_section, section_path
 from .sections import arch_name, as_number, get
+from .store import trained_on
 
 if TYPE_CHECKING:
     from .seeds import Setting
@@ -65,15 +65,6 @@ def seconds_per_epoch(result: Setting) -> float:
     return statistics.fmean(median(run.history["epoch_seconds"]) for run in result.runs)
 
 
-def _device(result: Setting) -> str | None:
-    """The device that trained seed 0 (its env.json, e.g. "NVIDIA H100 80GB HBM3"), without the speed features."""
-    try:
-        described = json.loads((result.path / "env.json").read_text())["device"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return described.split(" (")[0]
-
-
 def table_rows(results: dict[str, Setting]) -> list[dict]:
     """One row per architecture (what the results file keeps in `extra["table"]`): its label, parameters and
     multiply-adds of one 32x32 image (lib.models.model_size), seconds per epoch (a run's share when it trained
@@ -91,7 +82,7 @@ def table_rows(results: dict[str, Setting]) -> list[dict]:
                      "runs_together": max(_runs_together(run.history) for run in result.runs),
                      "n_seeds": s.get("n_seeds", 1), "best_val_acc": s["best_val_acc"],
                      "final_val_acc": s["final_val_acc"], "best_val_acc_std": s.get("best_val_acc_std"),
-                     "final_val_acc_std": s.get("final_val_acc_std"), "device": _device(result),
+                     "final_val_acc_std": s.get("final_val_acc_std"), "device": trained_on(result.path),
                      "run_id": result.run_id})
     return rows
 

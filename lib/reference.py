@@ -13,6 +13,7 @@ from pathlib import Path
 from .config import OPTIONS, RunConfig
 
 RANGES_FILE = Path(__file__).with_name("public_ranges.json")
+SAME_RECIPE = "ai6103reports"  # the bibliography key of the course reports that used the brief's recipe
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class PublicRange:
     low: float  # accuracy, percent
     high: float
     source: str
+    cite: str = SAME_RECIPE  # its key in report/references.bib
 
     def verdict(self, accuracy: float) -> str:
         """'within' or 'OUTSIDE' the range, for an accuracy given as a fraction, judged as the paper prints it (in
@@ -57,7 +59,7 @@ def public_range(config: dict, metric: str, data_kind: str, profile: str,
         if entry.get("final_model") and not final_model:
             continue
         if all(_same(config[key], value) for key, value in entry["settings"].items()):
-            return PublicRange(entry["low"], entry["high"], entry["source"])
+            return PublicRange(entry["low"], entry["high"], entry["source"], entry.get("cite", SAME_RECIPE))
     return None
 
 

@@ -31,6 +31,7 @@ from .schedule import early_stop, final_epoch, is_finished
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
 SUMMARY = "summary.json"
+ENVIRONMENT = "env.json"  # what produced the run: versions, device, commit (lib.runs.environment)
 
 
 @dataclass
@@ -126,6 +127,16 @@ def _finish(path: Path, config: RunConfig, history: list[dict], info, started: f
     atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))
     (path / PREVIOUS).unlink(missing_ok=True)
     return RunResult(config, path, frame, summary)
+
+
+def trained_on(path: Path) -> str | None:
+    """The device a run folder's run trained on (its env.json, e.g. "NVIDIA H100 80GB HBM3"), without the speed
+    features in brackets; None if unreadable."""
+    try:
+        described = json.loads((path / ENVIRONMENT).read_text())["device"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return described.split(" (")[0]
 
 
 def peek_summary(config: RunConfig) -> dict | None:
@@ -224,7 +235,7 @@ def train_missing(configs: list[RunConfig], train: Callable[[list[RunConfig], li
             info = data_info(runs[0][1].data_dir)
             for path, config in runs:
                 atomic_write_text(path / "config.json", json.dumps(dataclasses.asdict(config), indent=1))
-                atomic_write_text(path / "env.json", json.dumps(
+                atomic_write_text(path / ENVIRONMENT, json.dumps(
                     {**environment(), "data_kind": info.kind, "data_fingerprint": info.fingerprint,
                      "data_folder": info.folder, "runs_together": [p.name for p, _ in runs]}, indent=1))
             started = time.time()

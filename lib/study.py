@@ -36,7 +36,7 @@ from .sections import (  # noqa: F401 - the notebooks' one import
     settings_of,
 )
 from .seeds import FINAL_METRICS, Setting, scores_on_test_set, settings_of_runs  # noqa: F401 - for notebooks
-from .store import RunResult
+from .store import RunResult, trained_on
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch columns a results file keeps per run
 
@@ -143,6 +143,15 @@ def results_table(results: dict[str, Setting], profile: str) -> pd.DataFrame:
     return table
 
 
+def training_cost(result: Setting | RunResult) -> dict:
+    """Where and how long a setting trained, for the paper's set-up: `device` (seed 0's, lib.store.trained_on)
+    and `train_seconds`, the wall time of training and validating every epoch of every seed (a run trained in a
+    stack counts its share of the stack's time)."""
+    runs = result.runs if isinstance(result, Setting) else [result]
+    seconds = sum(run.summary.get("total_epoch_seconds", 0.0) for run in runs)
+    return {"device": trained_on(runs[0].path), "train_seconds": seconds}
+
+
 def run_record(label: str, result: Setting | RunResult) -> dict:
     """The per-setting row of a section's results file (lib.results): identity (seed 0's run), final metrics and
     the per-epoch curves (so the paper can describe a curve from the curve itself); with several seeds these are
@@ -158,6 +167,7 @@ def run_record(label: str, result: Setting | RunResult) -> dict:
         "curves": {column: [float(v) for v in result.history[column]] for column in CURVES},
         "n_seeds": s.get("n_seeds", 1),
         "seed_run_ids": s.get("run_ids", [result.run_id]),
+        **training_cost(result),
     }
     if record["n_seeds"] > 1:
         record["std"] = {key: s[f"{key}_std"] for key in (*FINAL_METRICS, "best_val_acc")}

@@ -7,21 +7,24 @@ report/paper.tex with latexmk. `python -m lib.report` does both. What it is not:
 report/prose/ hold it, with its branches) or the figures (the notebooks save them through lib's figure helper).
 
 Modules, each importing only those before it: formatting (numbers and TeX) -> reading (results files, run
-pickers) -> findings (from curves) -> templates -> tables -> sections/* (one per paper section, returning
+pickers) -> curves (what a curve did), findings (final numbers)
+-> templates -> tables -> sections/* (one per paper section, returning
 its Facts, writing nothing) -> style -> generation (all the writing) -> build (latexmk, `main`).
 """
 from ..sections import SECTIONS
 from .build import build_report, main
-from .findings import late_descent, spread, val_acc_peak, val_loss_trend
+from .curves import fitted, late_gain, lead_phases, val_loss_trend
+from .findings import spread
 from .formatting import count, join_words, loss, pct, plain, points, sci, shown, tex_escape, with_sd
-from .generation import ANONYMOUS, PROSE, default_author, generate
+from .generation import PLACEHOLDER, PROSE, author_tex, generate
 from .reading import DEFAULT_PROFILE, ReportError, load_results, runs_per_setting
 from .style import choose_style, figure_stems
 from .tables import BOLD, DAGGER, baselines_table, marked, range_note, run_table, summary_table
 from .templates import booktabs, render_prose
 
-__all__ = ["ANONYMOUS", "BOLD", "DAGGER", "DEFAULT_PROFILE", "PROSE", "ReportError", "SECTIONS", "baselines_table",
-           "booktabs", "build_report", "choose_style", "count", "default_author", "figure_stems",
-           "generate", "join_words", "late_descent", "load_results", "loss", "main", "marked", "pct",
+__all__ = ["BOLD", "DAGGER", "DEFAULT_PROFILE", "PLACEHOLDER", "PROSE", "ReportError", "SECTIONS", "baselines_table",
+           "booktabs", "build_report", "choose_style", "count", "author_tex", "figure_stems",
+           "fitted", "generate", "join_words", "late_gain",
+           "lead_phases", "load_results", "loss", "main", "marked", "pct",
            "plain", "points", "range_note", "render_prose", "run_table", "runs_per_setting", "sci", "shown",
-           "spread", "summary_table", "tex_escape", "val_acc_peak", "val_loss_trend", "with_sd"]
+           "spread", "summary_table", "tex_escape", "val_loss_trend", "with_sd"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import paths
 from ..profiles import PROFILES
 from ..sections import figure_section
-from .generation import ANONYMOUS, default_author, generate
+from .generation import generate
 from .reading import DEFAULT_PROFILE, ReportError
 from .style import SOURCES, choose_style, figure_stems
 
@@ -72,9 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
                         help="the profile whose results make the paper (make: PROFILE); it goes to report/<profile>/")
     parser.add_argument("--author", default=None,
-                        help=f"the paper's author (make: AUTHOR); default git's user.name, else {ANONYMOUS!r}")
+                        help="the paper's author (make: AUTHOR); without it the paper shows a placeholder")
     args = parser.parse_args(argv)
-    author = args.author if args.author else default_author()
+    author = args.author.strip() if args.author and args.author.strip() else None
+    if author is None:
+        print('No AUTHOR given: the paper shows a placeholder where the author goes; set it with '
+              f'make report PROFILE={args.profile} AUTHOR="Your Name"', file=sys.stderr)
     try:
         generated = generate(profile=args.profile, author=author)
         if args.generate_only:

@@ -6,7 +6,7 @@ What it is: `run_table` (a section's runs), `summary_table` (the path of chosen 
 """
 from __future__ import annotations
 
-from ..reference import PublicRange, applies, public_range
+from ..reference import SAME_RECIPE, PublicRange, applies, public_range
 from .formatting import pct, shown, span, with_sd
 from .templates import booktabs
 
@@ -21,10 +21,12 @@ def comparable(rec: dict) -> bool:
 
 
 def public(rec: dict, runs: list[dict], metric: str = "val_acc", final_model: bool = False) -> list | None:
-    """Each run's public range of `metric` (a PublicRange, or None where there is none); None if not comparable."""
+    """Each run's public range of `metric` (a PublicRange, or None where there is none); None if not comparable
+    or if no run has one (a table drops a column with nothing in it)."""
     if not comparable(rec):
         return None
-    return [public_range(r["config"], metric, rec["data_kind"], rec["profile"], final_model) for r in runs]
+    found = [public_range(r["config"], metric, rec["data_kind"], rec["profile"], final_model) for r in runs]
+    return found if any(found) else None
 
 
 def marked(accuracy: float, found: PublicRange | None) -> str:
@@ -35,12 +37,14 @@ def marked(accuracy: float, found: PublicRange | None) -> str:
 
 def range_note(pairs: list[tuple[float, PublicRange | None]] | None) -> dict | None:
     """What a table's caption says about its public ranges, from its (accuracy, range) cells: None where the
-    table has no such column; else whether a cell lies outside its range, lacks one, or all lack one."""
-    if pairs is None:
+    table has no such column (no range at all); else whether a cell lies outside its range or lacks one, the
+    sources' bibliography keys, and whether some range comes from other recipes than the brief's."""
+    found = [f for _, f in pairs or [] if f is not None]
+    if not found:
         return None
-    missing = [found is None for _, found in pairs]
     return {"outside": any(f is not None and f.verdict(a) == "OUTSIDE" for a, f in pairs),
-            "missing": any(missing), "all_missing": all(missing)}
+            "missing": len(found) < len(pairs), "cites": ",".join(sorted({f.cite for f in found})),
+            "other_recipes": any(f.cite != SAME_RECIPE for f in found)}
 
 
 def note(runs: list[dict], ranges: list | None, key: str = "final_val_acc") -> dict | None:
@@ -74,26 +78,29 @@ def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | Non
     return booktabs("@{}lrrrr" + ("r" if wide else "") + "@{}", head, body, narrow=wide)
 
 
-def summary_table(rows: list[dict], wide: bool) -> str:
-    """The path of chosen runs: rows {setting, run, test (test accuracy or None), val_range, test_range, bold,
-    variant}; a variant row comes after a rule. With `wide`, each accuracy has its public-range column."""
+def summary_table(rows: list[dict]) -> str:
+    """The path of chosen runs: rows {setting, run, test (test accuracy or None), test_sd (its sd over seeds or
+    None), val_range, test_range, bold, variant}; a variant row comes after a rule. Validation and test accuracy
+    each get a public-range column when some row has such a range (columns with nothing in them are left out)."""
+    val_public, test_public = (any(row[key] for row in rows) for key in ("val_range", "test_range"))
     body = []
     for row in rows:
         run, test = row["run"], row["test"]
-        cells = [row["setting"], marked(run["final_val_acc"], row["val_range"])]
-        if wide:
+        sd = (shown(run)["sd"] or {}).get("val_acc")
+        cells = [row["setting"], with_sd(marked(run["final_val_acc"], row["val_range"]), sd)]
+        if val_public:
             cells.append(span(row["val_range"]) if row["val_range"] else "--")
-        cells.append("" if test is None else marked(test, row["test_range"]))
-        if wide:
+        cells.append("" if test is None else with_sd(marked(test, row["test_range"]), row.get("test_sd")))
+        if test_public:
             cells.append("" if test is None else span(row["test_range"]) if row["test_range"] else "--")
         body += ([r"\midrule"] if row["variant"] else []) + [_bold(cells, row["bold"])]
-    if wide:
-        head = [["", r"\multicolumn{2}{c}{Validation}", r"\multicolumn{2}{c@{}}{Test}"],
-                r"\cmidrule(lr){2-3}\cmidrule(l){4-5}",
-                ["Run", r"Acc.\,(\%)", "Public", r"Acc.\,(\%)", "Public"]]
-    else:
-        head = [["Run", r"Val.\ acc.\,(\%)", r"Test acc.\,(\%)"]]
-    return booktabs("@{}l" + ("rrrr" if wide else "rr") + "@{}", head, body, narrow=wide)
+    val_head = [r"\multicolumn{2}{c}{Validation}" if val_public else "Validation"]
+    test_head = [r"\multicolumn{2}{c@{}}{Test}" if test_public else "Test"]
+    head = [["", *val_head, *test_head],
+            ["Run", r"Acc.\,(\%)", *(["Public"] if val_public else []), r"Acc.\,(\%)",
+             *(["Public"] if test_public else [])]]
+    wide = val_public or test_public
+    return booktabs("@{}l" + "r" * (2 + val_public + test_public) + "@{}", head, body, narrow=wide)
 
 
 def baselines_table(archs: list[dict]) -> str:

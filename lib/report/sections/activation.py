@@ -6,6 +6,7 @@ import math
 import statistics
 
 from ...notation import parameter_name
+from ..curves import peak
 from ..findings import compare, spread
 from ..formatting import Facts, shown
 from ..reading import one, others
@@ -33,11 +34,11 @@ def both_numbers(relu_norm: float, sigmoid_norm: float) -> bool:
 
 
 def norm_summary(values: list[float], is_sigmoid: bool) -> dict:
-    """A gradient norm's start, peak (epoch from 1, over the finite epochs) and end, as printed."""
-    finite = [i for i, value in enumerate(values) if math.isfinite(value)] or [0]
-    peak = max(finite, key=values.__getitem__)
-    return {"sigmoid": is_sigmoid, "start": norm(values[0]), "peak": norm(values[peak]),
-            "peak_epoch": peak + 1, "peak_at_start": peak == 0, "end": norm(values[-1]),
+    """A gradient norm's start, peak (epoch from 1; lib.report.curves.peak: none when within a few percent of the
+    start) and end, as printed."""
+    top = peak(values)
+    return {"sigmoid": is_sigmoid, "start": norm(values[0]), "peak": norm(values[top["top"] - 1]),
+            "peak_epoch": top["top"], "peak_at_start": top["at_start"], "end": norm(values[-1]),
             "level": len({norm(value) for value in values}) == 1}
 
 
@@ -71,8 +72,12 @@ def activation(rec: dict, relu: dict, n: int) -> Facts:
     ranges = public(rec, [relu, sig])
     facts.tables["06_activation"] = run_table(
         [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
-    inside = param.startswith("layers.") and int(param.split(".")[1]) in sig["config"]["sigmoid_blocks"]
+    block = int(param.split(".")[1]) if param.startswith("layers.") else None
+    sigmoid_blocks = list(sig["config"]["sigmoid_blocks"])
+    inside = block in sigmoid_blocks
     facts.values = {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside, "n": n,
+                    "block": block, "blocks_after": [b for b in sigmoid_blocks if block is not None and b > block],
+                    "blocks_before": [b for b in sigmoid_blocks if block is not None and b < block],
                     "spread": spread(sig, relu), "relu": shown(relu), "sig": shown(sig),
                     "sig_vs_relu": compare(sig, relu), "grad_norms": grad_norms,
                     "ratio": ratio, "public": note([relu, sig], ranges)}

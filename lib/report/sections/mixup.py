@@ -2,7 +2,7 @@
 model when 05 took it."""
 from __future__ import annotations
 
-from ..findings import compare, spread
+from ..findings import compare, gap, gap_word, spread
 from ..formatting import Facts, loss, pct, pct_or_none, plain, points, shown, with_sd
 from ..reading import curves, one, others
 from ..reading import runs as section_runs
@@ -47,6 +47,8 @@ def mixup(rec: dict, study: dict[str, dict], n: int) -> Facts:
         "val_acc_gain": points(mix["final_val_acc"], base["final_val_acc"]),
         "train_loss_above": {"epochs": sum(a > b for a, b in zip(mix_loss, base_loss, strict=False)),
                              "of": min(len(mix_loss), len(base_loss))},
+        "mix_gap": f"{gap(mix):.1f}", "base_gap": f"{gap(base):.1f}",
+        "gap_word": gap_word(mix, base),
         "kept": kept, "chosen": shown(chosen), "test": test,
         "public": note(runs, ranges)}
     return facts

@@ -2,7 +2,8 @@
 with what their curves did."""
 from __future__ import annotations
 
-from ..findings import compare, curve_findings, spread
+from ..curves import fitted, late_gain, val_loss_trend
+from ..findings import compare, spread
 from ..formatting import Facts, points, shown
 from ..reading import curves
 from ..tables import note, public, run_table
@@ -20,10 +21,12 @@ def schedule(rec: dict, study: dict[str, dict], n: int) -> Facts:
     ranges = public(rec, [const, cos])
     facts.tables["03_lr_schedule"] = run_table(
         [(r["config"]["schedule"], r, r["run_id"] == chosen["run_id"]) for r in (const, cos)], ranges)
-    found = curve_findings({name: curves(run, rec["section"]) for name, run in (("const", const), ("cos", cos))})
+    const_curves, cos_curves = curves(const, rec["section"]), curves(cos, rec["section"])
     facts.values = {"const": shown(const), "cos": shown(cos), "cos_vs_const": compare(cos, const), "n": n,
                     "spread": spread(cos, const),
                     "val_acc_gain": points(cos["final_val_acc"], const["final_val_acc"]),
-                    "chose_cosine": chosen["run_id"] == cos["run_id"], **found,
+                    "chose_cosine": chosen["run_id"] == cos["run_id"],
+                    "trend": {"const": val_loss_trend(const_curves), "cos": val_loss_trend(cos_curves)},
+                    "late": late_gain(cos_curves, const_curves), "fitted": fitted(const, cos),
                     "public": note([const, cos], ranges)}
     return facts

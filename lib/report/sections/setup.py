@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 from ... import paths
-from ...sections import arch_name
+from ...sections import TRAINING, arch_name
 from ..formatting import Facts, count, pct, plain, tex_escape
 from ..reading import ReportError, runs, runs_per_setting
 from ..tables import data_table
@@ -36,8 +36,23 @@ def setup(results: dict[str, dict]) -> Facts:
     synthetic = "synthetic" in kinds
     facts.values = {"arch": base["arch"], "synthetic": synthetic, "modified": "modified" in kinds,
                     "shortened": not synthetic and profiles != ["full"], "profile": tex_escape("/".join(profiles)),
-                    "n": runs_per_setting(results), "n_most": runs_per_setting(results, most=True)}
+                    "n": runs_per_setting(results), "n_most": runs_per_setting(results, most=True),
+                    "train_subset": count(base["train_subset"]) if base.get("train_subset") else None,
+                    "val_subset": count(base["val_subset"]) if base.get("val_subset") else None,
+                    "cost": training_cost(results)}
     return facts
+
+
+def training_cost(results: dict[str, dict]) -> dict:
+    """What the study's training took: the devices its settings trained on (None if no record names one), the
+    distinct settings, their epochs and the wall time of all their seeds in hours (results rows' `device`,
+    `train_seconds`; a row shared by two sections counts once)."""
+    rows = {r["run_id"]: r for section in TRAINING if section in results for r in runs(results[section])}
+    devices = sorted({r["device"] for r in rows.values() if r.get("device")})
+    seconds = sum(r.get("train_seconds") or 0.0 for r in rows.values())
+    return {"devices": tex_escape(", ".join(devices)) if devices else None, "settings": len(rows),
+            "epochs": count(sum(r["epochs"] * r.get("n_seeds", 1) for r in rows.values())),
+            "hours": f"{seconds / 3600:.1f}" if seconds >= 360 else None, "minutes": f"{seconds / 60:.0f}"}
 
 
 def function_source(path: Path, name: str) -> str | None:

@@ -2,17 +2,12 @@
 gaps, and the chosen one's gain over no decay."""
 from __future__ import annotations
 
-from ..findings import best, compare, spread
-from ..formatting import Facts, pct, points, printed, sci, shown, wd
-from ..reading import ReportError
+from ..curves import lead_phases
+from ..findings import best, compare, gap, gap_word, spread
+from ..formatting import Facts, pct, points, sci, shown, wd
+from ..reading import ReportError, curves
 from ..reading import runs as section_runs
 from ..tables import note, public, run_table
-
-
-def gap(run: dict) -> float:
-    """Points by which a run's final training accuracy exceeds its validation accuracy, as printed (51.3 - 31.3:
-    20.0)."""
-    return round(printed(run, "final_train_acc") - printed(run, "final_val_acc"), 1)
 
 
 def weight_decay(rec: dict, study: dict[str, dict], n: int) -> Facts:
@@ -42,9 +37,11 @@ def weight_decay(rec: dict, study: dict[str, dict], n: int) -> Facts:
         "spread": spread(top, other),
         "same_val_acc": pct(top["final_val_acc"]) == pct(other["final_val_acc"]),
         "best_vs_other": compare(top, other),
-        "gap_word": "smaller" if gap(top) < gap(other) else "larger" if gap(top) > gap(other) else "the same",
+        "gap_word": gap_word(top, other),
         "best_gap": f"{gap(top):.1f}", "other_gap": f"{gap(other):.1f}",
         "chosen": shown(chosen), "no_decay": shown(no_decay),
         "chosen_gain": points(chosen["final_val_acc"], no_decay["final_val_acc"]),
+        "phases": lead_phases(curves(runs[0], rec["section"]), curves(runs[-1], rec["section"])),
+        "large": shown(runs[0]), "small": shown(runs[-1]),
         "public": note(runs, ranges)}
     return facts
