@@ -12,7 +12,7 @@ its Facts, writing nothing) -> style -> generation (all the writing) -> build (l
 """
 from ..sections import SECTIONS
 from .build import build_report, main
-from .findings import late_descent, spread, val_acc_peak, val_loss_trend
+from .findings import difference, late_descent, val_acc_peak, val_loss_trend
 from .formatting import count, join_words, loss, pct, plain, points, sci, shown, tex_escape, with_sd
 from .generation import ANONYMOUS, PROSE, default_author, generate
 from .reading import DEFAULT_PROFILE, ReportError, load_results, runs_per_setting
@@ -21,7 +21,7 @@ from .tables import BOLD, DAGGER, baselines_table, marked, range_note, run_table
 from .templates import booktabs, render_prose
 
 __all__ = ["ANONYMOUS", "BOLD", "DAGGER", "DEFAULT_PROFILE", "PROSE", "ReportError", "SECTIONS", "baselines_table",
-           "booktabs", "build_report", "choose_style", "count", "default_author", "figure_stems",
+           "booktabs", "build_report", "choose_style", "count", "default_author", "difference", "figure_stems",
            "generate", "join_words", "late_descent", "load_results", "loss", "main", "marked", "pct",
            "plain", "points", "range_note", "render_prose", "run_table", "runs_per_setting", "sci", "shown",
-           "spread", "summary_table", "tex_escape", "val_acc_peak", "val_loss_trend", "with_sd"]
+           "summary_table", "tex_escape", "val_acc_peak", "val_loss_trend", "with_sd"]

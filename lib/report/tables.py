@@ -76,14 +76,18 @@ def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | Non
 
 def summary_table(rows: list[dict], wide: bool) -> str:
     """The path of chosen runs: rows {setting, run, test (test accuracy or None), val_range, test_range, bold,
-    variant}; a variant row comes after a rule. With `wide`, each accuracy has its public-range column."""
+    variant, and optionally test_sd (the test accuracy's sd over seeds)}; a variant row comes after a rule. Means
+    over seeds print with their sd, like run_table. With `wide`, each accuracy has its public-range column."""
     body = []
     for row in rows:
         run, test = row["run"], row["test"]
-        cells = [row["setting"], marked(run["final_val_acc"], row["val_range"])]
+        val_sd = (shown(run)["sd"] or {}).get("val_acc")
+        cells = [row["setting"], with_sd(marked(run["final_val_acc"], row["val_range"]), val_sd)]
         if wide:
             cells.append(span(row["val_range"]) if row["val_range"] else "--")
-        cells.append("" if test is None else marked(test, row["test_range"]))
+        test_sd = row.get("test_sd")
+        cells.append("" if test is None else with_sd(marked(test, row["test_range"]),
+                                                     None if test_sd is None else pct(test_sd)))
         if wide:
             cells.append("" if test is None else span(row["test_range"]) if row["test_range"] else "--")
         body += ([r"\midrule"] if row["variant"] else []) + [_bold(cells, row["bold"])]

@@ -6,7 +6,7 @@ import math
 import statistics
 
 from ...notation import parameter_name
-from ..findings import compare, spread
+from ..findings import compare, difference
 from ..formatting import Facts, shown
 from ..reading import one, others
 from ..tables import note, public, run_table
@@ -73,7 +73,7 @@ def activation(rec: dict, relu: dict, n: int) -> Facts:
         [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
     inside = param.startswith("layers.") and int(param.split(".")[1]) in sig["config"]["sigmoid_blocks"]
     facts.values = {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside, "n": n,
-                    "spread": spread(sig, relu), "relu": shown(relu), "sig": shown(sig),
+                    "spread": difference(sig, relu), "relu": shown(relu), "sig": shown(sig),
                     "sig_vs_relu": compare(sig, relu), "grad_norms": grad_norms,
                     "ratio": ratio, "public": note([relu, sig], ranges)}
     return facts

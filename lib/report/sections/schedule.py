@@ -2,7 +2,7 @@
 with what their curves did."""
 from __future__ import annotations
 
-from ..findings import compare, curve_findings, spread
+from ..findings import compare, curve_findings, difference
 from ..formatting import Facts, points, shown
 from ..reading import curves
 from ..tables import note, public, run_table
@@ -22,7 +22,7 @@ def schedule(rec: dict, study: dict[str, dict], n: int) -> Facts:
         [(r["config"]["schedule"], r, r["run_id"] == chosen["run_id"]) for r in (const, cos)], ranges)
     found = curve_findings({name: curves(run, rec["section"]) for name, run in (("const", const), ("cos", cos))})
     facts.values = {"const": shown(const), "cos": shown(cos), "cos_vs_const": compare(cos, const), "n": n,
-                    "spread": spread(cos, const),
+                    "spread": difference(cos, const),
                     "val_acc_gain": points(cos["final_val_acc"], const["final_val_acc"]),
                     "chose_cosine": chosen["run_id"] == cos["run_id"], **found,
                     "public": note([const, cos], ranges)}

@@ -21,11 +21,12 @@ def chosen_path(study: dict[str, dict]) -> list[tuple[str, dict, str]]:
 
 def summary_rows(rec: dict, path: list, variants: list[dict], final: dict, test_range) -> list[dict]:
     """The summary table's rows (lib.report.tables.summary_table): the path, the final run in bold with its test
-    accuracy and `test_range` (its PublicRange or None), then the variants."""
+    accuracy (and its sd over seeds, where several) and `test_range` (its PublicRange or None), then the variants."""
     runs = [run for _, run, _ in path] + variants
     val_ranges = public(rec, runs) or [None] * len(runs)
     rows = [{"setting": setting, "run": run, "val_range": val_ranges[i], "variant": False,
              "test": rec["extra"]["test_acc"] if run is final else None,
+             "test_sd": rec["extra"].get("test_acc_std") if run is final else None,
              "test_range": test_range if run is final else None,
              "bold": run is final} for i, (_, run, setting) in enumerate(path)]
     rows += [{"setting": f"Sigmoid, blocks {shown(r)['blocks']} (variant)", "run": r, "val_range": val_ranges[i],

@@ -2,7 +2,7 @@
 gaps, and the chosen one's gain over no decay."""
 from __future__ import annotations
 
-from ..findings import best, compare, spread
+from ..findings import best, compare, difference
 from ..formatting import Facts, pct, points, printed, sci, shown, wd
 from ..reading import ReportError
 from ..reading import runs as section_runs
@@ -39,7 +39,7 @@ def weight_decay(rec: dict, study: dict[str, dict], n: int) -> Facts:
     other = others[0]  # the sentence compares the best run with the first of the others
     facts.values = {
         "best": shown(top), "others": [shown(r) for r in others], "other": shown(other), "n": n,
-        "spread": spread(top, other),
+        "spread": difference(top, other),
         "same_val_acc": pct(top["final_val_acc"]) == pct(other["final_val_acc"]),
         "best_vs_other": compare(top, other),
         "gap_word": "smaller" if gap(top) < gap(other) else "larger" if gap(top) > gap(other) else "the same",
