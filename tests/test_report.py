@@ -513,6 +513,7 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
         assert "\\WdSentence}{$\\lambda=5\\times10^{-4}$ ended with the higher validation" in text
         assert "Cosine annealing ended with a lower training loss" in text
         assert text.count("single run") <= 2 and "confidence interval" not in text and "$\\pm$" not in table
+        assert "\\newcommand{\\LrOrderJudged}{}" in text
     else:
         assert "\\newcommand{\\SeedWords}{seeds 0 and 1}" in text
         assert "Each setting was trained with 2 seeds; every number is the mean over them" in text
@@ -528,6 +529,8 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
         assert ("$+6.6$ points, has a 95\\,\\% confidence interval of $[4.3, 9.1]$ (Welch's $t$, 2 seeds per "
                 "setting), which excludes 0; every seed of $\\lambda=5\\times10^{-4}$ beat every seed of "
                 "$\\lambda=1\\times10^{-4}$.") in text
+        assert "\\LrOrderJudged}{ The difference in validation accuracy between the first two rates, $+2.2$ points" in text
+        assert "cannot tell $\\eta=0.05$ and $\\eta=0.01$ apart, although every seed of $\\eta=0.05$" in text
         assert "single run" not in text and "spread" not in text.lower()
     assert "generalised better" not in text
 
