@@ -529,7 +529,7 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
         assert ("$+6.6$ points, has a 95\\,\\% confidence interval of $[4.3, 9.1]$ (Welch's $t$, 2 seeds per "
                 "setting), which excludes 0; every seed of $\\lambda=5\\times10^{-4}$ beat every seed of "
                 "$\\lambda=1\\times10^{-4}$.") in text
-        assert "\\LrOrderJudged}{ The difference in validation accuracy between the first two rates, $+2.2$ points" in text
+        assert "\\LrOrderJudged}{ The difference in validation accuracy between the first two rates, $+2.2$" in text
         assert "cannot tell $\\eta=0.05$ and $\\eta=0.01$ apart, although every seed of $\\eta=0.05$" in text
         assert "single run" not in text and "spread" not in text.lower()
     assert "generalised better" not in text
