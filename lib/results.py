@@ -62,9 +62,10 @@ def read_section(section: str, folder: Path | None = None, profile: str | None =
         for key in FINAL_LOSSES:
             if not math.isfinite(run[key]):
                 run[key] = math.inf
-        for name, values in (run.get("curves") or {}).items():  # the per-epoch losses too
-            if name.endswith("loss"):
-                run["curves"][name] = [value if math.isfinite(value) else math.inf for value in values]
+        for field in ("curves", "seed_finals"):  # the per-epoch losses and each seed's final losses too
+            for name, values in (run.get(field) or {}).items():
+                if name.endswith("loss"):
+                    run[field][name] = [value if math.isfinite(value) else math.inf for value in values]
     return record
 
 
@@ -95,9 +96,27 @@ def _layout_problem(record: dict, section: str) -> str | None:
         for key in FINAL_LOSSES:  # NaN or inf: a diverged run, a result like any other
             if not (isinstance(run.get(key), (int, float)) and not run[key] < 0):
                 return f"run {i}'s {key} is not a loss >= 0 (or NaN: diverged)"
+        problem = _seed_finals_problem(run)
+        if problem:
+            return f"run {i}'s {problem}"
     chosen = record.get("chosen_run_id")
     if chosen is not None and chosen not in {run["run_id"] for run in record["runs"]}:
         return f"its chosen_run_id {chosen!r} is none of its runs"
+    return None
+
+
+def _seed_finals_problem(run: dict) -> str | None:
+    """What is wrong with a run's optional `seed_finals` (each final metric per seed: a list of n_seeds numbers),
+    or None; files written before it existed have none and read as before."""
+    finals = run.get("seed_finals")
+    if finals is None:
+        return None
+    if not isinstance(finals, dict):
+        return "seed_finals is not an object"
+    for key, values in finals.items():
+        if not (isinstance(values, list) and len(values) == run.get("n_seeds", 1)
+                and all(isinstance(v, (int, float)) for v in values)):
+            return f"seed_finals[{key!r}] is not a list of n_seeds numbers"
     return None
 
 

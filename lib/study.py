@@ -155,7 +155,8 @@ def training_cost(result: Setting | RunResult) -> dict:
 def run_record(label: str, result: Setting | RunResult) -> dict:
     """The per-setting row of a section's results file (lib.results): identity (seed 0's run), final metrics and
     the per-epoch curves (so the paper can describe a curve from the curve itself); with several seeds these are
-    means, and `n_seeds`, `seed_run_ids`, `std` (of each final metric) and `curves_std` say how they spread."""
+    means, and `n_seeds`, `seed_run_ids`, `std` (of each final metric), `seed_finals` (each final metric per seed,
+    in seed order) and `curves_std` say how they spread."""
     s = result.summary
     record = {
         "run_id": result.run_id,
@@ -171,6 +172,7 @@ def run_record(label: str, result: Setting | RunResult) -> dict:
     }
     if record["n_seeds"] > 1:
         record["std"] = {key: s[f"{key}_std"] for key in (*FINAL_METRICS, "best_val_acc")}
+        record["seed_finals"] = {key: [float(run.summary[key]) for run in result.runs] for key in FINAL_METRICS}
         record["curves_std"] = {column: [float(v) for v in result.history[f"{column}_std"]] for column in CURVES}
     return record
 
@@ -199,6 +201,17 @@ def split_code() -> str:
     function = ast.parse(source).body[0]
     statements = [s for s in function.body if not isinstance(s, (ast.Expr, ast.If))]  # no docstring, no check
     return "\n".join(ast.get_source_segment(source, s) for s in statements)
+
+
+def test_accuracy_line(score: dict) -> str:
+    """How a notebook prints a test accuracy, from a results file's test score (05's or 07's `extra`): one model's
+    as "test accuracy 75.50 % (run <id>, evaluated once)"; a setting's over several seeds as its mean with sd
+    and n, "test accuracy 75.50 ± 0.31 % (mean ± sd over 3 seeds, each model evaluated once)"."""
+    n, acc = score.get("n_seeds", 1), 100 * score["test_acc"]
+    if n == 1:
+        return f"test accuracy {acc:.2f} % (run {score['test_run_id']}, evaluated once)"
+    return (f"test accuracy {acc:.2f} ± {100 * score['test_acc_std']:.2f} % (mean ± sd over {n} seeds, each model "
+            f"evaluated once)")
 
 
 # --- the whole study's results ----------------------------------------------------------------------------

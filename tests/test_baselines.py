@@ -121,10 +121,11 @@ def test_the_paper_has_the_baselines_table_only_when_their_results_exist(tmp_pat
     assert "for MobileNetV2, trained in a stack of runs, its share of the stack's epoch" in present  # caption
     assert ("took from 1.64\\,s (MobileNetV2, trained in a stack: its share of the stack's epoch) to 13.7\\,s "
             "(ResNet-18)") in " ".join(present.split())  # and the sentence that names the fastest
-    _write_baselines(seeds=2)  # means: the spread sentence names the two it compares, not the range's ends
+    _write_baselines(seeds=2)  # means: the interval's sentence names the two it compares, not the range's ends
     text = " ".join(_generated(report.generate(results, tmp_path / "figures", out)).split())
-    assert ("The difference in validation accuracy between the two highest, ResNet-18 and MobileNetV2 (7.0 "
-            "points)") in text
+    assert ("The difference in validation accuracy between the two highest, ResNet-18 and MobileNetV2, $+7.0$ "
+            "points, has a 95\\,\\% confidence interval of $[6.6, 7.4]$ (Welch's $t$, 2 seeds per setting), which "
+            "excludes 0.") in text
     _write_baselines(kind="cifar100")  # other data than the study's: one line naming the notebook
     with pytest.raises(report.ReportError, match=r"re-run notebook notebooks/09_baselines\.ipynb") as error:
         report.generate(results, tmp_path / "figures", out)

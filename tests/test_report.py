@@ -16,10 +16,13 @@ import types
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pytest
+import scipy.stats
 
 from lib import paths, report, sections, study
 from lib.config import RunConfig
+from lib.report.findings import welch_interval
 from lib.results import read_section, write_section
 from lib.seeds import FINAL_METRICS
 
@@ -324,8 +327,9 @@ def test_sections_with_different_seed_counts_each_say_their_own(fixture_results)
     _rewrite("02_learning_rate", lambda r: [run.update(n_seeds=3, std={key: 0.001 for key in FINAL_METRICS})
                                             for run in r["runs"]])
     text = _generated(report.generate(results, figures, build / "generated"))
-    assert "Averaged over 3 seeds per rate" in text and "In this single run per setting, cosine" in text
+    assert "Averaged over 3 seeds per rate" in text and "{Cosine annealing ended with" in text
     assert "different numbers of seeds per setting, from 1 to 3" in text
+    assert "\\newcommand{\\SeedWords}{seeds 0, 1 and 2}" in text and "reaches $2.27\\,s$ either side" in text
 
 
 def test_the_path_and_the_weight_decay_comparison_count_the_seeds_of_their_own_rows(fixture_results):
@@ -382,9 +386,8 @@ def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percenta
 
     assert (report.pct(0.47151), report.pct(0.47149)) == ("47.2", "47.1")
     assert report.points(0.47151, 0.47149) == "$+0.1$"  # not +0.0, beside the 47.2 and 47.1 it is read with
-    sd = {"std": {"final_val_acc": 0.0004}}  # 47.1 against 47.1: no difference, whatever the digits after
-    assert report.spread({"final_val_acc": 0.4714, **sd}, {"final_val_acc": 0.4706, **sd}) == {
-        "difference": "0.0", "sd": "0.0", "larger": False}
+    sd = {"std": {"final_val_acc": 0.0004}, "n_seeds": 3}  # 47.1 against 47.1: no difference, whatever the digits
+    assert report.difference({"final_val_acc": 0.4714, **sd}, {"final_val_acc": 0.4706, **sd})["difference"] == "+0.0"
     assert report.marked(0.43996, PublicRange(44, 47, "test")) == "44.0"  # printed 44.0: no dagger for 44-47
     assert report.marked(0.43949, PublicRange(44, 47, "test")) == "43.9" + report.DAGGER
 
@@ -482,32 +485,88 @@ def _rewrite(section: str, change) -> None:
     write_section(**{k: record[k] for k in RECORD_KEYS})
 
 
+def _give_seeds(record: dict, n: int, half_range: float = 0.004) -> None:
+    """Give every run of a results record n seeds, evenly spaced over its final numbers +- `half_range`, as
+    lib.study.run_record writes them: n_seeds, each seed's finals (seed_finals) and their sd; the means stay."""
+    offsets = np.linspace(-half_range, half_range, n)
+    for run in record["runs"]:
+        finals = {key: [run[key] + offset for offset in offsets] for key in FINAL_METRICS}
+        run.update(n_seeds=n, seed_finals=finals, std={key: float(np.std(v, ddof=1)) for key, v in finals.items()})
+
+
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
-    """n is the runs per setting in the results files (a row's n_seeds): the set-up says it once, comparisons
-    are worded as observations of single runs when n = 1, as means when n > 1, with mean +- sd in the tables and
-    whether each difference is larger than the spread between seeds."""
+    """n is the runs per setting in the results files (a row's n_seeds): the set-up says it once with the seeds
+    used. n = 1: the set-up says once what single runs can show and no comparison opens with it ('single run'
+    at most twice in the prose). n = 2: comparisons are of means, with mean +- sd in the tables and each difference's
+    95 % Welch interval, excluding 0 or not, and whether every seed of one setting beat every seed of the other;
+    never a 'spread' (seeds 0.4 points either side of the fixture's means: sd 0.57 points, half-width 2.4)."""
     results, figures, build, runs = fixture_results
-    sd = {key: 0.001 for key in FINAL_METRICS}  # 0.1 points: smaller than the fixture's differences...
-    wide = {key: 0.5 for key in FINAL_METRICS}  # ... 50 points: larger than any
     if seeds == 2:
         for section in sections.TRAINING:
-            _rewrite(section, lambda r: [run.update(n_seeds=2, std=wide if r["section"] == "06_activation" else sd)
-                                         for run in r["runs"]])
+            _rewrite(section, lambda r: _give_seeds(r, 2))
     out = report.generate(results, figures, build / "generated")
     text, table = _generated(out), (out / "tables" / "03_lr_schedule.tex").read_text()
     if seeds == 1:
-        assert "Each setting was trained once, with one seed" in text
-        assert "In this single run per setting, $\\lambda=5\\times10^{-4}$ ended with the higher validation" in text
-        assert "spread between seeds" not in text and "$\\pm$" not in table
+        assert "\\newcommand{\\SeedWords}{seed 0}" in text
+        assert "Each setting was trained once, so every comparison below is between single runs" in text
+        assert "bouthillier2021accounting" in text and "Welch" not in text
+        assert "\\WdSentence}{$\\lambda=5\\times10^{-4}$ ended with the higher validation" in text
+        assert "Cosine annealing ended with a lower training loss" in text
+        assert text.count("single run") <= 2 and "confidence interval" not in text and "$\\pm$" not in table
+        assert "\\newcommand{\\LrOrderJudged}{}" in text
     else:
-        assert "Each setting was trained with 2 seeds, and every number is the mean over the 2 seeds" in text
+        assert "\\newcommand{\\SeedWords}{seeds 0 and 1}" in text
+        assert "Each setting was trained with 2 seeds; every number is the mean over them" in text
+        assert "Welch's $t$~\\citep{welch1947generalization}" in text and "reaches $4.30\\,s$ either side" in text
         assert "Averaged over 2 seeds per setting, cosine annealing ended with" in text
-        assert "single run" not in text
-        assert "\\,$\\pm$\\,0.1" in table  # mean +- sd
-        assert "is larger than the spread between seeds (standard deviation up to 0.1 points)." in text
-        assert "within the spread between seeds (standard deviation up to 50.0 points), so these runs" in text
+        assert "\\,$\\pm$\\,0.6" in table  # mean +- sd
+        assert "+ mixup $\\alpha=0.2$ & \\bfseries\\boldmath 70.2\\,$\\pm$\\,0.6 &" in (
+            out / "tables" / "07_summary.tex").read_text()  # the summary table too
+        assert ("The difference in validation accuracy, $+1.7$ points, has a 95\\,\\% confidence interval of "
+                "$[-0.7, 4.1]$ (Welch's $t$, 2 seeds per setting), which holds 0: these seeds cannot tell the cosine "
+                "schedule and the constant rate apart, although every seed of the cosine schedule beat every seed "
+                "of the constant rate.") in text
+        assert ("$+6.6$ points, has a 95\\,\\% confidence interval of $[4.3, 9.1]$ (Welch's $t$, 2 seeds per "
+                "setting), which excludes 0; every seed of $\\lambda=5\\times10^{-4}$ beat every seed of "
+                "$\\lambda=1\\times10^{-4}$.") in text
+        assert "\\LrOrderJudged}{ The difference in validation accuracy between the first two rates, $+2.2$" in text
+        assert "cannot tell $\\eta=0.05$ and $\\eta=0.01$ apart, although every seed of $\\eta=0.05$" in text
+        assert "single run" not in text and "spread" not in text.lower()
     assert "generalised better" not in text
+
+
+def test_a_difference_over_seeds_has_the_welch_interval_scipy_gives():
+    """The 95 % interval from means, sds and n alone equals scipy's Welch t-test on the per-seed values (n = 2
+    against 3, unequal variances); it excludes 0 or not; every seed above every other, or not."""
+    def run(values):
+        return {"final_val_acc": float(np.mean(values)), "n_seeds": len(values),
+                "std": {"final_val_acc": float(np.std(values, ddof=1))}, "seed_finals": {"final_val_acc": values}}
+
+    for a, b, excludes, apart in [([0.712, 0.718], [0.695, 0.701, 0.690], True, "above"),  # clear and separated
+                                  ([0.70, 0.74], [0.69, 0.715, 0.705], False, None),  # wide, overlapping
+                                  ([0.702, 0.706], [0.690, 0.698, 0.701], False, "above")]:  # n = 2: too few
+        low, high = scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+        assert welch_interval(np.mean(a), np.std(a, ddof=1), 2, np.mean(b), np.std(b, ddof=1), 3) == pytest.approx(
+            (low, high), rel=1e-9)
+        found = report.difference(run(a), run(b))
+        assert (found["low"], found["high"]) == (report.pct(low), report.pct(high))
+        assert found["excludes_zero"] is excludes and (found["n"], found["other_n"]) == (2, 3)
+        assert found["all"] == apart and report.difference(run(b), run(a))["all"] == (apart and "below")
+        assert found["difference"] == f"{float(report.pct(np.mean(a))) - float(report.pct(np.mean(b))):+.1f}"
+
+
+def test_a_difference_needs_two_seeds_each_and_words_losses_in_loss_units():
+    """A single run on either side has no interval; a loss difference is in loss units; results without per-seed
+    values (older files) give the interval but say nothing of every seed."""
+    single = {"final_val_acc": 0.7, "final_val_loss": 1.2}
+    several = {"final_val_acc": 0.6, "final_val_loss": 1.5, "n_seeds": 3,
+               "std": {"final_val_acc": 0.01, "final_val_loss": 0.02}}
+    assert report.difference(single, several) is None and report.difference(several, single) is None
+    found = report.difference(several, {**several, "final_val_loss": 1.4}, "final_val_loss")
+    half = scipy.stats.t.ppf(0.975, 4) * 0.02 * np.sqrt(2 / 3)
+    assert found["difference"] == "+0.100" and found["loss"] and found["all"] is None
+    assert (found["low"], found["high"]) == (f"{0.1 - half:.3f}", f"{0.1 + half:.3f}") and found["excludes_zero"]
 
 
 @pytest.mark.parametrize("shape", ["rose", "falling", "flat", "diverged", "ended_higher"])
@@ -602,6 +661,14 @@ def test_a_test_accuracy_over_seeds_is_said_to_be_a_mean_of_models(fixture_resul
     assert "the 3 models (one per seed) trained with mixup reached a mean of" in text
     assert "reached a mean test accuracy of" in text and "over its 3 models (one per seed)" in text
     assert "that a model trained with this recipe reaches" in text and "this one trained model" not in text
+
+
+def test_a_test_accuracy_over_seeds_is_printed_with_its_sd_and_n():
+    one = {"test_acc": 0.755, "test_run_id": "mix", "n_seeds": 1}
+    assert study.test_accuracy_line(one) == "test accuracy 75.50 % (run mix, evaluated once)"
+    three = {**one, "n_seeds": 3, "test_acc_std": 0.0031}
+    assert study.test_accuracy_line(three) == ("test accuracy 75.50 ± 0.31 % (mean ± sd over 3 seeds, each model "
+                                               "evaluated once)")
 
 
 def test_summary_table_is_the_path_of_chosen_runs(fixture_results):

@@ -12,6 +12,7 @@ import pytest
 
 import lib
 from lib import plots, sections, study
+from lib.results import read_section, write_section
 from lib.seeds import FINAL_METRICS, Setting
 from lib.store import RunResult
 
@@ -87,6 +88,7 @@ def test_tables_records_and_figures_show_the_spread(two_seeds):
     assert record["n_seeds"] == 2 and len(record["seed_run_ids"]) == 2
     assert set(record["std"]) == {*FINAL_METRICS, "best_val_acc"}
     assert len(record["curves_std"]["val_acc"]) == record["epochs"]
+    assert record["seed_finals"] == {key: [r.summary[key] for r in settings["lr=0.05"].runs] for key in FINAL_METRICS}
     fig = plots.plot_curves(study.curves("02_learning_rate", settings))
     bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
     assert len(bands) == 4 * 2  # one band per setting in each of the four panels
@@ -102,6 +104,22 @@ def test_every_seeds_final_model_is_scored_on_the_test_set(two_seeds):
     each = [lib.evaluate_test(run)["test_acc"] for run in settings["lr=0.05"].runs]
     assert scores["n_seeds"] == 2 and scores["test_acc"] == pytest.approx(np.mean(each))
     assert scores["test_acc_std"] == pytest.approx(np.std(each, ddof=1))
+
+
+def test_each_seeds_finals_are_kept_in_the_results_file_and_checked():
+    """A row's seed_finals read back as written (a seed's diverged loss as inf, like the means), and one whose
+    lists are not n_seeds long is refused; rows without it (older files) read as before."""
+    row = {"run_id": "a", "label": "lr=0.05", "config": {}, "epochs": 2, "final_train_loss": 1.0,
+           "final_train_acc": 0.5, "final_val_loss": 1.5, "final_val_acc": 0.4, "best_val_acc": 0.4, "n_seeds": 2,
+           "seed_finals": {key: [0.3, 0.5] for key in FINAL_METRICS}}
+    row["seed_finals"]["final_val_loss"] = [1.4, float("nan")]
+    write_section("02_learning_rate", "tiny", "synthetic", [row, {**row, "run_id": "b", "seed_finals": None}])
+    read = read_section("02_learning_rate", profile="tiny")["runs"]
+    assert read[0]["seed_finals"]["final_val_loss"] == [1.4, float("inf")]
+    assert read[0]["seed_finals"]["final_val_acc"] == [0.3, 0.5] and read[1]["seed_finals"] is None
+    write_section("02_learning_rate", "tiny", "synthetic", [{**row, "n_seeds": 3}])
+    with pytest.raises(ValueError, match=r"seed_finals\['final_train_loss'\] is not a list of n_seeds numbers"):
+        read_section("02_learning_rate", profile="tiny")
 
 
 @pytest.mark.parametrize("seeds", [0, -1, 1.5, True, "2"])

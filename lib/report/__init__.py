@@ -14,7 +14,7 @@ its Facts, writing nothing) -> style -> generation (all the writing) -> build (l
 from ..sections import SECTIONS
 from .build import build_report, main
 from .curves import fitted, late_gain, lead_phases, val_loss_trend
-from .findings import spread
+from .findings import difference
 from .formatting import count, join_words, loss, pct, plain, points, sci, shown, tex_escape, with_sd
 from .generation import PLACEHOLDER, PROSE, author_tex, generate
 from .reading import DEFAULT_PROFILE, ReportError, load_results, runs_per_setting
@@ -22,9 +22,8 @@ from .style import choose_style, figure_stems
 from .tables import BOLD, DAGGER, baselines_table, marked, range_note, run_table, summary_table
 from .templates import booktabs, render_prose
 
-__all__ = ["BOLD", "DAGGER", "DEFAULT_PROFILE", "PLACEHOLDER", "PROSE", "ReportError", "SECTIONS", "baselines_table",
-           "booktabs", "build_report", "choose_style", "count", "author_tex", "figure_stems",
-           "fitted", "generate", "join_words", "late_gain",
-           "lead_phases", "load_results", "loss", "main", "marked", "pct",
-           "plain", "points", "range_note", "render_prose", "run_table", "runs_per_setting", "sci", "shown",
-           "spread", "summary_table", "tex_escape", "val_loss_trend", "with_sd"]
+__all__ = ["BOLD", "DAGGER", "DEFAULT_PROFILE", "PLACEHOLDER", "PROSE", "ReportError", "SECTIONS", "author_tex",
+           "baselines_table", "booktabs", "build_report", "choose_style", "count", "difference", "figure_stems",
+           "fitted", "generate", "join_words", "late_gain", "lead_phases", "load_results", "loss", "main", "marked",
+           "pct", "plain", "points", "range_note", "render_prose", "run_table", "runs_per_setting", "sci", "shown",
+           "summary_table", "tex_escape", "val_loss_trend", "with_sd"]

@@ -1,25 +1,66 @@
 """Findings computed from runs' final numbers, as the paper prints them.
 
-What it is: pure functions from runs' final numbers to small dicts of printed values (how two settings differ
-over seeds) and the comparisons the prose words ('higher', an order of runs). What it is not: prose
+What it is: pure functions from runs' final numbers to small dicts of printed values (a difference over seeds
+with its Welch interval) and the comparisons the prose words ('higher', an order of runs). What it is not: prose
 (report/prose/), files, or what a curve did over the epochs (curves.py).
 """
 from __future__ import annotations
 
 import math
 
+import scipy.stats
+
 from .formatting import loss, pct, printed, shown
 
+CONFIDENCE = 0.95  # the level of the interval every difference over seeds is given with
 
-def spread(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
-    """Whether two settings' difference in a final accuracy is larger than the spread between seeds: None for
-    single runs; else the difference and the larger of the two standard deviations over seeds (points, as
-    printed) and whether the difference exceeds it."""
-    sds = [r.get("std", {}).get(key) for r in (run, other)]
-    if None in sds:
+
+def welch_interval(mean: float, sd: float, n: int, other_mean: float, other_sd: float, other_n: int,
+                   level: float = CONFIDENCE) -> tuple[float, float]:
+    """The `level` confidence interval of mean - other_mean from Welch's t: each side's mean, sample standard
+    deviation (ddof 1) and n (>= 2 each), Welch-Satterthwaite degrees of freedom; [d, d] when both sds are 0."""
+    a, b = sd**2 / n, other_sd**2 / other_n  # squared standard errors of the two means
+    d = mean - other_mean
+    if a + b == 0:
+        return d, d
+    df = (a + b) ** 2 / (a**2 / (n - 1) + b**2 / (other_n - 1))
+    half = scipy.stats.t.ppf((1 + level) / 2, df) * math.sqrt(a + b)
+    return d - half, d + half
+
+
+def difference(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
+    """How `run`'s final `key` differs from `other`'s over seeds: None if either is a single run (n = 1), has no
+    sd of `key` or a value that is not finite (diverged); else, as printed (accuracies in points, losses in loss
+    units): `difference` (of the printed values, signed, like formatting.points), the 95 % Welch interval of the
+    difference of means (`low`, `high`), whether it excludes 0 (as printed: [0.0, 1.2] does not), `n` and
+    `other_n`, `loss` (lower is better), and `all`: "above" if every seed of `run` ended above every seed of
+    `other`, "below" if every one below, None if neither or the results hold no per-seed values (seed_finals)."""
+    ns = [r.get("n_seeds", 1) for r in (run, other)]
+    sds = [(r.get("std") or {}).get(key) for r in (run, other)]
+    values = [run[key], other[key], *sds] if None not in sds else []
+    if min(ns) < 2 or not values or not all(math.isfinite(v) for v in values):
         return None
-    difference = f"{abs(printed(run, key) - printed(other, key)):.1f}"  # of the values as printed (points)
-    return {"difference": difference, "sd": pct(max(sds)), "larger": float(difference) > float(pct(max(sds)))}
+    scale, digits = (1, 3) if "loss" in key else (100, 1)  # printed units: loss units, or percentage points
+    low, high = welch_interval(run[key], sds[0], ns[0], other[key], sds[1], ns[1])
+    bounds = [_unsigned_zero(f"{scale * v:.{digits}f}") for v in (low, high)]
+    return {"difference": f"{printed(run, key) - printed(other, key):+.{digits}f}", "low": bounds[0],
+            "high": bounds[1], "excludes_zero": float(bounds[0]) > 0 or float(bounds[1]) < 0, "n": ns[0],
+            "other_n": ns[1], "loss": "loss" in key, "all": seeds_apart(run, other, key)}
+
+
+def _unsigned_zero(text: str) -> str:
+    """A printed number that rounds to zero without its sign: '-0.0' -> '0.0'."""
+    return text.lstrip("-") if float(text) == 0 else text
+
+
+def seeds_apart(run: dict, other: dict, key: str) -> str | None:
+    """"above" if every seed's final `key` of `run` exceeds every seed's of `other`, "below" if every one is below,
+    else None; None too where either lacks per-seed values (`seed_finals`, absent from older results files)."""
+    each = [(r.get("seed_finals") or {}).get(key) for r in (run, other)]
+    if not all(each):
+        return None
+    mine, theirs = each
+    return "above" if min(mine) > max(theirs) else "below" if max(mine) < min(theirs) else None
 
 
 def higher(a: float, b: float, fmt=loss) -> str:

@@ -7,7 +7,7 @@ import statistics
 
 from ...notation import parameter_name
 from ..curves import peak
-from ..findings import compare, spread
+from ..findings import compare, difference
 from ..formatting import Facts, shown
 from ..reading import one, others
 from ..tables import note, public, run_table
@@ -78,7 +78,7 @@ def activation(rec: dict, relu: dict, n: int) -> Facts:
     facts.values = {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside, "n": n,
                     "block": block, "blocks_after": [b for b in sigmoid_blocks if block is not None and b > block],
                     "blocks_before": [b for b in sigmoid_blocks if block is not None and b < block],
-                    "spread": spread(sig, relu), "relu": shown(relu), "sig": shown(sig),
+                    "spread": difference(sig, relu), "relu": shown(relu), "sig": shown(sig),
                     "sig_vs_relu": compare(sig, relu), "grad_norms": grad_norms,
                     "ratio": ratio, "public": note([relu, sig], ranges)}
     return facts

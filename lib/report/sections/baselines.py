@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...baselines import SECTION as BASELINES
 from ...sections import arch_name
-from ..findings import spread
+from ..findings import difference
 from ..formatting import Facts, pct, pct_or_none, plain, shown, size, tex_escape, with_sd
 from ..reading import ReportError
 from ..tables import baselines_table
@@ -60,7 +60,7 @@ def baselines(rec: dict | None, study: dict) -> Facts:
     final = [pct(row["final_val_acc"]) for row in rows]
     top, bottom = max(final, key=float), min(final, key=float)
     by_final = sorted(rows, key=lambda row: -row["final_val_acc"])
-    top_two = spread(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) if len(rows) > 1 else None
+    top_two = difference(runs[by_final[0]["arch"]], runs[by_final[1]["arch"]]) if len(rows) > 1 else None
     common = next(iter(runs.values()))  # every architecture's run shares its recipe
     config = common["config"]
     devices = {row.get("device") for row in rows}
@@ -68,7 +68,8 @@ def baselines(rec: dict | None, study: dict) -> Facts:
               "n": min(run.get("n_seeds", 1) for run in runs.values()), "batch_size": config["batch_size"],
               "optimizer": config.get("optimizer", "sgd"), "momentum": plain(config["momentum"]),
               "level": top == bottom, "top": top, "bottom": bottom,
-              "spread": {**top_two, "names": " and ".join(tex_arch(row["arch"]) for row in by_final[:2])}
+              "spread": {**top_two, "names": " and ".join(tex_arch(row["arch"]) for row in by_final[:2]),
+                         "first": tex_arch(by_final[0]["arch"]), "second": tex_arch(by_final[1]["arch"])}
               if top_two else None,
               "params": extremes(rows, "params", 1e6), "macs": extremes(rows, "macs", 1e6),
               "seconds": extremes(rows, "seconds_per_epoch"),

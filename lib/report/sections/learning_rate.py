@@ -2,7 +2,7 @@
 the chosen rate, its macros and table."""
 from __future__ import annotations
 
-from ..findings import best, order
+from ..findings import best, difference, order
 from ..formatting import Facts, eta, plain, printed, shown
 from ..reading import runs as section_runs
 from ..tables import note, public, run_table
@@ -53,6 +53,7 @@ def learning_rate(rec: dict, chosen: dict, n: int) -> Facts:
         "criterion_winners": winners, "n": n,
         "by_train_loss": order(by_train, "final_train_loss", "$<$"),
         "by_val_acc": order(by_val, "final_val_acc", "$>$"),
+        "order_judged": difference(by_val[0], by_val[1]) if len(by_val) > 1 else None,  # the first two rates
         "rankings_differ": differ, "tops_differ": differ and tops_differ,
         "larger_validates_better": best_val["config"]["lr"] > best_train["config"]["lr"],
         "chosen": shown(chosen), "best_train": shown(best_train), "best_val": shown(best_val),

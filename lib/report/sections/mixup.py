@@ -2,7 +2,7 @@
 model when 05 took it."""
 from __future__ import annotations
 
-from ..findings import compare, gap, gap_word, spread
+from ..findings import compare, difference, gap, gap_word
 from ..formatting import Facts, loss, pct, pct_or_none, plain, points, shown, with_sd
 from ..reading import curves, one, others
 from ..reading import runs as section_runs
@@ -43,7 +43,7 @@ def mixup(rec: dict, study: dict[str, dict], n: int) -> Facts:
     base_loss = curves(base, rec["section"])["train_loss"]
     facts.values = {
         "mix": shown(mix), "base": shown(base), "mix_vs_base": compare(mix, base), "n": n,
-        "spread": spread(mix, base),
+        "spread": difference(mix, base),
         "val_acc_gain": points(mix["final_val_acc"], base["final_val_acc"]),
         "train_loss_above": {"epochs": sum(a > b for a, b in zip(mix_loss, base_loss, strict=False)),
                              "of": min(len(mix_loss), len(base_loss))},

@@ -3,7 +3,7 @@ with what their curves did."""
 from __future__ import annotations
 
 from ..curves import fitted, late_gain, val_loss_trend
-from ..findings import compare, spread
+from ..findings import compare, difference
 from ..formatting import Facts, points, shown
 from ..reading import curves
 from ..tables import note, public, run_table
@@ -23,7 +23,7 @@ def schedule(rec: dict, study: dict[str, dict], n: int) -> Facts:
         [(r["config"]["schedule"], r, r["run_id"] == chosen["run_id"]) for r in (const, cos)], ranges)
     const_curves, cos_curves = curves(const, rec["section"]), curves(cos, rec["section"])
     facts.values = {"const": shown(const), "cos": shown(cos), "cos_vs_const": compare(cos, const), "n": n,
-                    "spread": spread(cos, const),
+                    "spread": difference(cos, const),
                     "val_acc_gain": points(cos["final_val_acc"], const["final_val_acc"]),
                     "chose_cosine": chosen["run_id"] == cos["run_id"],
                     "trend": {"const": val_loss_trend(const_curves), "cos": val_loss_trend(cos_curves)},

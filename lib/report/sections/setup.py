@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import ast
+import math
 from pathlib import Path
+
+import scipy.stats
 
 from ... import paths
 from ...sections import TRAINING, arch_name
@@ -19,8 +22,9 @@ def parameter_count(config: dict) -> int:
 
 
 def setup(results: dict[str, dict]) -> Facts:
-    """The data and training set-up shared by every run, whether the paper needs a banner, and n (the runs per
-    setting, `runs_per_setting`; `n_most` the largest)."""
+    """The data and training set-up shared by every run, whether the paper needs a banner, n (the runs per
+    setting, `runs_per_setting`; `n_most` the largest), the seeds the runs used (seed 0's and the next n_most - 1,
+    as strings) and how wide a difference's interval is at that n (`interval_width`)."""
     facts = Facts()
     m = facts.macros
     kinds = {rec["data_kind"] for rec in results.values()}
@@ -40,6 +44,8 @@ def setup(results: dict[str, dict]) -> Facts:
                     "train_subset": count(base["train_subset"]) if base.get("train_subset") else None,
                     "val_subset": count(base["val_subset"]) if base.get("val_subset") else None,
                     "cost": training_cost(results)}
+    facts.values |= {"seeds": [str(base["seed"] + k) for k in range(facts.values["n_most"])],  # lib.config.with_seeds
+                     "interval": interval_width(facts.values["n"], facts.values["n_most"])}
     return facts
 
 
@@ -53,6 +59,16 @@ def training_cost(results: dict[str, dict]) -> dict:
     return {"devices": tex_escape(", ".join(devices)) if devices else None, "settings": len(rows),
             "epochs": count(sum(r["epochs"] * r.get("n_seeds", 1) for r in rows.values())),
             "hours": f"{seconds / 3600:.1f}" if seconds >= 360 else None, "minutes": f"{seconds / 60:.0f}"}
+
+
+def interval_width(n: int, n_most: int) -> dict | None:
+    """How wide a difference's 95 % Welch interval is with k seeds per setting (k = n, or n_most where some
+    settings have one run): {n: k, width: its half-width in units of the seeds' standard deviation s when both
+    settings share s, t(0.975, 2k - 2) * sqrt(2 / k), as printed}; None when every setting has one run."""
+    k = n if n > 1 else n_most
+    if k < 2:
+        return None
+    return {"n": k, "width": f"{scipy.stats.t.ppf(0.975, 2 * k - 2) * math.sqrt(2 / k):.2f}"}
 
 
 def function_source(path: Path, name: str) -> str | None:

@@ -21,7 +21,7 @@ def chosen_path(study: dict[str, dict]) -> list[tuple[str, dict, str]]:
 
 def summary_rows(rec: dict, path: list, variants: list[dict], final: dict, test_range) -> list[dict]:
     """The summary table's rows (lib.report.tables.summary_table): the path, the final run in bold with its test
-    accuracy and `test_range` (its PublicRange or None), then the variants."""
+    accuracy (and its sd over seeds, where several) and `test_range` (its PublicRange or None), then the variants."""
     runs = [run for _, run, _ in path] + variants
     val_ranges = public(rec, runs) or [None] * len(runs)
     rows = [{"setting": setting, "run": run, "val_range": val_ranges[i], "variant": False,

@@ -3,7 +3,7 @@ gaps, and the chosen one's gain over no decay."""
 from __future__ import annotations
 
 from ..curves import lead_phases
-from ..findings import best, compare, gap, gap_word, spread
+from ..findings import best, compare, difference, gap, gap_word
 from ..formatting import Facts, pct, points, sci, shown, wd
 from ..reading import ReportError, curves
 from ..reading import runs as section_runs
@@ -34,7 +34,7 @@ def weight_decay(rec: dict, study: dict[str, dict], n: int) -> Facts:
     other = others[0]  # the sentence compares the best run with the first of the others
     facts.values = {
         "best": shown(top), "others": [shown(r) for r in others], "other": shown(other), "n": n,
-        "spread": spread(top, other),
+        "spread": difference(top, other),
         "same_val_acc": pct(top["final_val_acc"]) == pct(other["final_val_acc"]),
         "best_vs_other": compare(top, other),
         "gap_word": gap_word(top, other),
