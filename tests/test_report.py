@@ -715,7 +715,8 @@ def test_a_test_accuracy_over_seeds_is_said_to_be_a_mean_of_models(fixture_resul
     for section in ("05_mixup", "07_summary"):
         _rewrite(section, lambda r: r["extra"].update(n_seeds=3, test_acc_std=0.004))
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
-    assert "reached a test accuracy of 70.5\\,$\\pm$\\,0.4\\,\\% (mean $\\pm$ standard deviation over its 3 models" in text
+    assert ("reached a test accuracy of 70.5\\,$\\pm$\\,0.4\\,\\% (mean $\\pm$ standard deviation over its 3 "
+            "models") in text
     assert text.count("test accuracy of 70.5") == 1  # once, in its section
     assert "that a model trained with this recipe reaches" in text and "this one trained model" not in text
 
@@ -786,8 +787,8 @@ def test_public_ranges_appear_only_on_official_data_in_the_full_profile(tmp_path
     text = _generated(out)
     assert "the range public course reports give for the same model and settings~\\citep{ai6103reports}" in text
     assert "; $^\\dagger$\\,outside it" in text and "; --: none for this setting" in text
-    assert "within the range public reports give for this model and recipe (69.7--70.9\\,\\%~\\citep{ai6103reports})" in (
-        " ".join(text.split()))
+    assert ("within the range public reports give for this model and recipe "
+            "(69.7--70.9\\,\\%~\\citep{ai6103reports})") in " ".join(text.split())
     # MobileNetV2 has a public range for its final test accuracy only (from stronger recipes): no validation
     # column anywhere (a column of dashes says nothing), and the test accuracy placed above the range by how much.
     monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "v2"))
