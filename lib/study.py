@@ -14,11 +14,12 @@ import textwrap
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from . import paths, reference
 from .config import ConfigError, RunConfig, check_seeds, with_seeds
-from .data import data_info, silence_unofficial_warning, split_indices
+from .data import data_info, load_cifar100, silence_unofficial_warning, split_indices
 from .executor import run_or_load_many
 from .notation import count
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
@@ -93,6 +94,25 @@ def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True,
         results = run_or_load_many(configs, progress=progress)
     print(f"{section}: {count(len(results), 'run')} ready in {format_seconds(time.time() - started)}")
     return settings_of_runs(runs, dict(zip(configs, results, strict=True)), seeds)
+
+
+def mixup_example_weights(n: int) -> np.ndarray:
+    """`n` mixing weights m for the mixup examples figure, evenly spread from 0.1 to 0.9 (two decimals), not drawn:
+    draws from Beta(0.2, 0.2) lie mostly near 0 or 1, and such mixed images look like one image."""
+    return np.round(np.linspace(0.1, 0.9, n), 2)
+
+
+def mixup_examples(config: RunConfig, weights: np.ndarray, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x_i, x_j, m x_i + (1 - m) x_j): len(weights) random pairs of `config`'s training split (drawn with `seed`)
+    and their mixtures with the given weights m, as floats in [0, 1], N x H x W x 3: what the network sees of a
+    mixed pair before normalisation (and before crops and flips)."""
+    data = load_cifar100(config.data_dir)
+    train_idx, _ = split_indices(len(data.train_labels), config.val_size, config.split_seed)
+    rng = np.random.default_rng(seed)
+    first, second = (data.train_images[rng.choice(train_idx, len(weights))] / 255.0 for _ in range(2))
+    m = np.asarray(weights, dtype=float)[:, None, None, None]
+    return first, second, m * first + (1 - m) * second
 
 
 # --- tables and export ------------------------------------------------------------------------------------
