@@ -224,7 +224,8 @@ def plot_mixup_examples(first: np.ndarray, second: np.ndarray, mixed: np.ndarray
                         ) -> plt.Figure:
     """Column-width grid of mixup examples, one pair per column: the image x_i (top row), its partner x_j (middle)
     and the mixed image m x_i + (1 - m) x_j (bottom, titled with its weight m, set by the caller rather than
-    drawn); each row says what it is at the left. Images are N x H x W x 3 floats in [0, 1] (or uint8); `weights` holds N weights m."""
+    drawn); each row says what it is at the left. Images are N x H x W x 3 floats in [0, 1] (or uint8);
+    `weights` holds the N weights m."""
     columns = len(weights)
     cell = (COLUMN_WIDTH - 0.7) / columns  # inches per image; 0.7 in for the row labels
     fig, axes = plt.subplots(3, columns, figsize=(COLUMN_WIDTH, 3 * cell + 0.2), squeeze=False, layout="constrained")

@@ -37,6 +37,7 @@ from .sections import (  # noqa: F401 - the notebooks' one import
     settings_of,
 )
 from .seeds import FINAL_METRICS, Setting, scores_on_test_set, settings_of_runs  # noqa: F401 - for notebooks
+from .step import sample_mixup_lambda
 from .store import RunResult
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch columns a results file keeps per run
@@ -94,6 +95,15 @@ def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True,
         results = run_or_load_many(configs, progress=progress)
     print(f"{section}: {count(len(results), 'run')} ready in {format_seconds(time.time() - started)}")
     return settings_of_runs(runs, dict(zip(configs, results, strict=True)), seeds)
+
+
+def mixup_weight_draws(config: RunConfig, at_least: int) -> tuple[np.ndarray, int]:
+    """(draws, steps): the mixing weights m the mixup run `config` draws, one per optimiser step (`steps` in all),
+    from the training loop's own function and stream (lib.step.sample_mixup_lambda, numpy seeded with the run's
+    seed), continued to `at_least` draws when the run draws fewer."""
+    steps = math.ceil(n_train_images(config) / config.batch_size) * config.epochs
+    rng = np.random.default_rng(config.seed)
+    return np.array([sample_mixup_lambda(config.mixup_alpha, rng) for _ in range(max(steps, at_least))]), steps
 
 
 def mixup_example_weights(n: int) -> np.ndarray:
