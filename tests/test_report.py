@@ -193,7 +193,8 @@ def test_paper_builds_from_results(built_paper):
                    report.pct(0.7053), "0.5068"):
         assert number in text, number
     assert "Zhang et al. 2018" in text or "Zhang et al., 2018" in text
-    assert "than the constant rate" in text  # a sentence rendered from report/prose/
+    # a sentence rendered from report/prose/, in reading order (-layout interleaves the columns' lines)
+    assert "than the constant rate" in " ".join(" ".join(_pages(pdf)).split())
 
 
 def _last_word_box(pdf: Path, page: int, word: str) -> tuple[float, float]:
