@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import patches, ticker
 
 from . import paths
 from .notation import parameter_name
@@ -84,28 +85,102 @@ def _setting_style(i: int, n_epochs: int) -> dict:
             "ls": DASHES[i % len(DASHES)], "markevery": max(1, n_epochs // 12), "markersize": 3}
 
 
+ZOOM_FROM = 2 / 3  # the curves figure's fifth panel shows validation accuracy from this fraction of training on
+
+
 def plot_curves(histories: dict[str, pd.DataFrame], title: str | None = None) -> plt.Figure:
-    """Full-width figure of four panels (training loss, validation loss, training accuracy, validation accuracy)
-    against epoch, one colour, marker and line style per setting. `histories` maps a setting's name (as the
-    paper writes it, e.g. "$\\eta=0.05$") to its per-epoch metrics."""
-    fig, axes = plt.subplots(1, 4, figsize=(FULL_WIDTH, 2.0), constrained_layout=True)
+    """Full-width figure of five panels against epoch, one colour, marker and line style per setting: training
+    loss (log axis, so losses near 0 stay apart), validation loss, training accuracy, validation accuracy, and
+    validation accuracy again over the last third of training (`ZOOM_FROM` on), where settings differ least; a
+    box in the fourth panel marks what the fifth enlarges. `histories` maps a setting's name (as the paper writes
+    it, e.g. "$\\eta=0.05$") to its per-epoch metrics; means over seeds get a band of +- 1 standard deviation
+    (the paper's caption says so: no text about it in the figure)."""
+    fig, axes = plt.subplots(1, 5, figsize=(FULL_WIDTH, 2.0), constrained_layout=True)
     panels = [("train_loss", "training loss", 1), ("val_loss", "validation loss", 1),
-              ("train_acc", "training accuracy (%)", 100), ("val_acc", "validation accuracy (%)", 100)]
+              ("train_acc", "training accuracy", 100), ("val_acc", "validation accuracy", 100),
+              ("val_acc", "validation acc., last third", 100)]
     for ax, (column, name, scale) in zip(axes, panels, strict=True):
+        log = ax is axes[0]
         for i, (label, history) in enumerate(histories.items()):
             style = _setting_style(i, len(history))
-            ax.plot(history["epoch"], scale * history[column], label=label, **style)
-            _band(ax, history, column, scale, style["color"])
+            values = scale * history[column]
+            ax.plot(history["epoch"], _positive(values) if log else values, label=label, **style)
+            _band(ax, history, column, scale, style["color"], log=log)
         ax.set(xlabel="epoch", title=name)
         ax.xaxis.get_major_locator().set_params(integer=True)
+    _log_axis(axes[0], [history["train_loss"] for history in histories.values()])
+    _zoom(axes[4], axes[3], histories)
     axes[0].set_ylabel("cross-entropy (nats)")
     axes[2].set_ylabel("accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
-    _band_note(fig, histories)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _positive(values: pd.Series) -> pd.Series:
+    """`values` with what a log axis cannot show (<= 0, infinite, not a number) as gaps (NaN)."""
+    return values.where(np.isfinite(values) & (values > 0))
+
+
+def zoom_start(epochs: pd.Series) -> float:
+    """The first epoch of the last third of training (`ZOOM_FROM`): 11 of 1..15, 201 of 1..300; the last epoch
+    when there are fewer than three."""
+    first, last = float(epochs.min()), float(epochs.max())
+    return float(epochs[epochs >= first + ZOOM_FROM * (last - first)].min())
+
+
+def _zoom(ax: plt.Axes, source: plt.Axes, histories: dict[str, pd.DataFrame]) -> None:
+    """Limit `ax` (a copy of the validation-accuracy panel) to the last third of training and to the range of the
+    curves and bands there, and mark that box on `source`, the whole panel."""
+    start = min(zoom_start(history["epoch"]) for history in histories.values())
+    end = max(float(history["epoch"].max()) for history in histories.values())
+    shown = []
+    for history in histories.values():
+        late = history[history["epoch"] >= start]
+        spread = late["val_acc_std"] if "val_acc_std" in late else 0
+        shown += [100 * (late["val_acc"] - spread), 100 * (late["val_acc"] + spread)]
+    low, high = float(np.nanmin(np.concatenate(shown))), float(np.nanmax(np.concatenate(shown)))
+    pad = max(0.05 * (high - low), 0.1)  # a flat curve still gets a visible range (0.1 points either side)
+    x_pad = max(0.5, 0.02 * (end - start))  # the first and last markers whole
+    box = (start - x_pad, end + x_pad, low - pad, high + pad)
+    ax.set(xlim=box[:2], ylim=box[2:])
+    source.add_patch(patches.Rectangle((box[0], box[2]), box[1] - box[0], box[3] - box[2], fill=False,
+                                                  edgecolor="0.4", lw=0.6, ls=":", zorder=5))
+
+
+def _log_axis(ax: plt.Axes, series: list[pd.Series]) -> None:
+    """A log y axis for `series`: labelled decades (`_log_decades`) when they span a factor of 10 or more, else
+    matplotlib's log ticks, which label values inside one decade."""
+    values = np.concatenate([_positive(pd.Series(s, dtype=float)).dropna().to_numpy() for s in series])
+    ax.set_yscale("log")
+    if len(values) and values.max() >= 10 * values.min():
+        _log_decades(ax, values)
+
+
+def decade_limits(values: np.ndarray) -> tuple[float, float]:
+    """The powers of ten just below and above the positive finite `values` (one decade at least); (1, 10) when
+    there are none."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if not len(values):
+        return 1.0, 10.0
+    low, high = int(np.floor(np.log10(values.min()))), int(np.ceil(np.log10(values.max())))
+    return 10.0 ** low, 10.0 ** max(high, low + 1)
+
+
+def _log_decades(ax: plt.Axes, values: np.ndarray) -> None:
+    """A log y axis from the decade below `values` to the decade above: a labelled major tick at every power of
+    ten in between, unlabelled minor ticks at 2-9 times each."""
+    low, high = decade_limits(values)
+    ax.set_yscale("log")
+    ax.set_ylim(low, high)
+    decades = 10.0 ** np.arange(round(np.log10(low)), round(np.log10(high)) + 1)
+    ax.yaxis.set_major_locator(ticker.FixedLocator(decades))
+    ax.yaxis.set_major_formatter(ticker.LogFormatterSciNotation())
+    ax.yaxis.set_minor_locator(ticker.LogLocator(base=10, subs=np.arange(2, 10), numticks=100))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _band(ax: plt.Axes, history: pd.DataFrame, column: str, scale: float, color, log: bool = False) -> None:
@@ -115,16 +190,6 @@ def _band(ax: plt.Axes, history: pd.DataFrame, column: str, scale: float, color,
     mean, spread = scale * history[column].to_numpy(), scale * history[f"{column}_std"].to_numpy()
     low = np.maximum(mean - spread, mean / 10) if log else mean - spread  # a log axis cannot show <= 0
     ax.fill_between(history["epoch"], low, mean + spread, color=color, alpha=0.2, linewidth=0)
-
-
-def _band_note(fig: plt.Figure, histories: dict[str, pd.DataFrame]) -> None:
-    """Say what lines and bands are when the curves are means over seeds (n from the histories' attrs)."""
-    seeds = sorted({history.attrs.get("n_seeds", 1) for history in histories.values()})
-    if seeds[-1] > 1:
-        n = "/".join(str(k) for k in seeds)
-        # A figure-level x label: the layout makes room for it below the panels' own labels.
-        fig.supxlabel(f"lines: mean over n = {n} seeds; shaded: mean ± 1 standard deviation", x=0.995, ha="right",
-                      fontsize="x-small")
 
 
 def plot_class_proportions(proportions: np.ndarray, n_images: int) -> plt.Figure:
@@ -155,6 +220,30 @@ def plot_image_grid(images: np.ndarray, titles: list[str] | None = None, columns
     return fig
 
 
+def plot_mixup_examples(first: np.ndarray, second: np.ndarray, mixed: np.ndarray, weights: np.ndarray
+                        ) -> plt.Figure:
+    """Column-width grid of mixup examples, one pair per column: the image x_i (top row), its partner x_j (middle)
+    and the mixed image m x_i + (1 - m) x_j (bottom, titled with its weight m, set by the caller rather than
+    drawn); each row says what it is at the left. Images are N x H x W x 3 floats in [0, 1] (or uint8);
+    `weights` holds the N weights m."""
+    columns = len(weights)
+    cell = (COLUMN_WIDTH - 0.7) / columns  # inches per image; 0.7 in for the row labels
+    fig, axes = plt.subplots(3, columns, figsize=(COLUMN_WIDTH, 3 * cell + 0.2), squeeze=False, layout="constrained")
+    fig.get_layout_engine().set(wspace=0.02, hspace=0.02)  # images close together, as one grid
+    rows = [(first, "image $x_i$"), (second, "partner $x_j$"), (mixed, "mixed with\nset weight $m$")]
+    for row, (images, name) in zip(axes, rows, strict=True):
+        for column, ax in enumerate(row):
+            ax.imshow(images[column], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+            ax.grid(False)
+        row[0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center", labelpad=2)
+    for ax, weight in zip(axes[2], weights, strict=True):
+        ax.set_title(f"$m$={weight:.2f}", fontsize=6, pad=1)
+    return fig
+
+
 def plot_lr_schedules(curves: dict[str, tuple[list[float], list[float]]]) -> plt.Figure:
     """Column-width plot of the learning rate at every optimiser step; `curves` maps a label to (epoch, lr)."""
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 1.9), constrained_layout=True)
@@ -165,36 +254,50 @@ def plot_lr_schedules(curves: dict[str, tuple[list[float], list[float]]]) -> plt
     return fig
 
 
-def plot_beta_pdf(alpha: float, lambdas: np.ndarray) -> plt.Figure:
-    """Column-width plot of the Beta(alpha, alpha) density with a histogram of the drawn lambdas over it."""
+def plot_beta_pdf(alpha: float, weights: np.ndarray) -> plt.Figure:
+    """Column-width plot of the Beta(alpha, alpha) density with a histogram of the drawn mixing weights (m, the
+    paper's symbol; lambda is weight decay there) over it."""
     from scipy import stats
 
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.0), constrained_layout=True)
-    heights, _, _ = ax.hist(lambdas, bins=40, range=(0, 1), density=True, color=PALETTE[0], alpha=0.45,
-                            label=f"{len(lambdas):,} draws of $\\lambda$")
+    heights, _, _ = ax.hist(weights, bins=40, range=(0, 1), density=True, color=PALETTE[0], alpha=0.45,
+                            label=f"{len(weights):,} draws of $m$")
     x = np.linspace(0.002, 0.998, 500)  # the density is infinite at 0 and 1 for alpha < 1
     ax.plot(x, stats.beta.pdf(x, alpha, alpha), color=PALETTE[3], label=f"Beta({alpha:g}, {alpha:g}) density")
     top = max(6.0, 1.1 * float(np.max(heights)))  # every bar whole; the density itself leaves at 0 and 1
-    ax.set(xlabel="mixing weight $\\lambda$", ylabel="probability density", xlim=(0, 1), ylim=(0, top))
+    ax.set(xlabel="mixing weight $m$", ylabel="probability density", xlim=(0, 1), ylim=(0, top))
     ax.legend(loc="upper center")
     return fig
 
 
 def plot_grad_norms(histories: dict[str, pd.DataFrame], parameter: str) -> plt.Figure:
-    """Column-width plot of the per-epoch mean gradient 2-norm of one parameter (column `grad_norm_mean`), one
-    line per setting, on a log axis so that norms an order of magnitude apart both show; means over seeds with a
-    band of +- 1 standard deviation where the histories hold several seeds."""
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.0), constrained_layout=True)
+    """Column-width plot of the per-epoch mean gradient 2-norm of one parameter w (column `grad_norm_mean`), one
+    line per setting, on a log axis whose labelled decades cover every value; where the histories hold the
+    parameter's own norm (`weight_norm`), a second panel beside it shows the relative gradient
+    ||grad w|| / ||w|| (a weight's scale, under BatchNorm, sets how much a gradient of a given size moves it).
+    Means over seeds get a band of +- 1 standard deviation on the gradient norm (the caption says so)."""
+    relative = all("weight_norm" in history for history in histories.values())
+    fig, axes = plt.subplots(1, 2 if relative else 1, figsize=(COLUMN_WIDTH, 2.0), constrained_layout=True,
+                             squeeze=False)
+    grad_ax = axes[0][0]
     for i, (label, history) in enumerate(histories.items()):
         style = _setting_style(i, len(history))
-        shown = history["grad_norm_mean"].where(history["grad_norm_mean"] > 0)  # a log axis has no 0: a gap there
-        ax.plot(history["epoch"], shown, label=label, **style)
-        _band(ax, history, "grad_norm_mean", 1, style["color"], log=True)
-    ax.set_yscale("log")
-    ax.set(xlabel="epoch", ylabel=f"$\\|\\nabla\\|_2$ of {parameter_name(parameter)}\n(mean over the epoch's steps)")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend()
-    _band_note(fig, histories)
+        grad_ax.plot(history["epoch"], _positive(history["grad_norm_mean"]), label=label, **style)
+        _band(grad_ax, history, "grad_norm_mean", 1, style["color"], log=True)
+    _log_decades(grad_ax, np.concatenate([history["grad_norm_mean"].to_numpy() for history in histories.values()]))
+    grad_ax.set(ylabel=f"2-norm; $w$ = {parameter_name(parameter)}", title="$\\|\\nabla w\\|$ (mean over steps)")
+    if relative:
+        ratios = {label: _positive(history["grad_norm_mean"] / history["weight_norm"])
+                  for label, history in histories.items()}
+        for i, (label, ratio) in enumerate(ratios.items()):
+            axes[0][1].plot(histories[label]["epoch"], ratio, label=label, **_setting_style(i, len(ratio)))
+        _log_decades(axes[0][1], np.concatenate([ratio.to_numpy() for ratio in ratios.values()]))
+        axes[0][1].set(title="$\\|\\nabla w\\| / \\|w\\|$")
+    for ax in axes[0]:
+        ax.set(xlabel="epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = grad_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     return fig
 
 
@@ -267,7 +370,7 @@ def plot_train_val_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
     """Full-width figure of two panels, loss and accuracy against epoch: each setting (e.g. an architecture) in its
     own colour and marker, its training curve dashed and its validation curve solid on the same axes, so that
     settings and their gaps between training and validation compare at a glance. `histories` maps a setting's name
-    to its per-epoch metrics; means over seeds get a band of +- 1 standard deviation."""
+    to its per-epoch metrics; means over seeds get a band of +- 1 standard deviation (the caption says so)."""
     fig, axes = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.3), constrained_layout=True)
     for ax, (metric, name, scale) in zip(axes, [("loss", "cross-entropy (nats)", 1), ("acc", "accuracy (%)", 100)],
                                          strict=True):
@@ -282,5 +385,4 @@ def plot_train_val_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
         ax.xaxis.get_major_locator().set_params(integer=True)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
-    _band_note(fig, histories)
     return fig

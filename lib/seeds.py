@@ -58,8 +58,10 @@ class Setting:
     @cached_property
     def history(self) -> pd.DataFrame:
         """Per epoch, every metric's mean over the seeds; with n > 1 also its standard deviation (`<metric>_std`).
-        Seeds that stopped early at different epochs: the epochs they all trained."""
-        columns = [c for c in self.runs[0].history.select_dtypes("number").columns if c != "epoch"]
+        Seeds that stopped early at different epochs: the epochs they all trained. A column some seed lacks (a run
+        recorded before the column existed, e.g. `weight_norm`) is left out."""
+        columns = [c for c in self.runs[0].history.select_dtypes("number").columns
+                   if c != "epoch" and all(c in run.history for run in self.runs)]
         n_epochs = min(len(run.history) for run in self.runs)
         # seeds x epochs x columns
         values = np.stack([run.history[columns].to_numpy(float)[:n_epochs] for run in self.runs])

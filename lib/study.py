@@ -14,11 +14,12 @@ import textwrap
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from . import paths, reference
 from .config import ConfigError, RunConfig, check_seeds, with_seeds
-from .data import data_info, silence_unofficial_warning, split_indices
+from .data import data_info, load_cifar100, silence_unofficial_warning, split_indices
 from .executor import run_or_load_many
 from .notation import count
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
@@ -36,6 +37,7 @@ from .sections import (  # noqa: F401 - the notebooks' one import
     settings_of,
 )
 from .seeds import FINAL_METRICS, Setting, scores_on_test_set, settings_of_runs  # noqa: F401 - for notebooks
+from .step import sample_mixup_lambda
 from .store import RunResult, trained_on
 
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")  # per-epoch columns a results file keeps per run
@@ -93,6 +95,34 @@ def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True,
         results = run_or_load_many(configs, progress=progress)
     print(f"{section}: {count(len(results), 'run')} ready in {format_seconds(time.time() - started)}")
     return settings_of_runs(runs, dict(zip(configs, results, strict=True)), seeds)
+
+
+def mixup_weight_draws(config: RunConfig, at_least: int) -> tuple[np.ndarray, int]:
+    """(draws, steps): the mixing weights m the mixup run `config` draws, one per optimiser step (`steps` in all),
+    from the training loop's own function and stream (lib.step.sample_mixup_lambda, numpy seeded with the run's
+    seed), continued to `at_least` draws when the run draws fewer."""
+    steps = math.ceil(n_train_images(config) / config.batch_size) * config.epochs
+    rng = np.random.default_rng(config.seed)
+    return np.array([sample_mixup_lambda(config.mixup_alpha, rng) for _ in range(max(steps, at_least))]), steps
+
+
+def mixup_example_weights(n: int) -> np.ndarray:
+    """`n` mixing weights m for the mixup examples figure, evenly spread from 0.1 to 0.9 (two decimals), not drawn:
+    draws from Beta(0.2, 0.2) lie mostly near 0 or 1, and such mixed images look like one image."""
+    return np.round(np.linspace(0.1, 0.9, n), 2)
+
+
+def mixup_examples(config: RunConfig, weights: np.ndarray, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x_i, x_j, m x_i + (1 - m) x_j): len(weights) random pairs of `config`'s training split (drawn with `seed`)
+    and their mixtures with the given weights m, as floats in [0, 1], N x H x W x 3: what the network sees of a
+    mixed pair before normalisation (and before crops and flips)."""
+    data = load_cifar100(config.data_dir)
+    train_idx, _ = split_indices(len(data.train_labels), config.val_size, config.split_seed)
+    rng = np.random.default_rng(seed)
+    first, second = (data.train_images[rng.choice(train_idx, len(weights))] / 255.0 for _ in range(2))
+    m = np.asarray(weights, dtype=float)[:, None, None, None]
+    return first, second, m * first + (1 - m) * second
 
 
 # --- tables and export ------------------------------------------------------------------------------------

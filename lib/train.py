@@ -197,11 +197,12 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         plateau = [plateau_factor(run.config, _val_losses(run.history)) for run in runs]
         train_epoch(step, data.train, configs, streams, epoch * steps_per_epoch, rt, plateau)
         stats = EpochStats.rows(sums)  # the epoch's one host sync
+        weight_norms = _weight_norms(runs)
         train_seconds = time.perf_counter() - start
         validation = evaluate(net, data.val, rt)
         seconds = time.perf_counter() - start
-        for run, stat, scores, factor in zip(runs, stats, validation, plateau, strict=True):
-            run.history.append(_epoch_row(run.config, epoch, steps_per_epoch, factor, stat, scores,
+        for run, stat, weight_norm, scores, factor in zip(runs, stats, weight_norms, validation, plateau, strict=True):
+            run.history.append(_epoch_row(run.config, epoch, steps_per_epoch, factor, stat, weight_norm, scores,
                                           (seconds, train_seconds), len(runs)))
         tracker.log(histories)  # TensorBoard (and W&B): before the checkpoint, so a resume never leaves a gap
         for run in runs:
@@ -248,9 +249,16 @@ def _timed_step(net, runs: list[RunState], sums: torch.Tensor, rt: Runtime, spli
     return step
 
 
+def _weight_norms(runs: list[RunState]) -> list[float]:
+    """The 2-norm of each run's watched parameter (config.grad_norm_param) now, read in one host sync."""
+    with torch.no_grad():
+        return torch.stack([run.watched.detach().float().norm() for run in runs]).tolist()
+
+
 def _epoch_row(config: RunConfig, epoch: int, steps_per_epoch: int, factor: float, stats: EpochStats,
-               scores: tuple[float, float], seconds: tuple[float, float], n_runs: int) -> dict:
-    """One run's history row of epoch `epoch` (0-based); `seconds`: (training + validation, training) of the stack."""
+               weight_norm: float, scores: tuple[float, float], seconds: tuple[float, float], n_runs: int) -> dict:
+    """One run's history row of epoch `epoch` (0-based); `weight_norm`: the watched parameter's 2-norm at the
+    epoch's end; `seconds`: (training + validation, training) of the stack."""
     (val_loss, val_acc), (total, training) = scores, seconds
     return {
         "epoch": epoch + 1,
@@ -262,6 +270,9 @@ def _epoch_row(config: RunConfig, epoch: int, steps_per_epoch: int, factor: floa
         # 2-norm of d loss / d watched parameter, mean over the steps that had one (fp16 skips overflows)
         "grad_norm_mean": stats.grad_norm_sum / stats.grad_steps if stats.grad_steps else math.nan,
         "grad_norm_last": stats.grad_norm_last,  # ... at the epoch's last step
+        # 2-norm of the watched parameter itself after the epoch's last step: with the gradient norm, the relative
+        # size of an update (under BatchNorm a weight's scale, not its gradient alone, sets how fast it learns)
+        "weight_norm": weight_norm,
         "epoch_seconds": total / n_runs,  # training + validation; runs together share the time
         "train_images_per_second": stats.images * n_runs / training,  # this run's images per second of its share
         "runs_together": n_runs,

@@ -228,7 +228,20 @@ def test_mixup_cosine_run_records_every_column(tiny_config):
     history = lib.train(config, progress=False)
     assert history[0]["lr"] == 0.05 and 0 < history[1]["lr"] < 0.05
     assert set(history[0]) >= {"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_mean",
-                               "grad_norm_last", "epoch_seconds", "train_images_per_second"}
+                               "grad_norm_last", "weight_norm", "epoch_seconds", "train_images_per_second"}
+
+
+def test_weight_norm_is_the_watched_parameters_norm_at_each_epochs_end(tiny_config, tiny_model):
+    """The history's weight_norm is the 2-norm of config.grad_norm_param after the epoch: positive, changing from
+    epoch to epoch, and at the last epoch that of the saved model's parameter."""
+    from lib.checkpoint import load_state
+
+    config = dataclasses.replace(tiny_config, grad_norm_param="conv.weight")
+    run = run_or_load(config, progress=False)
+    norms = run.history["weight_norm"]
+    saved = load_state(run.path)["model"][config.grad_norm_param].float().norm().item()
+    assert (norms > 0).all() and norms.iloc[0] != norms.iloc[-1]
+    assert norms.iloc[-1] == pytest.approx(saved, rel=1e-6)
 
 
 def test_run_store_trains_once_and_keys_by_config(tiny_config, monkeypatch):
@@ -348,7 +361,8 @@ def test_runs_trained_together_equal_runs_trained_alone(tiny_config, monkeypatch
     assert len({h[-1]["train_loss"] for h in together}) == 3  # three different runs, not one run three times
     for run_together, run_alone in zip(together, alone, strict=True):
         for row_together, row_alone in zip(run_together, run_alone, strict=True):
-            for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_mean", "grad_norm_last"):
+            for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "grad_norm_mean", "grad_norm_last",
+                        "weight_norm"):
                 assert row_together[key] == pytest.approx(row_alone[key], rel=1e-9, abs=1e-12), key
             assert row_together["runs_together"] == 3 and row_alone["runs_together"] == 1
 

@@ -34,7 +34,7 @@ EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
     "03_lr_schedule": ({"schedule"}, set()),
     "04_weight_decay": ({"weight_decay"}, set()),
     "05_mixup": ({"mixup_alpha"}, {"test_acc", "test_loss", "test_run_id"}),
-    "06_activation": (set(), {"grad_norm"}),
+    "06_activation": (set(), {"grad_norm", "weight_norm"}),
     "07_summary": (set(), {"test_acc", "test_run_id"}),
 }
 PROFILE = "tiny"  # the study's: the cheapest profile runs every notebook and the paper as smoke and full do

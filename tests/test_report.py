@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.stats
 
@@ -194,7 +195,8 @@ def test_paper_builds_from_results(built_paper):
                    report.pct(0.7053), "0.5068"):
         assert number in text, number
     assert "Zhang et al. 2018" in text or "Zhang et al., 2018" in text
-    assert "than the constant rate" in text  # a sentence rendered from report/prose/
+    # a sentence rendered from report/prose/, in reading order (-layout interleaves the columns' lines)
+    assert "than the constant rate" in " ".join(" ".join(_pages(pdf)).split())
 
 
 def _last_word_box(pdf: Path, page: int, word: str) -> tuple[float, float]:
@@ -800,3 +802,134 @@ def test_public_ranges_appear_only_on_official_data_in_the_full_profile(tmp_path
     text = " ".join(_generated(out).split())
     assert ("70.5\\,\\% test accuracy, within the range public reports give for this model trained with stronger "
             "recipes than ours (68--74\\,\\%~\\citep{mobilenetv2cifar})") in text
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_the_curve_captions_say_what_lines_and_bands_are(fixture_results, seeds):
+    """The band's meaning is in the captions of the curve and gradient-norm figures (\\BandNote), not in the
+    figures: empty with one seed per setting, 'Lines are means over n seeds; bands, ...' with n > 1."""
+    results, figures, build, runs = fixture_results
+    if seeds == 2:
+        _rewrite("02_learning_rate", lambda r: [run.update(n_seeds=2) for run in r["runs"]])
+    text = _generated(report.generate(results, figures, build / "generated"))
+    note = "\\newcommand{\\BandNote}{{} Lines are means over 2 seeds; bands, $\\pm1$ standard deviation.}"
+    assert (note if seeds == 2 else "\\newcommand{\\BandNote}{}") in text
+    floats = re.findall(r"\\begin\{figure\*?\}(.*?)\\end\{figure\*?\}", (paths.report_dir() / "paper.tex").read_text(),
+                        re.DOTALL)
+    banded = [f for f in floats if re.search(r"_(curves|grad_norm)\.pdf", f)]
+    assert len(banded) == sum(stem.endswith(("_curves", "_grad_norm")) for stem in FIGURES)
+    assert all(re.search(r"\\caption\{.*\\BandNote\}", f, re.DOTALL) for f in banded)
+
+
+def test_the_relative_gradient_ratio_is_relus_over_sigmoids_median(fixture_results):
+    """norm_ratio_relative: the median over epochs of (||grad w|| / ||w|| with ReLU) / (the same with Sigmoid);
+    None for results without weight norms, and the figure's caption then names no second panel."""
+    from lib.report.generation import section_facts
+
+    results, figures, build, runs = fixture_results
+
+    def facts():
+        return section_facts(report.load_results(results, "smoke"), "smoke", results)["06_activation"]
+
+    before = facts()
+    assert before.values["norm_ratio_relative"] is None and "{\\GradNormRelative}{}" in before.macros.text()
+    weights = {"relu": [10 + i / 30 for i in range(300)], "sigmoid": [2.0 + i / 100 for i in range(300)]}
+    _rewrite("06_activation", lambda r: r["extra"].update(weight_norm=weights))
+    grads = read_section("06_activation", profile="smoke")["extra"]["grad_norm"]
+    ratios = sorted((gr / wr) / (gs / ws) for gr, wr, gs, ws in zip(grads["relu"], weights["relu"], grads["sigmoid"],
+                                                                    weights["sigmoid"], strict=True))
+    after = facts()
+    assert after.values["norm_ratio_relative"] == f"{(ratios[149] + ratios[150]) / 2:#.3g}"
+    assert "over the parameter's own 2-norm" in after.macros.text()
+
+
+def _histories(n_epochs: int, seeds: int = 1, **columns) -> dict[str, pd.DataFrame]:
+    """Two settings' per-epoch metrics as lib.seeds.Setting.history gives them (with `<metric>_std` when seeds >
+    1): validation accuracy rising to 0.6 and 0.62, training loss falling 100-fold; `columns` replace either."""
+    epochs = np.arange(1, n_epochs + 1)
+    histories = {}
+    for i, label in enumerate(("A", "B")):
+        frame = pd.DataFrame({"epoch": epochs, "train_loss": 4.0 * 0.01 ** (epochs / n_epochs),
+                              "val_loss": 2.0 - epochs / n_epochs, "train_acc": epochs / n_epochs,
+                              "val_acc": (0.6 + 0.02 * i) * (1 - np.exp(-5 * epochs / n_epochs))})
+        for name, values in columns.items():
+            frame[name] = values[i]
+        if seeds > 1:
+            for name in [c for c in frame if c != "epoch"]:
+                frame[f"{name}_std"] = 0.01 * frame[name]
+        frame.attrs["n_seeds"] = seeds
+        histories[label] = frame
+    return histories
+
+
+def _drawn(fig):
+    fig.canvas.draw()  # tick labels are set when drawn
+    return fig
+
+
+def test_gradient_norms_are_on_labelled_decades_covering_every_value():
+    """Both panels of the gradient-norm figure (||grad w||, and ||grad w|| / ||w||) are log axes from the decade
+    below their lowest value to the one above their highest, with a label at every decade and none between."""
+    from lib import plots
+
+    epochs = np.arange(1, 16)
+    histories = _histories(15, grad_norm_mean=[0.3 + 0.01 * epochs, 0.02 + 0.004 * epochs],  # Sigmoid's 0.02-0.08
+                           weight_norm=[np.full(15, 20.0), np.full(15, 5.0)])
+    fig = _drawn(plots.plot_grad_norms(histories, "layers.8.conv1.weight"))
+    # ||grad w|| spans 0.02-0.45 and ||grad w|| / ||w|| 0.004-0.0225 (Sigmoid's 0.02-0.08 over 5)
+    for ax, expected in zip(fig.axes, ([0.01, 0.1, 1.0], [0.001, 0.01, 0.1]), strict=True):
+        low, high = ax.get_ylim()
+        assert ax.get_yscale() == "log" and (low, high) == pytest.approx((expected[0], expected[-1]))
+        decades = [t for t in ax.yaxis.get_major_ticks() if low <= t.get_loc() <= high]
+        assert [t.get_loc() for t in decades] == pytest.approx(expected)
+        assert all(t.label1.get_text() for t in decades)
+        assert not any(t.label1.get_text() for t in ax.yaxis.get_minor_ticks())
+
+
+def test_curves_show_training_loss_on_a_log_axis_and_zoom_on_the_last_third():
+    """At 15 epochs: the training-loss panel is a log axis reaching the lowest loss (a 0 and an infinity there
+    are gaps); the fifth panel shows validation accuracy over epochs 11-15 only, narrower than the whole range."""
+    from lib import plots
+
+    histories = _histories(15)
+    histories["A"].loc[3, "train_loss"], histories["A"].loc[4, "train_loss"] = 0.0, math.inf
+    fig = _drawn(plots.plot_curves(histories))
+    loss_ax, _, _, val_ax, zoom_ax = fig.axes[:5]
+    assert loss_ax.get_yscale() == "log" and loss_ax.get_ylim()[0] <= histories["A"]["train_loss"].iloc[-1]
+    assert 10 < zoom_ax.get_xlim()[0] <= 11 and 15 <= zoom_ax.get_xlim()[1] < 16
+    late = pd.concat([100 * h["val_acc"][h["epoch"] >= 11] for h in histories.values()])
+    low, high = zoom_ax.get_ylim()
+    assert low <= late.min() and late.max() <= high and high - low < 0.5 * np.ptp(val_ax.get_ylim())
+
+
+@pytest.mark.parametrize("plot", ["plot_curves", "plot_grad_norms", "plot_train_val_curves"])
+def test_figures_of_means_over_seeds_carry_no_text_about_bands(plot):
+    """The band's meaning goes into the caption: a figure of means over 3 seeds holds bands but no words about
+    seeds, means or standard deviations."""
+    import matplotlib.collections
+    import matplotlib.text
+
+    from lib import plots
+
+    histories = _histories(6, seeds=3, grad_norm_mean=[np.full(6, 0.3), np.full(6, 0.05)],
+                           weight_norm=[np.full(6, 20.0), np.full(6, 5.0)])
+    fig = _drawn(getattr(plots, plot)(*([histories, "conv.weight"] if plot == "plot_grad_norms" else [histories])))
+    assert any(isinstance(c, matplotlib.collections.PolyCollection) for ax in fig.axes for c in ax.collections)
+    words = " ".join(t.get_text() for t in fig.findobj(matplotlib.text.Text)).lower()
+    assert not any(word in words for word in ("seed", "±", "standard deviation", "shaded", "band"))
+
+
+def test_mixup_examples_show_weights_spread_over_the_range(tiny_config):
+    """The mixup figure's weights m are set from 0.1 to 0.9, not drawn (most draws are near 0 or 1); the third row
+    is m x_i + (1 - m) x_j of the first two, titled with m; each row says what it is."""
+    from lib import plots
+
+    weights = study.mixup_example_weights(8)
+    assert weights.min() == 0.1 and weights.max() == 0.9 and np.all(np.diff(weights) > 0.1)
+    first, second, mixed = study.mixup_examples(tiny_config, weights)
+    np.testing.assert_allclose(mixed[3], weights[3] * first[3] + (1 - weights[3]) * second[3])
+    assert not np.allclose(first, second)
+    fig = plots.plot_mixup_examples(first, second, mixed, weights)
+    titles = [ax.get_title() for ax in fig.axes[16:]]
+    assert titles == [f"$m$={w:.2f}" for w in weights]
+    assert [fig.axes[8 * row].get_ylabel().split()[0] for row in range(3)] == ["image", "partner", "mixed"]

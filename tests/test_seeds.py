@@ -91,8 +91,7 @@ def test_tables_records_and_figures_show_the_spread(two_seeds):
     assert record["seed_finals"] == {key: [r.summary[key] for r in settings["lr=0.05"].runs] for key in FINAL_METRICS}
     fig = plots.plot_curves(study.curves("02_learning_rate", settings))
     bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
-    assert len(bands) == 4 * 2  # one band per setting in each of the four panels
-    assert any("n = 2 seeds" in t.get_text() for t in fig.texts)
+    assert len(bands) == 5 * 2  # one band per setting in each of the five panels (the fifth: the last third)
     single = plots.plot_curves({label: s.runs[0].history for label, s in settings.items()})
     assert not any(ax.collections for ax in single.axes) and not single.texts
 

@@ -41,6 +41,13 @@ def author_tex(author: str | None) -> str:
     return r"\fbox{" + PLACEHOLDER + "}"
 
 
+def band_note(n: int) -> str:
+    """The end of the curve figures' captions (macro BandNote): what their lines and shaded bands are when each
+    setting has n > 1 seeds, led by a space (`{}`, so the caption's last sentence needs none); empty for n = 1,
+    where a figure has neither means nor bands."""
+    return "" if n == 1 else f"{{}} Lines are means over {n} seeds; bands, $\\pm1$ standard deviation."
+
+
 def read_baselines_record(profile: str, results_dir: Path | None) -> dict | None:
     """09_baselines' results (None when the notebook was not run); a ReportError if they cannot be read."""
     try:  # beyond the brief: a section of its own when notebook 09_baselines was run, else nothing at all
@@ -103,6 +110,7 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
     macros = Macros()
     macros["PaperAuthor"] = author_tex(author)
+    macros["BandNote"] = band_note(runs_per_setting(results, most=True))
     facts = section_facts(results, profile or DEFAULT_PROFILE, results_dir)
     write_facts(out, facts, macros)
     path = figures.as_posix()

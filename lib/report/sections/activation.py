@@ -53,6 +53,22 @@ def norm_ratio(relu_values: list[float], sigmoid_values: list[float]) -> dict | 
             "last": f"{pairs[-1][0] / pairs[-1][1]:#.3g}" if both_numbers(*pairs[-1]) else None}
 
 
+def relative_norms(grad_norms: list[float], weight_norms: list[float]) -> list[float]:
+    """Per epoch, the gradient norm over the weight's own norm (||grad w|| / ||w||); not a number where the
+    weight's norm is not a positive number."""
+    return [g / w if math.isfinite(w) and w > 0 else math.nan for g, w in zip(grad_norms, weight_norms, strict=False)]
+
+
+def relative_norm_ratio(grads: dict[bool, list[float]], weights: dict[bool, list[float]]) -> str | None:
+    """ReLU's ||grad w|| / ||w|| divided by Sigmoid's, the median over the epochs where both are numbers (three
+    significant digits); `grads` and `weights` map is_sigmoid to a series. None without both weight-norm series
+    (results from before lib.train recorded `weight_norm`) or without such an epoch."""
+    if len(grads) < 2 or len(weights) < 2:
+        return None
+    ratio = norm_ratio(*(relative_norms(grads[is_sigmoid], weights[is_sigmoid]) for is_sigmoid in (False, True)))
+    return ratio["median"] if ratio else None
+
+
 def activation(rec: dict, relu: dict, n: int) -> Facts:
     """06's macros, table and prose values; `relu` is 05's chosen run, 06's run without Sigmoid."""
     sig = one(others(rec, relu), lambda c: len(c["sigmoid_blocks"]) > 0, "sigmoid_blocks", rec["section"])
@@ -69,6 +85,13 @@ def activation(rec: dict, relu: dict, n: int) -> Facts:
              if (values := series(norms, run, is_sigmoid))}
     grad_norms = [norm_summary(values, is_sigmoid) for is_sigmoid, values in found.items()]
     ratio = norm_ratio(found[False], found[True]) if len(found) == 2 else None
+    weight_norms = rec["extra"].get("weight_norm", {})
+    weights = {is_sigmoid: values for run, is_sigmoid in ((relu, False), (sig, True))
+               if (values := series(weight_norms, run, is_sigmoid))}
+    # the gradient-norm figure's caption: its second panel (lib.plots.plot_grad_norms) exists when the runs
+    # recorded their weight norms
+    m["GradNormRelative"] = (" (left) and that norm over the parameter's own 2-norm at the epoch's end (right)"
+                             if len(weights) == 2 else "")
     ranges = public(rec, [relu, sig])
     facts.tables["06_activation"] = run_table(
         [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
@@ -80,5 +103,6 @@ def activation(rec: dict, relu: dict, n: int) -> Facts:
                     "blocks_before": [b for b in sigmoid_blocks if block is not None and b < block],
                     "spread": difference(sig, relu), "relu": shown(relu), "sig": shown(sig),
                     "sig_vs_relu": compare(sig, relu), "grad_norms": grad_norms,
-                    "ratio": ratio, "public": note([relu, sig], ranges)}
+                    "ratio": ratio, "norm_ratio_relative": relative_norm_ratio(found, weights),
+                    "public": note([relu, sig], ranges)}
     return facts
