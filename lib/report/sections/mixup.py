@@ -1,24 +1,11 @@
-"""The paper's mixup section (05): mixup against 04's chosen run without it, and the test score of the final
-model when 05 took it."""
+"""The paper's mixup section (05): mixup against 04's chosen run without it (the final model's test score is
+the summary section's)."""
 from __future__ import annotations
 
 from ..findings import compare, difference, gap, gap_word
-from ..formatting import Facts, loss, pct, pct_or_none, plain, points, shown, with_sd
+from ..formatting import Facts, plain, points, shown
 from ..reading import curves, one, others
-from ..reading import runs as section_runs
 from ..tables import note, public, run_table
-
-
-def test_score(rec: dict, base: dict) -> dict | None:
-    """What 05's results say of the test run: with mixup or not, its accuracy (with sd), loss and n; None if 05
-    holds no test score."""
-    x = rec["extra"]
-    tested = next((r for r in section_runs(rec) if r["run_id"] == x.get("test_run_id")), None)
-    if not (tested and "test_acc" in x):
-        return None
-    return {"with_mixup": tested["run_id"] != base["run_id"],
-            "acc": with_sd(pct(x["test_acc"]), pct_or_none(x.get("test_acc_std"))),
-            "loss": loss(x["test_loss"]), "n": x.get("n_seeds", 1)}
 
 
 def mixup(rec: dict, study: dict[str, dict], n: int) -> Facts:
@@ -32,7 +19,6 @@ def mixup(rec: dict, study: dict[str, dict], n: int) -> Facts:
     m["MixupAlpha"] = plain(mix["config"]["mixup_alpha"])
     m.runs("Mix", mix)
     m.runs("NoMix", base)
-    test = test_score(rec, base)
     runs = [base, *mixed]
     ranges = public(rec, runs)
     facts.tables["05_mixup"] = run_table(
@@ -49,6 +35,6 @@ def mixup(rec: dict, study: dict[str, dict], n: int) -> Facts:
                              "of": min(len(mix_loss), len(base_loss))},
         "mix_gap": f"{gap(mix):.1f}", "base_gap": f"{gap(base):.1f}",
         "gap_word": gap_word(mix, base),
-        "kept": kept, "chosen": shown(chosen), "test": test,
+        "kept": kept, "chosen": shown(chosen),
         "public": note(runs, ranges)}
     return facts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...reference import SAME_RECIPE, public_range
 from ..formatting import Facts, eta, pct, pct_or_none, plain, points, shown, span, wd, with_sd
-from ..reading import COMPARED, ReportError, others, runs_per_setting
+from ..reading import ReportError, others
 from ..tables import comparable, public, range_note, summary_table
 
 
@@ -76,8 +76,6 @@ def summary(results: dict[str, dict], study: dict[str, dict], n: int) -> Facts:
     steps = [change_of(change, run, before) for (_, before, _), (change, run, _) in zip(path, path[1:], strict=False)]
     facts.values = {
         "final": shown(final), "test_acc": test_acc, "steps": steps, "n": n, "n_test": x.get("n_seeds", 1),
-        "n_most": runs_per_setting(results, COMPARED["07_summary"], most=True),
-        "start": shown(path[0][1]), "end": shown(path[-1][1]),
         "test_range": against_range(x["test_acc"], test_range),
         "val_to_test": f"{float(pct(final['final_val_acc'])) - float(pct(x['test_acc'])):.1f}",
         "variant": shown(variants[0]) if variants else None,
