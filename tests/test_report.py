@@ -933,3 +933,18 @@ def test_mixup_examples_show_weights_spread_over_the_range(tiny_config):
     titles = [ax.get_title() for ax in fig.axes[16:]]
     assert titles == [f"$m$={w:.2f}" for w in weights]
     assert [fig.axes[8 * row].get_ylabel().split()[0] for row in range(3)] == ["image", "partner", "mixed"]
+
+
+def test_the_set_up_says_where_and_how_long_the_study_trained(fixture_results):
+    """The devices and wall time come from the results rows (lib.study.training_cost), each setting counted once
+    (05's run without mixup is 04's); without a device on record the sentence is left out."""
+    from lib.report.sections.setup import duration
+
+    results, figures, build, runs = fixture_results
+    assert "\\newcommand{\\HardwareSentence}{}" in _generated(report.generate(results, figures, build / "generated"))
+    for section in sections.TRAINING:
+        _rewrite(section, lambda r: [run.update(device="NVIDIA H200", train_seconds=600.0) for run in r["runs"]])
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "The 9 settings (1,845 epochs in all) trained on NVIDIA H200 in 1.5 hours" in text.replace("{,}", ",")
+    assert [duration(s) for s in (30, 75, 600, 6000, 40000)] == ["30 seconds", "1 minute", "10 minutes",
+                                                                 "1.7 hours", "11 hours"]

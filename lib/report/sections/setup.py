@@ -51,14 +51,25 @@ def setup(results: dict[str, dict]) -> Facts:
 
 def training_cost(results: dict[str, dict]) -> dict:
     """What the study's training took: the devices its settings trained on (None if no record names one), the
-    distinct settings, their epochs and the wall time of all their seeds in hours (results rows' `device`,
+    distinct settings, their epochs and the wall time of all their seeds in words (results rows' `device`,
     `train_seconds`; a row shared by two sections counts once)."""
     rows = {r["run_id"]: r for section in TRAINING if section in results for r in runs(results[section])}
     devices = sorted({r["device"] for r in rows.values() if r.get("device")})
     seconds = sum(r.get("train_seconds") or 0.0 for r in rows.values())
     return {"devices": tex_escape(", ".join(devices)) if devices else None, "settings": len(rows),
             "epochs": count(sum(r["epochs"] * r.get("n_seeds", 1) for r in rows.values())),
-            "hours": f"{seconds / 3600:.1f}" if seconds >= 360 else None, "minutes": f"{seconds / 60:.0f}"}
+            "time": duration(seconds)}
+
+
+def duration(seconds: float) -> str:
+    """A wall time in words, to about two significant digits: '45 seconds', '1 minute', '12 minutes', '3.4 hours'."""
+    if seconds >= 10 * 3600:
+        return f"{seconds / 3600:.0f} hours"
+    if seconds >= 90 * 60:
+        return f"{seconds / 3600:.1f} hours"
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} minutes"
+    return "1 minute" if seconds >= 60 else f"{seconds:.0f} seconds"
 
 
 def interval_width(n: int, n_most: int) -> dict | None:
