@@ -152,11 +152,15 @@ def _zoom(ax: plt.Axes, source: plt.Axes, histories: dict[str, pd.DataFrame]) ->
 
 def _log_axis(ax: plt.Axes, series: list[pd.Series]) -> None:
     """A log y axis for `series`: labelled decades (`_log_decades`) when they span a factor of 10 or more, else
-    matplotlib's log ticks, which label values inside one decade."""
+    a few ticks inside the one decade, labelled as plain numbers (4.6, not 4.6 x 10^0)."""
     values = np.concatenate([_positive(pd.Series(s, dtype=float)).dropna().to_numpy() for s in series])
     ax.set_yscale("log")
     if len(values) and values.max() >= 10 * values.min():
         _log_decades(ax, values)
+    else:
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(4))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:.3g}"))
+        ax.yaxis.set_minor_locator(ticker.NullLocator())
 
 
 def decade_limits(values: np.ndarray) -> tuple[float, float]:
