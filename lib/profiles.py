@@ -62,12 +62,17 @@ def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
     `data_dir=None` means `make lab`'s DATA_DIR (lib.paths.notebook_data_dir) if given, else the profile's
     default: lib.paths.data_dir() for real data, its `synthetic-<profile>` folder (written if missing) for
     generated data. Synthetic data is written only there: a `data_dir` given to a synthetic profile is read as it
-    is, and raises DataError unless it holds a complete `cifar-100-python/`.
+    is, and raises DataError unless it holds a complete `cifar-100-python/`. A given `data_dir` that is not an
+    existing folder raises DataError (one line), whatever the profile.
     """
     spec = get_profile(profile)
     data_dir = data_dir if data_dir is not None else paths.notebook_data_dir()
     if data_dir is not None:
         folder = Path(data_dir).expanduser().resolve()
+        if not folder.is_dir():  # a typo or an unmounted disk: never created here, never a download attempt
+            raise DataError(f"data_dir {folder} {'is a file' if folder.exists() else 'does not exist'}: point "
+                            f"DATA_DIR (data_dir) at the folder that holds cifar-100-python/ or its .tar.gz, create "
+                            f"it first to download into it, or leave it unset to use {paths.data_dir()}")
         if spec.synthetic is not None and not (folder / "cifar-100-python" / "meta").is_file():
             raise DataError(f"data_dir {folder} holds no complete cifar-100-python/ folder, and profile {profile} "
                             f"writes its synthetic data only into a folder of its own: leave data_dir unset for "

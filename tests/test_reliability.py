@@ -418,6 +418,16 @@ def test_test_score_comes_from_the_final_weights_or_not_at_all(tiny_config, prev
     assert not (result.path / "test.json").exists()
 
 
+@pytest.mark.parametrize("profile", ["full", "smoke"])
+def test_a_data_dir_that_does_not_exist_is_named_in_one_line_and_not_created(tmp_path, profile):
+    from lib import study
+
+    missing = tmp_path / "typo"
+    with pytest.raises(DataError, match=r"data_dir .*typo does not exist: point DATA_DIR \(data_dir\) at") as error:
+        study.resolve_data_dir(profile, str(missing))
+    assert "\n" not in str(error.value) and not missing.exists()
+
+
 @pytest.mark.parametrize("left", ["train", "cifar-100-python.tar.gz"])
 def test_synthetic_profiles_never_write_into_a_users_data_folder(tmp_path, left):
     """A partial download (or an archive not yet unpacked) given to the smoke profile: refused in one line,
