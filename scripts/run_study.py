@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -321,6 +322,28 @@ def notebook_parameters_given(args: argparse.Namespace, notebooks: list[Path]) -
         return None
 
 
+def edited_notebook_notes(notebooks: list[Path]) -> list[str]:
+    """One line per notebook of `notebooks` that differs from its committed version in git (or is not committed):
+    the study runs that edit, and the line says how to see or undo it and where edits belong (make lab's
+    copies). None when git or the repository is not there to ask."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--", *(str(nb) for nb in notebooks)],
+                              cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if done.returncode != 0:
+        return []
+    notes = []
+    for line in done.stdout.splitlines():
+        state, name = line[:2], line[3:].strip()
+        if state == "??":
+            notes.append(f"{name} is not committed: this study runs it as it is")
+        elif state.strip():
+            notes.append(f"{name} differs from its committed version: this study runs your edit (git diff {name} "
+                         f"shows it, git checkout {name} undoes it; make lab gives you copies to edit in lab/ instead)")
+    return notes
+
+
 def print_plan(args: argparse.Namespace, params: dict[str, dict], notebooks: list[Path], training: tuple[str, ...]
                ) -> float | None:
     """Check every notebook's parameters and print the study's plan: the estimated training seconds (0.0 with
@@ -329,6 +352,8 @@ def print_plan(args: argparse.Namespace, params: dict[str, dict], notebooks: lis
         for name, given in params.items():  # what no run setting checks: refused here, before anything trains
             sections.check_parameters(name, **given)
         training_s = plan.print_study_plan(args.profile, args.data_dir, params, training) if training else 0.0
+        for line in edited_notebook_notes(notebooks):
+            print(line)
         extras = [nb.stem for nb in notebooks if nb.stem not in sections.SECTIONS]
         if extras:  # their runs come from their own parameters (a grid, architectures): planned where they train
             print(f"{' and '.join(extras)} train{'s' * (len(extras) == 1)} in the notebook, which prints the plan "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
 
 import pytest
 
@@ -189,6 +190,35 @@ def test_the_plans_seconds_per_epoch_are_of_the_images_it_names(smoke_base, monk
     out = capsys.readouterr().out
     n_train, n_val = map(int, re.search(r"(\d+) training and (\d+) validation images per epoch", out).groups())
     assert f"~{plan.format_seconds(n_train / 10 + n_val / 100)} per epoch" in out
+
+
+def test_the_plan_says_when_a_committed_notebook_was_edited(tmp_path, monkeypatch):
+    """A notebook that differs from its committed version gets one line saying the study runs the edit and how to
+    see or undo it; an unchanged one gets none; without git (or outside a repository) nothing is said."""
+    import importlib.util
+    import shutil
+
+    from lib import paths
+
+    spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    notebooks = [tmp_path / "notebooks" / name for name in ("01_data.ipynb", "02_learning_rate.ipynb")]
+    notebooks[0].parent.mkdir()
+    for notebook in notebooks:
+        notebook.write_text("{}\n")
+    monkeypatch.setattr(paths, "PROJECT_ROOT", tmp_path)
+    assert driver.edited_notebook_notes(notebooks) == []  # not a repository
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    for command in (["init", "-q"], ["add", "."], ["commit", "-qm", "notebooks"]):
+        subprocess.run(git + command, check=True)
+    notebooks[1].write_text('{"edited": true}\n')
+    notes = driver.edited_notebook_notes(notebooks)
+    name = "notebooks/02_learning_rate.ipynb"
+    assert notes == [f"{name} differs from its committed version: this study runs your edit (git diff {name} shows "
+                     f"it, git checkout {name} undoes it; make lab gives you copies to edit in lab/ instead)"]
 
 
 def test_the_plan_names_no_run_that_waits_on_a_choice(smoke_base, monkeypatch, capsys):
