@@ -90,19 +90,27 @@ def _setup(n_calls: int, epochs: int) -> tuple[float, str]:
     return n_calls * setup, words
 
 
+def aligned(table: list[list[str]]) -> list[str]:
+    """A table's rows as lines whose columns line up however long a cell is (a run name, a label): each column
+    as wide as its widest cell, two spaces between columns, the last column not padded."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))] if table else []
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)) + "  " + row[-1]
+            for row in table]
+
+
 def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1) -> float:
     """Print what a section will train (each setting with `seeds` seeds) and how long it should take here;
     returns the estimate in seconds."""
     runs = {label if seeds == 1 else f"{label}, seed {config.seed}": config
             for label, setting in runs.items() for config in with_seeds(setting, seeds)}
     rows, n_calls, speed = _rows(list(runs.values()), set())
-    width = max(len(label) for label in runs)
     stored = sum(status.startswith("stored") for status, _ in rows)
     print(f"{section}: {count(len(runs), 'run')}, {stored} already stored"
           + (": nothing to train" if stored == len(runs) else ""))
-    for label, config, (status, seconds) in zip(runs, runs.values(), rows, strict=True):
-        estimate = format_seconds(seconds) if seconds else "-"
-        print(f"  {label:<{width}}  {config.short_name():<40} {status:<28} {estimate}")
+    table = [[label, config.short_name(), status, format_seconds(seconds) if seconds else "-"]
+             for label, config, (status, seconds) in zip(runs, runs.values(), rows, strict=True)]
+    for line in aligned(table):
+        print(f"  {line}")
     total = sum(seconds for _, seconds in rows)
     if total:  # this process trains: it pays the set-up once per training call
         setup, words = _setup(n_calls, next(iter(runs.values())).epochs)
@@ -144,11 +152,14 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
         print(f"  wave {i}: {', '.join(dict.fromkeys(run.section for run in wave))}")
         waiting = [run.assumes is not None for run in wave]
         rows, n_calls, _ = _rows([run.config for run in wave], seen, waiting)
-        for run, (status, seconds) in zip(wave, rows, strict=True):
-            # a run that depends on a choice not made yet is not named: its config is not known before the choice
-            name = f"waits on {run.assumes}'s choice" if run.assumes else run.config.short_name()
-            print(f"    {run.section:<17} {run.label:<18} {name:<44} {status:<26} "
-                  f"{format_seconds(seconds) if seconds else '-'}")
+        # a run that depends on a choice not made yet is not named: its config is not known before the choice
+        table = [[run.section, run.label,
+                  f"waits on {run.assumes}'s choice" if run.assumes else run.config.short_name(),
+                  status, format_seconds(seconds) if seconds else "-"]
+                 for run, (status, seconds) in zip(wave, rows, strict=True)]
+        for line in aligned(table):
+            print(f"    {line}")
+        for run, (status, _) in zip(wave, rows, strict=True):
             if run.assumes and status != "the same run as above":
                 waits_on.setdefault(run.assumes, set()).add((run.section, run.label, run.config.seed))
         stored += sum(status.startswith("stored") for status, _ in rows)

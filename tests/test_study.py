@@ -253,6 +253,17 @@ def test_make_labs_data_dir_means_what_make_alls_does(synthetic_dir, tmp_path, m
         if folder == synthetic_dir:
             assert profiles.resolve_data_dir("smoke") == profiles.resolve_data_dir("smoke", str(folder)) == str(folder)
         else:
-            with pytest.raises(DataError, match="holds no complete cifar-100-python"):
+            with pytest.raises(DataError, match="incomplete does not exist"):
                 profiles.resolve_data_dir("smoke")
             assert not folder.exists()
+
+
+def test_plan_columns_line_up_whatever_the_run_names():
+    """A run name longer than any fixed width still leaves the status column aligned (one start for every row)."""
+    from lib.plan import aligned
+
+    lines = aligned([["no mixup, seed 0", "mobilenetv2-lr0.05-cosine-e2-wd0.0005", "stored", "-"],
+                     ["mixup alpha=0.2, seed 1", "mobilenetv2-lr0.05-cosine-e2-wd0.0005-mix0.2-sig4-10-s1", "to train",
+                      "3 s"]])
+    assert len({line.index(status) for line, status in zip(lines, ("stored", "to train"), strict=True)}) == 1
+    assert len({line.index("mobilenetv2") for line in lines}) == 1 and lines[1].endswith("to train  3 s")
