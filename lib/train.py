@@ -279,19 +279,24 @@ def _epoch_row(config: RunConfig, epoch: int, steps_per_epoch: int, factor: floa
     }
 
 
+TEXT_PROGRESS_SECONDS = 30.0  # plain-text bars redraw at most this often: each redraw is an output of the notebook
+
+
 def _progress_bar(configs: list[RunConfig], done: int, enabled: bool):
-    # Widgets in JupyterLab; plain text where papermill streams the kernel's output to a terminal.
-    if current().progress == "text":
+    # Widgets in JupyterLab; plain text where papermill streams the kernel's output to a terminal and keeps every
+    # redraw as a stderr output of the executed notebook: there a short run shows its first and last state only.
+    text = current().progress == "text"
+    if text:
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
 
     return tqdm(total=configs[0].epochs, initial=done, desc=run_names(configs), unit="epoch", disable=not enabled,
-                leave=True, dynamic_ncols=True)
+                leave=True, dynamic_ncols=True, mininterval=TEXT_PROGRESS_SECONDS if text else 0.1)
 
 
 def _show(bar, histories: list[list[dict]]) -> None:
     """One epoch more on the bar, with each run's last training loss and validation accuracy."""
-    bar.update(1)
     bar.set_postfix(train_loss="/".join(f"{h[-1]['train_loss']:.3f}" for h in histories),
-                    val_acc="/".join(f"{h[-1]['val_acc']:.3f}" for h in histories))
+                    val_acc="/".join(f"{h[-1]['val_acc']:.3f}" for h in histories), refresh=False)
+    bar.update(1)  # redraws (postfix included) only when the bar's interval has passed

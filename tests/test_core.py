@@ -443,3 +443,29 @@ def test_counts_say_one_run_and_two_runs():
     from lib.notation import count
 
     assert [count(n, "training call") for n in (0, 1, 2)] == ["0 training calls", "1 training call", "2 training calls"]
+
+
+def test_a_plain_text_progress_bar_of_a_short_run_draws_its_first_and_last_state_only(tiny_config, monkeypatch):
+    """Under papermill (AI6103_PROGRESS=text) every redraw of the bar is a stderr output of the executed notebook:
+    a run shorter than the redraw interval draws twice (start and end, with its final numbers)."""
+    import importlib
+
+    train_module = importlib.import_module("lib.train")
+    monkeypatch.setenv("AI6103_PROGRESS", "text")
+    writes = []
+
+    class Stderr:
+        def write(self, text):
+            if text.strip("\r\n "):
+                writes.append(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Stderr())
+    histories = [[{"train_loss": 4.6 - epoch, "val_acc": 0.01 * epoch}] for epoch in range(3)]
+    bar = train_module._progress_bar([dataclasses.replace(tiny_config, epochs=3)], 0, True)
+    for history in histories:
+        train_module._show(bar, [history])
+    bar.close()
+    assert len(writes) == 2 and "3/3" in writes[-1] and "train_loss=2.600" in writes[-1]
