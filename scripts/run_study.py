@@ -368,15 +368,16 @@ def train_step(args: argparse.Namespace, params: dict[str, dict], training: tupl
                total_s: float, started: float) -> bool:
     """Train the runs of `training` here before their notebooks run (train_ahead); False, said in one line, when
     training failed."""
-    print(f"\n{progress_line(0, total_s)} training the runs of {', '.join(training)}, wave by wave "
-          f"(estimate {plan.format_seconds(training_s)})", flush=True)
+    if training_s:  # else the plan has said that every run is stored: no line for a step with nothing to do
+        print(f"\n{progress_line(0, total_s)} training the runs of {', '.join(training)}, wave by wave "
+              f"(estimate {plan.format_seconds(training_s)})", flush=True)
     try:
         train_ahead(args.profile, args.data_dir, params, training, progress=not args.quiet)
     except (DataError, ConfigError, RunStoreError, SaveError, torch.OutOfMemoryError, OSError, ValueError) as error:
         print(f"FAILED while training: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
         return False
-    # In seconds: bench/study_record.py reads this line to time what lies outside training.
-    print(f"training: done in {time.time() - started:.1f} s", flush=True)
+    if training_s:  # in seconds: bench/study_record.py reads this line to time what lies outside training
+        print(f"training: done in {time.time() - started:.1f} s", flush=True)
     return True
 
 
