@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     copies = Path(args.dir).expanduser().resolve()
     for line in sync_copies(NOTEBOOKS_DIR, copies):
         print(line, flush=True)
-    command = [sys.executable, "-m", "jupyterlab", str(copies), *lab_options]
+    # CurveZMQ keys for the kernels' sockets (the ai6103 kernelspec supports them), as the study's driver uses:
+    # without them Lab's console logs "Kernel is running over TCP without encryption" for every kernel.
+    command = [sys.executable, "-m", "jupyterlab", str(copies), "--KernelManager.transport_encryption=auto",
+               *lab_options]
     if os.getuid() == 0 and "--allow-root" not in lab_options:
         command.append("--allow-root")  # root: containers, cloud notebooks
     try:

@@ -239,6 +239,7 @@ def test_data_notebook_runs_all_in_lab(browser, lab):
     assert any(cell.get("outputs") for cell in saved["cells"]), "the run's outputs are saved in the copy"
     assert (ROOT / "notebooks" / "01_data.ipynb").read_bytes() == committed
     assert _git_status_notebooks() == status
+    assert "without encryption" not in lab["log"].read_text()  # the kernel's sockets use CurveZMQ keys
 
 
 @pytest.mark.browser
