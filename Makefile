@@ -3,6 +3,8 @@
 # SEEDS=3: every setting trained with seeds 0..2 (default 1, the brief's); tables, choices and the paper use the mean
 # AUTHOR="Your Name" for the paper (without it: a visible placeholder, and make report says how to set it)
 # EXECUTOR=slurm: the runs train as tasks of a Slurm job array (docs/clusters.md; AI6103_SLURM_* settings)
+# SPECULATE=1: after section 2, sections 3-6 train in one wave for every choice they could start from (more runs,
+# the same results; it saves wall time where the runs of a wave train at the same time, e.g. on a large GPU)
 # `make` alone (or `make help`) lists every target with one line each.
 .DEFAULT_GOAL := help
 PROFILE ?= full
@@ -70,7 +72,7 @@ report: setup  ## the paper from results/<profile>/ -> report/<profile>/paper.pd
 
 # The whole study: its runs, then every notebook in order through papermill into executed/<profile>/ and
 # figures/<profile>/ (results in results/<profile>/), then the paper.
-STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SPECULATE),--speculate)
 
 notebooks: setup  ## train the study, run every notebook into executed/<profile>/ (PROFILE, SEEDS, DATA_DIR)
 	$(PY) scripts/run_study.py $(STUDY_ARGS) $(if $(SEEDS),--seeds $(SEEDS))

@@ -125,10 +125,29 @@ def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1)
     return total
 
 
+def _print_speculation(profile: str, data_dir: str | None, params: dict[str, dict], sections: tuple[str, ...],
+                       waves: list[list], seen: set[Path]) -> float:
+    """Say how many runs speculation adds to the plan's `waves` and what they cost here; returns those seconds."""
+    calls: list[list[RunConfig]] = []
+    plan_study(profile, data_dir, params, peek_summary, calls.append, sections, speculate=True)
+    planned = {run.config for wave in waves for run in wave}
+    extra = list(dict.fromkeys(c for call in calls for c in call if c not in planned))
+    if not extra:
+        print("speculation: no run to add (no choice of section 2 onwards is left to wait for)")
+        return 0.0
+    rows, n_calls, _ = _rows(extra, seen)
+    seconds = sum(s for _, s in rows) + (_setup(n_calls, extra[0].epochs)[0] if any(s for _, s in rows) else 0.0)
+    print(f"speculation: {count(len(extra), 'more run')} (every choice sections 5 and 6 could start from), trained "
+          f"with sections 3 and 4 in one wave after section 2: ~{format_seconds(seconds)} more training here; it "
+          f"saves the wait between waves only where a wave's runs train at the same time")
+    return seconds
+
+
 def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str, dict] | None = None,
-                     sections: tuple[str, ...] = TRAINING) -> float:
+                     sections: tuple[str, ...] = TRAINING, speculate: bool = False) -> float:
     """Print every run of the study (lib.sections), wave by wave, and the estimated training time on this machine
-    (set-up included, stored runs free); returns that estimate in seconds."""
+    (set-up included, stored runs free); returns that estimate in seconds. With `speculate`, also the runs
+    speculation adds and what they cost here (included in the estimate)."""
     waves = [wave for wave in plan_study(profile, data_dir, params or {}, peek_summary, sections=sections) if wave]
     if not waves:
         print("no training section in this run: nothing to train")
@@ -169,6 +188,8 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
                   f"{training[0].epochs} epochs")
             setup, _ = _setup(n_calls, training[0].epochs)
             total += setup + sum(seconds for _, seconds in rows)
+    if speculate:
+        total += _print_speculation(profile, data_dir, params or {}, sections, waves, seen)
     known = len({run_path(run.config) for wave in waves for run in wave if not run.assumes})
     n_waiting = sum(len(runs) for runs in waits_on.values())
     if stored == known and not n_waiting:

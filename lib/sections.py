@@ -294,17 +294,24 @@ class PlannedRun:
 
 
 def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summary_of: Callable,
-               train_wave: Callable | None = None, sections: tuple[str, ...] = TRAINING) -> list[list[PlannedRun]]:
+               train_wave: Callable | None = None, sections: tuple[str, ...] = TRAINING,
+               speculate: bool = False) -> list[list[PlannedRun]]:
     """Every run of the study, wave by wave (`waves`), as the notebooks will ask for them.
 
     `params[section]`: a notebook's parameters (`Section.config_params`, `choose_by`, `seeds`);
     `summary_of(config)`: a finished run's summary or None. A choice whose runs are finished is made as the
     notebook will make it; one not known yet assumes the section's first run, and the runs depending on it say so
-    (`assumes`). `train_wave(configs)`, if given, trains each wave before its choices are made (the driver).
-    Sections not in `sections` are not planned; their choices come from their results files."""
+    (`assumes`). `train_wave(configs)`, if given, trains each wave before its choices are made (the driver); with
+    `speculate`, the second wave's call trains every later wave too, for every choice they could start from
+    (`speculative_configs`), so the chain of waves costs one wave of wall time where its runs train at once. The
+    choices, and so the planned runs, are the same either way. Sections not in `sections` are not planned; their
+    choices come from their results files."""
     known: dict[str, tuple[dict, str | None]] = {}  # section -> (settings it hands on, assumption or None)
     planned = []
-    for wave in waves():
+    for i, wave in enumerate(waves()):
+        if speculate and train_wave is not None and i == 1:
+            later = [name for later_wave in waves()[1:] for name in later_wave if name in sections]
+            train_wave(speculative_configs(later, known, profile, data_dir, params))
         this_wave = []
         for name in (n for n in wave if n in sections):
             source = get(name).starts_from
@@ -332,6 +339,28 @@ def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summ
             known[name] = (settings_of(runs[label][0].config), assumes)
         planned.append(this_wave)
     return planned
+
+
+def speculative_configs(names: list[str], known: dict[str, tuple[dict, str | None]], profile: str,
+                        data_dir: str | None, params: dict[str, dict]) -> list[RunConfig]:
+    """Every run of the sections `names` (in wave order) for every choice they could start from: a choice in
+    `known` (section -> (settings it hands on, assumption)) as made, one not made yet as each of its section's
+    settings. Distinct configs, every seed, in order."""
+    offers = {name: [settings] for name, (settings, _) in known.items()}  # section -> what it may hand on
+    configs: list[RunConfig] = []
+    for name in names:
+        source = get(name).starts_from
+        given = {k: v for k, v in params.get(name, {}).items() if k in get(name).config_params}
+        seeds = params.get(name, {}).get("seeds", 1)
+        offered = []
+        for upstream in offers.get(source, [None]):
+            labelled = section_configs(name, profile, data_dir,
+                                       upstream={source: upstream} if upstream is not None else None, **given)
+            configs += [config for setting in labelled.values() for config in with_seeds(setting, seeds)]
+            offered += [settings_of(setting) for setting in labelled.values()]
+        if get(name).choose_by:
+            offers[name] = [dict(item) for item in dict.fromkeys(tuple(sorted(o.items())) for o in offered)]
+    return list(dict.fromkeys(configs))
 
 
 def _mean_summary(summaries: list[dict | None]) -> dict | None:

@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--executed-dir", default=None,
                         help="where executed copies go (default: executed/<profile>/)")
     parser.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output here")
+    parser.add_argument("--speculate", action="store_true",
+                        help="after section 2, train sections 3-6 in one wave for every choice they could start "
+                             "from (more runs, the same results; make: SPECULATE=1)")
     return parser.parse_args(argv)
 
 
@@ -351,7 +354,8 @@ def print_plan(args: argparse.Namespace, params: dict[str, dict], notebooks: lis
     try:
         for name, given in params.items():  # what no run setting checks: refused here, before anything trains
             sections.check_parameters(name, **given)
-        training_s = plan.print_study_plan(args.profile, args.data_dir, params, training) if training else 0.0
+        training_s = plan.print_study_plan(args.profile, args.data_dir, params, training,
+                                           speculate=args.speculate) if training else 0.0
         for line in edited_notebook_notes(notebooks):
             print(line)
         extras = [nb.stem for nb in notebooks if nb.stem not in sections.SECTIONS]
@@ -372,7 +376,7 @@ def train_step(args: argparse.Namespace, params: dict[str, dict], training: tupl
         print(f"\n{progress_line(0, total_s)} training the runs of {', '.join(training)}, wave by wave "
               f"(estimate {plan.format_seconds(training_s)})", flush=True)
     try:
-        train_ahead(args.profile, args.data_dir, params, training, progress=not args.quiet)
+        train_ahead(args.profile, args.data_dir, params, training, progress=not args.quiet, speculate=args.speculate)
     except (DataError, ConfigError, RunStoreError, SaveError, torch.OutOfMemoryError, OSError, ValueError) as error:
         print(f"FAILED while training: {type(error).__name__}: {' '.join(str(error).split())}", file=sys.stderr)
         return False
@@ -416,7 +420,7 @@ def run_notebook(notebook: Path, parameters: dict, executed_dir: Path, quiet: bo
 
 
 def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], training: tuple[str, ...],
-                progress: bool) -> None:
+                progress: bool, speculate: bool = False) -> None:
     """Train every run of `training` sections before their notebooks run: each wave of lib.sections once the
     choices it starts from are made (the notebooks make the same choices from the same runs). Where
     AI6103_EXECUTOR says (lib.executor); with AI6103_SLURM_WAIT=0 the driver ends after submitting, with
@@ -424,7 +428,7 @@ def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], tra
     apply_torch_settings()
     with silence_unofficial_warning():  # the plan said what data this is
         try:
-            sections.plan_study(profile, data_dir, params, peek_summary, sections=training,
+            sections.plan_study(profile, data_dir, params, peek_summary, sections=training, speculate=speculate,
                                 train_wave=lambda configs: executor.run_or_load_many(configs, progress=progress))
         except executor.TasksSubmitted as submitted:
             print(f"\n{submitted}", flush=True)

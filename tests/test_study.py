@@ -267,3 +267,30 @@ def test_plan_columns_line_up_whatever_the_run_names():
                       "3 s"]])
     assert len({line.index(status) for line, status in zip(lines, ("stored", "to train"), strict=True)}) == 1
     assert len({line.index("mobilenetv2") for line in lines}) == 1 and lines[1].endswith("to train  3 s")
+
+
+def test_speculation_trains_every_later_choice_at_once_and_chooses_as_without(synthetic_dir):
+    """With speculation the second wave's call trains sections 3-6 for every choice they could start from (mixup
+    on each weight decay, Sigmoid on each possible section-5 choice): 4 runs more than the chain, none trained
+    after that call, and the same planned runs and choices as wave by wave (here 04 chooses its second decay)."""
+    def metrics(config):  # a smaller decay, mixup and ReLU validate better; a rate of 0.05 trains best
+        return {"final_train_loss": abs(config.lr - 0.05), "final_val_acc": 0.5 - 100 * config.weight_decay
+                + config.mixup_alpha - 0.01 * len(config.sigmoid_blocks)}
+
+    def study(speculate: bool) -> tuple[list, list[list]]:
+        stored, calls = {}, []
+
+        def train_wave(configs):
+            calls.append(list(configs))
+            stored.update({config: metrics(config) for config in configs})
+
+        planned = sections.plan_study("smoke", str(synthetic_dir), {}, stored.get, train_wave, speculate=speculate)
+        return planned, calls
+
+    chain, chain_calls = study(speculate=False)
+    speculated, calls = study(speculate=True)
+    assert speculated == chain  # the same runs, so the same choices (04: wd=1e-4, 05: mixup)
+    assert [run.config.weight_decay for run in chain[2]] == [1e-4, 1e-4]
+    trained, chain_trained = ({c for call in found for c in call} for found in (calls, chain_calls))
+    assert chain_trained < trained and len(trained - chain_trained) == 4
+    assert {c for call in calls[2:] for c in call} <= set(calls[1])  # nothing new after the speculative call
