@@ -137,9 +137,10 @@ def _print_speculation(profile: str, data_dir: str | None, params: dict[str, dic
         return 0.0
     rows, n_calls, _ = _rows(extra, seen)
     seconds = sum(s for _, s in rows) + (_setup(n_calls, extra[0].epochs)[0] if any(s for _, s in rows) else 0.0)
-    print(f"speculation: {count(len(extra), 'more run')} (every choice sections 5 and 6 could start from), trained "
-          f"with sections 3 and 4 in one wave after section 2: ~{format_seconds(seconds)} more training here; it "
-          f"saves the wait between waves only where a wave's runs train at the same time")
+    to_train = sum(1 for _, s in rows if s)
+    print(f"speculation: {count(len(extra), 'more run')} (every choice sections 5 and 6 could start from), "
+          f"{to_train} of them to train, with sections 3 and 4 in one wave after section 2: ~{format_seconds(seconds)} "
+          f"more training here; it saves the wait between waves only where a wave's runs train at the same time")
     return seconds
 
 
