@@ -7,6 +7,7 @@ previous one is used, so a kill at any instant leaves a loadable state.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import socket
@@ -20,6 +21,7 @@ import torch
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 METRICS = "metrics.csv"  # one row per finished epoch, rewritten after every epoch for people watching a run
+ENVIRONMENT = "env.json"  # what produced the run: versions, device, commit, speed features dropped (lib.runs)
 
 
 class RunStoreError(RuntimeError):
@@ -155,3 +157,15 @@ def restore(run_dir: Path, model, optimizer, generator, mixup_rng, scaler=None) 
     np.random.set_state(state["numpy_rng"])
     random.setstate(state["python_rng"])
     return state["history"]
+
+
+def note_in_environment(run_dir: Path, key: str, item: dict) -> None:
+    """Append `item` to the list `key` of a run folder's env.json (written when its training started); nothing
+    when the folder has none (a run without a folder, or one not started through the run store)."""
+    path = Path(run_dir) / ENVIRONMENT
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    record.setdefault(key, []).append(item)
+    atomic_write_text(path, json.dumps(record, indent=1))

@@ -23,7 +23,15 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths
-from .checkpoint import METRICS, PREVIOUS, RunStoreError, atomic_write_text, load_state, remove_stale_temporaries
+from .checkpoint import (
+    ENVIRONMENT,
+    METRICS,
+    PREVIOUS,
+    RunStoreError,
+    atomic_write_text,
+    load_state,
+    remove_stale_temporaries,
+)
 from .config import RunConfig, config_hash
 from .data import data_info
 from .models import weights_fingerprint
@@ -31,7 +39,6 @@ from .schedule import early_stop, final_epoch, is_finished
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
 SUMMARY = "summary.json"
-ENVIRONMENT = "env.json"  # what produced the run: versions, device, commit (lib.runs.environment)
 
 
 @dataclass

@@ -12,6 +12,7 @@ What it is not: the run store (lib.store) or the decision what to train (lib.run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import tempfile
@@ -71,12 +72,14 @@ def _build(configs: list[RunConfig], rt: Runtime):
     """One fresh model and optimiser per config, and the parameter of each whose gradient norm is logged."""
     models, optimizers, watched = [], [], []
     for config in configs:
-        model = make_model(config, rt)
+        with speed_stage("channels_last", rt.channels_last):
+            model = make_model(config, rt)
         params = dict(model.named_parameters())
         if config.grad_norm_param not in params:
             raise ValueError(f"grad_norm_param must name a parameter of {config.arch}, got {config.grad_norm_param!r}")
         models.append(model)
-        optimizers.append(make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd))
+        with speed_stage("fused_sgd", rt.fused_sgd):
+            optimizers.append(make_optimizer(model.parameters(), config, rt.device, rt.fused_sgd))
         watched.append(params[config.grad_norm_param])
     return models, optimizers, watched
 
@@ -129,8 +132,8 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
         histories, running, rounds = [[] for _ in configs], list(range(len(configs))), []
         while running:  # one round per stack: the first, then one after each early stop
             rounds.append({})
-            trained = _train_or_retry([configs[i] for i in running], [run_dirs[i] for i in running], progress, rt,
-                                      rounds[-1])
+            trained = _train_with_fallbacks([configs[i] for i in running], [run_dirs[i] for i in running],
+                                            progress, rt, rounds[-1])
             for i, history in zip(running, trained, strict=True):
                 histories[i] = history
             running = [i for i in running if not is_finished(configs[i], _val_losses(histories[i]))]
@@ -140,6 +143,52 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
 
 def _val_losses(history: list[dict]) -> list[float]:
     return [row["val_loss"] for row in history]
+
+
+# Speed features a stack drops, in this order, when building it or its first epoch fails with a RuntimeError (a
+# compiler, capture or kernel error): each is a speed choice, never worth a crash of the study.
+SPEED_FEATURES = ("compile", "cuda_graphs", "fused_sgd", "channels_last")
+
+
+def _uses(rt: Runtime, feature: str, configs: list[RunConfig]) -> bool:
+    return rt.compiles(configs[0].epochs) if feature == "compile" else getattr(rt, feature)
+
+
+@contextlib.contextmanager
+def speed_stage(feature: str, on: bool):
+    """Mark a RuntimeError raised inside as `feature`'s (when it is on), so the fallback drops that one."""
+    try:
+        yield
+    except RuntimeError as error:
+        if on and not isinstance(error, torch.OutOfMemoryError):
+            error.speed_feature = feature
+        raise
+
+
+def _train_with_fallbacks(configs: list[RunConfig], run_dirs: list[Path | None], progress: bool, rt: Runtime,
+                          phases: dict) -> list[list[dict]]:
+    """`_train_or_retry`, tried again without a speed feature each time building the stack or its first epoch fails
+    with a RuntimeError other than running out of memory: the feature of the stage that failed (`speed_stage`),
+    else the first still on (SPEED_FEATURES: a compiled model fails lazily, in its first step); one line says which was
+    dropped and why, and each run's env.json records it (`speed_features_dropped`). Errors of a later epoch, and
+    of a stack with no feature left to drop, propagate."""
+    while True:
+        try:
+            return _train_or_retry(configs, run_dirs, progress, rt, phases)
+        except RuntimeError as error:  # the stage's feature (speed_stage), else the first still on (a lazy compile)
+            feature = getattr(error, "speed_feature", None) or next(
+                (f for f in SPEED_FEATURES if _uses(rt, f, configs)), None)
+            if isinstance(error, torch.OutOfMemoryError) or phases.get("epoch_seconds") or feature is None:
+                raise
+            reason = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+        print(f"{feature} failed for {run_names(configs)} before its first epoch ended ({reason}): training on "
+              f"without it", flush=True)
+        for run_dir in run_dirs:
+            if run_dir is not None:
+                checkpoint.note_in_environment(run_dir, "speed_features_dropped",
+                                               {"feature": feature, "reason": reason})
+        rt = dataclasses.replace(rt, **{feature: False})
+        phases.clear()
 
 
 def _train_or_retry(configs: list[RunConfig], run_dirs: list[Path | None], progress: bool, rt: Runtime,
@@ -240,9 +289,10 @@ def _timed_step(net, runs: list[RunState], sums: torch.Tensor, rt: Runtime, spli
     """The stack's step (lib.step.make_step); its build time (cuDNN autotuning, compilation, capture) in `phases`."""
     phases["compiled"] = rt.compiles(runs[0].config.epochs)
     started = time.perf_counter()
-    step = make_step(net, [run.optimizer for run in runs], [run.watched for run in runs], sums, rt, split,
-                     runs[0].config.batch_size, compile_model=phases["compiled"], per_run_batches=per_run_batches,
-                     scalers=[run.scaler for run in runs])
+    with speed_stage("compile" if phases["compiled"] else "cuda_graphs", phases["compiled"] or rt.cuda_graphs):
+        step = make_step(net, [run.optimizer for run in runs], [run.watched for run in runs], sums, rt, split,
+                         runs[0].config.batch_size, compile_model=phases["compiled"], per_run_batches=per_run_batches,
+                         scalers=[run.scaler for run in runs])
     synchronize(rt.device)
     phases["build_seconds"] = time.perf_counter() - started
     phases["epoch_seconds"] = []  # wall seconds of each epoch trained here, all runs of the stack together

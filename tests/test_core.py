@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import pickle
 import sys
@@ -469,3 +470,37 @@ def test_a_plain_text_progress_bar_of_a_short_run_draws_its_first_and_last_state
         train_module._show(bar, [history])
     bar.close()
     assert len(writes) == 2 and "3/3" in writes[-1] and "train_loss=2.600" in writes[-1]
+
+
+@pytest.mark.slow  # compiles (aot_eager) and trains each case twice: about 5 s each on 2 cores
+@pytest.mark.parametrize("feature", ["compile", "fused_sgd", "channels_last"])
+def test_a_speed_feature_that_fails_is_dropped_and_the_run_trains_on(tiny_config, tiny_model, tmp_path, monkeypatch,
+                                                                     capsys, feature):
+    """A speed feature whose stage raises while the stack is built (compilation, the fused optimiser, the NHWC
+    model): one line names it, env.json records it, and the run trains to exactly what it gives without it."""
+    import importlib
+
+    from lib.device import runtime
+
+    train_module = importlib.import_module("lib.train")
+    tiny_config = dataclasses.replace(tiny_config, grad_norm_param="conv.weight")
+    rt = runtime(compile=True, compile_backend="aot_eager", compile_min_epochs=1, fused_sgd=True, channels_last=True)
+    without = dataclasses.replace(rt, **{feature: False})
+    expected = train_module.train_together([tiny_config], [None], progress=False, rt=without)[0]
+    stages = {"compile": ("make_step", "compile_model"), "fused_sgd": ("make_optimizer", None),
+              "channels_last": ("make_model", None)}
+    name, flag = stages[feature]
+    original = getattr(train_module, name)
+
+    def failing(*args, **kwargs):
+        on = kwargs.get(flag) if flag else (args[-1] if name == "make_optimizer" else args[1].channels_last)
+        if on:
+            raise RuntimeError(f"{feature} is broken here")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, name, failing)
+    (tmp_path / "env.json").write_text("{}")
+    found = train_module.train_together([tiny_config], [tmp_path], progress=False, rt=rt)[0]
+    assert f"{feature} failed for" in capsys.readouterr().out
+    assert json.loads((tmp_path / "env.json").read_text())["speed_features_dropped"][0]["feature"] == feature
+    assert [row["train_loss"] for row in found] == [row["train_loss"] for row in expected]
