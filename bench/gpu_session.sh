@@ -83,8 +83,11 @@ e2e() {  # E2E_PROFILE=smoke E2E_SECONDS=100 tries the phase's mechanics on a CP
   started=$(date +%s.%N)
   # Stopped in time to leave the record and the results (the driver ends its kernel on SIGTERM): 60 s before the
   # phase's limit, counted from the phase's start (SECONDS: this shell's age), set-up and data included.
+  # As a user gets it with SPECULATE=1 (E2E_SPECULATE=0: wave by wave): sections 3-6 in one wave after section 2.
+  local speculate=()
+  [[ ${E2E_SPECULATE:-1} == 1 ]] && speculate=(--speculate)
   timeout --kill-after=5 "$((E2E_SECONDS - 60 - SECONDS))" python3 scripts/run_study.py --profile "$profile" \
-    --executed-dir "$work/executed" 2>&1 | tee -a "$work/study.log"
+    --executed-dir "$work/executed" "${speculate[@]}" 2>&1 | tee -a "$work/study.log"
   local rc=${PIPESTATUS[0]}
   local wall
   wall=$(python3 -c "import time; print(round(time.time() - $started, 1))")
