@@ -2,7 +2,8 @@
 
 What it is: training and evaluation images per second of an architecture here (from the finished runs in the
 run store trained the same way, else a short benchmark of lib.train's own step, measured once per machine and
-cached in `runs/throughput.json`), seconds per epoch of a config, and the stacking decision
+cached in `runs/throughput.json`: not when other runs trained here meanwhile, measured again when the finished runs
+disagree with it by more than 2x), seconds per epoch of a config, and the stacking decision
 (`runs_to_stack`). The run store asks it how to group runs; the study's plan asks it for estimates.
 What it is not: the plan itself (lib.plan) or the training (lib.train).
 """
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
+import re
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -20,7 +24,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import atomic_write_text, remove_stale_temporaries
+from .checkpoint import _alive, atomic_write_text, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime, synchronize
@@ -86,28 +90,83 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) 
     The median speed of the finished runs of `arch` here trained that way when there are any; otherwise
     `benchmarked`, a short measurement.
     """
-    speed = benchmarked(arch, batch_size, runs)
     measured_train = _measured_speed(arch, runtime().describe(), runs, batch_size)
+    speed = _benchmarked(arch, batch_size, runs, measured_train)
     if measured_train is None:
         return speed
     ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
     return {**speed, "train_images_per_second": measured_train, "eval_images_per_second": ratio * measured_train}
 
 
+DISAGREEMENT = 2.0  # a cached probe this many times slower or faster than the finished runs is measured again
+_NOT_CACHED: dict[str, dict] = {}  # probes measured while other training ran here: kept by this process only
+
+
 def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
     """`_benchmark`'s images per second here, measured once per machine, device features and torch version and
-    cached in the run store (`runs/throughput.json`)."""
+    cached in the run store (`runs/throughput.json`).
+
+    A probe measured while other processes trained runs here (`training_here`) is not cached: this process uses it,
+    with a warning, and the next process measures again. A cached probe whose training speed is more than
+    DISAGREEMENT times off the finished runs' trained that way (`_measured_speed`) is measured again, once per such
+    speed of the finished runs.
+    """
+    return _benchmarked(arch, batch_size, runs, _measured_speed(arch, runtime().describe(), runs, batch_size))
+
+
+def _benchmarked(arch: str, batch_size: int, runs: int, finished: float | None) -> dict:
+    """`benchmarked`, given `finished`, the finished runs' median training images/s (None: no such runs)."""
     rt = runtime()
     key = (f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
            + (f"|batch {batch_size}" if batch_size != 128 else ""))  # the brief's batch: the keys cached before
     cache = _throughput_file()
     known = _read_throughput(cache)
-    if key not in known:
-        known[key] = _benchmark(arch, batch_size, rt, runs)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(cache.parent)  # of writers that are gone
-        atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
-    return known[key]
+    for entry in (known.get(key), _NOT_CACHED.get(key)):
+        if entry is not None and not _disagrees(entry, finished):
+            return entry
+    busy = training_here()
+    entry = {**_benchmark(arch, batch_size, rt, runs), **({"checked_against": finished} if finished else {})}
+    busy += [holder for holder in training_here() if holder not in busy]  # and those that started meanwhile
+    if busy:
+        warnings.warn(f"the speed probe of {arch} ran while {', '.join(busy)} trained here: "
+                      f"{entry['train_images_per_second']:.0f} training images/s, not cached (estimates may be "
+                      f"too long); the next process measures again", stacklevel=3)
+        _NOT_CACHED[key] = entry
+        return entry
+    _NOT_CACHED.pop(key, None)
+    known[key] = entry
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache.parent)  # of writers that are gone
+    atomic_write_text(cache, json.dumps(known, indent=1))  # two notebooks may write it at once
+    return entry
+
+
+def _disagrees(entry: dict, finished: float | None) -> bool:
+    """Whether a probe's training speed is more than DISAGREEMENT times off the finished runs' speed `finished`
+    (None: no finished runs), and was not already measured again against a speed within that factor of it."""
+    def apart(a: float, b: float) -> bool:
+        return max(a, b) > DISAGREEMENT * min(a, b)
+
+    checked = entry.get("checked_against")
+    return (finished is not None and apart(entry["train_images_per_second"], finished)
+            and (checked is None or apart(checked, finished)))
+
+
+def training_here() -> list[str]:
+    """Who trains on this machine now, besides this process: the holders ("pid N on host", as lib.store's run
+    locks record them) of the lock files of unfinished runs in the run store that are live processes here. Read
+    from the files, taking no lock (a trainer that found its lock taken would stop)."""
+    host, holders = socket.gethostname(), []
+    for lock in paths.runs_dir().glob("*/lock"):
+        try:
+            holder = lock.read_text().strip()
+        except OSError:
+            continue
+        found = re.fullmatch(r"pid (\d+) on (.+)", holder)
+        if (found and found[2] == host and int(found[1]) != os.getpid() and _alive(int(found[1]))
+                and not (lock.parent / "summary.json").exists() and holder not in holders):
+            holders.append(holder)
+    return holders
 
 
 def _read_throughput(cache: Path) -> dict:

@@ -7,7 +7,9 @@ What it is not: a torch Dataset/DataLoader pipeline (the whole split lives on th
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import json
 import pickle
 import struct
 import tarfile
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from . import paths
+from .checkpoint import atomic_write, atomic_write_text, remove_stale_temporaries
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE = "cifar-100-python.tar.gz"
@@ -211,10 +214,55 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
     plus noise, so a small network learns it within an epoch or two. Laid out like the official Python-2
     pickles (byte-string keys and names, the images as a uint8 N x 3072 array); the train file's
     `batch_label` marks it as synthetic.
+
+    Safe for several processes at once: the folder is written under a lock (`data_dir/.cifar-100-python.lock`),
+    each file to a temporary name renamed into place, `meta` last, so a reader that finds `meta` finds the whole
+    set. A folder already holding a set written with the same arguments (say, by the process that took the lock
+    first) is left as it is, so every process gets the same data and fingerprint.
     """
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be >= 1, got {n_train}, {n_test}")
-    rng = np.random.default_rng(seed)
+    root = Path(data_dir).expanduser()
+    folder = root / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    arguments = {"n_train": n_train, "n_test": n_test, "seed": seed, "num_classes": num_classes}
+    with _exclusive_lock(root / f".{FOLDER}.lock"):
+        if _written_with(folder, arguments):
+            return folder
+        (folder / "meta").unlink(missing_ok=True)  # a rewrite: readers see no data meanwhile, not a mix
+        remove_stale_temporaries(folder, locked=True)  # what a writer killed mid-file left
+        _write_synthetic_files(folder, arguments)
+    return folder
+
+
+SYNTHETIC_STAMP = "synthetic.json"  # in the data folder: the arguments its synthetic files were written with
+
+
+def _written_with(folder: Path, arguments: dict) -> bool:
+    """Whether `folder` holds a complete synthetic set written with `arguments`."""
+    try:
+        stamp = json.loads((folder / SYNTHETIC_STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return stamp == arguments and all((folder / name).is_file() for name in FILE_MD5)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    """Hold an exclusive lock on the file `path` (created if missing), waiting for any process that holds it;
+    the OS releases it if this process dies."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_synthetic_files(folder: Path, arguments: dict) -> None:
+    """Generate and write train, test, the stamp and meta (last: its presence means the set is complete)."""
+    n_train, n_test, num_classes = arguments["n_train"], arguments["n_test"], arguments["num_classes"]
+    rng = np.random.default_rng(arguments["seed"])
     # Class patterns: 8x8 random colours upsampled to 32x32 (smooth, distinct), uint8 range.
     coarse = rng.uniform(30, 225, size=(num_classes, 8, 8, 3))
     patterns = coarse.repeat(4, axis=1).repeat(4, axis=2)  # classes x 32 x 32 x 3
@@ -229,8 +277,6 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
         rows = images.transpose(0, 3, 1, 2).reshape(n, 3072)  # official layout: R, G, B planes per row
         return rows, labels.tolist()
 
-    folder = Path(data_dir).expanduser() / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
     fine_names = [f"class_{i:02d}".encode() for i in range(num_classes)]
     for name, n in (("train", n_train), ("test", n_test)):
         rows, labels = make(n)
@@ -238,9 +284,9 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
                  b"batch_label": SYNTHETIC_TAG.encode(), b"fine_labels": labels,
                  b"coarse_labels": [label % 20 for label in labels], b"data": rows}
         _write_python2_pickle(folder / name, batch)
+    atomic_write_text(folder / SYNTHETIC_STAMP, json.dumps(arguments))
     _write_python2_pickle(folder / "meta", {b"fine_label_names": fine_names,
                                             b"coarse_label_names": [f"super_{i:02d}".encode() for i in range(20)]})
-    return folder
 
 
 class _Python2Pickler(pickle._Pickler):
@@ -260,8 +306,12 @@ class _Python2Pickler(pickle._Pickler):
 
 
 def _write_python2_pickle(path: Path, obj: dict) -> None:
-    with open(path, "wb") as f:
-        _Python2Pickler(f, protocol=2).dump(obj)
+    """Pickle `obj` as Python 2 would into `path`, atomically (a temporary file renamed into place)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            _Python2Pickler(f, protocol=2).dump(obj)
+
+    atomic_write(path, write)
 
 
 def check_split(n_total: int, val_size: int, train_subset: int | None, val_subset: int | None) -> None:

@@ -53,4 +53,15 @@ def executed_dir(profile: str | None = None) -> Path:
 
 
 def report_dir() -> Path:
+    """The paper's sources (report/ in the project: paper.tex, the prose templates); never moved."""
     return PROJECT_ROOT / "report"
+
+
+def paper_dir(profile: str) -> Path:
+    """Where `make report` puts a profile's paper.pdf (report/<profile>/; AI6103_REPORT_DIR moves report/)."""
+    return _folder(current().report_dir, "report") / profile
+
+
+def paper_build_dir(profile: str) -> Path:
+    """Where a profile's paper is built (report/build/<profile>/; AI6103_REPORT_DIR moves report/)."""
+    return _folder(current().report_dir, "report") / "build" / profile

@@ -30,7 +30,7 @@ PRECISION_CHOICES = ("auto", "bf16", "fp16", "fp32")
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 EXECUTORS = ("local", "slurm")
 FOLDER_VARIABLES = ("AI6103_DATA_DIR", "AI6103_RUNS_DIR", "AI6103_RESULTS_DIR", "AI6103_FIGURES_DIR",
-                    "AI6103_EXECUTED_DIR", "AI6103_NOTEBOOK_DATA_DIR")
+                    "AI6103_EXECUTED_DIR", "AI6103_NOTEBOOK_DATA_DIR", "AI6103_REPORT_DIR")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class Settings:
     results_dir: str | None = None  # AI6103_RESULTS_DIR: a folder; None = results/
     figures_dir: str | None = None  # AI6103_FIGURES_DIR: a folder; None = figures/
     executed_dir: str | None = None  # AI6103_EXECUTED_DIR: a folder; None = executed/
+    report_dir: str | None = None  # AI6103_REPORT_DIR: a folder for the papers and their builds; None = report/
 
 
 def parse(variable: str, text: str, allowed: str, kind: type = str, choices: tuple = (), least: float = -math.inf,

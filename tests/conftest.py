@@ -32,8 +32,8 @@ def synthetic_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def private_folders(tmp_path, monkeypatch):
-    """Every test gets its own run store, results and figures folders: no test touches a user's runs."""
-    for name in ("RUNS", "RESULTS", "FIGURES"):
+    """Every test gets its own run store, results, figures and paper folders: no test touches a user's runs."""
+    for name in ("RUNS", "RESULTS", "FIGURES", "REPORT"):
         monkeypatch.setenv(f"AI6103_{name}_DIR", str(tmp_path / name.lower()))
     monkeypatch.setenv("AI6103_DEVICE", "cpu")
     for name in ("AI6103_EXECUTOR", "AI6103_WORKERS"):  # a user's shell must not send the tests' runs to Slurm

@@ -326,6 +326,37 @@ def test_damaged_data_folder_is_an_error_not_a_run(tmp_path, damage):
     _one_line(error)
 
 
+def _fingerprint_as_a_profile_does(folder: Path, start, answers) -> None:
+    """What lib.profiles.resolve_data_dir does with a synthetic folder, after `start` (a Barrier) lets every
+    process go at once: write the data unless its meta file is there, then fingerprint it."""
+    start.wait()
+    try:
+        if not (folder / "cifar-100-python" / "meta").is_file():
+            lib.write_synthetic_cifar100(folder, n_train=300, n_test=100)
+        answers.put(lib.data_info(folder, download=False).fingerprint)
+    except Exception as error:  # noqa: BLE001 - a half-written file read is the failure this test looks for
+        answers.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_creating_the_same_synthetic_folder_all_get_one_fingerprint(tmp_path):
+    """Four processes at once on a fresh folder, five times (about 1 s): one fingerprint each time. Files written in
+    place gave two fingerprints or a half-written file in 12 of 20 such rounds; by hand, 50 rounds of four, 50 of
+    two and 10 pairs at 3,000 images (which failed once in place) all gave one fingerprint."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # the children use numpy and pickle only, no torch
+    for round_ in range(5):
+        folder, start, answers = tmp_path / str(round_), context.Barrier(4), context.Queue()
+        processes = [context.Process(target=_fingerprint_as_a_profile_does, args=(folder, start, answers))
+                     for _ in range(4)]
+        for process in processes:
+            process.start()
+        got = [answers.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join()
+        assert len(set(got)) == 1 and got[0].startswith("synthetic:"), got
+
+
 def test_files_that_parse_but_are_not_official_load_with_a_warning(tmp_path):
     lib.write_synthetic_cifar100(tmp_path, n_train=50, n_test=20)
     train = tmp_path / "cifar-100-python" / "train"

@@ -769,6 +769,36 @@ def test_make_report_says_how_to_set_the_author(fixture_results, capsys, monkeyp
     assert 'make report PROFILE=smoke AUTHOR="Your Name"' in capsys.readouterr().err
 
 
+def test_a_failed_report_leaves_no_stale_paper(tmp_path, monkeypatch, capsys):
+    """The results make no paper (none there): the previous paper.pdf is renamed paper.stale.pdf, and the one-line
+    error says so."""
+    monkeypatch.setenv("AI6103_REPORT_DIR", str(tmp_path / "papers"))
+    paper = tmp_path / "papers" / "smoke" / "paper.pdf"
+    paper.parent.mkdir(parents=True)
+    paper.write_bytes(b"the paper of earlier results")
+    assert report.main(["--profile", "smoke", "--author", "A. Author"]) == 1
+    assert not paper.exists()
+    assert paper.with_name("paper.stale.pdf").read_bytes() == b"the paper of earlier results"
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: no results of profile 'smoke'") and line.endswith(f"is now {paper.parent}/"
+                                                                                      "paper.stale.pdf")
+
+
+def test_the_report_folder_variable_moves_the_paper(tmp_path, monkeypatch):
+    """AI6103_REPORT_DIR: the paper (and its build) go there; a successful build removes an older stale paper."""
+    monkeypatch.setenv("AI6103_REPORT_DIR", str(tmp_path / "papers"))
+    built = tmp_path / "built.pdf"
+    built.write_bytes(b"the new paper")
+    monkeypatch.setattr("lib.report.build.generate", lambda **kwargs: tmp_path)  # latexmk is tested elsewhere
+    monkeypatch.setattr("lib.report.build.build_report", lambda **kwargs: built)
+    stale = tmp_path / "papers" / "smoke" / "paper.stale.pdf"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"a paper of earlier results")
+    assert report.main(["--profile", "smoke", "--author", "A. Author"]) == 0
+    assert (tmp_path / "papers" / "smoke" / "paper.pdf").read_bytes() == b"the new paper" and not stale.exists()
+    assert paths.paper_build_dir("smoke") == tmp_path / "papers" / "build" / "smoke"
+
+
 def test_public_ranges_appear_only_on_official_data_in_the_full_profile(tmp_path, monkeypatch, fixture_results):
     """Official CIFAR-100, full profile: each table has the public validation range ('--' without one) and daggers
     a result outside it, the summary also the final model's public test range, and the captions say so. On

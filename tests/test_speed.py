@@ -315,6 +315,59 @@ def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
     assert cost.runs_to_stack("mobilenetv2", 128, 3) == 1  # 54 / 50 < STACK_GAIN, whatever the stored runs say
 
 
+def _probe_returning(monkeypatch, rates: list[float]) -> list[float]:
+    """Stand in for the speed probe: each call returns the next of `rates` images/s (the list shrinks as it is
+    used); nothing this process measured before, uncached, is kept."""
+    from lib import cost
+
+    monkeypatch.setattr(cost, "_NOT_CACHED", {})
+    monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1: {
+        "train_images_per_second": rates.pop(0), "eval_images_per_second": 500.0, "device": "test"})
+    return rates
+
+
+def test_a_probe_measured_while_other_runs_train_here_is_not_cached(monkeypatch):
+    """Another live process here holds an unfinished run's lock: the probe warns, is used by this process only and
+    not cached; once that run has finished, the next process's probe is cached."""
+    import os
+    import socket
+
+    from lib import cost, paths
+
+    run = paths.runs_dir() / "training"
+    run.mkdir(parents=True)
+    (run / "lock").write_text(f"pid {os.getppid()} on {socket.gethostname()}")  # alive: it started this process
+    rates = _probe_returning(monkeypatch, [5.0, 79.0])
+    with pytest.warns(UserWarning, match=f"ran while pid {os.getppid()} on .* trained here: 5 training images/s"):
+        assert cost.benchmarked()["train_images_per_second"] == 5.0
+    assert cost.benchmarked()["train_images_per_second"] == 5.0 and rates == [79.0]  # measured once per process
+    assert not cost._throughput_file().exists()
+    (run / "summary.json").write_text("{}")  # that run has finished: its holder trains no more
+    monkeypatch.setattr(cost, "_NOT_CACHED", {})  # the next process
+    assert cost.benchmarked()["train_images_per_second"] == 79.0
+    assert cost._read_throughput(cost._throughput_file())  # cached
+
+
+@pytest.mark.parametrize("first, again, remeasured", [
+    (5.0, 79.0, True),  # 16x off the finished runs: measured again, and kept once it agrees
+    (60.0, 79.0, False),  # within 2x: kept
+    (5.0, 6.0, True),  # measured again once; still off, it is kept until the finished runs' speed changes
+])
+def test_a_cached_probe_far_from_the_finished_runs_is_measured_again(monkeypatch, first, again, remeasured):
+    from lib import cost, paths
+
+    rates = _probe_returning(monkeypatch, [first, again])
+    assert cost.benchmarked()["train_images_per_second"] == first  # no finished runs yet: cached as it is
+    run = paths.runs_dir() / "finished"
+    run.mkdir()
+    (run / "env.json").write_text(json.dumps({"device": runtime().describe()}))
+    (run / "summary.json").write_text(json.dumps({"config": {"arch": "mobilenetv2", "batch_size": 128}}))
+    (run / "metrics.csv").write_text("epoch,train_images_per_second,runs_together\n1,79.0,1\n")
+    for _ in range(2):
+        assert cost.benchmarked()["train_images_per_second"] == (again if remeasured else first)
+    assert rates == ([] if remeasured else [again])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("n_models", [1, 3])
 def test_stacked_network_compiles_as_one_graph(n_models):

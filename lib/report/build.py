@@ -3,6 +3,7 @@ of the sources, the generated files (lib.report.generation) and the figures; `ma
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .. import paths
+from ..checkpoint import atomic_write
 from ..profiles import PROFILES
 from ..sections import figure_section
 from .generation import generate
@@ -39,13 +41,13 @@ def copy_sources(src: Path, build: Path, figures: Path) -> tuple[str, str, bool]
 
 def build_report(results_dir: Path | None = None, figures_dir: Path | None = None, out_dir: Path | None = None,
                  quiet: bool = True, profile: str | None = None, author: str | None = None) -> Path:
-    """Generate the LaTeX and compile the paper in `out_dir` (default report/build/<profile>); returns the PDF's
+    """Generate the LaTeX and compile the paper in `out_dir` (default lib.paths.paper_build_dir); returns the PDF's
     path. out_dir receives copies of report/'s sources, `generated/`, `figures/` and latexmk's outputs, so the
     folders the results and figures live in can be anywhere. A ReportError if latexmk is missing or fails."""
     if shutil.which("latexmk") is None:
         raise ReportError("latexmk is not installed: run `make setup` (scripts/install_tex.sh)")
     src = paths.report_dir()
-    build = Path(out_dir) if out_dir is not None else src / "build" / (profile or DEFAULT_PROFILE)
+    build = Path(out_dir) if out_dir is not None else paths.paper_build_dir(profile or DEFAULT_PROFILE)
     figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
     build.mkdir(parents=True, exist_ok=True)
     generate(results_dir, figures, build / "generated", profile, author)
@@ -63,14 +65,35 @@ def build_report(results_dir: Path | None = None, figures_dir: Path | None = Non
     return build / "paper.pdf"
 
 
+def set_aside(paper: Path) -> Path | None:
+    """Rename an existing `paper` to paper.stale.pdf beside it, before a build that may fail, so that no paper.pdf
+    is left that the current results might not make; returns the stale copy's path, None if there was no paper."""
+    if not paper.exists():
+        return None
+    stale = paper.with_name("paper.stale.pdf")
+    os.replace(paper, stale)
+    return stale
+
+
+def install(pdf: Path, paper: Path) -> None:
+    """Copy the built `pdf` to `paper` atomically (a temporary file renamed into place) and remove the
+    paper.stale.pdf beside it, older than this paper."""
+    paper.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(paper, lambda tmp: shutil.copyfile(pdf, tmp))
+    paper.with_name("paper.stale.pdf").unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lib.report [--generate-only] [--profile P] [--author A]`: the paper into report/<profile>/;
-    returns the exit status (1 with a one-line error if something the paper needs is missing)."""
+    """`python -m lib.report [--generate-only] [--profile P] [--author A]`: the paper into lib.paths.paper_dir
+    (report/<profile>/); returns the exit status (1 with a one-line error if something the paper needs is missing).
+    A previous paper.pdf there is renamed paper.stale.pdf before the build and removed once the new one is in
+    place: a build that fails, or is stopped, leaves no paper.pdf that the current results would not make."""
     parser = argparse.ArgumentParser(prog="python -m lib.report",
                                      description="Generate the paper's LaTeX from the results files and build it.")
     parser.add_argument("--generate-only", action="store_true", help="write report/generated/ and stop")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
-                        help="the profile whose results make the paper (make: PROFILE); it goes to report/<profile>/")
+                        help="the profile whose results make the paper (make: PROFILE); it goes to report/<profile>/ "
+                             "(AI6103_REPORT_DIR moves report/)")
     parser.add_argument("--author", default=None,
                         help="the paper's author (make: AUTHOR); without it the paper shows a placeholder")
     args = parser.parse_args(argv)
@@ -78,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     if author is None:
         print('No AUTHOR given: the paper shows a placeholder where the author goes; set it with '
               f'make report PROFILE={args.profile} AUTHOR="Your Name"', file=sys.stderr)
+    target = paths.paper_dir(args.profile) / "paper.pdf"
+    stale = None if args.generate_only else set_aside(target)
     try:
         generated = generate(profile=args.profile, author=author)
         if args.generate_only:
@@ -85,10 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         pdf = build_report(quiet=False, profile=args.profile, author=author)
     except ReportError as error:
-        print(f"error: {error}", file=sys.stderr)
+        note = f"; the previous paper, which these results may not make, is now {stale}" if stale else ""
+        print(f"error: {error}{note}", file=sys.stderr)
         return 1
-    target = paths.report_dir() / args.profile / "paper.pdf"
-    target.parent.mkdir(exist_ok=True)
-    shutil.copy2(pdf, target)
+    install(pdf, target)
     print(f"Wrote {target}")
     return 0
