@@ -52,11 +52,11 @@ def remove_stale_temporaries(folder: Path, locked: bool = False) -> None:
     process id says nothing about another node of a cluster sharing the run store), or nameless garbage."""
     for tmp in Path(folder).glob(".*.tmp-*"):
         host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")  # a name without a host: host ''
-        if locked or not pid.isdigit() or (host in ("", socket.gethostname()) and not _alive(int(pid))):
+        if locked or not pid.isdigit() or (host in ("", socket.gethostname()) and not process_alive(int(pid))):
             tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether a process of this id exists on this machine."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists

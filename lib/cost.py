@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import _alive, atomic_write_text, remove_stale_temporaries
+from .checkpoint import process_alive, atomic_write_text, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime, synchronize
@@ -163,7 +163,7 @@ def training_here() -> list[str]:
         except OSError:
             continue
         found = re.fullmatch(r"pid (\d+) on (.+)", holder)
-        if (found and found[2] == host and int(found[1]) != os.getpid() and _alive(int(found[1]))
+        if (found and found[2] == host and int(found[1]) != os.getpid() and process_alive(int(found[1]))
                 and not (lock.parent / "summary.json").exists() and holder not in holders):
             holders.append(holder)
     return holders
