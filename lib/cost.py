@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from . import paths
-from .checkpoint import process_alive, atomic_write_text, remove_stale_temporaries
+from .checkpoint import atomic_write_text, process_alive, remove_stale_temporaries
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime, synchronize
