@@ -5,6 +5,7 @@ used by tests and by `make all DATA_DIR=...`); a relative one means the folder t
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from .settings import current
@@ -54,3 +55,15 @@ def executed_dir(profile: str | None = None) -> Path:
 
 def report_dir() -> Path:
     return PROJECT_ROOT / "report"
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why `folder` cannot be written (it is made if missing, then a file is created and removed in it), e.g.
+    "Permission denied"; None when it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
