@@ -19,7 +19,7 @@ from .settings import current
 from .store import ProcessLock, RunStoreError, lock_holder
 
 LOCK_FILE = ".study.lock"  # in the profile's results folder: one lock per profile and results folder
-PATIENCE_S = 1.0  # how long a driver retries before it is refused: a check (lock_holder) holds the file an instant
+PATIENCE_S = 0.5  # how long a driver retries before it is refused: a check (lock_holder) holds the file an instant
 
 
 def lock_file(profile: str) -> Path:
