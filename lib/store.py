@@ -4,8 +4,7 @@ A folder holds `config.json`, `env.json`, `metrics.csv` (one row per finished ep
 and `summary.json` once the run has finished; a finished run is never overwritten. This module owns the
 folders, their locks (`ProcessLock`, which the study's lock, lib.study_lock, reuses) and the on-disk format:
 reading, checking and finishing a run, and the locked life cycle of a training call (`train_missing`, which is
-handed the trainer). What it is not: training or deciding what
-trains together (lib.runs, lib.train).
+handed the trainer). What it is not: training or deciding what trains together (lib.runs, lib.train).
 """
 from __future__ import annotations
 
