@@ -5,6 +5,7 @@ used by tests and by `make all DATA_DIR=...`); a relative one means the folder t
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from .settings import current
@@ -65,3 +66,13 @@ def paper_dir(profile: str) -> Path:
 def paper_build_dir(profile: str) -> Path:
     """Where a profile's paper is built (report/build/<profile>/; AI6103_REPORT_DIR moves report/)."""
     return _folder(current().report_dir, "report") / "build" / profile
+def unwritable(folder: Path) -> str | None:
+    """Why `folder` cannot be written (it is made if missing, then a file is created and removed in it), e.g.
+    "Permission denied"; None when it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".writable-"):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None

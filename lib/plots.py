@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib import patches, ticker
 
 from . import paths
+from .checkpoint import atomic_write, remove_stale_temporaries
 from .notation import parameter_name
 
 COLUMN_WIDTH = 3.3  # inches, one AAAI column
@@ -62,16 +63,23 @@ def save(fig: plt.Figure, stem: str, data_kind: str, profile: str, folder: Path 
     """Write `fig` as `<stem>.pdf` and `<stem>.png` in the profile's figures folder (or `folder`). Returns
     nothing, so that a notebook cell ending with it shows the figure and no list of paths.
 
-    Figures of anything but the official CIFAR-100 carry a visible "synthetic data" mark.
+    Figures of anything but the official CIFAR-100 carry a visible "synthetic data" mark. Each file is written
+    whole or not at all (a temporary file renamed into place, lib.checkpoint.atomic_write); a folder that cannot
+    be written (read-only, a full disk) raises OSError, one line naming the folder, and leaves its files as they were.
     """
     if data_kind != "cifar100":
         label = "synthetic data" if data_kind == "synthetic" else f"{data_kind} data"
         fig.text(0.5, 0.5, label, transform=fig.transFigure, ha="center", va="center", fontsize=20,
                  color="tab:red", alpha=0.25, rotation=20, zorder=1000)
     folder = Path(folder) if folder is not None else paths.figures_dir(profile)
-    folder.mkdir(parents=True, exist_ok=True)
-    for suffix in (".pdf", ".png"):
-        fig.savefig(folder / f"{stem}{suffix}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(folder)  # of saves that were killed; another notebook saving beside us keeps its own
+        for suffix in (".pdf", ".png"):  # the format named: a temporary file's name does not end in it
+            atomic_write(folder / f"{stem}{suffix}", lambda tmp, kind=suffix[1:]: fig.savefig(tmp, format=kind))
+    except OSError as error:
+        raise OSError(f"figure {stem} could not be written to the folder {folder} ({error.strerror or error}): free "
+                      f"space there or make it writable, then run the notebook again") from None
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P")  # one per setting, so settings differ in greyscale too

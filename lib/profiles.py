@@ -9,6 +9,7 @@ from . import paths
 from .config import RunConfig
 from .data import DataError, write_synthetic_cifar100
 from .settings import current
+from .study_lock import check_study_free
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def session_profile(profile: str | None) -> str:
     chosen = current()
     name = profile if profile is not None else chosen.profile
     get_profile(name)
+    check_study_free(name)  # a driver writing this profile's results: stop before anything runs
     return name
 
 

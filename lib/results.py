@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import paths
 from .checkpoint import atomic_write_text, remove_stale_temporaries
+from .study_lock import check_study_free
 
 RESULTS_VERSION = 2  # the files' layout; read_section refuses any other version with the notebook to re-run
 
@@ -27,7 +28,9 @@ def write_section(section: str, profile: str, data_kind: str, runs: list[dict], 
                   extra: dict | None = None, figures: list[str] | None = None,
                   chosen_run_id: str | None = None) -> Path:
     """Write a section's results file atomically (docs/results.md has its fields) and return its path.
+    RunStoreError, one line, while a driver other than this notebook's holds the profile's study (lib.study_lock).
     `chosen_run_id`, if given, must be the `run_id` of one of `runs` (else ValueError)."""
+    check_study_free(profile)  # a driver holds the study (lib.study_lock): its results are not ours to replace
     if chosen_run_id is not None and chosen_run_id not in {run["run_id"] for run in runs}:
         raise ValueError(f"chosen_run_id {chosen_run_id!r} is not among the runs of {section}")
     record = {"results_version": RESULTS_VERSION, "section": section, "profile": profile, "data_kind": data_kind,

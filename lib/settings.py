@@ -78,6 +78,8 @@ class Settings:
     figures_dir: str | None = None  # AI6103_FIGURES_DIR: a folder; None = figures/
     executed_dir: str | None = None  # AI6103_EXECUTED_DIR: a folder; None = executed/
     report_dir: str | None = None  # AI6103_REPORT_DIR: a folder for the papers and their builds; None = report/
+    # the study's lock (lib.study_lock): set by the driver that holds it, for its own notebook kernels
+    study_holder: str | None = None  # AI6103_STUDY_HOLDER: "pid N on HOST", the driver whose notebooks these are
 
 
 def parse(variable: str, text: str, allowed: str, kind: type = str, choices: tuple = (), least: float = -math.inf,
@@ -147,6 +149,7 @@ VARIABLES = {
     "CUDA_VISIBLE_DEVICES": ("cuda_visible_devices", {"allowed": "GPU indices"}),
     "AI6103_PROFILE": ("profile", {"allowed": "a profile"}),
     **{name: (name.removeprefix("AI6103_").lower(), {"allowed": "a folder"}) for name in FOLDER_VARIABLES},
+    "AI6103_STUDY_HOLDER": ("study_holder", {"allowed": "a process (pid N on HOST)"}),
 }
 
 

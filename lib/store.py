@@ -2,9 +2,9 @@
 
 A folder holds `config.json`, `env.json`, `metrics.csv` (one row per finished epoch), checkpoints,
 and `summary.json` once the run has finished; a finished run is never overwritten. This module owns the
-folders, their locks and the on-disk format: reading, checking and finishing a run, and the locked life cycle
-of a training call (`train_missing`, which is handed the trainer). What it is not: training or deciding what
-trains together (lib.runs, lib.train).
+folders, their locks (`ProcessLock`, which the study's lock, lib.study_lock, reuses) and the on-disk format:
+reading, checking and finishing a run, and the locked life cycle of a training call (`train_missing`, which is
+handed the trainer). What it is not: training or deciding what trains together (lib.runs, lib.train).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -164,31 +165,72 @@ def load_run(config: RunConfig) -> RunResult | None:
     return _read_finished(run_path(config), config)
 
 
-class _RunLock:
-    """An exclusive lock on a run folder; released by the OS even if the process is killed. Entering it when
-    another process holds it raises RunStoreError naming the holder."""
+def process_identity() -> str:
+    """This process as a lock names it: "pid 123 on host" (unique while it lives, also across a cluster's nodes)."""
+    return f"pid {os.getpid()} on {socket.gethostname()}"
 
-    def __init__(self, path: Path):
-        self.file = path / "lock"
+
+class ProcessLock:
+    """An exclusive lock on `file`, held by one process at a time: the run store's run locks and the study's lock
+    (lib.study_lock). The OS releases it when the process ends, even by kill -9, so a dead holder's lock is taken
+    over by the next process without anyone clearing it. While held, the file says who holds it: identity
+    (process_identity), since when and the command. Entering it when another process holds it raises
+    RunStoreError(refusal(that description)); `patience_s` retries that long first (a probe, `lock_holder`,
+    holds the file for an instant)."""
+
+    def __init__(self, file: Path, refusal: Callable[[str], str], patience_s: float = 0.0):
+        self.file = Path(file)
+        self.refusal = refusal
+        self.patience_s = patience_s
 
     def __enter__(self):
         self.handle = open(self.file, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another process"
-            self.handle.close()
-            raise RunStoreError(f"run {self.file.parent.name} is being trained by {holder}; wait for it to "
-                                f"finish, then run again to load it") from None
+        deadline = time.monotonic() + self.patience_s
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                self.handle.seek(0)
+                holder = self.handle.read().strip() or "another process"
+                self.handle.close()
+                raise RunStoreError(self.refusal(holder)) from None
         self.handle.truncate(0)
-        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        command = " ".join(" ".join(sys.argv).split())[:200]  # one line, however long the command
+        self.handle.write(f"{process_identity()} since {time.strftime('%Y-%m-%d %H:%M:%S')} ({command})")
         self.handle.flush()
         return self
 
     def __exit__(self, *exc):
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+def lock_holder(file: Path) -> str | None:
+    """Who holds the ProcessLock on `file` (its description), or None when no living process does; read-only (a
+    missing file is a free lock), and never holds the lock itself for more than an instant."""
+    try:
+        handle = open(file)
+    except (FileNotFoundError, NotADirectoryError):  # no lock file, or no folder for one: nobody holds it
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: probes do not block each other
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
+
+
+class _RunLock(ProcessLock):
+    """The lock of a run folder, held while the run trains; the refusal names the holder and says to wait."""
+
+    def __init__(self, path: Path):
+        super().__init__(path / "lock", lambda holder: f"run {path.name} is being trained by {holder}; wait for it "
+                                                       f"to finish, then run again to load it")
 
 
 def epochs_recorded(path: Path) -> int:

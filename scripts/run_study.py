@@ -8,9 +8,13 @@ store; its executed copy, outputs and parameters kept, goes to executed/<profile
 plan, the tables) streams to this terminal. A notebook runs into a temporary copy that replaces its executed copy
 only when it ran through, so executed/<profile>/ holds the last good run of each notebook, which agrees with the
 results files it wrote. The first failing notebook stops the run with one line naming the notebook, the cell and
-the error; its copy goes to executed/<profile>/failed/ for inspection. The environment's settings (lib.settings) are
-read first: a bad value stops the driver in one line, before anything runs; the kernels get the same settings,
-with AI6103_PROGRESS=text and every folder variable made absolute.
+the error; its copy goes to executed/<profile>/failed/ for inspection. One driver runs a profile's study at a time:
+before anything trains it checks that every folder it writes takes a file and takes the study's lock
+(lib.study_lock), which it holds to the end; a second driver, or a notebook started from Lab, on the same profile
+and results folder stops in one line naming it (`--dry-run` prints the plan, and only that, meanwhile). The
+environment's settings (lib.settings) are read first: a bad value stops the driver in one line, before anything
+runs; the kernels get the same settings, with AI6103_PROGRESS=text, every folder variable made absolute and
+AI6103_STUDY_HOLDER naming the driver.
 
     python scripts/run_study.py --profile smoke
     python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -32,13 +37,13 @@ from pathlib import Path
 
 import torch
 
-from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections, settings
+from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections, settings, study_lock
 from lib.checkpoint import SaveError, atomic_write_text
 from lib.data import NOT_OFFICIAL, silence_unofficial_warning
 from lib.device import apply_torch_settings
 from lib.notation import count
 from lib.profiles import PROFILES
-from lib.store import peek_summary
+from lib.store import peek_summary, process_identity
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
 KERNEL = "ai6103"  # the project kernel `make setup` installs into .venv (a user's own python3 cannot shadow it)
@@ -79,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--speculate", action="store_true",
                         help="after section 2, train sections 3-6 in one wave for every choice they could start "
                              "from (more runs, the same results; make: SPECULATE=1)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan and stop: trains nothing, runs no notebook, also while a driver runs")
     return parser.parse_args(argv)
 
 
@@ -179,8 +186,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """The driver's steps: settings, arguments, plan, training, then each notebook; the exit status (0: done,
-    1: training or a notebook failed, 2: refused before anything ran)."""
+    """The driver's steps: settings, arguments, then (--dry-run: only the plan) the output folders checked and
+    the study's lock taken (lib.study_lock), plan, training, each notebook; the exit status (0: done, 1: training
+    or a notebook failed, 2: refused before anything ran, e.g. while another driver runs the study)."""
     try:  # the kernels inherit this environment: progress bars as text lines, folders absolute (they run elsewhere)
         # ... and the data note left to the plan, which names the data once for the whole command
         settings.export(settings.child_environment(ignored_warnings=(NOT_OFFICIAL,), AI6103_PROGRESS="text"))
@@ -192,13 +200,52 @@ def run(argv: list[str] | None = None) -> int:
         args.data_dir = str(Path(args.data_dir).expanduser().resolve())
     notebooks = select_notebooks(args.only)
     params = None if notebooks is None else notebook_parameters_given(args, notebooks)
-    training = tuple(nb.stem for nb in notebooks or () if nb.stem in sections.TRAINING)
-    training_s = None if params is None else print_plan(args, params, notebooks, training)
+    if params is None:
+        return 2
+    training = tuple(nb.stem for nb in notebooks if nb.stem in sections.TRAINING)
+    executed_dir = Path(args.executed_dir).resolve() if args.executed_dir else paths.executed_dir(args.profile)
+    if args.dry_run:  # reading only: no lock, no folder made
+        return 2 if print_plan(args, params, notebooks, training) is None else 0
+    with contextlib.ExitStack() as held:
+        try:  # one driver per study (lib.study_lock), from here to the end; its folders checked before it trains
+            check_output_folders(args.profile, executed_dir)
+            held.enter_context(study_lock.hold_study(args.profile))
+        except (OSError, RunStoreError) as error:
+            print(f"{type(error).__name__}: {error}", file=sys.stderr)
+            return 2
+        settings.export({"AI6103_STUDY_HOLDER": process_identity()})  # its kernels may write what it holds
+        return run_held(args, params, notebooks, training, executed_dir)
+
+
+def output_folders(profile: str, executed_dir: Path) -> list[tuple[str, Path, str | None]]:
+    """Every folder the study writes (`make report` too): (what it holds, the folder, what moves it, if anything)."""
+    return [("results", paths.results_dir(profile), "AI6103_RESULTS_DIR"),
+            ("executed notebooks", executed_dir, "--executed-dir or AI6103_EXECUTED_DIR"),
+            ("figures", paths.figures_dir(profile), "AI6103_FIGURES_DIR"),
+            ("run store", paths.runs_dir(), "AI6103_RUNS_DIR"),
+            ("paper's build", paths.paper_build_dir(profile), "AI6103_REPORT_DIR"),
+            ("paper", paths.paper_dir(profile), "AI6103_REPORT_DIR")]
+
+
+def check_output_folders(profile: str, executed_dir: Path) -> None:
+    """Make every output folder and check that it takes a file, before anything trains (a read-only results
+    folder found at the first notebook would come after hours of training); OSError, one line naming the first
+    that does not."""
+    for what, folder, moved_by in output_folders(profile, executed_dir):
+        problem = paths.unwritable(folder)
+        if problem:
+            move = f", or move it ({moved_by})" if moved_by else ""
+            raise OSError(f"the {what} folder {folder} cannot be written ({problem}): make it writable{move}; "
+                          f"nothing has run")
+
+
+def run_held(args: argparse.Namespace, params: dict[str, dict], notebooks: list[Path], training: tuple[str, ...],
+             executed_dir: Path) -> int:
+    """The driver's steps while it holds the study: plan, training, then each notebook; the exit status."""
+    training_s = print_plan(args, params, notebooks, training)
     if training_s is None:
         return 2
     total_s = training_s + NOTEBOOK_OVERHEAD_S * len(notebooks)
-    executed_dir = Path(args.executed_dir).resolve() if args.executed_dir else paths.executed_dir(args.profile)
-    executed_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     if training and not train_step(args, params, training, training_s, total_s, started):
         return 1

@@ -176,6 +176,41 @@ def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
 
 
 @pytest.mark.notebook
+def test_a_second_driver_on_a_running_study_is_refused_and_the_first_finishes_undisturbed(study, tmp_path):
+    """Two drivers on one study (copies of the study's results and figures): the second, started while the first
+    runs a notebook, stops in one line naming the first (pid and command) and changes nothing; the first, whose
+    own kernel writes under its lock, finishes with the results of the undisturbed study. The first is paused
+    (SIGSTOP) while the second runs, so that it still holds the study whatever the machine's speed; it runs
+    01_data, the cheapest notebook (about 15 s)."""
+    import signal
+
+    env = dict(study["env"])
+    for name in ("results", "figures"):
+        shutil.copytree(study["dirs"][name], tmp_path / name)
+        env[f"AI6103_{name.upper()}_DIR"] = str(tmp_path / name)
+    results = tmp_path / "results" / PROFILE / "01_data.json"
+    copied = results.stat().st_mtime_ns
+    args = ["--only", "01_data", "--executed-dir", str(tmp_path / "executed")]
+    first = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", PROFILE, "--quiet",
+                              *args], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for line in first.stdout:
+            if "notebook 1/1" in line:
+                break
+        first.send_signal(signal.SIGSTOP)
+        second = run_study(env, *args)
+    finally:
+        first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=600)
+    assert second.returncode == 2 and second.stdout == "", second.stdout[-2000:]
+    assert len(second.stderr.splitlines()) == 1, second.stderr
+    assert f"is being run by pid {first.pid} on " in second.stderr and "run_study.py --profile tiny" in second.stderr
+    assert first.returncode == 0, err[-3000:]
+    assert results.stat().st_mtime_ns != copied  # written again, by the first driver's kernel
+    assert json.loads(results.read_text()) == json.loads((study["out"]["results"] / results.name).read_text())
+
+
+@pytest.mark.notebook
 def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
     """A failure only a notebook meets (here: the summary without the sections' results) is named in one line;
     its copy goes to failed/ and the last good executed copy stays as it was (it agrees with the results files);
