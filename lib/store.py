@@ -32,6 +32,7 @@ from .schedule import early_stop, final_epoch, is_finished
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
 SUMMARY = "summary.json"
 ENVIRONMENT = "env.json"  # what produced the run: versions, device, commit (lib.runs.environment)
+PRUNED = "pruned.json"  # an unfinished run a search stopped (lib.search): at which epoch, by which study and trial
 
 
 @dataclass
@@ -126,6 +127,7 @@ def _finish(path: Path, config: RunConfig, history: list[dict], info, started: f
         summary["early_stopped_epoch"], summary["best_val_loss_epoch"] = early_stop(config, frame["val_loss"].tolist())
     atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))
     (path / PREVIOUS).unlink(missing_ok=True)
+    (path / PRUNED).unlink(missing_ok=True)  # trained on to its end: no longer a pruned run
     return RunResult(config, path, frame, summary)
 
 
@@ -157,6 +159,25 @@ def load_run(config: RunConfig) -> RunResult | None:
     return _read_finished(run_path(config), config)
 
 
+def mark_pruned(config: RunConfig, record: dict) -> None:
+    """Mark a run stopped before its last epoch by a search (`record`: its epoch and who stopped it); call it
+    while training the run (its lock held). The run stays unfinished: asking for it trains it on from its
+    checkpoint, and finishing it removes the mark."""
+    atomic_write_text(run_path(config) / PRUNED, json.dumps(record, indent=1))
+
+
+def pruned_record(config: RunConfig) -> dict | None:
+    """The mark of a run a search stopped (`mark_pruned`), None if it was not stopped or has finished since."""
+    try:
+        return json.loads((run_path(config) / PRUNED).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class RunLocked(RunStoreError):
+    """Another process holds the run's lock: it is training the run now."""
+
+
 class _RunLock:
     """An exclusive lock on a run folder; released by the OS even if the process is killed. Entering it when
     another process holds it raises RunStoreError naming the holder."""
@@ -172,7 +193,7 @@ class _RunLock:
             self.handle.seek(0)
             holder = self.handle.read().strip() or "another process"
             self.handle.close()
-            raise RunStoreError(f"run {self.file.parent.name} is being trained by {holder}; wait for it to "
+            raise RunLocked(f"run {self.file.parent.name} is being trained by {holder}; wait for it to "
                                 f"finish, then run again to load it") from None
         self.handle.truncate(0)
         self.handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
