@@ -373,8 +373,8 @@ def plot_parallel_coordinates(table: pd.DataFrame, fields: list[str], metric: st
 
 def plot_search_history(table: pd.DataFrame, objective: str, maximize: bool) -> plt.Figure:
     """A search's optimisation history (lib.search.trials_table rows): each finished trial's objective against its
-    number, pruned trials as open markers at the metric they were stopped with (none: not shown), and the best so
-    far as a step line."""
+    number, pruned trials (for the accuracy objective) as open markers at the accuracy they were stopped with, and
+    the best so far as a step line."""
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.2), constrained_layout=True)
     done = table[table["state"] == "complete"].sort_values("trial")
     ax.plot(done["trial"], done[objective], "o", color=PALETTE[0], label="finished trial")

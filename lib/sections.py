@@ -139,9 +139,9 @@ def _archs(given) -> list:
 
 EXTRAS = (
     Section("08_sweep", figures=("metric", "parallel")),
-    Section("10_search", figures=("history", "importance", "parallel")),
     Section("09_baselines", ("curves",), "arch", "archs", BASELINE_ARCHS, _archs, str,
             arch_name, epochs="short"),
+    Section("10_search", figures=("history", "importance", "parallel")),
 )
 
 

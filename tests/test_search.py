@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
+import os
+import pickle
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -17,6 +19,7 @@ from optuna.trial import TrialState
 from lib import ConfigError, run_or_load, search, store
 from lib.cost import timing_log
 
+ROOT = Path(__file__).resolve().parent.parent
 SPACE = {"lr": {"log": [0.01, 0.5]}, "schedule": {"choice": ["constant", "cosine"]}}
 
 
@@ -28,8 +31,7 @@ def base(tiny_config, tiny_model):
 @pytest.fixture
 def trained(monkeypatch):
     """The configs lib.train trains, one list per call."""
-    from lib import train
-
+    train = sys.modules["lib.train"]  # the module: `lib.train` is also the function lib exports
     calls, real = [], train.train_together
     monkeypatch.setattr(train, "train_together",
                         lambda configs, *a, **k: calls.append(configs) or real(configs, *a, **k))
@@ -97,23 +99,20 @@ def test_a_trial_whose_process_died_is_tried_again_with_its_setting(base):
     assert study.trials[1].params == study.trials[0].params
 
 
-def _worker(plan, trials):
-    search.optimize(plan, trials, progress=False)
+# One search worker: a fresh process (a fork of the test would inherit torch's threads, and hang), given the plan.
+WORKER = "import pickle, sys; from lib import search; search.optimize(pickle.loads(bytes.fromhex(sys.argv[1])), 4)"
 
 
 @pytest.mark.slow
-def test_two_workers_share_a_study_without_training_one_run_twice(base, monkeypatch):
+def test_two_workers_share_a_study_without_training_one_run_twice(tiny_config):
     """Two processes on one study of two settings, 4 trials (each setting asked for twice): every run trains once,
     a worker asking for a run the other is training waits and loads it."""
-    monkeypatch.setattr(search, "WAIT_S", 0.2)
-    plan = search.make_search(base, {"lr": {"choice": [0.05, 0.1]}, "schedule": {"choice": ["constant"]}}, "tiny",
-                              sampler="random")
-    context = multiprocessing.get_context("fork")  # the test's folders and the Tiny model travel with the fork
-    workers = [context.Process(target=_worker, args=(plan, 4)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-    study = search.open_study(plan)
-    assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 4 and all(w.exitcode == 0 for w in workers)
+    base = dataclasses.replace(tiny_config, arch="small_cnn", grad_norm_param="layers.1.conv.weight")
+    plan = search.make_search(base, {"lr": {"choice": [0.05, 0.1]}}, "tiny", sampler="random")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, pickle.dumps(plan).hex()], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL) for _ in range(2)]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+    states = [t.state for t in search.open_study(plan).trials]
+    assert states.count(TrialState.COMPLETE) == 4 and TrialState.FAIL not in states
     assert all(epochs_trained(dataclasses.replace(base, lr=lr)) == [2] for lr in (0.05, 0.1))
