@@ -17,7 +17,7 @@ ifneq ($(EXECUTOR),)
 export AI6103_EXECUTOR := $(EXECUTOR)
 endif
 
-.PHONY: help setup test test-fast lint format lab all notebooks report bench tensorboard sweep baselines
+.PHONY: help setup test test-fast lint format lab all notebooks report bench tensorboard sweep baselines search
 
 # A venv left half-made (Debian without python3-venv: no pip) or made by an older python3 than 3.11 is made again.
 VENV_OK := $(PY) -c 'import pip, sys; assert sys.version_info >= (3, 11)' 2>/dev/null
@@ -90,6 +90,15 @@ baselines: setup  ## notebook 09_baselines: other architectures, one recipe (ARC
 	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 09_baselines $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(ARCHS),--param "archs=$(ARCHS)") $(if $(EPOCHS),--param "epochs=$(EPOCHS)") \
 		$(if $(PRETRAINED),--param "pretrained='$(PRETRAINED)'")
+
+# Beyond the brief: an Optuna study over any run settings (notebook 10_search; runs/_search/<study>.db,
+# results/<profile>/10_search.csv); TRIALS is the study's total, so TRIALS=5 after TRIALS=3 adds two, e.g.
+# make search PROFILE=smoke TRIALS=5 SPACE="{'lr': {'log': [0.01, 0.5]}}" PRUNER=median
+search: setup  ## notebook 10_search: an Optuna study (TRIALS, SPACE, BASE, OBJECTIVE, SAMPLER, PRUNER)
+	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 10_search $(if $(TRIALS),--param "trials=$(TRIALS)") \
+		$(if $(SPACE),--param "space=$(SPACE)") $(if $(BASE),--param "base='$(BASE)'") \
+		$(if $(OBJECTIVE),--param "objective='$(OBJECTIVE)'") $(if $(SAMPLER),--param "sampler='$(SAMPLER)'") \
+		$(if $(PRUNER),--param "pruner='$(PRUNER)'")
 
 all: notebooks  ## set up, run the whole study, build the paper (PROFILE=smoke: no GPU, offline)
 	$(MAKE) report PROFILE=$(PROFILE)

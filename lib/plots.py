@@ -340,7 +340,8 @@ def plot_sweep(table: pd.DataFrame, fields: list[str], metric: str = "val acc (%
     return fig
 
 
-def plot_parallel_coordinates(table: pd.DataFrame, fields: list[str], metric: str = "val acc (%)") -> plt.Figure:
+def plot_parallel_coordinates(table: pd.DataFrame, fields: list[str], metric: str = "val acc (%)",
+                              what: str = "sweep: each line a setting") -> plt.Figure:
     """Full-width parallel coordinates of a sweep (three or more varied fields): one vertical axis per field and
     one for the metric, each scaled to its range (log for numeric fields spanning a factor of 10 or more; the
     ticks show the values), one line per setting coloured by the metric."""
@@ -374,7 +375,37 @@ def plot_parallel_coordinates(table: pd.DataFrame, fields: list[str], metric: st
     ax.set_yticks([])
     ax.spines[["left", "bottom"]].set_visible(False)
     ax.set_xlim(-0.1, len(columns) - 0.6)
-    ax.set_title(f"sweep: each line a setting, coloured by {metric} (yellow = highest)")
+    ax.set_title(f"{what}, coloured by {metric} (yellow = highest)")
+    return fig
+
+
+def plot_search_history(table: pd.DataFrame, objective: str, maximize: bool) -> plt.Figure:
+    """A search's optimisation history (lib.search.trials_table rows): each finished trial's objective against its
+    number, pruned trials (for the accuracy objective) as open markers at the accuracy they were stopped with, and
+    the best so far as a step line."""
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.2), constrained_layout=True)
+    done = table[table["state"] == "complete"].sort_values("trial")
+    ax.plot(done["trial"], done[objective], "o", color=PALETTE[0], label="finished trial")
+    pruned = table[table["state"] == "pruned"]
+    if len(pruned):
+        metric = "final val acc (%)" if objective == "val_acc" else None
+        if metric is not None:
+            ax.plot(pruned["trial"], pruned[metric] / 100, "o", mfc="none", color=PALETTE[1],
+                    label="pruned (at its last epoch)")
+    best = done[objective].cummax() if maximize else done[objective].cummin()
+    ax.step(done["trial"], best, where="post", color=PALETTE[2], label="best so far")
+    ax.set(xlabel="trial", ylabel=f"final {objective}", title=f"search: final {objective} per trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize="x-small")
+    return fig
+
+
+def plot_importances(importances: dict[str, float]) -> plt.Figure:
+    """Horizontal bars of each searched setting's importance (Optuna's, summing to 1), most important on top."""
+    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 0.4 + 0.3 * len(importances)), constrained_layout=True)
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[name] for name in names], color=PALETTE[0])
+    ax.set(xlabel="importance (share of the objective's variation)", title="search: what the objective depends on")
     return fig
 
 

@@ -51,16 +51,19 @@ def environment() -> dict:
     }
 
 
-def run_or_load(config: RunConfig, progress: bool = True) -> RunResult:
-    """Return the finished run of `config`, training (or resuming) it first if needed."""
-    return run_or_load_many([config], progress)[0]
+def run_or_load(config: RunConfig, progress: bool = True, on_epoch=None) -> RunResult:
+    """Return the finished run of `config`, training (or resuming) it first if needed; `on_epoch`: see
+    `run_or_load_many`."""
+    return run_or_load_many([config], progress, on_epoch)[0]
 
 
-def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[RunResult]:
+def run_or_load_many(configs: list[RunConfig], progress: bool = True, on_epoch=None) -> list[RunResult]:
     """`run_or_load` for several runs (a section's), in order. Unfinished runs that differ only in learning
     rate, schedule or weight decay and stand at the same epoch are trained together as one stacked network
     (lib.train.train_together) where that is faster here (`training_groups`); each keeps its own files.
-    A split that does not fit the data fails before anything trains (lib.config.ConfigError)."""
+    A split that does not fit the data fails before anything trains (lib.config.ConfigError).
+    `on_epoch(configs, histories)`, if given, is called after every epoch trained here (lib.train.train_together);
+    an exception it raises stops training there and reaches the caller, the runs left unfinished and resumable."""
     for config in configs:
         info = data_info(config.data_dir)
         check_split(info.n_train, config.val_size, config.train_subset, config.val_subset)
@@ -72,7 +75,7 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True) -> list[Ru
             if finished is not None:
                 results[path] = finished
     for group in training_groups([c for c in configs if run_path(c) not in results]):
-        results.update(store.train_missing(group, lambda runs, folders: _train(runs, folders, progress),
+        results.update(store.train_missing(group, lambda runs, folders: _train(runs, folders, progress, on_epoch),
                                            environment))
     return [results[run_path(config)] for config in configs]
 
@@ -96,12 +99,12 @@ def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
     return chunks
 
 
-def _train(configs: list[RunConfig], folders: list[Path], progress: bool) -> list[list[dict]]:
+def _train(configs: list[RunConfig], folders: list[Path], progress: bool, on_epoch=None) -> list[list[dict]]:
     """Train runs of one stack in their folders (lib.train.train_together); log the call's timing."""
     from .train import train_together  # looked up at each call: tests stand in for the trainer
 
     phases = {}
-    histories = train_together(configs, folders, progress=progress, phases=phases)
+    histories = train_together(configs, folders, progress=progress, phases=phases, on_epoch=on_epoch)
     if phases.get("epoch_seconds"):  # none: every run had already trained its last epoch (an early stop)
         _log_timing(folders, configs[0], phases)
     return histories

@@ -4,7 +4,7 @@
 02-06, each comparing a few settings from the run the section before it chose, in waves (`waves`): 02 | 03 and 04
 | 05 | 06. A section's run equal to the run it starts from is the same run in the store, trained once. The
 notebooks, the driver (scripts/run_study.py), the planner and the paper all read this one definition; `EXTRAS`
-(08_sweep, 09_baselines) run only when named.
+(08_sweep, 09_baselines, 10_search) run only when named.
 """
 from __future__ import annotations
 
@@ -141,6 +141,7 @@ EXTRAS = (
     Section("08_sweep", figures=("metric", "parallel")),
     Section("09_baselines", ("curves",), "arch", "archs", BASELINE_ARCHS, _archs, str,
             arch_name, epochs="short"),
+    Section("10_search", figures=("history", "importance", "parallel")),
 )
 
 

@@ -40,6 +40,7 @@ from .schedule import early_stop, final_epoch, is_finished
 
 STORE_VERSION = 1  # bump when the files' meaning changes; older runs are then refused, never misread
 SUMMARY = "summary.json"
+PRUNED = "pruned.json"  # an unfinished run a search stopped (lib.search): at which epoch, by which study and trial
 
 
 @dataclass
@@ -134,6 +135,7 @@ def _finish(path: Path, config: RunConfig, history: list[dict], info, started: f
         summary["early_stopped_epoch"], summary["best_val_loss_epoch"] = early_stop(config, frame["val_loss"].tolist())
     atomic_write_text(path / SUMMARY, json.dumps(summary, indent=1))
     (path / PREVIOUS).unlink(missing_ok=True)
+    (path / PRUNED).unlink(missing_ok=True)  # trained on to its end: no longer a pruned run
     return RunResult(config, path, frame, summary)
 
 
@@ -170,13 +172,34 @@ def process_identity() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
+def mark_pruned(config: RunConfig, record: dict) -> None:
+    """Mark a run stopped before its last epoch by a search (`record`: its epoch and who stopped it); call it
+    while training the run (its lock held). The run stays unfinished: asking for it trains it on from its
+    checkpoint, and finishing it removes the mark."""
+    atomic_write_text(run_path(config) / PRUNED, json.dumps(record, indent=1))
+
+
+def pruned_record(config: RunConfig) -> dict | None:
+    """The mark of a run a search stopped (`mark_pruned`), None if it was not stopped or has finished since."""
+    try:
+        return json.loads((run_path(config) / PRUNED).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class RunLocked(RunStoreError):
+    """Another process holds the run's lock: it is training the run now."""
+
+
 class ProcessLock:
     """An exclusive lock on `file`, held by one process at a time: the run store's run locks and the study's lock
     (lib.study_lock). The OS releases it when the process ends, even by kill -9, so a dead holder's lock is taken
     over by the next process without anyone clearing it. While held, the file says who holds it: identity
     (process_identity), since when and the command. Entering it when another process holds it raises
-    RunStoreError(refusal(that description)); `patience_s` retries that long first (a probe, `lock_holder`,
-    holds the file for an instant)."""
+    `error`(refusal(that description)); `patience_s` retries that long first (a probe, `lock_holder`, holds the
+    file for an instant)."""
+
+    error: type[RunStoreError] = RunStoreError
 
     def __init__(self, file: Path, refusal: Callable[[str], str], patience_s: float = 0.0):
         self.file = Path(file)
@@ -197,7 +220,7 @@ class ProcessLock:
                 self.handle.seek(0)
                 holder = self.handle.read().strip() or "another process"
                 self.handle.close()
-                raise RunStoreError(self.refusal(holder)) from None
+                raise self.error(self.refusal(holder)) from None
         self.handle.truncate(0)
         command = " ".join(" ".join(sys.argv).split())[:200]  # one line, however long the command
         self.handle.write(f"{process_identity()} since {time.strftime('%Y-%m-%d %H:%M:%S')} ({command})")
@@ -226,7 +249,10 @@ def lock_holder(file: Path) -> str | None:
 
 
 class _RunLock(ProcessLock):
-    """The lock of a run folder, held while the run trains; the refusal names the holder and says to wait."""
+    """The lock of a run folder, held while the run trains; the refusal (RunLocked) names the holder and says to
+    wait."""
+
+    error = RunLocked
 
     def __init__(self, path: Path):
         super().__init__(path / "lock", lambda holder: f"run {path.name} is being trained by {holder}; wait for it "

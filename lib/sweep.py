@@ -13,7 +13,6 @@ import dataclasses
 import itertools
 import math
 
-import numpy as np
 import pandas as pd
 
 from . import paths
@@ -44,9 +43,10 @@ def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int
     return dataclasses.replace(config, epochs=get_profile(profile).short_epochs if epochs is None else epochs)
 
 
-def _field(name: str) -> str:
+def _field(name: str, what: str = "grid field") -> str:
     if name not in SWEEPABLE:
-        raise ConfigError(f"grid field {name!r} is not a run setting; the settings a sweep can vary are "
+        kind = "search" if what.startswith("space") else "sweep"
+        raise ConfigError(f"{what} {name!r} is not a run setting; the settings a {kind} can vary are "
                           f"{', '.join(SWEEPABLE)}")
     return name
 
@@ -103,26 +103,62 @@ def configs(base: RunConfig, grid: dict | None, random_search: dict | None = Non
 
 
 def random_configs(base: RunConfig, ranges: dict[str, object], count: int, seed: int = 0) -> dict[str, RunConfig]:
-    """`count` configs drawn at random (numpy, `seed`): each field's range is [low, high] (uniform; whole numbers
-    for the integer settings, e.g. batch_size), {"log": [low, high]} (log-uniform, both > 0) or {"choice":
-    [values]}. A draw that repeats an earlier one is kept once."""
+    """`count` configs drawn at random (Optuna's RandomSampler, `seed`): each field's range is [low, high]
+    (uniform; whole numbers for the integer settings, e.g. batch_size), {"log": [low, high]} (log-uniform, both
+    > 0) or {"choice": [values]} (see `parse_ranges`). A draw that repeats an earlier one is kept once."""
+    import optuna  # only where a search draws
+
     if not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
         raise ConfigError(f"random_search count must be an integer >= 1, got {count!r}")
-    if not isinstance(ranges, dict) or not ranges:
-        raise ConfigError(f"random_search ranges must map run settings to ranges, e.g. "
-                          f"{{'lr': {{'log': [0.01, 0.5]}}}}, got {ranges!r}")
-    draw = {_field(name): _sampler(name, spec) for name, spec in ranges.items()}
-    rng = np.random.default_rng(seed)
+    draw = parse_ranges(ranges, "random_search")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line per study made in memory
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     runs = {}
     for _ in range(count):
-        values = {name: _value(name, sample(rng)) for name, sample in draw.items()}
+        trial = study.ask()
+        values = {name: _value(name, field_range.suggest(trial)) for name, field_range in draw.items()}
         runs.setdefault(label(values), _config(base, values))
     return runs
 
 
-def _sampler(name: str, spec):
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """One run setting's range in a random search or an Optuna search (lib.search), checked (`parse_ranges`)."""
+
+    name: str  # the RunConfig field
+    kind: str  # "uniform", "log" or "choice"
+    low: float | int | None = None  # the bounds of "uniform" and "log", whole numbers for INTEGER_FIELDS
+    high: float | int | None = None
+    choices: tuple = ()  # the values of "choice", as given
+
+    def suggest(self, trial):
+        """The value an Optuna trial draws from this range (ints for the integer settings; a choice Optuna cannot
+        store, e.g. a list of blocks, is drawn by its text)."""
+        if self.kind == "choice":
+            shown = [c if c is None or isinstance(c, (bool, int, float, str)) else str(c) for c in self.choices]
+            return self.choices[shown.index(trial.suggest_categorical(self.name, shown))]
+        if self.name in INTEGER_FIELDS:
+            return trial.suggest_int(self.name, self.low, self.high, log=self.kind == "log")
+        return trial.suggest_float(self.name, self.low, self.high, log=self.kind == "log")
+
+    def ends(self) -> list:
+        """Values the range reaches at its ends (or every choice): checked as configs before anything trains."""
+        return list(self.choices) if self.kind == "choice" else [self.low, self.high]
+
+
+def parse_ranges(ranges: dict[str, object], what: str) -> dict[str, Range]:
+    """Each field's range, checked: [low, high] (uniform), {"log": [low, high]} (both > 0) or {"choice":
+    [values]}; integer settings get whole-number bounds. A bad field or range is a ConfigError of one line that
+    starts with `what` ("random_search", "space") and names the field and what is allowed."""
+    if not isinstance(ranges, dict) or not ranges:
+        raise ConfigError(f"{what} ranges must map run settings to ranges, e.g. "
+                          f"{{'lr': {{'log': [0.01, 0.5]}}}}, got {ranges!r}")
+    return {_field(name, f"{what} field"): _range(name, spec, what) for name, spec in ranges.items()}
+
+
+def _range(name: str, spec, what: str) -> Range:
     def bad() -> ConfigError:
-        return ConfigError(f"random_search range of {name!r} must be [low, high], {{'log': [low, high]}} (both > 0) "
+        return ConfigError(f"{what} range of {name!r} must be [low, high], {{'log': [low, high]}} (both > 0) "
                            f"or {{'choice': [values]}}, got {spec!r}")
 
     def bounds(pair) -> tuple:
@@ -130,30 +166,20 @@ def _sampler(name: str, spec):
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair) and pair[0] <= pair[1]):
             raise bad()
         if name not in INTEGER_FIELDS:
-            return tuple(pair)
+            return float(pair[0]), float(pair[1])  # a float setting, also when papermill hands [0, 1] over
         low, high = math.ceil(pair[0]), math.floor(pair[1])  # a count (epochs, batch size, seed): whole numbers
         if low > high:
             raise bad()
         return low, high
 
     if isinstance(spec, dict) and set(spec) == {"choice"} and isinstance(spec["choice"], list) and spec["choice"]:
-        choices = spec["choice"]
-        return lambda rng: choices[int(rng.integers(len(choices)))]
+        return Range(name, "choice", choices=tuple(spec["choice"]))
     if isinstance(spec, dict) and set(spec) == {"log"}:
         low, high = bounds(spec["log"])
         if low <= 0:
             raise bad()
-
-        def log_uniform(rng) -> float:
-            return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-
-        if name in INTEGER_FIELDS:  # e.g. batch sizes on a log scale: the nearest whole number, within the bounds
-            return lambda rng: min(max(round(log_uniform(rng)), low), high)
-        return log_uniform
-    low, high = bounds(spec)
-    if name in INTEGER_FIELDS:
-        return lambda rng: int(rng.integers(low, high + 1))
-    return lambda rng: float(rng.uniform(low, high))  # a float setting, also when papermill hands [0, 1] over
+        return Range(name, "log", low, high)
+    return Range(name, "uniform", *bounds(spec))
 
 
 def varied_fields(runs: dict[str, RunConfig]) -> list[str]:

@@ -106,7 +106,7 @@ def train(config: RunConfig, run_dir: Path | None = None, progress: bool = True,
 
 
 def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None = None, progress: bool = True,
-                   rt: Runtime | None = None, phases: dict | None = None) -> list[list[dict]]:
+                   rt: Runtime | None = None, phases: dict | None = None, on_epoch=None) -> list[list[dict]]:
     """Train runs that differ only in learning rate, schedule, weight decay or seed side by side, one history each.
 
     Each run has its own model, optimiser and checkpoint (in the single-run format), and is trained on the
@@ -117,6 +117,9 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
     resumed from their checkpoints (runs without a run folder keep one in a temporary folder meanwhile).
     Out of device memory before the first epoch here is done: tried again from the runs' last checkpoints (or
     their start), with half the evaluation batch if evaluation ran out, else as two smaller stacks.
+    `on_epoch(configs, histories)`, if given, is called after each epoch's checkpoints are saved, with the stack's
+    configs and histories; to stop training there (a search prunes a run so) it raises, and the exception reaches
+    the caller: the runs are left at that epoch, resumable.
     """
     rt = rt or runtime()
     if len({group_key(c) for c in configs}) != 1:
@@ -133,7 +136,7 @@ def train_together(configs: list[RunConfig], run_dirs: list[Path | None] | None 
         while running:  # one round per stack: the first, then one after each early stop
             rounds.append({})
             trained = _train_with_fallbacks([configs[i] for i in running], [run_dirs[i] for i in running],
-                                            progress, rt, rounds[-1])
+                                            progress, rt, rounds[-1], on_epoch)
             for i, history in zip(running, trained, strict=True):
                 histories[i] = history
             running = [i for i in running if not is_finished(configs[i], _val_losses(histories[i]))]
@@ -166,7 +169,7 @@ def speed_stage(feature: str, on: bool):
 
 
 def _train_with_fallbacks(configs: list[RunConfig], run_dirs: list[Path | None], progress: bool, rt: Runtime,
-                          phases: dict) -> list[list[dict]]:
+                          phases: dict, on_epoch=None) -> list[list[dict]]:
     """`_train_or_retry`, tried again without a speed feature each time building the stack or its first epoch fails
     with a RuntimeError other than running out of memory: the feature of the stage that failed (`speed_stage`),
     else the first still on (SPEED_FEATURES: a compiled model fails lazily, in its first step); one line says which was
@@ -174,7 +177,7 @@ def _train_with_fallbacks(configs: list[RunConfig], run_dirs: list[Path | None],
     of a stack with no feature left to drop, propagate."""
     while True:
         try:
-            return _train_or_retry(configs, run_dirs, progress, rt, phases)
+            return _train_or_retry(configs, run_dirs, progress, rt, phases, on_epoch)
         except RuntimeError as error:  # the stage's feature (speed_stage), else the first still on (a lazy compile)
             feature = getattr(error, "speed_feature", None) or next(
                 (f for f in SPEED_FEATURES if _uses(rt, f, configs)), None)
@@ -192,10 +195,10 @@ def _train_with_fallbacks(configs: list[RunConfig], run_dirs: list[Path | None],
 
 
 def _train_or_retry(configs: list[RunConfig], run_dirs: list[Path | None], progress: bool, rt: Runtime,
-                    phases: dict) -> list[list[dict]]:
+                    phases: dict, on_epoch=None) -> list[list[dict]]:
     """One stack's training (`_train_stack`), tried again smaller if it runs out of device memory early."""
     try:
-        return _train_stack(configs, run_dirs, progress, rt, phases)
+        return _train_stack(configs, run_dirs, progress, rt, phases, on_epoch)
     except torch.OutOfMemoryError as error:
         if phases.get("epoch_seconds"):  # a later epoch: what fitted at first stopped fitting; no choice to revise
             raise
@@ -209,7 +212,7 @@ def _train_or_retry(configs: list[RunConfig], run_dirs: list[Path | None], progr
         torch.cuda.empty_cache()  # give the failed attempt's cached blocks (and CUDA-graph pool) back to the driver
     part_phases = [{} for _ in parts]
     histories = [history for part, part_phase in zip(parts, part_phases, strict=True) for history in train_together(
-        [configs[i] for i in part], [run_dirs[i] for i in part], progress, smaller_rt, part_phase)]
+        [configs[i] for i in part], [run_dirs[i] for i in part], progress, smaller_rt, part_phase, on_epoch)]
     phases.clear()
     phases.update(merged_phases(part_phases), out_of_memory_retry=what)
     return histories
@@ -222,7 +225,7 @@ def _in_evaluation(error: BaseException) -> bool:
 
 
 def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress: bool, rt: Runtime,
-                 phases: dict) -> list[list[dict]]:
+                 phases: dict, on_epoch=None) -> list[list[dict]]:
     """train_together's training loop, once: one stack from its runs' checkpoints to the last epoch or an early stop."""
     config, started = configs[0], time.perf_counter()  # what the runs share: data, seed, shapes, epochs, mixup
     data = prepare_data(config, rt.device)
@@ -258,6 +261,8 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
             run.save(rt)
         phases["epoch_seconds"].append(time.perf_counter() - start)  # with the checkpoints: the epoch's wall time
         _show(bar, histories)
+        if on_epoch is not None:
+            on_epoch(configs, histories)  # may raise to stop here (a pruned trial): the checkpoints are saved
         if any(run.finished() for run in runs):
             break  # an early stop (or the last epoch): train_together goes on with the runs still running
     bar.close()

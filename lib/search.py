@@ -1,0 +1,309 @@
+"""Searches beyond the brief: an Optuna study over any run settings, whose trials are runs of the run store.
+
+What it is: `make_search` checks a search space (the sweep's ranges: [low, high], {"log": [low, high]},
+{"choice": [values]}; lib.sweep.parse_ranges) against a base setup (lib.sweep.base_setup) before anything trains,
+and names its study from what decides its trials (profile, base, space, objective, sampler and its seed), so the
+same search run again goes on with the same study. `optimize` runs trials until the study holds `trials` of them
+(finished or pruned): each trial's config is a RunConfig trained (or loaded, never trained twice) through the run
+store, its run id kept as the trial's user attribute "run_id"; with a pruner each epoch's validation metric is
+reported and a pruned run stops at that epoch, left unfinished in its folder with a `pruned.json` mark (asking for
+its config later trains it on from its checkpoint). The study lives in runs/_search/<name>.db (SQLite), so several
+processes may share it (`optimize_with_workers`): a trial whose run another process is training waits for it, and
+a trial whose process died on this machine is tried again, resuming its run. `trials_table` and `save_figures` are
+notebook 10_search's results. What it is not: a second trainer (lib.runs trains) or a sampler of its own (Optuna's).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from . import paths, store
+from .config import ConfigError, RunConfig
+from .runs import run_or_load
+from .sections import get as get_section
+from .sweep import Range, _config, _value, label, parse_ranges
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = (None, "median", "hyperband")
+OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize"}  # the run's final validation metric
+WAIT_S = 5.0  # between two looks at a run another process is training
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # the notebook prints one line per trial itself
+
+
+@dataclass(frozen=True)
+class Search:
+    """A checked search: what `optimize` needs to run its study's trials."""
+
+    name: str  # the study's name (and its database file's)
+    base: RunConfig  # every trial's config is this one with the space's values
+    space: dict[str, Range]
+    objective: str = "val_acc"  # OBJECTIVES
+    sampler: str = "tpe"  # SAMPLERS
+    seed: int = 0  # the sampler's
+    pruner: str | None = None  # PRUNERS
+    profile: str = "full"  # what the base was made for (lib.sweep.base_setup)
+    base_name: str = "baseline"  # lib.sweep.BASES
+
+    @property
+    def storage(self) -> str:
+        """The study's SQLite database (optuna-dashboard opens it: `optuna-dashboard <this>`)."""
+        return f"sqlite:///{search_dir() / self.name}.db"
+
+
+def search_dir():
+    """Where studies live: runs/_search/ in the run store (AI6103_RUNS_DIR), beside the runs they name."""
+    return paths.runs_dir() / "_search"
+
+
+def make_search(base: RunConfig, space: dict, profile: str, base_name: str = "baseline", objective: str = "val_acc",
+                sampler: str = "tpe", seed: int = 0, pruner: str | None = None) -> Search:
+    """A search of `space` from `base`, every parameter checked here in one line naming it and what is allowed
+    (each range's ends and each choice are made into configs); the grid sampler needs a {"choice": [...]} for
+    every field. The study's name comes from the profile, `base_name`, the base run's folder (its settings and
+    data), the space, objective, sampler and seed; not from the pruner, which changes no trial's meaning."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"pruner must be one of {list(PRUNERS)}, got {pruner!r}")
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        raise ConfigError(f"sampler_seed must be an integer >= 0, got {seed!r}")
+    ranges = parse_ranges(space, "space")
+    for field_range in ranges.values():
+        for value in field_range.ends():
+            _config(base, {field_range.name: _value(field_range.name, value)})
+    if sampler == "grid" and any(r.kind != "choice" for r in ranges.values()):
+        ranged = [name for name, r in ranges.items() if r.kind != "choice"]
+        raise ConfigError(f"sampler 'grid' needs {{'choice': [values]}} for every space field; "
+                          f"{', '.join(ranged)} {'is a range' if len(ranged) == 1 else 'are ranges'}")
+    identity = {"base": store.run_path(base).name, "space": space, "objective": objective, "sampler": sampler,
+                "seed": seed}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return Search(f"{profile}-{base_name}-{objective}-{sampler}-{digest}", base, ranges, objective, sampler, seed,
+                  pruner, profile, base_name)
+
+
+def open_study(search: Search) -> optuna.Study:
+    """The search's study, made on first use, else loaded from its database. The sampler's seed is the search's
+    plus the trials the study holds: a study taken up again draws on from there, not its first draws again (so
+    3 trials then 5 are reproducible, though not the same 5 as 5 at once)."""
+    search_dir().mkdir(parents=True, exist_ok=True)
+    pruners = {None: optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+               "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.base.epochs)}
+    study = optuna.create_study(storage=search.storage, study_name=search.name, pruner=pruners[search.pruner](),
+                                direction=OBJECTIVES[search.objective], load_if_exists=True)
+    seed = search.seed + len(study.get_trials(deepcopy=False))
+    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+                "grid": lambda: optuna.samplers.GridSampler(
+                    {name: [_shown(c) for c in r.choices] for name, r in search.space.items()}, seed=seed)}
+    study.sampler = samplers[search.sampler]()
+    return study
+
+
+def _shown(choice):
+    """A choice as Optuna stores it (lib.sweep.Range.suggest): lists and tuples as their text."""
+    return choice if choice is None or isinstance(choice, (bool, int, float, str)) else str(choice)
+
+
+def grid_size(search: Search) -> int:
+    """How many settings the grid sampler has (its every combination of choices)."""
+    return math.prod(len(r.choices) for r in search.space.values())
+
+
+def optimize(search: Search, trials: int, progress: bool = True) -> optuna.Study:
+    """Run trials until the study holds `trials` finished or pruned ones (or running in another process), so that
+    5 after 3 adds two; with the grid sampler at most its grid. A trial of a process that died on this machine is
+    failed and its setting tried again first (its run resumes from its checkpoint). Returns the study."""
+    if not (isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1):
+        raise ConfigError(f"trials must be an integer >= 1 (the study's total), got {trials!r}")
+    if search.sampler == "grid":
+        trials = min(trials, grid_size(search))
+    study = open_study(search)
+    while (trial := _next_trial(study, trials)) is not None:
+        _run_trial(search, study, trial, progress)
+    return study
+
+
+@contextlib.contextmanager
+def _study_lock(study: optuna.Study):
+    """One process at a time counts the study's trials and asks for the next (held for milliseconds)."""
+    with open(search_dir() / f"{study.study_name}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _next_trial(study: optuna.Study, trials: int) -> optuna.Trial | None:
+    """The next trial, or None when the study has `trials` finished, pruned or running; retries abandoned ones."""
+    with _study_lock(study):
+        for abandoned in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if abandoned.user_attrs.get("host") == socket.gethostname() and not _alive(abandoned.user_attrs["pid"]):
+                study.tell(abandoned.number, state=TrialState.FAIL)  # its process is gone: nobody else will
+                study.enqueue_trial(abandoned.params, user_attrs={"retry_of": abandoned.number})
+        counted = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                           TrialState.RUNNING))
+        if len(counted) >= trials:
+            return None
+        trial = study.ask()
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        return trial
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def trial_config(search: Search, trial: optuna.Trial) -> tuple[dict, RunConfig]:
+    """The trial's values of the space (drawn by its sampler) and its config."""
+    values = {name: _value(name, r.suggest(trial)) for name, r in search.space.items()}
+    return values, _config(search.base, values)
+
+
+def _run_trial(search: Search, study: optuna.Study, trial: optuna.Trial, progress: bool) -> None:
+    """Train (or load) the trial's run, reporting each epoch's metric to it; tell the study how it ended."""
+    values, config = trial_config(search, trial)
+    trial.set_user_attr("run_id", store.run_path(config).name)
+    reporter = _Reporter(search, trial, config)
+    try:
+        result = _run_or_wait(config, reporter, progress)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        print(f"trial {trial.number} ({label(values)}): pruned at epoch {reporter.epochs}")
+        return
+    except BaseException:  # noqa: BLE001 - told as failed whatever stopped it, then raised on
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    reporter(None, [result.history.to_dict("records")])  # a run loaded, not trained here: its epochs too
+    value = float(result.summary[f"final_{search.objective}"])
+    study.tell(trial, value if math.isfinite(value) else math.inf)  # a diverged loss: the worst, not a failure
+    print(f"trial {trial.number} ({label(values)}): {search.objective} {value:.4f} (run {result.run_id})")
+
+
+def _run_or_wait(config: RunConfig, reporter, progress: bool) -> store.RunResult:
+    """run_or_load, waiting while another process trains the same run (then loading or resuming it)."""
+    said = False
+    while True:
+        try:
+            return run_or_load(config, progress, reporter)
+        except store.RunLocked:
+            if not said:
+                print(f"run {store.run_path(config).name} is being trained by another worker: waiting for it")
+                said = True
+            time.sleep(WAIT_S)
+
+
+class _Reporter:
+    """The per-epoch hook of a trial's training (lib.train's on_epoch): reports each new epoch's validation metric
+    to the trial and, when the pruner says so before the run's last epoch, marks the run pruned and stops it."""
+
+    def __init__(self, search: Search, trial: optuna.Trial, config: RunConfig):
+        self.search, self.trial, self.config = search, trial, config
+        self.epochs = 0  # the last epoch reported
+
+    def __call__(self, configs: list[RunConfig] | None, histories: list[list[dict]]) -> None:
+        history = histories[0] if configs is None else histories[configs.index(self.config)]
+        for row in history[self.epochs:]:
+            self.trial.report(float(row[self.search.objective]), step=int(row["epoch"]))
+        self.epochs = len(history)
+        last = history[-1]
+        self.trial.set_user_attr("epochs", self.epochs)
+        self.trial.set_user_attr("final_val_acc", float(last["val_acc"]))
+        self.trial.set_user_attr("best_val_acc", max(float(row["val_acc"]) for row in history))
+        if configs is not None and self.epochs < self.config.epochs and self.trial.should_prune():
+            store.mark_pruned(self.config, {"epoch": self.epochs, "study": self.search.name,
+                                            "trial": self.trial.number, "storage": self.search.storage})
+            raise optuna.TrialPruned(f"pruned at epoch {self.epochs}")
+
+
+# --- results --------------------------------------------------------------------------------------------------
+
+def trials_table(search: Search, study: optuna.Study) -> pd.DataFrame:
+    """One row per finished or pruned trial: its number, state, the space's values, epochs trained, final and best
+    validation accuracy (%), the objective's value and the run id; finished trials first, best first."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        shown = {name: trial.params[name] for name in search.space}  # what the sampler drew (text for lists)
+        rows.append({"trial": trial.number, "state": trial.state.name.lower(), **shown,
+                     "epochs": trial.user_attrs.get("epochs"),
+                     "final val acc (%)": 100 * trial.user_attrs.get("final_val_acc", math.nan),
+                     "best val acc (%)": 100 * trial.user_attrs.get("best_val_acc", math.nan),
+                     search.objective: trial.value if trial.state == TrialState.COMPLETE else math.nan,
+                     "run": trial.user_attrs.get("run_id")})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    order = table[search.objective] * (-1 if OBJECTIVES[search.objective] == "maximize" else 1)
+    return table.assign(_order=order).sort_values(["_order", "trial"], na_position="last", kind="stable").drop(
+        columns="_order").reset_index(drop=True)
+
+
+def export_table(table: pd.DataFrame, profile: str) -> str:
+    """Write the trials table as results/<profile>/10_search.csv; returns the file's name."""
+    path = paths.results_dir(profile) / "10_search.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    print(f"wrote {path}")
+    return path.name
+
+
+def best_param_line(search: Search, study: optuna.Study) -> str:
+    """The command that trains the best finished trial's setting on its own: the sweep notebook with a grid of
+    one value per field, from the same base and epochs (the run store then loads the trial's run)."""
+    values, _ = trial_config(search, optuna.trial.FixedTrial(study.best_trial.params))
+    grid = {name: [list(v) if isinstance(v, tuple) else v] for name, v in values.items()}
+    return (f'python scripts/run_study.py --profile {search.profile} --only 08_sweep --param "grid={grid!r}" '
+            f'--param "base=\'{search.base_name}\'" --param epochs={search.base.epochs}')
+
+
+def save_figures(search: Search, study: optuna.Study, table: pd.DataFrame, data_kind: str, profile: str
+                 ) -> list[str]:
+    """The search's figures that apply: the optimisation history (always), the parameters' importances (two or
+    more fields, two or more finished trials) and parallel coordinates of the finished trials (two or more
+    fields); one that does not apply is removed, so an earlier search's never passes for this one's. Returns the
+    stems written."""
+    from . import plots  # matplotlib: only where figures are drawn
+
+    section = get_section("10_search")
+    finished = table[table["state"] == "complete"]
+    fields = list(search.space)
+    several = len(fields) >= 2 and len(finished) >= 2
+    drawn = {"history": lambda: plots.plot_search_history(table, search.objective,
+                                                          OBJECTIVES[search.objective] == "maximize"),
+             "importance": (lambda: plots.plot_importances(optuna.importance.get_param_importances(study)))
+             if several else None,
+             "parallel": (lambda: plots.plot_parallel_coordinates(finished, fields, "final val acc (%)",
+                                                                      "search: each line a finished trial"))
+             if several else None}
+    written = []
+    for name, draw in drawn.items():
+        stem = section.figure(name)
+        if draw is None:
+            for suffix in (".pdf", ".png"):
+                (paths.figures_dir(profile) / f"{stem}{suffix}").unlink(missing_ok=True)
+        else:
+            plots.save(draw(), stem, data_kind, profile)
+            written.append(stem)
+    return written
+
