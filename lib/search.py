@@ -32,7 +32,7 @@ from . import paths, store
 from .config import ConfigError, RunConfig
 from .runs import run_or_load
 from .sections import get as get_section
-from .sweep import Range, _config, _value, label, parse_ranges
+from .sweep import Range, as_setting, label, parse_ranges, with_values
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = (None, "median", "hyperband")
@@ -83,7 +83,7 @@ def make_search(base: RunConfig, space: dict, profile: str, base_name: str = "ba
     ranges = parse_ranges(space, "space")
     for field_range in ranges.values():
         for value in field_range.ends():
-            _config(base, {field_range.name: _value(field_range.name, value)})
+            with_values(base, {field_range.name: as_setting(field_range.name, value)})
     if sampler == "grid" and any(r.kind != "choice" for r in ranges.values()):
         ranged = [name for name, r in ranges.items() if r.kind != "choice"]
         raise ConfigError(f"sampler 'grid' needs {{'choice': [values]}} for every space field; "
@@ -177,8 +177,8 @@ def _alive(pid: int) -> bool:
 
 def trial_config(search: Search, trial: optuna.Trial) -> tuple[dict, RunConfig]:
     """The trial's values of the space (drawn by its sampler) and its config."""
-    values = {name: _value(name, r.suggest(trial)) for name, r in search.space.items()}
-    return values, _config(search.base, values)
+    values = {name: as_setting(name, r.suggest(trial)) for name, r in search.space.items()}
+    return values, with_values(search.base, values)
 
 
 def _run_trial(search: Search, study: optuna.Study, trial: optuna.Trial, progress: bool) -> None:

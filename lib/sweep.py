@@ -51,14 +51,15 @@ def _field(name: str, what: str = "grid field") -> str:
     return name
 
 
-def _value(name: str, value):
+def as_setting(name: str, value):
     """A value as the config takes it: JSON and papermill hand over ints for floats (hashes must not differ)."""
     if isinstance(getattr(RunConfig(), name), float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return tuple(value) if name == "sigmoid_blocks" and isinstance(value, list) else value
 
 
-def _config(base: RunConfig, values: dict) -> RunConfig:
+def with_values(base: RunConfig, values: dict) -> RunConfig:
+    """`base` with `values` (field -> value); ConfigError, one line naming the grid point, if they do not fit."""
     try:
         return dataclasses.replace(base, **values)
     except ConfigError as error:
@@ -83,8 +84,8 @@ def sweep_configs(base: RunConfig, grid: dict[str, list]) -> dict[str, RunConfig
     names = list(grid)
     runs = {}
     for combination in itertools.product(*(grid[name] for name in names)):
-        values = {name: _value(name, value) for name, value in zip(names, combination, strict=True)}
-        runs[label(values)] = _config(base, values)
+        values = {name: as_setting(name, value) for name, value in zip(names, combination, strict=True)}
+        runs[label(values)] = with_values(base, values)
     if len(set(runs.values())) < len(runs) or len(runs) < math.prod(len(v) for v in grid.values()):
         raise ConfigError(f"grid lists a value twice: {grid}")
     return runs
@@ -116,8 +117,8 @@ def random_configs(base: RunConfig, ranges: dict[str, object], count: int, seed:
     runs = {}
     for _ in range(count):
         trial = study.ask()
-        values = {name: _value(name, field_range.suggest(trial)) for name, field_range in draw.items()}
-        runs.setdefault(label(values), _config(base, values))
+        values = {name: as_setting(name, field_range.suggest(trial)) for name, field_range in draw.items()}
+        runs.setdefault(label(values), with_values(base, values))
     return runs
 
 
