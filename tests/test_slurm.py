@@ -133,7 +133,7 @@ def test_failed_local_task_is_reported_with_its_runs_and_log(synthetic_dir, monk
     message = str(error.value)
     assert "\n" not in message and run_path(run).name in message and "is being trained by pid" in message
     log = Path(re.search(r"log (\S+)\)", message).group(1))
-    assert log.exists() and "RunStoreError" in log.read_text()
+    assert log.exists() and "RunLocked" in log.read_text()  # lib.store: a RunStoreError, the run being trained
 
 
 # ---------------------------------------------------------------- a real Slurm cluster
