@@ -153,8 +153,8 @@ def _disagrees(entry: dict, finished: float | None) -> bool:
 
 
 def training_here() -> list[str]:
-    """Who trains on this machine now, besides this process: the holders ("pid N on host", as lib.store's run
-    locks record them) of the lock files of unfinished runs in the run store that are live processes here. Read
+    """Who trains on this machine now, besides this process: the holders ("pid N on HOST since ...", as lib.store's
+    run locks record them) of the lock files of unfinished runs in the run store that are live processes here. Read
     from the files, taking no lock (a trainer that found its lock taken would stop)."""
     host, holders = socket.gethostname(), []
     for lock in paths.runs_dir().glob("*/lock"):
@@ -162,7 +162,7 @@ def training_here() -> list[str]:
             holder = lock.read_text().strip()
         except OSError:
             continue
-        found = re.fullmatch(r"pid (\d+) on (.+)", holder)
+        found = re.match(r"pid (\d+) on (\S+)", holder)  # lib.store.ProcessLock: "pid N on HOST since ... (cmd)"
         if (found and found[2] == host and int(found[1]) != os.getpid() and process_alive(int(found[1]))
                 and not (lock.parent / "summary.json").exists() and holder not in holders):
             holders.append(holder)

@@ -336,7 +336,8 @@ def test_a_probe_measured_while_other_runs_train_here_is_not_cached(monkeypatch)
 
     run = paths.runs_dir() / "training"
     run.mkdir(parents=True)
-    (run / "lock").write_text(f"pid {os.getppid()} on {socket.gethostname()}")  # alive: it started this process
+    # as lib.store.ProcessLock writes it; alive: the process that started this one
+    (run / "lock").write_text(f"pid {os.getppid()} on {socket.gethostname()} since 2026-12-04 12:00:00 (make all)")
     rates = _probe_returning(monkeypatch, [5.0, 79.0])
     with pytest.warns(UserWarning, match=f"ran while pid {os.getppid()} on .* trained here: 5 training images/s"):
         assert cost.benchmarked()["train_images_per_second"] == 5.0
