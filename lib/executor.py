@@ -47,7 +47,10 @@ ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEU
 # An end is a failure only once it has lasted GRACE_S without a result file: after COMPLETED or FAILED the file may
 # still be on its way through a shared file system, and a requeued task (pre-emption, a time limit) passes through
 # CANCELLED ("due to job requeue") on its way back to PENDING.
-GRACE_S = 15.0  # how long a shared file system may take to show a result file, or a requeue to show PENDING
+GRACE_S = 15.0  # how long a shared file system may take to show a result file
+# A CANCELLED task may be on its way back to PENDING (pre-emption, a time limit: submitit requeues it), which a
+# loaded controller took over 15 s to show in the tests; a task cancelled for good is reported this much later.
+REQUEUE_GRACE_S = 90.0
 POLL_MOST_S = 30.0  # the longest pause between two looks at the tasks (reached after ~10 minutes of waiting)
 LOCAL_TIME_MIN = 7 * 24 * 60  # local workers have no time limit; submitit's LocalExecutor wants one
 SLURM_COMMAND_S = 60  # longest wait for one squeue/sacct answer
@@ -164,7 +167,8 @@ def _fresh(job: submitit.Job) -> submitit.Job:
 
 def _outcome(task: Task, state: str | None, grace_s: float, now: float) -> str | None:
     """None while the task may still report; "" when it finished well; else why it failed, in a few words.
-    `state` is its job's state, None if it could not be asked."""
+    `state` is its job's state, None if it could not be asked; an end without a result is a failure once it has
+    lasted `grace_s`."""
     if task.job.paths.result_pickle.exists():
         error = task.job.exception()
         return "" if error is None else _error_line(error)
@@ -190,8 +194,9 @@ def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: floa
             while tasks and not failures and time.time() - started < timeout_s:
                 states = runner.states(tasks)
                 for task in list(tasks):
-                    why = _outcome(task, None if states is None else states.get(task.job.job_id, "UNKNOWN"),
-                                   runner.grace_s, time.time())
+                    state = None if states is None else states.get(task.job.job_id, "UNKNOWN")
+                    grace_s = runner.requeue_grace_s if state == "CANCELLED" else runner.grace_s
+                    why = _outcome(task, state, grace_s, time.time())
                     if why is None:
                         continue
                     tasks.remove(task)
@@ -217,7 +222,7 @@ def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: floa
 class _LocalWorkers:
     """Tasks as local processes (submitit's LocalExecutor), `workers` at a time; each worker its own GPU."""
 
-    grace_s = 0.0  # a local process's result file is written before it exits
+    grace_s = requeue_grace_s = 0.0  # a local process's result file is written before it exits; none is requeued
 
     def __init__(self, chosen: Settings):
         self.workers = chosen.workers
@@ -278,7 +283,7 @@ def _local_gpus() -> list[int]:
 class _Slurm:
     """Tasks as one Slurm job array (submitit's SlurmExecutor), their jobs recorded in runs/_slurm/pending.json."""
 
-    grace_s = GRACE_S
+    grace_s, requeue_grace_s = GRACE_S, REQUEUE_GRACE_S
 
     def __init__(self, chosen: Settings):
         missing = [command for command in ("sbatch", "srun", "squeue") if shutil.which(command) is None]

@@ -267,6 +267,7 @@ def one_task_past_its_first_epoch(data_dir) -> tuple[RunConfig, str, threading.T
 @pytest.mark.slurm
 def test_cancelled_task_is_a_failure_and_a_rerun_resumes_it(on_slurm, synthetic_dir, trained_here, monkeypatch):
     monkeypatch.setattr(executor._Slurm, "grace_s", 2.0)  # a local disk shows a result at once: no need for 15 s
+    monkeypatch.setattr(executor._Slurm, "requeue_grace_s", 2.0)  # and this task is not requeued
     run, job, thread, outcome = one_task_past_its_first_epoch(synthetic_dir)
     subprocess.run(["scancel", job], check=True, timeout=30)
     thread.join(TASK_S)
