@@ -6,7 +6,9 @@ previous one is used, so a kill at any instant leaves a loadable state.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import random
@@ -54,6 +56,19 @@ def remove_stale_temporaries(folder: Path, locked: bool = False) -> None:
         host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")  # a name without a host: host ''
         if locked or not pid.isdigit() or (host in ("", socket.gethostname()) and not process_alive(int(pid))):
             tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path):
+    """Hold an exclusive lock on the file `path` (created if missing) for a short critical section, waiting for
+    any process that holds it; the OS releases it if this process dies. (lib.store.ProcessLock is the long-held,
+    refusing lock of runs and studies.)"""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def process_alive(pid: int) -> bool:

@@ -7,7 +7,6 @@ What it is not: a torch Dataset/DataLoader pipeline (the whole split lives on th
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import pickle
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from . import paths
-from .checkpoint import atomic_write, atomic_write_text, remove_stale_temporaries
+from .checkpoint import atomic_write, atomic_write_text, exclusive_lock, remove_stale_temporaries
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 ARCHIVE = "cifar-100-python.tar.gz"
@@ -226,7 +225,7 @@ def write_synthetic_cifar100(data_dir: str | Path, n_train: int = 50_000, n_test
     folder = root / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     arguments = {"n_train": n_train, "n_test": n_test, "seed": seed, "num_classes": num_classes}
-    with _exclusive_lock(root / f".{FOLDER}.lock"):
+    with exclusive_lock(root / f".{FOLDER}.lock"):
         if _written_with(folder, arguments):
             return folder
         (folder / "meta").unlink(missing_ok=True)  # a rewrite: readers see no data meanwhile, not a mix
@@ -245,18 +244,6 @@ def _written_with(folder: Path, arguments: dict) -> bool:
     except (OSError, ValueError):
         return False
     return stamp == arguments and all((folder / name).is_file() for name in FILE_MD5)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path):
-    """Hold an exclusive lock on the file `path` (created if missing), waiting for any process that holds it;
-    the OS releases it if this process dies."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_synthetic_files(folder: Path, arguments: dict) -> None:

@@ -8,27 +8,30 @@ same search run again goes on with the same study. `optimize` runs trials until 
 store, its run id kept as the trial's user attribute "run_id"; with a pruner each epoch's validation metric is
 reported and a pruned run stops at that epoch, left unfinished in its folder with a `pruned.json` mark (asking for
 its config later trains it on from its checkpoint). The study lives in runs/_search/<name>.db (SQLite), so several
-processes may share it (`optimize_with_workers`): a trial whose run another process is training waits for it, and
-a trial whose process died on this machine is tried again, resuming its run. `trials_table` and `save_figures` are
+processes may share it (`optimize(..., workers=n)`, AI6103_WORKERS): a trial whose run another process is training
+waits for it, and a trial whose process died on this machine is tried again, resuming its run. `trials_table` and `save_figures` are
 notebook 10_search's results. What it is not: a second trainer (lib.runs trains) or a sampler of its own (Optuna's).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import math
 import os
+import pickle
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
 import optuna
 import pandas as pd
+import torch
 from optuna.trial import TrialState
 
-from . import paths, store
+from . import paths, settings, store
+from .checkpoint import exclusive_lock, process_alive
 from .config import ConfigError, RunConfig
 from .runs import run_or_load
 from .sections import get as get_section
@@ -123,36 +126,57 @@ def grid_size(search: Search) -> int:
     return math.prod(len(r.choices) for r in search.space.values())
 
 
-def optimize(search: Search, trials: int, progress: bool = True) -> optuna.Study:
+# A worker process: a fresh interpreter (a fork would inherit torch's threads, and can hang), given the search.
+WORKER = "import pickle, sys; from lib import search; search.optimize(pickle.loads(bytes.fromhex(sys.argv[1])), " \
+         "int(sys.argv[2]), progress=False, workers=1)"
+
+
+def optimize(search: Search, trials: int, progress: bool = True, workers: int | None = None) -> optuna.Study:
     """Run trials until the study holds `trials` finished or pruned ones (or running in another process), so that
     5 after 3 adds two; with the grid sampler at most its grid. A trial of a process that died on this machine is
-    failed and its setting tried again first (its run resumes from its checkpoint). Returns the study."""
+    failed and its setting tried again first (its run resumes from its checkpoint). With `workers` > 1 (default
+    AI6103_WORKERS) this process and workers - 1 more on this machine run trials of the study at once, the cores
+    split between them; a run one of them trains is never trained by another (the run lock: the other waits for
+    it and loads it). Returns the study."""
     if not (isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1):
         raise ConfigError(f"trials must be an integer >= 1 (the study's total), got {trials!r}")
     if search.sampler == "grid":
         trials = min(trials, grid_size(search))
-    study = open_study(search)
-    while (trial := _next_trial(study, trials)) is not None:
-        _run_trial(search, study, trial, progress)
+    chosen = settings.current()
+    workers = (chosen.workers if chosen.executor == "local" else 1) if workers is None else workers
+    threads = torch.get_num_threads()
+    others = _start_workers(search, trials, workers - 1) if workers > 1 else []
+    try:
+        study = open_study(search)
+        while (trial := _next_trial(study, trials)) is not None:
+            _run_trial(search, study, trial, progress)
+    finally:
+        failed = [worker.wait() for worker in others]
+        torch.set_num_threads(threads)
+    if any(failed):
+        raise RuntimeError(f"{sum(1 for rc in failed if rc)} of the search's {len(others)} other workers failed "
+                           f"(exit status {', '.join(str(rc) for rc in failed if rc)}): run the same search again "
+                           f"to go on with its study")
     return study
 
 
-@contextlib.contextmanager
-def _study_lock(study: optuna.Study):
-    """One process at a time counts the study's trials and asks for the next (held for milliseconds)."""
-    with open(search_dir() / f"{study.study_name}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _start_workers(search: Search, trials: int, n: int) -> list[subprocess.Popen]:
+    """`n` more processes running `optimize` on the same study, each with its share of the cores (this process
+    takes its own share too)."""
+    threads = max(1, (os.cpu_count() or 1) // (n + 1))
+    torch.set_num_threads(threads)
+    env = {**settings.child_environment(AI6103_WORKERS="1"), "OMP_NUM_THREADS": str(threads),
+           "PYTHONPATH": str(paths.PROJECT_ROOT)}
+    return [subprocess.Popen([sys.executable, "-c", WORKER, pickle.dumps(search).hex(), str(trials)],
+                             cwd=paths.PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL) for _ in range(n)]
 
 
 def _next_trial(study: optuna.Study, trials: int) -> optuna.Trial | None:
     """The next trial, or None when the study has `trials` finished, pruned or running; retries abandoned ones."""
-    with _study_lock(study):
+    with exclusive_lock(search_dir() / f"{study.study_name}.lock"):  # one process at a time asks for the next
         for abandoned in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if abandoned.user_attrs.get("host") == socket.gethostname() and not _alive(abandoned.user_attrs["pid"]):
+            gone = not process_alive(abandoned.user_attrs["pid"])
+            if abandoned.user_attrs.get("host") == socket.gethostname() and gone:
                 study.tell(abandoned.number, state=TrialState.FAIL)  # its process is gone: nobody else will
                 study.enqueue_trial(abandoned.params, user_attrs={"retry_of": abandoned.number})
         counted = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
@@ -163,16 +187,6 @@ def _next_trial(study: optuna.Study, trials: int) -> optuna.Trial | None:
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
         return trial
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def trial_config(search: Search, trial: optuna.Trial) -> tuple[dict, RunConfig]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import pickle
 import socket
 import subprocess
 import sys
@@ -99,20 +97,13 @@ def test_a_trial_whose_process_died_is_tried_again_with_its_setting(base):
     assert study.trials[1].params == study.trials[0].params
 
 
-# One search worker: a fresh process (a fork of the test would inherit torch's threads, and hang), given the plan.
-WORKER = "import pickle, sys; from lib import search; search.optimize(pickle.loads(bytes.fromhex(sys.argv[1])), 4)"
-
-
 @pytest.mark.slow
 def test_two_workers_share_a_study_without_training_one_run_twice(tiny_config):
-    """Two processes on one study of two settings, 4 trials (each setting asked for twice): every run trains once,
-    a worker asking for a run the other is training waits and loads it."""
+    """Two workers (this process and the one `optimize` starts) on one study of two settings, 4 trials (each setting
+    asked for twice): every run trains once, a worker asking for a run the other is training waits and loads it."""
     base = dataclasses.replace(tiny_config, arch="small_cnn", grad_norm_param="layers.1.conv.weight")
     plan = search.make_search(base, {"lr": {"choice": [0.05, 0.1]}}, "tiny", sampler="random")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, pickle.dumps(plan).hex()], cwd=ROOT, env=env,
-                                stdout=subprocess.DEVNULL) for _ in range(2)]
-    assert [worker.wait(timeout=120) for worker in workers] == [0, 0]
+    search.optimize(plan, 4, progress=False, workers=2)
     states = [t.state for t in search.open_study(plan).trials]
     assert states.count(TrialState.COMPLETE) == 4 and TrialState.FAIL not in states
     assert all(epochs_trained(dataclasses.replace(base, lr=lr)) == [2] for lr in (0.05, 0.1))
