@@ -9,8 +9,9 @@ store, its run id kept as the trial's user attribute "run_id"; with a pruner eac
 reported and a pruned run stops at that epoch, left unfinished in its folder with a `pruned.json` mark (asking for
 its config later trains it on from its checkpoint). The study lives in runs/_search/<name>.db (SQLite), so several
 processes may share it (`optimize(..., workers=n)`, AI6103_WORKERS): a trial whose run another process is
-training waits for it, and a trial whose process died on this machine is tried again, resuming its run. `trials_table` and `save_figures` are
-notebook 10_search's results. What it is not: a second trainer (lib.runs trains) or a sampler of its own (Optuna's).
+training waits for it, and a trial whose process died on this machine is tried again, resuming its run.
+`trials_table` and `save_figures` are notebook 10_search's results. What it is not: a second trainer (lib.runs
+trains) or a sampler of its own (Optuna's).
 """
 from __future__ import annotations
 
