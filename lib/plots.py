@@ -86,6 +86,21 @@ MARKERS = ("o", "s", "^", "D", "v", "P")  # one per setting, so settings differ 
 DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (1, 2)))
 
 
+def save_or_remove(figures: dict, data_kind: str, profile: str) -> list[str]:
+    """Save each figure of `figures` (stem -> a function that draws it, or None for one that does not apply to this
+    run) with `save`; a stem whose figure does not apply is removed from the profile's figures folder, so that an
+    earlier run's never passes for this one's. Returns the stems written (the results file lists them)."""
+    written = []
+    for stem, draw in figures.items():
+        if draw is None:
+            for suffix in (".pdf", ".png"):
+                (paths.figures_dir(profile) / f"{stem}{suffix}").unlink(missing_ok=True)
+        else:
+            save(draw(), stem, data_kind, profile)
+            written.append(stem)
+    return written
+
+
 def _setting_style(i: int, n_epochs: int) -> dict:
     """Colour, marker and line style of the i-th setting: each differs, so print in greyscale still tells them
     apart. Long runs mark about a dozen points so the markers stay visible on noisy curves."""

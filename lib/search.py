@@ -37,6 +37,7 @@ from .config import ConfigError, RunConfig
 from .runs import run_or_load
 from .sections import get as get_section
 from .sweep import Range, as_setting, label, parse_ranges, with_values
+from .sweep import export_table as sweep_export_table
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = (None, "median", "hyperband")
@@ -275,12 +276,8 @@ def trials_table(search: Search, study: optuna.Study) -> pd.DataFrame:
 
 
 def export_table(table: pd.DataFrame, profile: str) -> str:
-    """Write the trials table as results/<profile>/10_search.csv; returns the file's name."""
-    path = paths.results_dir(profile) / "10_search.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
-    print(f"wrote {path}")
-    return path.name
+    """Write the trials table as results/<profile>/10_search.csv (lib.sweep.export_table); returns the file's name."""
+    return sweep_export_table(table, profile, "10_search")
 
 
 def best_param_line(search: Search, study: optuna.Study) -> str:
@@ -304,21 +301,12 @@ def save_figures(search: Search, study: optuna.Study, table: pd.DataFrame, data_
     finished = table[table["state"] == "complete"]
     fields = list(search.space)
     several = len(fields) >= 2 and len(finished) >= 2
-    drawn = {"history": lambda: plots.plot_search_history(table, search.objective,
-                                                          OBJECTIVES[search.objective] == "maximize"),
-             "importance": (lambda: plots.plot_importances(optuna.importance.get_param_importances(study)))
-             if several else None,
-             "parallel": (lambda: plots.plot_parallel_coordinates(finished, fields, "final val acc (%)",
-                                                                      "search: each line a finished trial"))
-             if several else None}
-    written = []
-    for name, draw in drawn.items():
-        stem = section.figure(name)
-        if draw is None:
-            for suffix in (".pdf", ".png"):
-                (paths.figures_dir(profile) / f"{stem}{suffix}").unlink(missing_ok=True)
-        else:
-            plots.save(draw(), stem, data_kind, profile)
-            written.append(stem)
-    return written
+    return plots.save_or_remove(
+        {section.figure("history"): lambda: plots.plot_search_history(table, search.objective,
+                                                                      OBJECTIVES[search.objective] == "maximize"),
+         section.figure("importance"): (lambda: plots.plot_importances(
+             optuna.importance.get_param_importances(study))) if several else None,
+         section.figure("parallel"): (lambda: plots.plot_parallel_coordinates(
+             finished, fields, "final val acc (%)", "search: each line a finished trial")) if several else None},
+        data_kind, profile)
 

@@ -222,23 +222,16 @@ def save_figures(table: pd.DataFrame, fields: list[str], data_kind: str, profile
     from . import plots  # matplotlib: only where figures are drawn
 
     section = get_section("08_sweep")
-    drawn = {"metric": (lambda: plots.plot_sweep(table, fields)) if fields else None,
-             "parallel": (lambda: plots.plot_parallel_coordinates(table, fields)) if len(fields) >= 3 else None}
-    written = []
-    for name, draw in drawn.items():
-        stem = section.figure(name)
-        if draw is None:
-            for suffix in (".pdf", ".png"):
-                (paths.figures_dir(profile) / f"{stem}{suffix}").unlink(missing_ok=True)
-        else:
-            plots.save(draw(), stem, data_kind, profile)
-            written.append(stem)
-    return written
+    return plots.save_or_remove(
+        {section.figure("metric"): (lambda: plots.plot_sweep(table, fields)) if fields else None,
+         section.figure("parallel"): (lambda: plots.plot_parallel_coordinates(table, fields))
+         if len(fields) >= 3 else None}, data_kind, profile)
 
 
-def export_table(table: pd.DataFrame, profile: str) -> str:
-    """Write the sweep table as results/<profile>/08_sweep.csv; returns the file's name."""
-    path = paths.results_dir(profile) / "08_sweep.csv"
+def export_table(table: pd.DataFrame, profile: str, section: str = "08_sweep") -> str:
+    """Write a table (the sweep's, or another notebook's such as 10_search's) as results/<profile>/<section>.csv;
+    returns the file's name."""
+    path = paths.results_dir(profile) / f"{section}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False)
     print(f"wrote {path}")
