@@ -4,7 +4,7 @@
 # AUTHOR="Your Name" for the paper (without it: a visible placeholder, and make report says how to set it)
 # EXECUTOR=slurm: the runs train as tasks of a Slurm job array (docs/clusters.md; AI6103_SLURM_* settings)
 # SPECULATE=1: after section 2, sections 3-6 train in one wave for every choice they could start from (more runs,
-# the same results; it saves wall time only where a wave's runs train at the same time: docs/speed.md)
+# the same results; it saves wall time where a wave's runs train at once, on a GPU: AI6103_CONCURRENT, docs/speed.md)
 # `make` alone (or `make help`) lists every target with one line each.
 .DEFAULT_GOAL := help
 PROFILE ?= full

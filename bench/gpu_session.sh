@@ -11,14 +11,14 @@
 #   bash bench/gpu_session.sh autotune     # optional: torch.compile's max-autotune mode vs its default
 #
 #   e2e    every notebook through scripts/run_study.py with --profile e2e: synthetic data in the official format
-#          at CIFAR-100's size (50,000 + 10,000 images), the full profile's sizes, 2 and 6 epochs; stacking and
-#          compilation as a user gets them (the long sections compiled, as the full profile's 300-epoch runs are).
+#          at CIFAR-100's size (50,000 + 10,000 images), the full profile's sizes, 2 and 6 epochs; speculation
+#          (SPECULATE=1), trainings at once, stacking and compilation as a user gets them (the long sections compiled, as the full profile's 300-epoch runs are).
 #          Its log shows each phase's wall time; bench/study_record.py turns the run store's timing log (or, if
 #          the study was cut off, its log) into the whole-study record (the full profile, extrapolated); results,
 #          figures, executed notebooks and run metrics come back as e2e.tar.gz, so that `make report` builds the
 #          paper from them on the CPU side.
 #   tests  the CUDA-only tests (graph replay, fast path, stacks, compiled stack vs each run alone in eager, a
-#          dropout run resumed bit-exact).
+#          dropout run resumed bit-exact, runs trained at once on CUDA streams vs each alone).
 #   bench  bench/benchmark.py: the usual DataLoader pipeline and ours in the same process, compiled, fp16,
 #          stacks of 2, 3, 4 runs.
 #
@@ -83,11 +83,11 @@ e2e() {  # E2E_PROFILE=smoke E2E_SECONDS=100 tries the phase's mechanics on a CP
   started=$(date +%s.%N)
   # Stopped in time to leave the record and the results (the driver ends its kernel on SIGTERM): 60 s before the
   # phase's limit, counted from the phase's start (SECONDS: this shell's age), set-up and data included.
-  # E2E_SPECULATE=1: as a user gets it with SPECULATE=1 (sections 3-6 in one wave after section 2). Off by default
-  # until the runs of a wave that do not stack train at the same time (issue 32, item 2): until then speculation
-  # adds training calls one after another, and the record would measure its cost, not its saving.
+  # As a user gets it with SPECULATE=1 (sections 3-6 in one wave after section 2), the wave's runs trained several
+  # at once where the measurement says so (AI6103_CONCURRENT=auto, the default on CUDA); E2E_SPECULATE=0 runs the
+  # study wave by wave.
   local speculate=()
-  [[ ${E2E_SPECULATE:-0} == 1 ]] && speculate=(--speculate)
+  [[ ${E2E_SPECULATE:-1} == 1 ]] && speculate=(--speculate)
   timeout --kill-after=5 "$((E2E_SECONDS - 60 - SECONDS))" python3 scripts/run_study.py --profile "$profile" \
     --executed-dir "$work/executed" "${speculate[@]}" 2>&1 | tee -a "$work/study.log"
   local rc=${PIPESTATUS[0]}
@@ -119,7 +119,8 @@ for phase in "$@"; do
       # the new options on CUDA (dropout in the graph, Adam, fp16) and the fp16 graph replay of tests/test_devices.py
       # test_devices.py first: it holds #18's check (forced fp16 against bf16), which a cut-off phase must not lose
       run_phase tests 200 python3 -m pytest -q -rs -p no:cacheprovider -p no:logging tests/test_devices.py \
-        tests/test_speed.py tests/test_reliability.py -k "(cuda or graph_capture or on_gpu) and not gpu_resume" ;;
+        tests/test_concurrency.py tests/test_speed.py tests/test_reliability.py \
+        -k "(cuda or graph_capture or on_gpu) and not gpu_resume" ;;
     bench)  # the rows that decide the next steps first: the usual pipeline, ours, compiled, stacks, fp16
       run_phase bench 280 python3 bench/benchmark.py --out "$out/results.json" --steps 60 --repeats 3 \
         --only "usual,eval batch 2000 (default),fp16 autocast,torch.compile (graphs)" --stacked "4c,3" \

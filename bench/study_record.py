@@ -9,7 +9,9 @@ build and per-epoch wall seconds) plus the study's whole wall time, or as the lo
 keeps (the same figures, from the `timing` line each training call prints, and each notebook's time).
 
 Each training call is scaled to the full profile's epochs (the short section's to 15, the long ones' to 300):
-data + build + first epoch + (full epochs - 1) x the median of its later epochs. The rest of the wall time
+data + build + first epoch + (full epochs - 1) x the median of its later epochs. Calls that trained k at once
+(lib.concurrency: the timing log's `at_once` and `pool`, the log's "k trainings at once") overlap: together they
+take the longest of them or their sum / k, whichever is more; other calls add up. The rest of the wall time
 (the plan, the notebooks' kernels, tables, figures and test evaluation) is added once, as measured. A log cut
 off before the study's end still makes a record: each training call the plan announced but the log lacks is
 taken equal to a measured call of the same length that was not the first of its process (failing that, any of
@@ -31,7 +33,7 @@ from lib import study
 TARGET_MILESTONE_S, TARGET_GOAL_S = 15 * 60, 10 * 60  # the whole study's GPU wall time (issue: first, then goal)
 TIMING = re.compile(r"timing (?P<name>.+?): data (?P<data>[\d.]+) s, build (?P<build>[\d.]+) s(?P<compiled> "
                     r"\(compiled\))?, (?P<epochs>\d+) epochs (?P<total>[\d.]+) s \(first (?P<first>[\d.]+) s, "
-                    r"median (?P<median>[\d.]+) s\)")
+                    r"median (?P<median>[\d.]+) s\)(?:, (?P<at_once>\d+) trainings at once)?")
 PLAN = re.compile(r"^\s+-> (?P<runs>\d+) runs? to train in (?P<calls>\d+) training calls? of (?P<epochs>\d+) epochs")
 NOTEBOOK_DONE = re.compile(r"^(?P<notebook>\d\d_\w+): done in (?P<seconds>[\d.]+) s\b")
 VERSIONS = re.compile(r"^torch (?P<torch>\S+) CUDA (?P<cuda>\S+) (?P<device>.+)$")  # gpu_session.sh's first line
@@ -58,7 +60,7 @@ def from_timing_log(call: dict, first_in_process: bool = True) -> dict:
             "data_seconds": call["data_seconds"], "build_seconds": call["build_seconds"],
             "first_epoch_seconds": seconds[0], "median_later_epoch_seconds": statistics.median(seconds[1:] or seconds),
             "total_seconds": call["total_seconds"], "mixup_alpha": call["mixup_alpha"],
-            "sigmoid": bool(call["sigmoid_blocks"])}
+            "sigmoid": bool(call["sigmoid_blocks"]), "at_once": call.get("at_once", 1), "pool": call.get("pool")}
 
 
 def scaled(call: dict, epochs: int) -> float:
@@ -68,12 +70,26 @@ def scaled(call: dict, epochs: int) -> float:
             + (epochs - 1) * call["median_later_epoch_seconds"])
 
 
+def training_wall_seconds(calls: list[dict]) -> float:
+    """The wall seconds of `calls` (each with its full_seconds): those of one pool trained k > 1 at once
+    take max(longest, sum / k) together (k lanes), every other call its own time."""
+    pools: dict[str, list[dict]] = {}
+    alone = 0.0
+    for call in calls:
+        if call.get("at_once", 1) > 1:
+            pools.setdefault(call["pool"], []).append(call)
+        else:
+            alone += call["full_seconds"]
+    return alone + sum(max(max(c["full_seconds"] for c in pool), sum(c["full_seconds"] for c in pool)
+                           / max(c["at_once"] for c in pool)) for pool in pools.values())
+
+
 def _record(calls: list[dict], overhead: float, profile_name: str, inputs: dict) -> dict:
     profile = study.get_profile(profile_name)
     for call in calls:
         call["epochs_full"] = full_epochs(call.get("epochs_config", call["epochs_measured"]), profile)
         call["full_seconds"] = round(scaled(call, call["epochs_full"]), 1)
-    total = sum(c["full_seconds"] for c in calls) + overhead
+    total = training_wall_seconds(calls) + overhead
     measured = [c for c in calls if not c.get("assumed")]
     record = {
         **identity(),
@@ -82,8 +98,8 @@ def _record(calls: list[dict], overhead: float, profile_name: str, inputs: dict)
                        else ""),
         "full_study_gpu_seconds": round(total, 1),
         "extrapolated": True,
-        "method": "per training call: data + build + first epoch + (full epochs - 1) x median later epoch; plus "
-                  "the measured non-training wall time once",
+        "method": "per training call: data + build + first epoch + (full epochs - 1) x median later epoch; calls "
+                  "trained k at once: max(longest, sum / k); plus the measured non-training wall time once",
         **inputs,
         "measured_overhead_seconds": round(overhead, 1),
         "training_calls": calls,
@@ -104,7 +120,7 @@ def study_record(timings: list[dict], wall_seconds: float, profile_name: str) ->
     calls = [from_timing_log(t, first_in_process=t.get("pid") is None or t["pid"] not in {u.get("pid") for u in
                                                                                           timings[:i]})
              for i, t in enumerate(timings)]
-    training = sum(c["total_seconds"] for c in calls)
+    training = training_wall_seconds([{**c, "full_seconds": c["total_seconds"]} for c in calls])  # as measured
     return _record(calls, wall_seconds - training, profile_name,
                    {"measured_wall_seconds": round(wall_seconds, 1), "measured_training_seconds": round(training, 1)})
 
@@ -114,15 +130,19 @@ def record_from_log(text: str, profile_name: str) -> dict:
 
     The driver trains every run before the notebooks, in one process: its plan announces the training calls of
     each wave (lib.plan), its calls print their `timing` lines in that order, then each notebook its time."""
-    announced, measured, notebook_seconds = [], [], {}
+    announced, waves, measured, notebook_seconds = [], [], [], {}
     for line in text.splitlines():
         if m := PLAN.match(line):
             announced += [int(m["epochs"])] * int(m["calls"])
+            waves += [len(set(waves))] * int(m["calls"])  # the wave of each announced call
         if m := NOTEBOOK_DONE.match(line):
             notebook_seconds[m["notebook"]] = float(m["seconds"])
         if m := TIMING.search(line):
             runs = re.search(r", (\d+) stacked:", m["name"])
+            at_once = int(m["at_once"] or 1)
+            wave = waves[len(measured)] if len(measured) < len(waves) else len(set(waves))
             measured.append({"name": m["name"], "runs": int(runs[1]) if runs else 1, "first_in_process": not measured,
+                             "at_once": at_once, "pool": f"wave {wave + 1}" if at_once > 1 else None,
                              "epochs_measured": int(m["epochs"]), "compiled": bool(m["compiled"]),
                              "data_seconds": float(m["data"]), "build_seconds": float(m["build"]),
                              "first_epoch_seconds": float(m["first"]), "median_later_epoch_seconds": float(m["median"]),
@@ -136,6 +156,7 @@ def record_from_log(text: str, profile_name: str) -> dict:
         if not like:
             raise ValueError(f"training call {i + 1} was not reached and no measured call is like it")
         calls.append({**like[0], "name": f"call {i + 1} (not reached)", "first_in_process": False,
+                      "pool": f"wave {waves[i] + 1}" if like[0]["at_once"] > 1 else None,
                       "assumed": f"as measured for {like[0]['name']}"})
     # Notebook time (kernel, imports, tables, figures; they train nothing): as measured, the median for those
     # the log does not reach.

@@ -25,6 +25,7 @@ import torch
 
 from . import paths
 from .checkpoint import atomic_write_text, process_alive, remove_stale_temporaries
+from .concurrency import run_at_once
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import runtime, synchronize
@@ -76,7 +77,8 @@ def _measured_speed(arch: str, device: str, runs: int, batch_size: int = 128) ->
                     "batch_size", 128) != batch_size:
                 continue
             last = pd.read_csv(metrics).iloc[-1]
-            if int(last.get("runs_together", 1)) == runs:  # a line without runs_together: the run trained alone
+            # a line without runs_together or trainings_at_once: the run trained alone, one training at a time
+            if int(last.get("runs_together", 1)) == runs and int(last.get("trainings_at_once", 1)) == 1:
                 speeds.append(float(last["train_images_per_second"]))
         except (OSError, ValueError, KeyError):
             continue
@@ -102,30 +104,33 @@ DISAGREEMENT = 2.0  # a cached probe this many times slower or faster than the f
 _NOT_CACHED: dict[str, dict] = {}  # probes measured while other training ran here: kept by this process only
 
 
-def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) -> dict:
+def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1, at_once: int = 1) -> dict:
     """`_benchmark`'s images per second here, measured once per machine, device features and torch version and
-    cached in the run store (`runs/throughput.json`).
+    cached in the run store (`runs/throughput.json`); `at_once` > 1: of that many trainings at the same time
+    (lib.concurrency), summed over them.
 
     A probe measured while other processes trained runs here (`training_here`) is not cached: this process uses it,
     with a warning, and the next process measures again. A cached probe whose training speed is more than
     DISAGREEMENT times off the finished runs' trained that way (`_measured_speed`) is measured again, once per such
     speed of the finished runs.
     """
-    return _benchmarked(arch, batch_size, runs, _measured_speed(arch, runtime().describe(), runs, batch_size))
+    finished = _measured_speed(arch, runtime().describe(), runs, batch_size) if at_once == 1 else None
+    return _benchmarked(arch, batch_size, runs, finished, at_once)
 
 
-def _benchmarked(arch: str, batch_size: int, runs: int, finished: float | None) -> dict:
+def _benchmarked(arch: str, batch_size: int, runs: int, finished: float | None, at_once: int = 1) -> dict:
     """`benchmarked`, given `finished`, the finished runs' median training images/s (None: no such runs)."""
     rt = runtime()
     key = (f"{platform.node()}|{rt.describe()}|{arch}|torch {torch.__version__}" + (f"|{runs} runs" if runs > 1 else "")
-           + (f"|batch {batch_size}" if batch_size != 128 else ""))  # the brief's batch: the keys cached before
+           + (f"|batch {batch_size}" if batch_size != 128 else "")  # the brief's batch: the keys cached before
+           + (f"|{at_once} at once" if at_once > 1 else ""))
     cache = _throughput_file()
     known = _read_throughput(cache)
     for entry in (known.get(key), _NOT_CACHED.get(key)):
         if entry is not None and not _disagrees(entry, finished):
             return entry
     busy = training_here()
-    entry = {**_benchmark(arch, batch_size, rt, runs), **({"checked_against": finished} if finished else {})}
+    entry = {**_benchmark(arch, batch_size, rt, runs, at_once), **({"checked_against": finished} if finished else {})}
     busy += [holder for holder in training_here() if holder not in busy]  # and those that started meanwhile
     if busy:
         warnings.warn(f"the speed probe of {arch} ran while {', '.join(busy)} trained here: "
@@ -211,32 +216,70 @@ def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
     return best if speeds[best] >= STACK_GAIN * speeds[1] else 1
 
 
-def _benchmark(arch: str, batch_size: int, rt, runs: int = 1) -> dict:
+def _benchmark(arch: str, batch_size: int, rt, runs: int = 1, at_once: int = 1) -> dict:
     """Time lib.train's own training step (with this runtime's speed features, uncompiled) and evaluation
     on random images: a few steps on a CPU, a few dozen on a GPU (after one warm-up pass each). With `runs`,
-    that many runs stacked (lib.stack); images per second are then summed over the runs. This is what a plan's
-    estimate for a device without finished runs rests on: a measurement there, never another device's figure."""
+    that many runs stacked (lib.stack); with `at_once`, that many such trainings at the same time, each with its own
+    model, step and stream (lib.concurrency); images per second are then summed over them all. This is what a
+    plan's estimate for a device without finished runs rests on: a measurement there, never another device's
+    figure."""
     rt = dataclasses.replace(rt, compile=False)  # compilation would dominate a benchmark this short
     on_cpu = rt.device.type == "cpu"
     config = RunConfig(arch=arch, batch_size=min(batch_size, 32) if on_cpu else batch_size)  # CPU: seconds
     configs = [dataclasses.replace(config, lr=config.lr * (k + 1)) for k in range(runs)]
     split = DeviceSplit.random((2 if on_cpu else 30) * config.batch_size, rt.device)
-    _, net, _, step = fresh_step(configs, rt, split)
-    generator = torch.Generator(device=rt.device).manual_seed(0)
+    trainings = [fresh_step(configs, rt, split)[1:4:2] for _ in range(at_once)]  # (net, step) of each
 
     def timed(fn) -> float:
-        fn()  # warm-up: allocator, cuDNN autotuning
+        """Wall seconds of `fn(net, step)` for every training at once, after one warm-up pass each (allocator,
+        cuDNN autotuning)."""
+        for net, step in trainings:
+            fn(net, step)
         synchronize(rt.device)
         start = time.perf_counter()
-        fn()
+        run_at_once([lambda stop, net=net, step=step: fn(net, step) for net, step in trainings], at_once, rt.device)
         synchronize(rt.device)
         return time.perf_counter() - start
 
-    net.train()
-    train_ips = runs * len(split) / timed(lambda: train_epoch(step, split, configs,
-                                                              [(generator, np.random.default_rng(0))], 0, rt))
-    eval_ips = runs * len(split) / timed(lambda: evaluate(net, split, rt))
+    def train(net, step) -> None:
+        generator = torch.Generator(device=rt.device).manual_seed(0)  # each training its own: threads share none
+        net.train()
+        train_epoch(step, split, configs, [(generator, np.random.default_rng(0))], 0, rt)
+
+    images = at_once * runs * len(split)
+    train_ips = images / timed(train)
+    eval_ips = images / timed(lambda net, step: evaluate(net, split, rt))
     return {"train_images_per_second": train_ips, "eval_images_per_second": eval_ips, "device": rt.describe()}
+
+
+AT_ONCE_GAIN = 1.1  # trainings at once only if they train this many times the images/s of one at a time
+AT_ONCE_MOST = 4  # the most trainings at once a probe times
+
+
+def trainings_at_once(arch: str, batch_size: int, n_calls: int, largest: int = 1) -> int:
+    """How many of `n_calls` training calls (runs, or stacks of up to `largest` runs) of `arch` to train at the same
+    time in this process (lib.concurrency).
+
+    AI6103_CONCURRENT=k fixes it (at most k). With `auto` (the default on a GPU), 1..AT_ONCE_MOST at once are
+    timed once (cached like `throughput`) and the fastest is used if it beats one at a time by AT_ONCE_GAIN, else 1.
+    Either way no more than fit in the device's free memory (lib.device: Runtime.runs_that_fit)."""
+    rt = runtime()
+    fits = rt.runs_that_fit(batch_size)  # None: not known (the CPU)
+    most = n_calls if fits is None else min(n_calls, max(1, fits // largest))
+    if rt.concurrent is not None or most <= 1:
+        return max(1, min(rt.concurrent or 1, most))
+    speeds = {k: benchmarked(arch, batch_size, at_once=k)["train_images_per_second"]
+              for k in range(1, min(most, AT_ONCE_MOST) + 1)}
+    best = max(speeds, key=speeds.get)
+    return best if speeds[best] >= AT_ONCE_GAIN * speeds[1] else 1
+
+
+def at_once_gain(arch: str, batch_size: int, at_once: int) -> float:
+    """How many times the training images/s of one training at a time `at_once` trainings give here (1 for one)."""
+    if at_once <= 1:
+        return 1.0
+    return (benchmarked(arch, batch_size, at_once=at_once)["train_images_per_second"]
+            / benchmarked(arch, batch_size)["train_images_per_second"])
 
 
 def split_sizes(config: RunConfig, n_total: int = 50_000) -> tuple[int, int]:

@@ -56,6 +56,9 @@ class Runtime:
     eval_batch: int  # images per evaluation batch; no gradients, so large batches are cheap
     stack: int | None  # at most this many runs of a section train together (lib.stack); None = measure (auto)
     deterministic: bool
+    # at most this many trainings (a run or a stack) at once in this process, each on its own CUDA stream
+    # (lib.concurrency); None = measure (auto)
+    concurrent: int | None = 1
     free_memory_mib: float | None = None  # device memory free for this process at start-up; None = unknown (CPU)
     notes: tuple[str, ...] = ()  # one line per choice that differs from the fast path, and why (the plan prints them)
 
@@ -93,7 +96,7 @@ class Runtime:
         precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
         names = [precision, "channels_last" * self.channels_last,
                  "fused SGD" * self.fused_sgd, "CUDA graphs" * self.cuda_graphs, self._compiled_text(),
-                 f"eval batch {self.eval_batch}", _stack_text(self.stack)]
+                 f"eval batch {self.eval_batch}", _stack_text(self.stack), _concurrent_text(self.concurrent)]
         return ", ".join(n for n in names if n)
 
     def _compiled_text(self) -> str:
@@ -185,6 +188,11 @@ def _version(package: str) -> str:
 
 def _stack_text(stack: int | None) -> str:
     return "runs stacked: auto" if stack is None else f"up to {stack} runs stacked" * (stack > 1)
+
+
+def _concurrent_text(concurrent: int | None) -> str:
+    return "trainings at once: auto" if concurrent is None else f"up to {concurrent} trainings at once" * (
+        concurrent > 1)
 
 
 def _device(chosen: Settings) -> torch.device:
@@ -287,6 +295,8 @@ def _chosen_runtime(chosen: Settings, device: torch.device, capability: tuple[in
     free_mib = free_memory_mib(device)
     # On the CPU one at a time: a stacked step was slower there (bench/RESULTS.md); on Apple GPUs not measured.
     stack = chosen.stack if chosen.stack is not None else "auto" if use_cuda else 1
+    # On the CPU one at a time: trainings at once share its cores and gain nothing (their threads compete).
+    concurrent = chosen.concurrent if chosen.concurrent is not None else "auto" if use_cuda else 1
     triton = use_cuda and capability >= TRITON_CAPABILITY
     if use_cuda and chosen.compile and not triton:
         notes.append(f"torch.compile off: Triton supports compute capability >= {TRITON_CAPABILITY[0]}."
@@ -306,6 +316,7 @@ def _chosen_runtime(chosen: Settings, device: torch.device, capability: tuple[in
         compile_backend="inductor",
         eval_batch=chosen.eval_batch or _eval_batch_that_fits(free_mib, autocast_dtype),
         stack=None if stack == "auto" else stack,
+        concurrent=None if concurrent == "auto" else concurrent,
         deterministic=chosen.deterministic,
         free_memory_mib=free_mib,
         notes=tuple(notes),
@@ -315,8 +326,9 @@ def _chosen_runtime(chosen: Settings, device: torch.device, capability: tuple[in
 def _check(rt: Runtime) -> None:
     """ValueError, one line, for a runtime that cannot run (overrides are checked here, the environment's in
     lib.settings)."""
-    if rt.eval_batch < 1 or (rt.stack is not None and rt.stack < 1):
-        raise ValueError(f"eval_batch and stack must be >= 1, got {rt.eval_batch} and {rt.stack}")
+    if rt.eval_batch < 1 or any(n is not None and n < 1 for n in (rt.stack, rt.concurrent)):
+        raise ValueError(f"eval_batch, stack and concurrent must be >= 1, got {rt.eval_batch}, {rt.stack} and "
+                         f"{rt.concurrent}")
     if rt.compile_mode not in COMPILE_MODES:
         raise ValueError(f"AI6103_COMPILE_MODE must be one of {', '.join(COMPILE_MODES)}, got {rt.compile_mode!r}")
     if rt.device.type != "cuda" and (rt.cuda_graphs or (rt.compile and rt.compile_backend == "inductor")):

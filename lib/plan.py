@@ -2,7 +2,7 @@
 
 Read-only: a plan reads the run store's metrics and summary files, never a checkpoint, and changes no file. Runs
 already stored cost nothing; the estimate adds the set-up (compilation, autotuning) once per training call, as
-measured on this machine before (lib.cost).
+measured on this machine before (lib.cost), and divides the training by what trainings at once gain here.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .config import RunConfig, with_seeds
-from .cost import epoch_seconds, setup_seconds, split_sizes, throughput
+from .cost import at_once_gain, epoch_seconds, setup_seconds, split_sizes, throughput, trainings_at_once
 from .data import data_info, load_cifar100, silence_unofficial_warning
 from .device import runtime
 from .grouping import path_notes
@@ -90,6 +90,18 @@ def _setup(n_calls: int, epochs: int) -> tuple[float, str]:
     return n_calls * setup, words
 
 
+def _at_once(configs: list[RunConfig], n_calls: int) -> tuple[float, str]:
+    """(the gain in training images/s, the words) of training `n_calls` training calls of `configs` at once here
+    (lib.cost.trainings_at_once): (1.0, "") for one at a time by choice or where there is one call."""
+    at_once = trainings_at_once(configs[0].arch, configs[0].batch_size, n_calls)
+    if at_once > 1:
+        gain = at_once_gain(configs[0].arch, configs[0].batch_size, at_once)
+        return gain, f", {at_once} at once (x{gain:.1f} the images/s of one at a time)"
+    if runtime().concurrent is None and n_calls > 1:
+        return 1.0, ", one at a time (more at once measured no faster here)"
+    return 1.0, ""
+
+
 def aligned(table: list[list[str]]) -> list[str]:
     """A table's rows as lines whose columns line up however long a cell is (a run name, a label): each column
     as wide as its widest cell, two spaces between columns, the last column not padded."""
@@ -113,9 +125,10 @@ def print_section_plan(section: str, runs: dict[str, RunConfig], seeds: int = 1)
         print(f"  {line}")
     total = sum(seconds for _, seconds in rows)
     if total:  # this process trains: it pays the set-up once per training call
+        gain, at_once = _at_once(list(runs.values()), n_calls)
         setup, words = _setup(n_calls, next(iter(runs.values())).epochs)
-        total += setup
-        print(f"  {words}")
+        total = total / gain + setup
+        print(f"  {words}{at_once}")
         rt = runtime()
         for note in rt.notes:  # device choices and why (lib.device): precision, memory, features off
             print(f"  {note}")
@@ -140,7 +153,8 @@ def _print_speculation(profile: str, data_dir: str | None, params: dict[str, dic
     to_train = sum(1 for _, s in rows if s)
     print(f"speculation: {count(len(extra), 'more run')} (every choice sections 5 and 6 could start from), "
           f"{to_train} of them to train, with sections 3 and 4 in one wave after section 2: ~{format_seconds(seconds)} "
-          f"more training here; it saves the wait between waves only where a wave's runs train at the same time")
+          f"more training here; it saves the wait between waves where a wave's runs train at once (AI6103_CONCURRENT: "
+          f"on a GPU measured, on the CPU one at a time)")
     return seconds
 
 
@@ -185,10 +199,11 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
         stored += sum(status.startswith("stored") for status, _ in rows)
         training = [run.config for run, (_, seconds) in zip(wave, rows, strict=True) if seconds]
         if training:  # bench/study_record.py reads this line to know the calls a study's log should hold
+            gain, at_once = _at_once(training, n_calls)
             print(f"    -> {count(len(training), 'run')} to train in {count(n_calls, 'training call')} of "
-                  f"{training[0].epochs} epochs")
+                  f"{training[0].epochs} epochs{at_once}")
             setup, _ = _setup(n_calls, training[0].epochs)
-            total += setup + sum(seconds for _, seconds in rows)
+            total += setup + sum(seconds for _, seconds in rows) / gain
     if speculate:
         total += _print_speculation(profile, data_dir, params or {}, sections, waves, seen)
     known = len({run_path(run.config) for wave in waves for run in wave if not run.assumes})

@@ -2,7 +2,8 @@
 score finished runs once on the test set.
 
 What it is: `run_or_load` / `run_or_load_many` (the entry points notebooks, the executor's tasks and the driver
-use), `training_groups` (which unfinished runs train together here), the record of what produced a run
+use), `training_groups` (which unfinished runs train together here; the groups then train one after another or
+several at once, lib.concurrency), the record of what produced a run
 (`environment`), the timing log of each training call, and `evaluate_test`. It sits above the run store
 (lib.store: folders, locks, files), the cost model (lib.cost: how many runs to stack) and the trainer (lib.train).
 What it is not: where runs execute (lib.executor sends them to workers or Slurm, which call this on their node).
@@ -23,11 +24,14 @@ import torch
 
 from . import paths, store
 from .checkpoint import RunStoreError, atomic_write_text, load_state
+from .concurrency import Stopped, may_train_at_once, run_at_once
 from .config import RunConfig
-from .cost import runs_to_stack, timing_log
+from .cost import runs_to_stack, timing_log, trainings_at_once
 from .data import DeviceSplit, check_split, data_info
 from .device import runtime
-from .grouping import group_key
+from .grouping import group_key, run_names
+from .notation import count
+from .settings import current
 from .splits import evaluate, load_data, prepare_data
 from .stack import stack_models
 from .store import RunResult, epochs_recorded, run_path
@@ -60,7 +64,9 @@ def run_or_load(config: RunConfig, progress: bool = True, on_epoch=None) -> RunR
 def run_or_load_many(configs: list[RunConfig], progress: bool = True, on_epoch=None) -> list[RunResult]:
     """`run_or_load` for several runs (a section's), in order. Unfinished runs that differ only in learning
     rate, schedule or weight decay and stand at the same epoch are trained together as one stacked network
-    (lib.train.train_together) where that is faster here (`training_groups`); each keeps its own files.
+    (lib.train.train_together) where that is faster here (`training_groups`); each keeps its own files. The
+    training calls (a run or a stack) train several at once in this process where that is faster here
+    (lib.concurrency; AI6103_CONCURRENT), each to exactly what it gives alone.
     A split that does not fit the data fails before anything trains (lib.config.ConfigError).
     `on_epoch(configs, histories)`, if given, is called after every epoch trained here (lib.train.train_together);
     an exception it raises stops training there and reaches the caller, the runs left unfinished and resumable."""
@@ -74,10 +80,47 @@ def run_or_load_many(configs: list[RunConfig], progress: bool = True, on_epoch=N
             finished = store.load_run(config)
             if finished is not None:
                 results[path] = finished
-    for group in training_groups([c for c in configs if run_path(c) not in results]):
-        results.update(store.train_missing(group, lambda runs, folders: _train(runs, folders, progress, on_epoch),
-                                           environment))
+    results.update(_train_groups(training_groups([c for c in configs if run_path(c) not in results]), progress,
+                                 on_epoch))
     return [results[run_path(config)] for config in configs]
+
+
+def _train_groups(groups: list[list[RunConfig]], progress: bool, on_epoch=None) -> dict[Path, RunResult]:
+    """Train `groups` (`training_groups`), each under its runs' locks (lib.store.train_missing): those that may
+    (lib.concurrency.may_train_at_once), several at once where that pays here (lib.cost.trainings_at_once, asked
+    for the first one's architecture and batch), then the others one after another. The finished runs by folder."""
+    rt = runtime()
+    together = [group for group in groups if may_train_at_once(group, rt, current().wandb)]
+    at_once = trainings_at_once(together[0][0].arch, together[0][0].batch_size, len(together),
+                                max(map(len, together))) if len(together) > 1 else 1
+    if at_once > 1:
+        print(f"training {count(len(together), 'training call')}, {at_once} at once "
+              f"({'CUDA streams' if rt.device.type == 'cuda' else 'threads'}; AI6103_CONCURRENT)", flush=True)
+    else:
+        together = []  # one at a time, in the order asked for
+    pool = f"{os.getpid()}-{time.time_ns()}"  # the timing log's name for the trainings of this call
+
+    def job(group: list[RunConfig], n_at_once: int):
+        return lambda stop: store.train_missing(
+            group, lambda runs, folders: _train(runs, folders, progress, _stopping(stop, on_epoch), n_at_once, pool),
+            environment)
+
+    results = {}
+    for trained in [*run_at_once([job(group, at_once) for group in together], at_once, rt.device),
+                    *run_at_once([job(group, 1) for group in groups if group not in together], 1, rt.device)]:
+        results.update(trained)
+    return results
+
+
+def _stopping(stop, on_epoch=None):
+    """The epoch hook of a training in a pool (lib.concurrency.run_at_once): stops it (Stopped) once the pool's
+    `stop` event is set, else calls `on_epoch`."""
+    def each_epoch(stack: list[RunConfig], histories: list[list[dict]]) -> None:
+        if stop.is_set():
+            raise Stopped(f"stopped with {run_names(stack)} at epoch {len(histories[0])}")
+        if on_epoch is not None:
+            on_epoch(stack, histories)
+    return each_epoch
 
 
 def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
@@ -99,22 +142,27 @@ def training_groups(configs: list[RunConfig]) -> list[list[RunConfig]]:
     return chunks
 
 
-def _train(configs: list[RunConfig], folders: list[Path], progress: bool, on_epoch=None) -> list[list[dict]]:
-    """Train runs of one stack in their folders (lib.train.train_together); log the call's timing."""
+def _train(configs: list[RunConfig], folders: list[Path], progress: bool, on_epoch=None, at_once: int = 1,
+           pool: str = "") -> list[list[dict]]:
+    """Train runs of one stack in their folders (lib.train.train_together), one of `at_once` trainings at the same
+    time in this process (of the run_or_load_many call `pool`); log the call's timing."""
     from .train import train_together  # looked up at each call: tests stand in for the trainer
 
     phases = {}
-    histories = train_together(configs, folders, progress=progress, phases=phases, on_epoch=on_epoch)
+    histories = train_together(configs, folders, progress=progress, phases=phases, on_epoch=on_epoch,
+                               rt=dataclasses.replace(runtime(), concurrent=at_once))
     if phases.get("epoch_seconds"):  # none: every run had already trained its last epoch (an early stop)
-        _log_timing(folders, configs[0], phases)
+        _log_timing(folders, configs[0], phases, at_once, pool)
     return histories
 
 
-def _log_timing(run_paths: list[Path], config: RunConfig, phases: dict) -> None:
+def _log_timing(run_paths: list[Path], config: RunConfig, phases: dict, at_once: int = 1, pool: str = "") -> None:
     """Append the phases of one train_together call to `lib.cost.timing_log()`: data load, build (compile,
-    capture), every epoch's wall time. What the GPU benchmark's whole-study estimate is made from."""
+    capture), every epoch's wall time, and how many trainings of its `pool` ran at once (their times overlap).
+    What the GPU benchmark's whole-study estimate is made from."""
     record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid(), "device": runtime().describe(),
               "runs": [p.name for p in run_paths], "n_runs": len(run_paths), "epochs": config.epochs,
+              **({"at_once": at_once, "pool": pool} if at_once > 1 else {}),
               "arch": config.arch, "mixup_alpha": config.mixup_alpha, "sigmoid_blocks": list(config.sigmoid_blocks),
               **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in phases.items() if k != "epoch_seconds"},
               "epoch_seconds": [round(t, 3) for t in phases.get("epoch_seconds", [])]}

@@ -49,6 +49,9 @@ class Settings:
     compile_mode: str = "default"  # AI6103_COMPILE_MODE: COMPILE_MODES
     eval_batch: int | None = None  # AI6103_EVAL_BATCH: images >= 1; None = from the free device memory
     stack: int | str | None = None  # AI6103_STACK: runs >= 1 or "auto" (measure); None = auto on CUDA, 1 elsewhere
+    # AI6103_CONCURRENT: trainings (runs or stacks) >= 1 at once in this process, each on its own CUDA stream, or
+    # "auto" (measure); None = auto on CUDA, 1 elsewhere
+    concurrent: int | str | None = None
     deterministic: bool = False  # AI6103_DETERMINISTIC: 0/1; deterministic kernels (slower on a GPU)
     progress: str = "auto"  # AI6103_PROGRESS: auto (widgets in JupyterLab) or text (plain lines)
     # tracking (lib.tracking)
@@ -128,6 +131,8 @@ VARIABLES = {
                                              "choices": COMPILE_MODES}),
     "AI6103_EVAL_BATCH": ("eval_batch", {**WHOLE, "allowed": "a positive number of images"}),
     "AI6103_STACK": ("stack", {**WHOLE, "allowed": "auto or a positive number of runs", "choices": ("auto",)}),
+    "AI6103_CONCURRENT": ("concurrent", {**WHOLE, "allowed": "auto or a positive number of trainings",
+                                         "choices": ("auto",)}),
     "AI6103_DETERMINISTIC": ("deterministic", FLAG),
     "AI6103_PROGRESS": ("progress", {"allowed": "auto (widgets in JupyterLab) or text", "choices": ("auto", "text")}),
     "AI6103_WANDB": ("wandb", FLAG),

@@ -222,7 +222,9 @@ def _capture(step, net, optimizers, sums, scalers, rt: Runtime) -> torch.cuda.CU
     graph = torch.cuda.CUDAGraph()
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
-    with torch.cuda.graph(graph):
+    # thread_local: other threads of this process may train meanwhile (lib.concurrency); only this thread's own
+    # calls that would break the capture are refused
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
         step()
     with torch.no_grad():
         for tensor, value in zip(_step_state(net, optimizers, sums), saved, strict=True):

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, splits, tracking
+from .concurrency import building
 from .config import RunConfig
 from .data import DeviceSplit
 from .device import Runtime, runtime, synchronize
@@ -228,18 +229,20 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
                  phases: dict, on_epoch=None) -> list[list[dict]]:
     """train_together's training loop, once: one stack from its runs' checkpoints to the last epoch or an early stop."""
     config, started = configs[0], time.perf_counter()  # what the runs share: data, seed, shapes, epochs, mixup
-    data = prepare_data(config, rt.device)
-    phases["data_seconds"] = time.perf_counter() - started  # read (cached per process), split, statistics, upload
-    runs, streams = _start(configs, run_dirs, rt)
-    histories, done = [run.history for run in runs], len(runs[0].history)
-    if any(run.finished() for run in runs):  # a checkpoint at its early stop, killed before its summary was written:
-        # not one epoch more for it; train_together goes on with the others as a new stack
-        phases.update(compiled=False, build_seconds=0.0, epoch_seconds=[], total_seconds=time.perf_counter() - started)
-        return histories
-    tracker = tracking.Tracking(configs, run_dirs, done)
-    net = stack_models([run.model for run in runs])  # after the restore: stacked BN buffers start from the restored
-    sums = new_stats(len(runs), rt.device)
-    step = _timed_step(net, runs, sums, rt, data.train, len(streams) > 1, phases)
+    with building(rt.device):  # one training of this process at a time sets up (lib.concurrency)
+        data = prepare_data(config, rt.device)
+        phases["data_seconds"] = time.perf_counter() - started  # read (cached per process), split, statistics, upload
+        runs, streams = _start(configs, run_dirs, rt)
+        histories, done = [run.history for run in runs], len(runs[0].history)
+        if any(run.finished() for run in runs):  # a checkpoint at its early stop, killed before its summary was
+            # written: not one epoch more for it; train_together goes on with the others as a new stack
+            phases.update(compiled=False, build_seconds=0.0, epoch_seconds=[],
+                          total_seconds=time.perf_counter() - started)
+            return histories
+        tracker = tracking.Tracking(configs, run_dirs, done)
+        net = stack_models([run.model for run in runs])  # after the restore: stacked BN buffers start from it
+        sums = new_stats(len(runs), rt.device)
+        step = _timed_step(net, runs, sums, rt, data.train, len(streams) > 1, phases)
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     bar = _progress_bar(configs, done, progress)
     for epoch in range(done, config.epochs):
@@ -255,7 +258,7 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         seconds = time.perf_counter() - start
         for run, stat, weight_norm, scores, factor in zip(runs, stats, weight_norms, validation, plateau, strict=True):
             run.history.append(_epoch_row(run.config, epoch, steps_per_epoch, factor, stat, weight_norm, scores,
-                                          (seconds, train_seconds), len(runs)))
+                                          (seconds, train_seconds), len(runs), rt.concurrent or 1))
         tracker.log(histories)  # TensorBoard (and W&B): before the checkpoint, so a resume never leaves a gap
         for run in runs:
             run.save(rt)
@@ -269,7 +272,8 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
     tracker.finish(histories)  # the config as hparams with the final metrics
     phases["total_seconds"] = time.perf_counter() - started
     if phases["epoch_seconds"]:
-        print(f"timing {run_names(configs)}: {phase_text(phases)}", flush=True)
+        at_once = f", {rt.concurrent} trainings at once" if (rt.concurrent or 1) > 1 else ""
+        print(f"timing {run_names(configs)}: {phase_text(phases)}{at_once}", flush=True)
     return histories
 
 
@@ -311,9 +315,11 @@ def _weight_norms(runs: list[RunState]) -> list[float]:
 
 
 def _epoch_row(config: RunConfig, epoch: int, steps_per_epoch: int, factor: float, stats: EpochStats,
-               weight_norm: float, scores: tuple[float, float], seconds: tuple[float, float], n_runs: int) -> dict:
+               weight_norm: float, scores: tuple[float, float], seconds: tuple[float, float], n_runs: int,
+               at_once: int = 1) -> dict:
     """One run's history row of epoch `epoch` (0-based); `weight_norm`: the watched parameter's 2-norm at the
-    epoch's end; `seconds`: (training + validation, training) of the stack."""
+    epoch's end; `seconds`: (training + validation, training) of the stack; `at_once`: the trainings this process
+    ran at the same time (lib.concurrency)."""
     (val_loss, val_acc), (total, training) = scores, seconds
     return {
         "epoch": epoch + 1,
@@ -328,9 +334,11 @@ def _epoch_row(config: RunConfig, epoch: int, steps_per_epoch: int, factor: floa
         # 2-norm of the watched parameter itself after the epoch's last step: with the gradient norm, the relative
         # size of an update (under BatchNorm a weight's scale, not its gradient alone, sets how fast it learns)
         "weight_norm": weight_norm,
-        "epoch_seconds": total / n_runs,  # training + validation; runs together share the time
+        # training + validation; runs of a stack share the time, and so do the trainings at once (a k-th each)
+        "epoch_seconds": total / (n_runs * at_once),
         "train_images_per_second": stats.images * n_runs / training,  # this run's images per second of its share
         "runs_together": n_runs,
+        "trainings_at_once": at_once,  # in this process's pool (lib.concurrency), which may have had fewer left
     }
 
 

@@ -166,7 +166,8 @@ def test_plan_estimates_an_unmeasured_device_by_measuring_it_and_prints_the_choi
     fake_device("Tesla T4", (7, 5), free_gib=14.5)
     speed = {"train_images_per_second": 100.0, "eval_images_per_second": 1000.0, "device": "Tesla T4 (fp16, ...)"}
     measured = []
-    monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1: measured.append(rt.describe()) or speed)
+    monkeypatch.setattr(cost, "_benchmark",
+                        lambda arch, batch, rt, runs=1, at_once=1: measured.append(rt.describe()) or speed)
     total = study.print_section_plan("02_learning_rate", {"lr=0.05": tiny_config})
     assert measured == [runtime().describe()] and measured[0].startswith("Tesla T4 (fp16")
     images = tiny_config.train_subset / 100.0 + tiny_config.val_subset / 1000.0  # seconds an epoch

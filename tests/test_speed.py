@@ -268,7 +268,7 @@ def test_auto_stacking_uses_the_measured_fastest_stack(speeds, n_runs, chosen, m
     monkeypatch.setenv("AI6103_STACK", "auto")
     measured = []
 
-    def fake_benchmark(arch, batch_size, rt, runs=1):
+    def fake_benchmark(arch, batch_size, rt, runs=1, at_once=1):
         measured.append(runs)
         return {"train_images_per_second": speeds[runs], "eval_images_per_second": 1000.0, "device": "test"}
 
@@ -307,7 +307,7 @@ def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
         (folder / "summary.json").write_text(json.dumps({"config": {"arch": "mobilenetv2", "batch_size": batch}}))
         row = {"epoch": 1, "train_images_per_second": rate, **({"runs_together": together} if together else {})}
         (folder / "metrics.csv").write_text(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
-    monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1: {
+    monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1, at_once=1: {
         "train_images_per_second": {1: 50.0, 2: 52.0, 3: 54.0}[runs], "eval_images_per_second": 500.0})
     assert cost.throughput("mobilenetv2", 128, 1)["train_images_per_second"] == 110.0  # median of alone and old
     assert cost.throughput("mobilenetv2", 128, 3)["train_images_per_second"] == 250.0
@@ -321,7 +321,7 @@ def _probe_returning(monkeypatch, rates: list[float]) -> list[float]:
     from lib import cost
 
     monkeypatch.setattr(cost, "_NOT_CACHED", {})
-    monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1: {
+    monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1, at_once=1: {
         "train_images_per_second": rates.pop(0), "eval_images_per_second": 500.0, "device": "test"})
     return rates
 
