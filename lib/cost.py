@@ -264,8 +264,8 @@ def trainings_at_once(arch: str, batch_size: int, n_calls: int, largest: int = 1
     timed once (cached like `throughput`) and the fastest is used if it beats one at a time by AT_ONCE_GAIN, else 1.
     Either way no more than fit in the device's free memory (lib.device: Runtime.runs_that_fit)."""
     rt = runtime()
-    fits = rt.runs_that_fit(batch_size)  # None: not known (the CPU)
-    most = n_calls if fits is None else min(n_calls, max(1, fits // largest))
+    fits = rt.trainings_that_fit(batch_size, largest)  # None: not known (the CPU)
+    most = n_calls if fits is None else min(n_calls, fits)
     if rt.concurrent is not None or most <= 1:
         return max(1, min(rt.concurrent or 1, most))
     speeds = {k: benchmarked(arch, batch_size, at_once=k)["train_images_per_second"]

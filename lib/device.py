@@ -91,6 +91,14 @@ class Runtime:
         per_run = memory_mib(1, batch_size, self.eval_batch, self.autocast_dtype) - evaluation
         return max(1, int((MEMORY_SHARE * self.free_memory_mib - evaluation) // per_run))
 
+    def trainings_that_fit(self, batch_size: int, runs_each: int = 1) -> int | None:
+        """The most trainings at once (lib.concurrency), each a stack of `runs_each` runs of `batch_size` with its own
+        evaluation, that fit in the memory planned (at least 1); None where the free memory is not known."""
+        if self.free_memory_mib is None:
+            return None
+        each = memory_mib(runs_each, batch_size, self.eval_batch, self.autocast_dtype)
+        return max(1, int(MEMORY_SHARE * self.free_memory_mib // each))
+
     def features(self) -> str:
         """The speed features in use, e.g. 'bf16, channels_last, fused SGD, CUDA graphs'."""
         precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]

@@ -152,8 +152,11 @@ def test_small_gpu_memory_chooses_a_smaller_evaluation_batch_and_stack(fake_devi
                         "at most 2 runs of batch 128 per stack (~1.2 GiB each)",)
     monkeypatch.setenv("AI6103_STACK", "3")
     assert cost.runs_to_stack("mobilenetv2", 128, 3) == 2  # never more than fit
+    monkeypatch.setenv("AI6103_CONCURRENT", "4")  # each training at once evaluates too: 1.2 + 2.6 GiB
+    assert cost.trainings_at_once("mobilenetv2", 128, 3) == 1
     monkeypatch.setenv("AI6103_EVAL_BATCH", "250")
     assert runtime().eval_batch == 250 and "evaluation batch 250 (AI6103_EVAL_BATCH)" in runtime().notes[0]
+    assert cost.trainings_at_once("mobilenetv2", 128, 4) == 3  # 1.2 + 0.7 GiB each
     monkeypatch.delenv("AI6103_EVAL_BATCH")
     monkeypatch.setenv("AI6103_PRECISION", "fp32")  # twice the memory per image
     assert runtime().eval_batch == 500
