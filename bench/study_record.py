@@ -10,10 +10,10 @@ keeps (the same figures, from the `timing` line each training call prints, and e
 
 Each training call is scaled to the full profile's epochs (the short section's to 15, the long ones' to 300):
 data + build + first epoch + (full epochs - 1) x the median of its later epochs. Calls that trained k at once
-(lib.concurrency: the timing log's `at_once` and `pool`, the log's "k trainings at once") overlap: together they
-take the longest of them or their sum / k, whichever is more; other calls add up. The rest of the wall time
-(the plan, the notebooks' kernels, tables, figures and test evaluation) is added once, as measured. A log cut
-off before the study's end still makes a record: each training call the plan announced but the log lacks is
+(lib.concurrency: the timing log's `at_once` and `pool`, the log's "k trainings at once") overlap: they run in k
+lanes, each call in the lane that frees first, and take the longest lane's time; other calls add up. The rest of
+the wall time (the plan, the notebooks' kernels, tables, figures and test evaluation) is added once, as measured.
+A log cut off before the study's end still makes a record: each training call the plan announced but the log lacks is
 taken equal to a measured call of the same length that was not the first of its process (failing that, any of
 that length), and the record names it `assumed`. The record says `extrapolated` and lists every input;
 bench/results_table.py puts it in bench/RESULTS.md.
@@ -71,8 +71,9 @@ def scaled(call: dict, epochs: int) -> float:
 
 
 def training_wall_seconds(calls: list[dict]) -> float:
-    """The wall seconds of `calls` (each with its full_seconds): those of one pool trained k > 1 at once
-    take max(longest, sum / k) together (k lanes), every other call its own time."""
+    """The wall seconds of `calls` (each with its full_seconds): the calls of one pool trained k > 1 at once run
+    in k lanes, each call, in the order given, in the lane that frees first (as lib.concurrency's pool starts
+    them), and take the longest lane's time together; every other call takes its own time."""
     pools: dict[str, list[dict]] = {}
     alone = 0.0
     for call in calls:
@@ -80,8 +81,13 @@ def training_wall_seconds(calls: list[dict]) -> float:
             pools.setdefault(call["pool"], []).append(call)
         else:
             alone += call["full_seconds"]
-    return alone + sum(max(max(c["full_seconds"] for c in pool), sum(c["full_seconds"] for c in pool)
-                           / max(c["at_once"] for c in pool)) for pool in pools.values())
+    total = alone
+    for pool in pools.values():
+        lanes = [0.0] * max(c["at_once"] for c in pool)
+        for call in pool:
+            lanes[lanes.index(min(lanes))] += call["full_seconds"]
+        total += max(lanes)
+    return total
 
 
 def _record(calls: list[dict], overhead: float, profile_name: str, inputs: dict) -> dict:
@@ -99,7 +105,8 @@ def _record(calls: list[dict], overhead: float, profile_name: str, inputs: dict)
         "full_study_gpu_seconds": round(total, 1),
         "extrapolated": True,
         "method": "per training call: data + build + first epoch + (full epochs - 1) x median later epoch; calls "
-                  "trained k at once: max(longest, sum / k); plus the measured non-training wall time once",
+                  "trained k at once: k lanes, each call in the first free one; plus the measured non-training wall "
+                  "time once",
         **inputs,
         "measured_overhead_seconds": round(overhead, 1),
         "training_calls": calls,
