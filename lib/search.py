@@ -7,11 +7,15 @@ same search run again goes on with the same study. `optimize` runs trials until 
 (finished or pruned): each trial's config is a RunConfig trained (or loaded, never trained twice) through the run
 store, its run id kept as the trial's user attribute "run_id"; with a pruner each epoch's validation metric is
 reported and a pruned run stops at that epoch, left unfinished in its folder with a `pruned.json` mark (asking for
-its config later trains it on from its checkpoint). The study lives in runs/_search/<name>.db (SQLite), so several
-processes may share it (`optimize(..., workers=n)`, AI6103_WORKERS): a trial whose run another process is
-training waits for it, and a trial whose process died on this machine is tried again, resuming its run.
-`trials_table` and `save_figures` are notebook 10_search's results. What it is not: a second trainer (lib.runs
-trains) or a sampler of its own (Optuna's).
+its config later trains it on from its checkpoint). The sampler is seeded anew for each trial it draws (the
+search's seed plus the trials drawn before), so a search stopped and run again draws what it would have drawn.
+The study lives in runs/_search/: <name>.db (SQLite) on one machine; with AI6103_EXECUTOR=slurm <name>.log,
+Optuna's journal file, the storage it documents for shared file systems (optuna-dashboard opens either:
+`Search.storage`). Several workers may share it (`optimize(..., workers=n)`, AI6103_WORKERS): processes on this
+machine, or tasks of one Slurm job array. A trial whose run another worker is training waits for it; a trial whose
+worker is gone (its process dead on this machine, its Slurm task ended or requeued) is tried again first, its run
+resuming from its last epoch. `trials_table` and `save_figures` are notebook 10_search's results. What it is not:
+a second trainer (lib.runs trains), a sampler of its own (Optuna's) or a job scheduler (lib.executor submits).
 """
 from __future__ import annotations
 
@@ -123,9 +127,11 @@ def open_study(search: Search) -> optuna.Study:
 
 def _seed_sampler(search: Search, study: optuna.Study) -> None:
     """A new sampler for the study's next trial, seeded with the search's seed plus the trials its sampler drew
-    before (a retry's setting is not drawn). So the k-th drawn trial depends on the seed, k and, for TPE, the
-    trials finished before it, not on when the search was stopped: 3 trials then 5 draw the same 5 as 5 at once,
-    and a search cut off and run again draws what it would have drawn uncut."""
+    before (a retry's setting is not drawn). So the k-th drawn setting depends on the seed, k and (TPE; grid: which
+    are taken) the trials before it, not on when the search was stopped: 3 trials then 5 draw the settings of 5 at
+    once, and a search killed mid-trial and run again has the trials of the same search uncut, in order, but for
+    the cut one, failed and retried first with its setting. With several workers, which trials have finished when
+    one is drawn depends on timing, so TPE's and the grid's later draws may differ between two such searches."""
     seed = search.seed + sum(1 for trial in study.get_trials(deepcopy=False) if "retry_of" not in trial.user_attrs)
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                 "random": lambda: optuna.samplers.RandomSampler(seed=seed),
