@@ -91,7 +91,7 @@ baselines: setup  ## notebook 09_baselines: other architectures, one recipe (ARC
 		$(if $(ARCHS),--param "archs=$(ARCHS)") $(if $(EPOCHS),--param "epochs=$(EPOCHS)") \
 		$(if $(PRETRAINED),--param "pretrained='$(PRETRAINED)'")
 
-# Beyond the brief: an Optuna study over any run settings (notebook 10_search; runs/_search/<study>.db,
+# Beyond the brief: an Optuna study over any run settings (notebook 10_search; runs/_search/<study>.db or .log,
 # results/<profile>/10_search.csv); TRIALS is the study's total, so TRIALS=5 after TRIALS=3 adds two, e.g.
 # make search PROFILE=smoke TRIALS=5 SPACE="{'lr': {'log': [0.01, 0.5]}}" PRUNER=median
 search: setup  ## notebook 10_search: an Optuna study (TRIALS, SPACE, BASE, OBJECTIVE, SAMPLER, PRUNER)

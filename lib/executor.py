@@ -15,6 +15,9 @@ the call after resubmits them.
 Tasks are submitit Checkpointables: at a time limit or pre-emption (SIGUSR2) submitit requeues them, and the new
 start resumes every run from its last finished epoch. A task cancelled by a user is a failure, never requeued.
 
+`run_calls(function, arguments, names, progress)` is the same machinery for any other work: each call a task of
+one Slurm job array, waited for, a failure said in one line (lib.search submits its workers so).
+
 What it is not: the training or the run store (the tasks call lib.store on their node), nor a scheduler: Slurm
 queues the tasks; locally submitit's LocalExecutor runs them, `AI6103_WORKERS` at a time.
 """
@@ -28,6 +31,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,23 +120,43 @@ class TrainTask(submitit.helpers.Checkpointable):
         """`cpu_threads`: torch's threads when the task trains on the CPU (0: Slurm's cpus-per-task if set, else
         torch's default of every core). Tasks sharing a machine's cores must split them: two local workers with
         2 threads each on 2 cores ran 4-8x slower than one (OpenMP threads waiting on each other)."""
-        chosen = current()  # this task's process: its environment, as Slurm or the local executor set it
-        apply_torch_settings(chosen)
-        cpu_threads = cpu_threads or chosen.slurm_cpus_per_task
-        if cpu_threads:
-            import torch
-
-            torch.set_num_threads(cpu_threads)
+        _set_up_task(cpu_threads)
         with silence_unofficial_warning():  # the plan said what data this is
             return [result.run_id for result in runs.run_or_load_many(configs, progress=True)]
 
 
+class CallTask(submitit.helpers.Checkpointable):
+    """One task of `run_calls`, on its node: `function(*arguments)`, after the task process's settings (as
+    TrainTask's). Checkpointable: at a time limit or pre-emption submitit requeues the same call."""
+
+    def __call__(self, function: Callable, arguments: tuple):
+        _set_up_task(0)
+        return function(*arguments)
+
+
+def _set_up_task(cpu_threads: int) -> None:
+    """A task process's start: its settings (its environment, as Slurm or the local executor set it) applied to
+    torch, and torch's CPU threads: `cpu_threads`, else Slurm's cpus-per-task if set, else torch's default."""
+    chosen = current()
+    apply_torch_settings(chosen)
+    cpu_threads = cpu_threads or chosen.slurm_cpus_per_task
+    if cpu_threads:
+        import torch
+
+        torch.set_num_threads(cpu_threads)
+
+
 @dataclass
 class Task:
-    runs: list[str]  # the run folders' names it trains
+    runs: list[str]  # the run folders' names it trains (none for a task of run_calls)
     job: submitit.Job  # its job: a Slurm (array) job or a local process
     slot: int = 0  # local workers: which worker (and GPU) runs it
     ended_at: float | None = None  # when its job was first seen ended without a result
+    name: str = ""  # what messages call it; "" = "runs <its runs>"
+
+    @property
+    def said(self) -> str:
+        return self.name or f"runs {', '.join(self.runs)}"
 
     @property
     def log(self) -> Path:
@@ -202,7 +226,7 @@ def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: floa
                     tasks.remove(task)
                     bar.update()
                     if why:
-                        failures.append(f"runs {', '.join(task.runs)} ({runner.where(task)}, log {task.log}): {why}")
+                        failures.append(f"{task.said} ({runner.where(task)}, log {task.log}): {why}")
                     elif (follow := runner.next(task)) is not None:
                         tasks.append(follow)
                 if tasks and not failures:
@@ -215,7 +239,7 @@ def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: floa
                           f"{runner.after_failure(tasks)}")
     if tasks:
         raise TasksFailed(f"{count(len(tasks), 'task')} did not finish within AI6103_SLURM_TIMEOUT={timeout_s:g} s: "
-                          + "; ".join(f"runs {', '.join(t.runs)} ({runner.where(t)}, log {t.log})" for t in tasks)
+                          + "; ".join(f"{t.said} ({runner.where(t)}, log {t.log})" for t in tasks)
                           + f"; {runner.after_failure(tasks)}")
 
 
@@ -284,6 +308,8 @@ class _Slurm:
     """Tasks as one Slurm job array (submitit's SlurmExecutor), their jobs recorded in runs/_slurm/pending.json."""
 
     grace_s, requeue_grace_s = GRACE_S, REQUEUE_GRACE_S
+    # what a failure's line ends with, after what goes on in the queue
+    rerun = "finished runs and epochs are kept: run again to resubmit the rest (it waits for tasks still queued)"
 
     def __init__(self, chosen: Settings):
         missing = [command for command in ("sbatch", "srun", "squeue") if shutil.which(command) is None]
@@ -321,7 +347,9 @@ class _Slurm:
             tasks = [Task(runs, submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
                      for job, runs in queued.items()]
             groups = tasks_of([c for name, c in names.items() if not any(name in r for r in queued.values())])
-            new = self._submit(groups) if groups else []
+            jobs = self.submit(TrainTask(), [(group,) for group in groups]) if groups else []
+            new = [Task([store.run_path(config).name for config in group], job)
+                   for group, job in zip(groups, jobs, strict=True)]
             for task in new:
                 for name in task.runs:
                     pending[name] = {"job": task.job.job_id, "log": str(task.log),
@@ -348,7 +376,8 @@ class _Slurm:
                 for name in ended:
                     pending.pop(name, None)
 
-    def _submit(self, groups: list[list[RunConfig]]) -> list[Task]:
+    def submit(self, task: submitit.helpers.Checkpointable, calls: list[tuple]) -> list[submitit.Job]:
+        """`task(*call)` for each of `calls`, as one job array with the AI6103_SLURM_* settings; its jobs in order."""
         c = self.chosen
         executor = submitit.SlurmExecutor(folder=slurm_dir() / "%j")
         mem = None if c.slurm_mem_gb is None else (f"{c.slurm_mem_gb:g}GB" if c.slurm_mem_gb == int(c.slurm_mem_gb)
@@ -358,13 +387,12 @@ class _Slurm:
                       "additional_parameters": {"requeue": True, **c.slurm_extra}}  # requeue: after node failures too
         executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
         try:
-            jobs = executor.map_array(TrainTask(), groups)
+            jobs = executor.map_array(task, *zip(*calls, strict=True))
         except Exception as error:  # noqa: BLE001 - sbatch's refusal (bad partition, limits): one line
             lines = [line for line in str(error).splitlines() if line.strip()]
             raise TasksFailed(f"sbatch refused the tasks: {lines[-1] if lines else type(error).__name__} (settings: "
                               f"AI6103_SLURM_PARTITION, _GPUS, _TIME, _MEM_GB, _CPUS, _EXTRA)") from None
-        return [Task([store.run_path(config).name for config in group], _fresh(job))
-                for group, job in zip(groups, jobs, strict=True)]
+        return [_fresh(job) for job in jobs]
 
     def next(self, ended: Task) -> None:
         return None  # every task was submitted at once
@@ -381,8 +409,26 @@ class _Slurm:
     def after_failure(self, running: list[Task]) -> str:
         going_on = (f"the other {count(len(running), 'task')} go on in the queue (job "
                     f"{', '.join(sorted({t.job.job_id.split('_')[0] for t in running}))})" if running else "")
-        return (going_on + "; " * bool(going_on) + "finished runs and epochs are kept: run again to resubmit the "
-                "rest (it waits for tasks still queued)")
+        return going_on + "; " * bool(going_on) + self.rerun
+
+
+def run_calls(function: Callable, arguments: list[tuple], names: list[str], rerun: str, progress: bool = True) -> None:
+    """`function(*args)` for each of `arguments`, as tasks of one Slurm job array (AI6103_SLURM_* as for the runs;
+    `function` and the arguments pickled, so a module-level function), waited for as run_or_load_many waits
+    (AI6103_SLURM_TIMEOUT). `names` name the tasks in messages ("search worker 1"); `rerun` says what running
+    again does. Raises TasksFailed (a task failed, or did not report in time), or TasksSubmitted with
+    AI6103_SLURM_WAIT=0, each in one line. Nothing is recorded in pending.json: the caller's own record says what
+    is done (a rerun submits again)."""
+    runner = _Slurm(current())
+    runner.rerun = rerun
+    jobs = runner.submit(CallTask(), [(function, args) for args in arguments])
+    tasks = [Task([], job, name=name) for job, name in zip(jobs, names, strict=True)]
+    array = tasks[0].job.job_id.split("_")[0]
+    said = f"submitted {count(len(tasks), 'task')} as Slurm job {array} (squeue -j {array}; logs in {slurm_dir()}/)"
+    if not runner.chosen.slurm_wait:
+        raise TasksSubmitted(f"{said}; {rerun}")
+    print(f"{said}; waiting", flush=True)
+    _wait(runner, tasks, len(tasks), progress, runner.chosen.slurm_timeout_s)
 
 
 @contextlib.contextmanager

@@ -7,11 +7,15 @@ same search run again goes on with the same study. `optimize` runs trials until 
 (finished or pruned): each trial's config is a RunConfig trained (or loaded, never trained twice) through the run
 store, its run id kept as the trial's user attribute "run_id"; with a pruner each epoch's validation metric is
 reported and a pruned run stops at that epoch, left unfinished in its folder with a `pruned.json` mark (asking for
-its config later trains it on from its checkpoint). The study lives in runs/_search/<name>.db (SQLite), so several
-processes may share it (`optimize(..., workers=n)`, AI6103_WORKERS): a trial whose run another process is
-training waits for it, and a trial whose process died on this machine is tried again, resuming its run.
-`trials_table` and `save_figures` are notebook 10_search's results. What it is not: a second trainer (lib.runs
-trains) or a sampler of its own (Optuna's).
+its config later trains it on from its checkpoint). The sampler is seeded anew for each trial it draws (the
+search's seed plus the trials drawn before), so a search stopped and run again draws what it would have drawn.
+The study lives in runs/_search/: <name>.db (SQLite) on one machine; with AI6103_EXECUTOR=slurm <name>.log,
+Optuna's journal file, the storage it documents for shared file systems (optuna-dashboard opens either:
+`Search.storage`). Several workers may share it (`optimize(..., workers=n)`, AI6103_WORKERS): processes on this
+machine, or tasks of one Slurm job array. A trial whose run another worker is training waits for it; a trial whose
+worker is gone (its process dead on this machine, its Slurm task ended or requeued) is tried again first, its run
+resuming from its last epoch. `trials_table` and `save_figures` are notebook 10_search's results. What it is not:
+a second trainer (lib.runs trains), a sampler of its own (Optuna's) or a job scheduler (lib.executor submits).
 """
 from __future__ import annotations
 
@@ -28,10 +32,11 @@ from dataclasses import dataclass
 
 import optuna
 import pandas as pd
+import submitit
 import torch
 from optuna.trial import TrialState
 
-from . import paths, settings, store
+from . import executor, paths, settings, store
 from .checkpoint import exclusive_lock, process_alive
 from .config import ConfigError, RunConfig
 from .runs import run_or_load
@@ -59,11 +64,14 @@ class Search:
     pruner: str | None = None  # PRUNERS
     profile: str = "full"  # what the base was made for (lib.sweep.base_setup)
     base_name: str = "baseline"  # lib.sweep.BASES
+    journal: bool = False  # the study in Optuna's journal file (a cluster's shared file system), not SQLite
 
     @property
     def storage(self) -> str:
-        """The study's SQLite database (optuna-dashboard opens it: `optuna-dashboard <this>`)."""
-        return f"sqlite:///{search_dir() / self.name}.db"
+        """Where the study lives, as optuna-dashboard takes it (`optuna-dashboard <this>`): the SQLite database's
+        URL, or the journal file's path."""
+        file = search_dir() / self.name
+        return f"{file}.log" if self.journal else f"sqlite:///{file}.db"
 
 
 def search_dir():
@@ -72,11 +80,12 @@ def search_dir():
 
 
 def make_search(base: RunConfig, space: dict, profile: str, base_name: str = "baseline", objective: str = "val_acc",
-                sampler: str = "tpe", seed: int = 0, pruner: str | None = None) -> Search:
+                sampler: str = "tpe", seed: int = 0, pruner: str | None = None, journal: bool | None = None) -> Search:
     """A search of `space` from `base`, every parameter checked here in one line naming it and what is allowed
     (each range's ends and each choice are made into configs); the grid sampler needs a {"choice": [...]} for
     every field. The study's name comes from the profile, `base_name`, the base run's folder (its settings and
-    data), the space, objective, sampler and seed; not from the pruner, which changes no trial's meaning."""
+    data), the space, objective, sampler and seed; not from the pruner, which changes no trial's meaning.
+    `journal`: the study in a journal file rather than SQLite; None = when AI6103_EXECUTOR is slurm."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
     if sampler not in SAMPLERS:
@@ -96,26 +105,39 @@ def make_search(base: RunConfig, space: dict, profile: str, base_name: str = "ba
     identity = {"base": store.run_path(base).name, "space": space, "objective": objective, "sampler": sampler,
                 "seed": seed}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    journal = settings.current().executor == "slurm" if journal is None else journal
     return Search(f"{profile}-{base_name}-{objective}-{sampler}-{digest}", base, ranges, objective, sampler, seed,
-                  pruner, profile, base_name)
+                  pruner, profile, base_name, journal)
 
 
 def open_study(search: Search) -> optuna.Study:
-    """The search's study, made on first use, else loaded from its database. The sampler's seed is the search's
-    plus the trials the study holds: a study taken up again draws on from there, not its first draws again (so
-    3 trials then 5 are reproducible, though not the same 5 as 5 at once)."""
+    """The search's study, made on first use, else loaded from its file (`Search.storage`), its sampler seeded
+    for the next draw (`_seed_sampler`)."""
     search_dir().mkdir(parents=True, exist_ok=True)
     pruners = {None: optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
                "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.base.epochs)}
-    study = optuna.create_study(storage=search.storage, study_name=search.name, pruner=pruners[search.pruner](),
+    storage = search.storage
+    if search.journal:  # NOTE: Optuna's storage for shared file systems (its own lock file: <name>.log.lock)
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    study = optuna.create_study(storage=storage, study_name=search.name, pruner=pruners[search.pruner](),
                                 direction=OBJECTIVES[search.objective], load_if_exists=True)
-    seed = search.seed + len(study.get_trials(deepcopy=False))
+    _seed_sampler(search, study)
+    return study
+
+
+def _seed_sampler(search: Search, study: optuna.Study) -> None:
+    """A new sampler for the study's next trial, seeded with the search's seed plus the trials its sampler drew
+    before (a retry's setting is not drawn). So the k-th drawn setting depends on the seed, k and (TPE; grid: which
+    are taken) the trials before it, not on when the search was stopped: 3 trials then 5 draw the settings of 5 at
+    once, and a search killed mid-trial and run again has the trials of the same search uncut, in order, but for
+    the cut one, failed and retried first with its setting. With several workers, which trials have finished when
+    one is drawn depends on timing, so TPE's and the grid's later draws may differ between two such searches."""
+    seed = search.seed + sum(1 for trial in study.get_trials(deepcopy=False) if "retry_of" not in trial.user_attrs)
     samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed),
                 "random": lambda: optuna.samplers.RandomSampler(seed=seed),
                 "grid": lambda: optuna.samplers.GridSampler(
                     {name: [_shown(c) for c in r.choices] for name, r in search.space.items()}, seed=seed)}
     study.sampler = samplers[search.sampler]()
-    return study
 
 
 def _shown(choice):
@@ -135,23 +157,29 @@ WORKER = "import pickle, sys; from lib import search; search.optimize(pickle.loa
 
 def optimize(search: Search, trials: int, progress: bool = True, workers: int | None = None) -> optuna.Study:
     """Run trials until the study holds `trials` finished or pruned ones (or running in another process), so that
-    5 after 3 adds two; with the grid sampler at most its grid. A trial of a process that died on this machine is
-    failed and its setting tried again first (its run resumes from its checkpoint). With `workers` > 1 (default
-    AI6103_WORKERS) this process and workers - 1 more on this machine run trials of the study at once, the cores
-    split between them; a run one of them trains is never trained by another (the run lock: the other waits for
-    it and loads it). Returns the study."""
+    5 after 3 adds two; with the grid sampler at most its grid. A trial whose worker is gone (`_abandoned`) is
+    failed and its setting tried again first (its run resumes from its checkpoint). `workers` (default
+    AI6103_WORKERS) processes run trials of the study at once: with AI6103_EXECUTOR=local this process and
+    workers - 1 more on this machine, the cores split between them; with slurm that many tasks of one Slurm job
+    array (lib.executor.run_calls), waited for here, where nothing trains. A run one worker trains is never
+    trained by another (the run lock: the other waits for it and loads it). Returns the study."""
     if not (isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1):
         raise ConfigError(f"trials must be an integer >= 1 (the study's total), got {trials!r}")
     if search.sampler == "grid":
         trials = min(trials, grid_size(search))
     chosen = settings.current()
-    workers = (chosen.workers if chosen.executor == "local" else 1) if workers is None else workers
+    workers = chosen.workers if workers is None else workers
+    if not (isinstance(workers, int) and not isinstance(workers, bool) and workers >= 1):
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    open_study(search)  # made once here, before any worker loads it
+    if chosen.executor == "slurm":
+        executor.run_calls(_slurm_worker, [(search, trials)] * workers, [f"search worker {i}" for i in range(workers)],
+                           "the study keeps every trial: the same search again goes on with it", progress)
+        return open_study(search)
     threads = torch.get_num_threads()
     others = _start_workers(search, trials, workers - 1) if workers > 1 else []
     try:
-        study = open_study(search)
-        while (trial := _next_trial(study, trials)) is not None:
-            _run_trial(search, study, trial, progress)
+        study = _work(search, trials, progress)
     finally:
         failed = [worker.wait() for worker in others]
         torch.set_num_threads(threads)
@@ -160,6 +188,21 @@ def optimize(search: Search, trials: int, progress: bool = True, workers: int | 
                            f"(exit status {', '.join(str(rc) for rc in failed if rc)}): run the same search again "
                            f"to go on with its study")
     return study
+
+
+def _work(search: Search, trials: int, progress: bool, slurm_job: str | None = None) -> optuna.Study:
+    """One worker: trials of the study, one at a time in this process, until it holds `trials`. `slurm_job`: the
+    Slurm task this process is (recorded in its trials, so other workers see when it has gone)."""
+    study = open_study(search)
+    while (trial := _next_trial(search, study, trials, slurm_job)) is not None:
+        _run_trial(search, study, trial, progress)
+    return study
+
+
+def _slurm_worker(search: Search, trials: int) -> None:
+    """A search worker as a Slurm task (lib.executor.CallTask): `_work` on its node, as optimize(..., workers=1)
+    runs it locally. A requeued task starts here again and retries the trial it was cut off in."""
+    _work(search, trials, progress=False, slurm_job=submitit.JobEnvironment().job_id)
 
 
 def _start_workers(search: Search, trials: int, n: int) -> list[subprocess.Popen]:
@@ -173,22 +216,39 @@ def _start_workers(search: Search, trials: int, n: int) -> list[subprocess.Popen
                              cwd=paths.PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL) for _ in range(n)]
 
 
-def _next_trial(study: optuna.Study, trials: int) -> optuna.Trial | None:
-    """The next trial, or None when the study has `trials` finished, pruned or running; retries abandoned ones."""
+def _next_trial(search: Search, study: optuna.Study, trials: int, slurm_job: str | None) -> optuna.Trial | None:
+    """The next trial, or None when the study has `trials` finished, pruned or running; abandoned ones are failed
+    and their settings enqueued first. The trial records where it runs: host, pid and `slurm_job`."""
     with exclusive_lock(search_dir() / f"{study.study_name}.lock"):  # one process at a time asks for the next
-        for abandoned in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            gone = not process_alive(abandoned.user_attrs["pid"])
-            if abandoned.user_attrs.get("host") == socket.gethostname() and gone:
-                study.tell(abandoned.number, state=TrialState.FAIL)  # its process is gone: nobody else will
-                study.enqueue_trial(abandoned.params, user_attrs={"retry_of": abandoned.number})
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        jobs = sorted({t.user_attrs["slurm_job"] for t in running if "slurm_job" in t.user_attrs} - {slurm_job})
+        states = executor.slurm_states(jobs) if jobs else {}
+        for abandoned in [trial for trial in running if _abandoned(trial, slurm_job, states)]:
+            study.tell(abandoned.number, state=TrialState.FAIL)  # its worker is gone: nobody else will
+            study.enqueue_trial(abandoned.params, user_attrs={"retry_of": abandoned.number})
         counted = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                            TrialState.RUNNING))
         if len(counted) >= trials:
             return None
+        _seed_sampler(search, study)
         trial = study.ask()
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        if slurm_job is not None:
+            trial.set_user_attr("slurm_job", slurm_job)
         return trial
+
+
+def _abandoned(trial: optuna.trial.FrozenTrial, slurm_job: str | None, states: dict[str, str] | None) -> bool:
+    """Whether a running trial's worker is gone: its Slurm task has ended (squeue's or sacct's state `states`, or
+    neither knows it any more) or is this one started again (requeued); without a Slurm task, its process is dead on
+    this host. NOTE: a trial of a process on another host without Slurm, or while Slurm does not answer (`states`
+    None), is left running."""
+    job = trial.user_attrs.get("slurm_job")
+    if job is not None:
+        return job == slurm_job or (states is not None and states.get(job) not in executor.ACTIVE)
+    pid = trial.user_attrs.get("pid")
+    return trial.user_attrs.get("host") == socket.gethostname() and pid is not None and not process_alive(pid)
 
 
 def trial_config(search: Search, trial: optuna.Trial) -> tuple[dict, RunConfig]:

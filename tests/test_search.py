@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lib import ConfigError, run_or_load, search, store
+from lib import ConfigError, executor, run_or_load, search, store
 from lib.cost import timing_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +100,24 @@ def test_a_trial_whose_process_died_is_tried_again_with_its_setting(base):
     assert study.trials[1].params == study.trials[0].params
 
 
+@pytest.mark.parametrize("job_state, this_job, retried", [
+    ("RUNNING", None, False), ("CANCELLED", None, True), (None, None, True), ("RUNNING", "41_0", True)])
+def test_a_trial_of_a_slurm_task_that_ended_is_tried_again(base, monkeypatch, job_state, this_job, retried):
+    """A running trial of Slurm task 41_0 on another node stays running while squeue shows the job active; it is
+    tried again once the job has ended, is unknown to Slurm, or is the worker asking (requeued, started again)."""
+    plan = search.make_search(base, SPACE, "tiny")
+    study = search.open_study(plan)
+    abandoned = study.ask()
+    search.trial_config(plan, abandoned)
+    for name, value in {"host": "another-node", "pid": 1, "slurm_job": "41_0"}.items():
+        abandoned.set_user_attr(name, value)
+    monkeypatch.setattr(executor, "slurm_states", lambda jobs: {job: job_state for job in jobs if job_state})
+    study = search._work(plan, 1, progress=False, slurm_job=this_job)
+    assert [t.state for t in study.trials] == ([TrialState.FAIL, TrialState.COMPLETE] if retried
+                                               else [TrialState.RUNNING])
+    assert not retried or study.trials[1].params == study.trials[0].params
+
+
 @pytest.mark.slow
 def test_two_workers_share_a_study_without_training_one_run_twice(tiny_config):
     """Two workers (this process and the one `optimize` starts) on one study of two settings, 4 trials (each setting
@@ -107,3 +128,38 @@ def test_two_workers_share_a_study_without_training_one_run_twice(tiny_config):
     states = [t.state for t in search.open_study(plan).trials]
     assert states.count(TrialState.COMPLETE) == 4 and TrialState.FAIL not in states
     assert all(epochs_trained(dataclasses.replace(base, lr=lr)) == [2] for lr in (0.05, 0.1))
+
+
+# A search process that kills itself (SIGKILL) once trial 1 has saved its second epoch: a cut at an exact moment.
+CUT_SEARCH = """
+import os, pickle, signal, sys
+from lib import search
+report = search._Reporter.__call__
+def report_then_die(self, configs, histories):
+    report(self, configs, histories)
+    if self.trial.number == 1 and self.epochs == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+search._Reporter.__call__ = report_then_die
+search.optimize(pickle.loads(bytes.fromhex(sys.argv[1])), 3, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_a_search_killed_mid_trial_resumes_to_the_trials_of_an_uninterrupted_one(tiny_config, tmp_path, monkeypatch):
+    """A search of 3 trials killed after trial 1's second of 3 epochs, then run again: the settings of the same
+    search run uninterrupted (in another run store), in order, the cut trial failed and retried first with its
+    setting; the cut run trains only its last epoch, no finished run trains again. Slow (5 s): a process of its own."""
+    base = dataclasses.replace(tiny_config, arch="small_cnn", grad_norm_param="layers.1.conv.weight", epochs=3)
+    plan = search.make_search(base, {"lr": {"log": [0.01, 0.5]}, "schedule": {"choice": ["constant", "cosine"]}},
+                              "tiny", sampler="random", seed=1)
+    cut = subprocess.run([sys.executable, "-c", CUT_SEARCH, pickle.dumps(plan).hex()], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert cut.returncode == -signal.SIGKILL, cut.stderr
+    resumed = search.optimize(plan, 3, progress=False)
+    assert [t.state for t in resumed.trials] == [TrialState.COMPLETE, TrialState.FAIL] + [TrialState.COMPLETE] * 2
+    assert resumed.trials[2].params == resumed.trials[1].params and resumed.trials[2].user_attrs["retry_of"] == 1
+    configs = [search.trial_config(plan, optuna.trial.FixedTrial(t.params))[1] for t in resumed.trials]
+    assert [epochs_trained(configs[i]) for i in (0, 2, 3)] == [[3], [1], [3]]  # the cut run: its last epoch only
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "uninterrupted"))
+    uninterrupted = search.optimize(plan, 3, progress=False)
+    assert [t.params for t in uninterrupted.trials] == [t.params for t in resumed.trials if t.state != TrialState.FAIL]

@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from optuna.trial import TrialState
 
-from lib import RunConfig, executor, paths, settings, store
+from lib import RunConfig, executor, paths, search, settings, store
 from lib.checkpoint import load_state
 from lib.runs import run_or_load_many
 from lib.store import _RunLock, run_path
@@ -320,3 +321,20 @@ def test_refused_submission_is_one_line(on_slurm, synthetic_dir, monkeypatch):
     with pytest.raises(executor.TasksFailed, match="sbatch refused the tasks: .*partition") as error:
         executor.run_or_load_many(two_groups(synthetic_dir)[:1], progress=False)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.slurm
+def test_two_slurm_workers_share_a_search_without_training_one_run_twice(on_slurm, tiny_config):
+    """A search of 4 trials over 2 settings (each asked for twice) as 2 Slurm workers sharing a journal file: 4
+    finished trials, each run trained once, by the tasks (this process only waits)."""
+    base = dataclasses.replace(tiny_config, arch="small_cnn", grad_norm_param="layers.1.conv.weight")
+    plan = search.make_search(base, {"lr": {"choice": [0.05, 0.1]}}, "tiny", sampler="random")
+    study = search.optimize(plan, 4, progress=False, workers=2)
+    assert Path(plan.storage).exists() and plan.storage.endswith(".log")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    tasks = [folder for folder in job_folders() if "_" in folder]
+    assert len(tasks) == 2 and {t.user_attrs["slurm_job"] for t in study.trials} <= set(tasks)  # one array's tasks
+    for lr in (0.05, 0.1):
+        name = run_path(dataclasses.replace(base, lr=lr)).name
+        assert [len(call["epoch_seconds"]) for call in training_calls() if name in call["runs"]] == [base.epochs]
+    assert os.getpid() not in {call["pid"] for call in training_calls()}
