@@ -94,6 +94,7 @@ def test_a_dead_drivers_lock_is_taken_over(driver, tmp_path):
 def test_a_notebook_stops_while_a_driver_holds_the_study_but_the_drivers_own_kernels_pass(monkeypatch):
     """A notebook (Lab, papermill) stops at its first call, and at writing its results, while another process's
     driver holds its profile; the kernels of the holder, named by AI6103_STUDY_HOLDER, go on; reading goes on."""
+    monkeypatch.delenv("AI6103_STUDY_HOLDER", raising=False)  # this process is not a driver's kernel
     write_section("01_data", PROFILE, "synthetic", [], extra={"by": "before"})
     with hold_study(PROFILE):
         with pytest.raises(RunStoreError, match=r"being run by pid \d+ .* this notebook would write the same results"):

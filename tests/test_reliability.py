@@ -548,7 +548,8 @@ def test_driver_reports_a_failed_save_while_training_in_one_line(monkeypatch, ca
     def disk_full(*args, **kwargs):
         raise SaveError("could not save epoch 3 of run r (No space left on device): free space and run again")
 
-    monkeypatch.setenv("AI6103_PROGRESS", "text")  # the driver sets it for its kernels; put back after the test
+    for name in ("AI6103_PROGRESS", "AI6103_STUDY_HOLDER"):  # the driver sets them for its kernels: put back after
+        monkeypatch.setenv(name, os.environ.get(name, ""))
     monkeypatch.setattr(plan, "print_study_plan", lambda *args, **kwargs: 0.0)
     monkeypatch.setattr(driver, "train_ahead", disk_full)
     assert driver.run(["--profile", "smoke", "--only", "02_learning_rate", "--quiet"]) == 1
