@@ -210,10 +210,15 @@ def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
     if rt.stack is not None or most == 1:
         return min(rt.stack or 1, most)
     # The benchmark alone, not finished runs' rates: those mix compiled and uncompiled, stacked and alone.
-    speeds = {k: benchmarked(arch, batch_size, k)["train_images_per_second"]
-              for k in range(1, min(most, STACK_MOST) + 1)}
+    return _fastest(lambda k: benchmarked(arch, batch_size, k), min(most, STACK_MOST), STACK_GAIN)
+
+
+def _fastest(probe, most: int, gain: float) -> int:
+    """The k in 1..`most` whose `probe(k)` (a `benchmarked` dict) trains the most images/s, if that beats k = 1 by
+    `gain`, else 1."""
+    speeds = {k: probe(k)["train_images_per_second"] for k in range(1, most + 1)}
     best = max(speeds, key=speeds.get)
-    return best if speeds[best] >= STACK_GAIN * speeds[1] else 1
+    return best if speeds[best] >= gain * speeds[1] else 1
 
 
 def _benchmark(arch: str, batch_size: int, rt, runs: int = 1, at_once: int = 1) -> dict:
@@ -262,16 +267,13 @@ def trainings_at_once(arch: str, batch_size: int, n_calls: int, largest: int = 1
 
     AI6103_CONCURRENT=k fixes it (at most k). With `auto` (the default on a GPU), 1..AT_ONCE_MOST at once are
     timed once (cached like `throughput`) and the fastest is used if it beats one at a time by AT_ONCE_GAIN, else 1.
-    Either way no more than fit in the device's free memory (lib.device: Runtime.runs_that_fit)."""
+    Either way no more than fit in the device's free memory (lib.device: Runtime.trainings_that_fit)."""
     rt = runtime()
     fits = rt.trainings_that_fit(batch_size, largest)  # None: not known (the CPU)
     most = n_calls if fits is None else min(n_calls, fits)
     if rt.concurrent is not None or most <= 1:
         return max(1, min(rt.concurrent or 1, most))
-    speeds = {k: benchmarked(arch, batch_size, at_once=k)["train_images_per_second"]
-              for k in range(1, min(most, AT_ONCE_MOST) + 1)}
-    best = max(speeds, key=speeds.get)
-    return best if speeds[best] >= AT_ONCE_GAIN * speeds[1] else 1
+    return _fastest(lambda k: benchmarked(arch, batch_size, at_once=k), min(most, AT_ONCE_MOST), AT_ONCE_GAIN)
 
 
 def at_once_gain(arch: str, batch_size: int, at_once: int) -> float:

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,10 +43,8 @@ from .data import check_split, data_info, silence_unofficial_warning
 from .device import apply_torch_settings
 from .notation import count
 from .settings import Settings, current
+from .slurm_queue import ACTIVE, slurm_states
 
-# Slurm states of a job that will still run or report (squeue's and sacct's names); any other is an end.
-ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
-          "SUSPENDED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
 # An end is a failure only once it has lasted GRACE_S without a result file: after COMPLETED or FAILED the file may
 # still be on its way through a shared file system, and a requeued task (pre-emption, a time limit) passes through
 # CANCELLED ("due to job requeue") on its way back to PENDING.
@@ -57,7 +54,6 @@ GRACE_S = 15.0  # how long a shared file system may take to show a result file
 REQUEUE_GRACE_S = 90.0
 POLL_MOST_S = 30.0  # the longest pause between two looks at the tasks (reached after ~10 minutes of waiting)
 LOCAL_TIME_MIN = 7 * 24 * 60  # local workers have no time limit; submitit's LocalExecutor wants one
-SLURM_COMMAND_S = 60  # longest wait for one squeue/sacct answer
 
 
 class TasksFailed(store.RunStoreError):
@@ -450,43 +446,3 @@ def _pending_jobs():
             yield pending
         finally:  # also when the caller stops with an error: what it took out of the dict was said, or was its own
             atomic_write_text(file, json.dumps(pending, indent=1))
-
-
-def slurm_states(job_ids: list[str]) -> dict[str, str] | None:
-    """Each job's Slurm state by id ("12_3" for a task of array 12): from squeue (which keeps ended jobs for the
-    cluster's MinJobAge, 5 minutes by default), else sacct (where the cluster keeps accounting); ids neither knows
-    are left out. None when Slurm cannot be asked now.
-
-    NOTE: not submitit's own watcher: it asks sacct alone, and without accounting (slurmdbd) a job that ended
-    without a result (cancelled, killed) would read UNKNOWN, i.e. still running, forever."""
-    arrays = sorted({job.split("_")[0] for job in job_ids})
-    listed = _slurm_command(["squeue", "-h", "-r", "--states=all", "-o", "%i|%T", "-j", ",".join(arrays)])
-    if listed is None:
-        return None
-    states = _parse_states(listed)
-    missing = [job for job in job_ids if job not in states]
-    if missing:
-        accounted = _slurm_command(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(missing)])
-        states.update(_parse_states(accounted or ""))
-    return states
-
-
-def _slurm_command(command: list[str]) -> str | None:
-    """A Slurm command's output; "" when it knows none of the jobs asked for, None when it fails otherwise."""
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=SLURM_COMMAND_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode == 0:
-        return done.stdout
-    return "" if "Invalid job id" in done.stderr else None
-
-
-def _parse_states(text: str) -> dict[str, str]:
-    """"12_0|RUNNING" lines -> {"12_0": "RUNNING"}; sacct's "CANCELLED by 0" -> "CANCELLED"."""
-    states = {}
-    for line in text.splitlines():
-        job, sep, state = line.strip().partition("|")
-        if sep and state.strip():
-            states[job] = state.split()[0].rstrip("+")
-    return states

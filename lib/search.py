@@ -41,6 +41,7 @@ from .checkpoint import exclusive_lock, process_alive
 from .config import ConfigError, RunConfig
 from .runs import run_or_load
 from .sections import get as get_section
+from .slurm_queue import ACTIVE, slurm_states
 from .sweep import Range, as_setting, label, parse_ranges, with_values
 from .sweep import export_table as sweep_export_table
 
@@ -222,7 +223,7 @@ def _next_trial(search: Search, study: optuna.Study, trials: int, slurm_job: str
     with exclusive_lock(search_dir() / f"{study.study_name}.lock"):  # one process at a time asks for the next
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         jobs = sorted({t.user_attrs["slurm_job"] for t in running if "slurm_job" in t.user_attrs} - {slurm_job})
-        states = executor.slurm_states(jobs) if jobs else {}
+        states = slurm_states(jobs) if jobs else {}
         for abandoned in [trial for trial in running if _abandoned(trial, slurm_job, states)]:
             study.tell(abandoned.number, state=TrialState.FAIL)  # its worker is gone: nobody else will
             study.enqueue_trial(abandoned.params, user_attrs={"retry_of": abandoned.number})
@@ -246,7 +247,7 @@ def _abandoned(trial: optuna.trial.FrozenTrial, slurm_job: str | None, states: d
     None), is left running."""
     job = trial.user_attrs.get("slurm_job")
     if job is not None:
-        return job == slurm_job or (states is not None and states.get(job) not in executor.ACTIVE)
+        return job == slurm_job or (states is not None and states.get(job) not in ACTIVE)
     pid = trial.user_attrs.get("pid")
     return trial.user_attrs.get("host") == socket.gethostname() and pid is not None and not process_alive(pid)
 

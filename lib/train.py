@@ -244,6 +244,7 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         sums = new_stats(len(runs), rt.device)
         step = _timed_step(net, runs, sums, rt, data.train, len(streams) > 1, phases)
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    at_once = rt.concurrent or 1  # trainings of this process's pool (lib.concurrency); None (auto) only outside one
     bar = _progress_bar(configs, done, progress)
     for epoch in range(done, config.epochs):
         net.train()
@@ -258,7 +259,7 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
         seconds = time.perf_counter() - start
         for run, stat, weight_norm, scores, factor in zip(runs, stats, weight_norms, validation, plateau, strict=True):
             run.history.append(_epoch_row(run.config, epoch, steps_per_epoch, factor, stat, weight_norm, scores,
-                                          (seconds, train_seconds), len(runs), rt.concurrent or 1))
+                                          (seconds, train_seconds), len(runs), at_once))
         tracker.log(histories)  # TensorBoard (and W&B): before the checkpoint, so a resume never leaves a gap
         for run in runs:
             run.save(rt)
@@ -272,8 +273,8 @@ def _train_stack(configs: list[RunConfig], run_dirs: list[Path | None], progress
     tracker.finish(histories)  # the config as hparams with the final metrics
     phases["total_seconds"] = time.perf_counter() - started
     if phases["epoch_seconds"]:
-        at_once = f", {rt.concurrent} trainings at once" if (rt.concurrent or 1) > 1 else ""
-        print(f"timing {run_names(configs)}: {phase_text(phases)}{at_once}", flush=True)
+        beside = f", {at_once} trainings at once" if at_once > 1 else ""
+        print(f"timing {run_names(configs)}: {phase_text(phases)}{beside}", flush=True)
     return histories
 
 

@@ -82,14 +82,10 @@ def test_runs_trained_at_once_on_cuda_streams_match_each_run_alone(three_runs, m
     ({1: 100, 2: 105}, 2, 1),  # under AT_ONCE_GAIN: one at a time
 ])
 def test_auto_measures_how_many_trainings_at_once_pay_and_caches_it(speeds, n_calls, chosen, monkeypatch):
+    from test_speed import probe_measuring
+
     monkeypatch.setenv("AI6103_CONCURRENT", "auto")
-    measured = []
-
-    def fake_benchmark(arch, batch_size, rt, runs=1, at_once=1):
-        measured.append(at_once)
-        return {"train_images_per_second": speeds[at_once], "eval_images_per_second": 1000.0, "device": "test"}
-
-    monkeypatch.setattr(cost, "_benchmark", fake_benchmark)
+    measured = probe_measuring(monkeypatch, speeds, "at_once")
     assert cost.trainings_at_once("mobilenetv2", 128, n_calls) == chosen
     assert cost.trainings_at_once("mobilenetv2", 128, n_calls) == chosen
     assert sorted(measured) == sorted(speeds)  # each number at once timed once, then cached

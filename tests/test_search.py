@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lib import ConfigError, executor, run_or_load, search, store
+from lib import ConfigError, run_or_load, search, store
 from lib.cost import timing_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +111,7 @@ def test_a_trial_of_a_slurm_task_that_ended_is_tried_again(base, monkeypatch, jo
     search.trial_config(plan, abandoned)
     for name, value in {"host": "another-node", "pid": 1, "slurm_job": "41_0"}.items():
         abandoned.set_user_attr(name, value)
-    monkeypatch.setattr(executor, "slurm_states", lambda jobs: {job: job_state for job in jobs if job_state})
+    monkeypatch.setattr(search, "slurm_states", lambda jobs: {job: job_state for job in jobs if job_state})
     study = search._work(plan, 1, progress=False, slurm_job=this_job)
     assert [t.state for t in study.trials] == ([TrialState.FAIL, TrialState.COMPLETE] if retried
                                                else [TrialState.RUNNING])

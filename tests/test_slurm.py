@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from lib import RunConfig, executor, paths, search, settings, store
 from lib.checkpoint import load_state
 from lib.runs import run_or_load_many
+from lib.slurm_queue import slurm_states
 from lib.store import _RunLock, run_path
 
 SCRIPT = paths.PROJECT_ROOT / "scripts" / "local_slurm.sh"
@@ -210,7 +211,7 @@ def job_folders() -> list[str]:
 
 
 def slurm_state(job: str) -> str:
-    return (executor.slurm_states([job]) or {}).get(job, "")
+    return (slurm_states([job]) or {}).get(job, "")
 
 
 @pytest.mark.slurm

@@ -256,6 +256,22 @@ def test_stacked_fast_path_matches_each_run_alone_on_cuda(mixup, monkeypatch):
     assert ((together[:, 1] - alone[:, 1]).abs() <= 2 + 0.02 * together[:, 2]).all()
 
 
+def probe_measuring(monkeypatch, speeds: dict[int, float], by: str) -> list[int]:
+    """Stand in for the speed probe (lib.cost._benchmark): `speeds[k]` training images/s for k = its argument `by`
+    ("runs" stacked, or trainings "at_once"); returns the list of the k it is asked for, as they come."""
+    from lib import cost
+
+    measured = []
+
+    def fake_benchmark(arch, batch_size, rt, runs=1, at_once=1):
+        k = {"runs": runs, "at_once": at_once}[by]
+        measured.append(k)
+        return {"train_images_per_second": speeds[k], "eval_images_per_second": 1000.0, "device": "test"}
+
+    monkeypatch.setattr(cost, "_benchmark", fake_benchmark)
+    return measured
+
+
 @pytest.mark.parametrize("speeds, n_runs, chosen", [
     ({1: 100, 2: 180, 3: 240}, 3, 3),  # stacking pays: the fastest stack
     ({1: 100, 2: 180, 3: 170}, 3, 2),
@@ -266,13 +282,7 @@ def test_auto_stacking_uses_the_measured_fastest_stack(speeds, n_runs, chosen, m
     from lib import cost
 
     monkeypatch.setenv("AI6103_STACK", "auto")
-    measured = []
-
-    def fake_benchmark(arch, batch_size, rt, runs=1, at_once=1):
-        measured.append(runs)
-        return {"train_images_per_second": speeds[runs], "eval_images_per_second": 1000.0, "device": "test"}
-
-    monkeypatch.setattr(cost, "_benchmark", fake_benchmark)
+    measured = probe_measuring(monkeypatch, speeds, "runs")
     assert cost.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
     assert cost.runs_to_stack("mobilenetv2", 128, n_runs) == chosen
     assert sorted(measured) == list(range(1, n_runs + 1))  # each stack size timed once, then cached
