@@ -60,7 +60,7 @@ format: setup  ## strip the notebooks' outputs (nbstripout) and apply ruff's fix
 lab: setup  ## JupyterLab on lab/, your git-ignored copies of notebooks/ (PROFILE, DATA_DIR)
 	$(PY) scripts/lab.py $(STUDY_ARGS)
 
-# Every run's curves and the hparams table of the whole study (lib.tracking writes runs/<run>/tensorboard/).
+# Every run's curves and the hparams table of the whole study (lib.training.tracking writes runs/<run>/tensorboard/).
 tensorboard: setup  ## TensorBoard on the run store (runs/, or AI6103_RUNS_DIR)
 	$(VENV)/bin/tensorboard --logdir $${AI6103_RUNS_DIR:-runs}
 

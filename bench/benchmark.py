@@ -6,8 +6,8 @@
 On synthetic data of CIFAR shape (uint8 32x32x3, 100 classes). For each pipeline: a fixed number of
 training steps of batch 128 after warm-up (median and spread over repeats), one evaluation pass over
 10k images, extrapolated to seconds per epoch of 40k training + 10k validation images; peak GPU memory.
-`--stacked 2,3` (default on a GPU) also times 2 and 3 runs stacked into one network (lib.stack), images/s
-summed over the runs. `--e2e-epochs K` also runs lib.train.train_together for K real epochs on a synthetic
+`--stacked 2,3` (default on a GPU) also times 2 and 3 runs stacked into one network (lib.nets.stack), images/s
+summed over the runs. `--e2e-epochs K` also runs lib.training.train.train_together for K real epochs on a synthetic
 50k-image folder (per-epoch evaluation and checkpoints included; `--e2e-stacked N` runs at once) to confirm the
 sustained rate. Records are appended to
 bench/results.json (or `--out`); bench/RESULTS.md holds the measured tables.
@@ -30,13 +30,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib import settings
-from lib.config import RunConfig
-from lib.data import DeviceSplit, channel_stats, write_synthetic_cifar100
-from lib.device import Runtime, runtime
-from lib.splits import evaluate
-from lib.step import train_epoch
-from lib.train import fresh_step, train_together
+from lib.core import settings
+from lib.core.config import RunConfig
+from lib.nets.data import DeviceSplit, channel_stats, write_synthetic_cifar100
+from lib.nets.device import Runtime, runtime
+from lib.training.splits import evaluate
+from lib.training.step import train_epoch
+from lib.training.train import fresh_step, train_together
 
 HERE = Path(__file__).resolve().parent
 EPOCH_TRAIN, EPOCH_VAL = 40_000, 10_000  # images per epoch of the study
@@ -75,7 +75,7 @@ def _usual(images, labels, val_images, val_labels, args, device) -> dict:
     val_loader = torch.utils.data.DataLoader(PilDataset(val_images, val_labels, plain), batch_size=args.batch,
                                              num_workers=workers)
     torch.manual_seed(0)
-    from lib.models import build_model
+    from lib.nets.models import build_model
 
     model = build_model("mobilenetv2", 100).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)  # PyTorch's default (foreach on CUDA)
@@ -115,9 +115,9 @@ def _usual(images, labels, val_images, val_labels, args, device) -> dict:
 
 
 def _ours(rt: Runtime, images, labels, val_images, val_labels, args, compile_model=False, k: int = 1) -> dict:
-    """lib.train's own step and epoch on device-resident data: warm-up epoch, then `repeats` timed epochs.
+    """lib.training.train's own step and epoch on device-resident data: warm-up epoch, then `repeats` timed epochs.
 
-    k > 1: k runs (learning rates 0.05, 0.1, ...) trained together as one stacked network (lib.stack); the
+    k > 1: k runs (learning rates 0.05, 0.1, ...) trained together as one stacked network (lib.nets.stack); the
     seconds recorded are per run (total / k), so images/s are summed over the runs."""
     mean, std = channel_stats(images)
     n = args.steps * args.batch
@@ -231,11 +231,11 @@ def _record(name: str, result: dict, args, rt_text: str) -> dict:
 
 
 def _end_to_end(args, rt: Runtime, epochs: int, mixup: float = 0.0, k: int = 1) -> dict:
-    """lib.train.train_together for `epochs` epochs of k runs (learning rates 0.05, 0.1, ...) on a synthetic 50k
-    folder: evaluation and checkpoints included; seconds per epoch are per run (the group's time / k).
+    """lib.training.train.train_together for `epochs` epochs of k runs (learning rates 0.05, 0.1, ...) on a synthetic
+    50k folder: evaluation and checkpoints included; seconds per epoch are per run (the group's time / k).
 
-    With `rt.compile`, the model is compiled even for this short run (lib.train compiles only long runs)."""
-    rt = dataclasses.replace(rt, compile_min_epochs=1)  # lib.train compiles only long runs by default
+    With `rt.compile`, the model is compiled even for this short run (lib.training.train compiles only long runs)."""
+    rt = dataclasses.replace(rt, compile_min_epochs=1)  # lib.training.train compiles only long runs by default
     with tempfile.TemporaryDirectory() as tmp:
         n_train = 50_000 if not args.small else 2 * args.val
         write_synthetic_cifar100(tmp, n_train=n_train, n_test=100)
@@ -323,7 +323,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per pipeline")
     parser.add_argument("--out", default=str(HERE / "results.json"), help="JSON list to append records to")
     parser.add_argument("--only", default="", help="comma-separated substrings: measure only matching pipelines")
-    parser.add_argument("--e2e-epochs", type=int, default=None, help="epochs of the end-to-end lib.train run")
+    parser.add_argument("--e2e-epochs", type=int, default=None, help="epochs of the end-to-end lib.training.train run")
     parser.add_argument("--streams", default="", help="e.g. 2,3: also time that many runs at once on CUDA streams")
     parser.add_argument("--stacked", default=None, help="e.g. 2,3 (the default on a GPU): also time that many runs "
                         "stacked into one network (uncompiled, and compiled unless --skip-compile); a trailing c "

@@ -24,7 +24,7 @@
 #
 # Measured on an H100 (2026-11-26), when each notebook trained its own runs: e2e about 560 s (each notebook's
 # process compiled for ~60 s and autotuned cuDNN for ~20 s), tests 146 s, bench more than 285 s. Since then
-# the driver trains every run in one process before the notebooks (lib.sections' waves): not yet measured. Every phase writes its records as it goes, so what a cut-off call measured comes back.
+# the driver trains every run in one process before the notebooks (lib.studies.sections' waves): not yet measured. Every phase writes its records as it goes, so what a cut-off call measured comes back.
 #
 # Uses the machine's python3 (torch preinstalled there) with this checkout on PYTHONPATH; papermill and the
 # Jupyter kernel travel as wheels in .whl/ (see bench/RESULTS.md for the download command). Everything goes
@@ -70,14 +70,14 @@ e2e() {  # E2E_PROFILE=smoke E2E_SECONDS=100 tries the phase's mechanics on a CP
   rm -rf "$work" && mkdir -p "$work"
   export AI6103_RUNS_DIR="$work/runs" AI6103_RESULTS_DIR="$work/results" AI6103_FIGURES_DIR="$work/figures" \
     AI6103_DATA_DIR="$work/data"
-  AI6103_COMPILE_MIN_EPOCHS="$(python3 -c "from lib import study; print(study.get_profile('$profile').long_epochs)")"
+  AI6103_COMPILE_MIN_EPOCHS="$(python3 -c "from lib.studies import study; print(study.get_profile('$profile').long_epochs)")"
   export AI6103_COMPILE_MIN_EPOCHS
   versions | tee "$work/study.log"  # the device and versions (bench/study_record.py --log reads them)
   # The notebooks' kernel (scripts/run_study.py asks for it by name; `make setup` installs it on a user's machine).
   python3 -m ipykernel install --user --name ai6103 --display-name "Python 3 (AI6103 workbook)" >/dev/null \
     || { echo "timing e2e: FAILED: the ai6103 kernel could not be installed"; return 1; }
   local t0=$SECONDS
-  python3 -c "from lib import study; study.resolve_data_dir('$profile')" || return 1  # writes the 50k folder
+  python3 -c "from lib.studies import study; study.resolve_data_dir('$profile')" || return 1  # writes the 50k folder
   echo "timing e2e: synthetic data written in $((SECONDS - t0)) s (not part of a real study)"
   local started
   started=$(date +%s.%N)

@@ -13,11 +13,11 @@ import dataclasses
 import numpy as np
 import torch
 
-from lib.config import RunConfig
-from lib.data import DeviceSplit
-from lib.device import runtime
-from lib.step import train_epoch
-from lib.train import fresh_step
+from lib.core.config import RunConfig
+from lib.nets.data import DeviceSplit
+from lib.nets.device import runtime
+from lib.training.step import train_epoch
+from lib.training.train import fresh_step
 
 
 def kernels(steps: int = 10) -> None:

@@ -4,14 +4,14 @@
     python bench/study_record.py --log gpu-out/e2e.log --out results.json   # from the study's log alone
 
 Input: a study run with `--profile` (`e2e`: the full profile's data and sizes with 2 and 6 epochs), as the
-run store's timing log (lib.store.timing_log: one line per training call, a run or a stack, with its data-load,
+run store's timing log (lib.running.cost.timing_log: one line per training call, a run or a stack, with its data-load,
 build and per-epoch wall seconds) plus the study's whole wall time, or as the log that bench/gpu_session.sh
 keeps (the same figures, from the `timing` line each training call prints, and each notebook's time).
 
 Each training call is scaled to the full profile's epochs (the short section's to 15, the long ones' to 300):
 data + build + first epoch + (full epochs - 1) x the median of its later epochs. Calls that trained k at once
-(lib.concurrency: the timing log's `at_once` and `pool`, the log's "k trainings at once") overlap: they run in k
-lanes, each call in the lane that frees first, and take the longest lane's time; other calls add up. The rest of
+(lib.training.concurrency: the timing log's `at_once` and `pool`, the log's "k trainings at once") overlap: they run in
+k lanes, each call in the lane that frees first, and take the longest lane's time; other calls add up. The rest of
 the wall time (the plan, the notebooks' kernels, tables, figures and test evaluation) is added once, as measured.
 A log cut off before the study's end still makes a record: each training call the plan announced but the log lacks is
 taken equal to a measured call of the same length that was not the first of its process (failing that, any of
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from benchmark import identity
 
-from lib import study
+from lib.studies import study
 
 TARGET_MILESTONE_S, TARGET_GOAL_S = 15 * 60, 10 * 60  # the whole study's GPU wall time (issue: first, then goal)
 TIMING = re.compile(r"timing (?P<name>.+?): data (?P<data>[\d.]+) s, build (?P<build>[\d.]+) s(?P<compiled> "
@@ -51,8 +51,8 @@ def full_epochs(epochs: int, profile: study.Profile) -> int:
 
 
 def from_timing_log(call: dict, first_in_process: bool = True) -> dict:
-    """A line of lib.store's timings.jsonl as a measured call; `first_in_process`: no earlier call of its process
-    (whose compiled code and cuDNN plans it could reuse)."""
+    """A line of lib.running.store's timings.jsonl as a measured call; `first_in_process`: no earlier call of its
+    process (whose compiled code and cuDNN plans it could reuse)."""
     seconds = call["epoch_seconds"]
     return {"name": ", ".join(call.get("runs", [])), "first_in_process": first_in_process,
             "runs": call["n_runs"], "epochs_config": call["epochs"], "epochs_measured": len(seconds),
@@ -72,7 +72,7 @@ def scaled(call: dict, epochs: int) -> float:
 
 def training_wall_seconds(calls: list[dict]) -> float:
     """The wall seconds of `calls` (each with its full_seconds): the calls of one pool trained k > 1 at once run
-    in k lanes, each call, in the order given, in the lane that frees first (as lib.concurrency's pool starts
+    in k lanes, each call, in the order given, in the lane that frees first (as lib.training.concurrency's pool starts
     them), and take the longest lane's time together; every other call takes its own time."""
     pools: dict[str, list[dict]] = {}
     alone = 0.0
@@ -136,7 +136,7 @@ def record_from_log(text: str, profile_name: str) -> dict:
     """The record of a study from its log (bench/gpu_session.sh e2e), also of one cut off before its end.
 
     The driver trains every run before the notebooks, in one process: its plan announces the training calls of
-    each wave (lib.plan), its calls print their `timing` lines in that order, then each notebook its time."""
+    each wave (lib.studies.plan), its calls print their `timing` lines in that order, then each notebook its time."""
     announced, waves, measured, notebook_seconds = [], [], [], {}
     for line in text.splitlines():
         if m := PLAN.match(line):

@@ -2,8 +2,8 @@
 
 Notebooks, tests and users import from here; docs/library.md describes each module.
 """
-from .config import ConfigError, RunConfig
-from .data import (
+from .core.config import ConfigError, RunConfig
+from .nets.data import (
     DataError,
     channel_stats,
     class_proportions,
@@ -13,12 +13,12 @@ from .data import (
     split_indices,
     write_synthetic_cifar100,
 )
-from .models import build_model
-from .runs import evaluate_test, run_or_load, run_or_load_many
-from .schedule import lr_at
-from .step import mixup_loss, sample_mixup_lambda
-from .store import RunResult, RunStoreError, load_run
-from .train import train, train_together
+from .nets.models import build_model
+from .running.runs import evaluate_test, run_or_load, run_or_load_many
+from .running.store import RunResult, RunStoreError, load_run
+from .training.schedule import lr_at
+from .training.step import mixup_loss, sample_mixup_lambda
+from .training.train import train, train_together
 
 __all__ = [
     "ConfigError", "DataError", "RunConfig", "RunResult", "RunStoreError", "build_model", "channel_stats",

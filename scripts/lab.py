@@ -4,7 +4,7 @@ Lab never opens notebooks/ itself, so editing and running there never dirties th
 notebooks/NN_*.ipynb is copied into lab/ (git-ignored) when its copy is missing, and a copy that exists is never
 overwritten, edited or not. A copy made from an older version of its committed notebook is named in one line,
 with how to refresh it. The copies run with the project's `ai6103` kernel; they import `lib` from any folder
-(the package is installed editable into .venv) and find every other folder through lib.paths, so nothing they
+(the package is installed editable into .venv) and find every other folder through lib.core.paths, so nothing they
 read or write depends on their folder.
 
 The notebooks' `profile = None` means the PROFILE given here (exported as AI6103_PROFILE), and their
@@ -24,8 +24,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from lib import paths, settings
-from lib.profiles import PROFILES
+from lib.core import paths, settings
+from lib.studies.profiles import PROFILES
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
 RECORD = ".copied-from.json"  # in the copies' folder: each copy's committed notebook (sha256) when it was copied
@@ -67,7 +67,7 @@ def sync_copies(source: Path, copies: Path) -> list[str]:
 
 
 def lab_environment(profile: str, data_dir: str | None) -> dict[str, str]:
-    """The kernel's environment (lib.settings.child_environment): the profile and data folder, and every folder
+    """The kernel's environment (lib.core.settings.child_environment): the profile and data folder, and every folder
     variable made absolute (the kernels run in the copies' folder, where a relative path would mean another place);
     ValueError, one line, for a bad environment variable."""
     given = {"AI6103_NOTEBOOK_DATA_DIR": data_dir} if data_dir else {}  # the notebooks' `data_dir = None`, read

@@ -10,7 +10,7 @@
 # clashes with no other Slurm or munge here) and starts slurmctld and slurmd in the background. It waits (at most
 # 60 s) until `sinfo` shows the node idle. Whatever it cannot do ends it with one line on stderr, status 1.
 #
-# NOTE: no slurmdbd (it needs a database), so `sacct` has nothing to read: lib/executor.py reads job states from
+# NOTE: no slurmdbd (it needs a database), so `sacct` has nothing to read: lib/running/executor.py reads job states from
 # `squeue` first; finished jobs stay there for MinJobAge seconds (an hour here, 5 minutes by Slurm's default).
 set -euo pipefail
 

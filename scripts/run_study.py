@@ -1,6 +1,6 @@
 """Train the study's runs, then run its notebooks in order through papermill: `make notebooks` / `make all`.
 
-First every run of the sections run here is trained in this process, wave by wave as lib.sections orders them
+First every run of the sections run here is trained in this process, wave by wave as lib.studies.sections orders them
 (the runs of one wave, e.g. sections 3 and 4, train together where that pays): one set-up instead of one per
 notebook. Then each notebook in notebooks/ runs with the project's `ai6103` kernel, in that folder, with the parameters
 `profile` and `data_dir` (plus any `--param NAME=VALUE` the notebook declares), and finds its runs in the run
@@ -10,9 +10,9 @@ only when it ran through, so executed/<profile>/ holds the last good run of each
 results files it wrote. The first failing notebook stops the run with one line naming the notebook, the cell and
 the error; its copy goes to executed/<profile>/failed/ for inspection. One driver runs a profile's study at a time:
 before anything trains it checks that every folder it writes takes a file and takes the study's lock
-(lib.study_lock), which it holds to the end; a second driver, or a notebook started from Lab, on the same profile
-and results folder stops in one line naming it (`--dry-run` prints the plan, and only that, meanwhile). The
-environment's settings (lib.settings) are read first: a bad value stops the driver in one line, before anything
+(lib.studies.study_lock), which it holds to the end; a second driver, or a notebook started from Lab, on the same
+profile and results folder stops in one line naming it (`--dry-run` prints the plan, and only that, meanwhile). The
+environment's settings (lib.core.settings) are read first: a bad value stops the driver in one line, before anything
 runs; the kernels get the same settings, with AI6103_PROGRESS=text, every folder variable made absolute and
 AI6103_STUDY_HOLDER naming the driver.
 
@@ -37,13 +37,16 @@ from pathlib import Path
 
 import torch
 
-from lib import ConfigError, DataError, RunStoreError, executor, paths, plan, sections, settings, study_lock
-from lib.checkpoint import SaveError, atomic_write_text
-from lib.data import NOT_OFFICIAL, silence_unofficial_warning
-from lib.device import apply_torch_settings
-from lib.notation import count
-from lib.profiles import PROFILES
-from lib.store import peek_summary, process_identity
+from lib import ConfigError, DataError, RunStoreError
+from lib.core import paths, settings
+from lib.core.checkpoint import SaveError, atomic_write_text
+from lib.core.notation import count
+from lib.nets.data import NOT_OFFICIAL, silence_unofficial_warning
+from lib.nets.device import apply_torch_settings
+from lib.running import executor
+from lib.running.store import peek_summary, process_identity
+from lib.studies import plan, sections, study_lock
+from lib.studies.profiles import PROFILES
 
 NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
 KERNEL = "ai6103"  # the project kernel `make setup` installs into .venv (a user's own python3 cannot shadow it)
@@ -187,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """The driver's steps: settings, arguments, then (--dry-run: only the plan) the output folders checked and
-    the study's lock taken (lib.study_lock), plan, training, each notebook; the exit status (0: done, 1: training
-    or a notebook failed, 2: refused before anything ran, e.g. while another driver runs the study)."""
+    the study's lock taken (lib.studies.study_lock), plan, training, each notebook; the exit status (0: done, 1:
+    training or a notebook failed, 2: refused before anything ran, e.g. while another driver runs the study)."""
     try:  # the kernels inherit this environment: progress bars as text lines, folders absolute (they run elsewhere)
         # ... and the data note left to the plan, which names the data once for the whole command
         settings.export(settings.child_environment(ignored_warnings=(NOT_OFFICIAL,), AI6103_PROGRESS="text"))
@@ -207,7 +210,8 @@ def run(argv: list[str] | None = None) -> int:
     if args.dry_run:  # reading only: no lock, no folder made
         return 2 if print_plan(args, params, notebooks, training) is None else 0
     with contextlib.ExitStack() as held:
-        try:  # one driver per study (lib.study_lock), from here to the end; its folders checked before it trains
+        # one driver per study (lib.studies.study_lock), from here to the end; its folders checked before it trains
+        try:
             check_output_folders(args.profile, executed_dir)
             held.enter_context(study_lock.hold_study(args.profile))
         except (OSError, RunStoreError) as error:
@@ -333,8 +337,8 @@ def record_run(notebook: Path, inputs: str, executed_dir: Path, profile: str) ->
 
 
 def select_notebooks(only: list[str] | None) -> list[Path] | None:
-    """The notebooks to run, in order: those named by --only, else the brief's study (lib.sections.SECTIONS;
-    notebooks beyond it, lib.sections.EXTRAS such as 08_sweep, run when named). None, said in one line, for an
+    """The notebooks to run, in order: those named by --only, else the brief's study (lib.studies.sections.SECTIONS;
+    notebooks beyond it, lib.studies.sections.EXTRAS such as 08_sweep, run when named). None, said in one line, for an
     unknown name."""
     notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
     if not only:
@@ -468,10 +472,10 @@ def run_notebook(notebook: Path, parameters: dict, executed_dir: Path, quiet: bo
 
 def train_ahead(profile: str, data_dir: str | None, params: dict[str, dict], training: tuple[str, ...],
                 progress: bool, speculate: bool = False) -> None:
-    """Train every run of `training` sections before their notebooks run: each wave of lib.sections once the
+    """Train every run of `training` sections before their notebooks run: each wave of lib.studies.sections once the
     choices it starts from are made (the notebooks make the same choices from the same runs). Where
-    AI6103_EXECUTOR says (lib.executor); with AI6103_SLURM_WAIT=0 the driver ends after submitting, with
-    status 75 (EX_TEMPFAIL: the same command again later goes on). Sets torch's switches first (lib.device)."""
+    AI6103_EXECUTOR says (lib.running.executor); with AI6103_SLURM_WAIT=0 the driver ends after submitting, with
+    status 75 (EX_TEMPFAIL: the same command again later goes on). Sets torch's switches first (lib.nets.device)."""
     apply_torch_settings()
     with silence_unofficial_warning():  # the plan said what data this is
         try:

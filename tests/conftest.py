@@ -58,7 +58,7 @@ def float64():
 
 
 class Tiny(nn.Module):
-    """A convolution, BatchNorm and classifier: the layers lib.stack stacks, at a fraction of MobileNet's cost."""
+    """A convolution, BatchNorm and classifier: the layers lib.nets.stack stacks, at a fraction of MobileNet's cost."""
 
     def __init__(self, num_classes: int):
         super().__init__()
@@ -72,6 +72,6 @@ class Tiny(nn.Module):
 
 @pytest.fixture
 def tiny_model(monkeypatch):
-    """lib.train builds the Tiny model whatever the architecture; configs then watch "conv.weight"."""
-    monkeypatch.setattr(sys.modules["lib.train"], "build_model",
+    """lib.training.train builds the Tiny model whatever the architecture; configs then watch "conv.weight"."""
+    monkeypatch.setattr(sys.modules["lib.training.train"], "build_model",
                         lambda arch, num_classes, blocks, **options: Tiny(num_classes))

@@ -1,4 +1,4 @@
-"""Baselines (lib.baselines, notebook 09_baselines): one recipe for every architecture, checked before training;
+"""Baselines (lib.studies.baselines, notebook 09_baselines): one recipe for every architecture, checked before training;
 `make baselines`' command trains, tabulates and plots four architectures; the paper has a baselines section and
 table exactly when their results file exists."""
 from __future__ import annotations
@@ -18,11 +18,13 @@ import pytest
 import torch
 from test_report import _generated, _run, _text, check_paper, write_fixture_figures, write_fixture_results
 
-from lib import ConfigError, baselines, paths, report, sections
-from lib.config import RunConfig
-from lib.device import runtime
-from lib.profiles import get_profile
-from lib.results import write_section
+from lib import ConfigError, report
+from lib.core import paths
+from lib.core.config import RunConfig
+from lib.nets.device import runtime
+from lib.studies import baselines, sections
+from lib.studies.profiles import get_profile
+from lib.studies.results import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHS = list(sections.BASELINE_ARCHS)  # small_cnn, resnet18, mobilenetv2, mobilenet
@@ -51,7 +53,7 @@ def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
     """Through `make baselines`' command in the tests' cheapest profile (tiny: 1 epoch, 128 training images)."""
     env = {**os.environ, **{f"AI6103_{name}_DIR": str(tmp_path / name.lower())
                             for name in ("RUNS", "RESULTS", "FIGURES", "EXECUTED", "DATA")}}
-    # The plan's estimate would first time each new architecture here (lib.cost.benchmarked, as long as training
+    # The plan's estimate would first time each new architecture here (lib.running.cost.benchmarked, as long as training
     # it): given a speed in the run store's cache, the test pays for the training alone. Only the estimate uses it.
     device = runtime().describe()
     (tmp_path / "runs").mkdir()

@@ -1,5 +1,5 @@
-"""Trainings at once (lib.concurrency, AI6103_CONCURRENT): each run trains to exactly its result alone; a failure
-stops the others at an epoch's end, resumable; how many at once is measured, cached and printed by the plan."""
+"""Trainings at once (lib.training.concurrency, AI6103_CONCURRENT): each run trains to exactly its result alone; a
+failure stops the others at an epoch's end, resumable; how many at once is measured, cached and printed by the plan."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import cost, store
-from lib.checkpoint import load_state
-from lib.device import runtime
-from lib.runs import run_or_load_many
+from lib.core.checkpoint import load_state
+from lib.nets.device import runtime
+from lib.running import cost, store
+from lib.running.runs import run_or_load_many
 
 TIMING = ["epoch_seconds", "train_images_per_second", "trainings_at_once"]  # differ between any two runs
 

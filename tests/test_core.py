@@ -25,10 +25,10 @@ from lib import (
     run_or_load,
     split_indices,
 )
-from lib.data import DeviceSplit, data_info
-from lib.stack import stack_models
+from lib.nets.data import DeviceSplit, data_info
+from lib.nets.stack import stack_models
 
-TRAIN_MODULE = sys.modules["lib.train"]  # the module; `lib.train` is the function
+TRAIN_MODULE = sys.modules["lib.training.train"]  # the module; `lib.train` is the function
 
 # ---------------------------------------------------------------- models
 
@@ -194,7 +194,7 @@ def test_mixup_lambdas_follow_beta():
 
 def test_sgd_step_with_weight_decay_is_equation_3():
     """w_{t+1} = w_t - lr * dL/dw - lr * wd * w_t for the optimiser the training loop builds (first step)."""
-    from lib.train import make_optimizer
+    from lib.training.train import make_optimizer
 
     config = RunConfig(lr=0.1, weight_decay=5e-4)
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
@@ -235,7 +235,7 @@ def test_mixup_cosine_run_records_every_column(tiny_config):
 def test_weight_norm_is_the_watched_parameters_norm_at_each_epochs_end(tiny_config, tiny_model):
     """The history's weight_norm is the 2-norm of config.grad_norm_param after the epoch: positive, changing from
     epoch to epoch, and at the last epoch that of the saved model's parameter."""
-    from lib.checkpoint import load_state
+    from lib.core.checkpoint import load_state
 
     config = dataclasses.replace(tiny_config, grad_norm_param="conv.weight")
     run = run_or_load(config, progress=False)
@@ -264,12 +264,13 @@ def test_run_store_trains_once_and_keys_by_config(tiny_config, monkeypatch):
 
 
 def test_synthetic_and_real_never_share_a_run(tiny_config, tmp_path):
-    from lib.config import config_hash
+    from lib.core.config import config_hash
 
     assert config_hash(tiny_config, "cifar100:abc") != config_hash(tiny_config, "synthetic:abc")
     other = tmp_path / "other"
     lib.write_synthetic_cifar100(other, n_train=1200, n_test=300, seed=1)
-    assert lib.store.run_path(tiny_config) != lib.store.run_path(dataclasses.replace(tiny_config, data_dir=str(other)))
+    run_path = lib.running.store.run_path
+    assert run_path(tiny_config) != run_path(dataclasses.replace(tiny_config, data_dir=str(other)))
 
 
 # ---------------------------------------------------------------- bad input
@@ -312,7 +313,7 @@ def test_build_model_rejects_unknown_names():
         build_model("mobilenetv2", sigmoid_blocks=[17])
 
 
-# ---------------------------------------------------------------- several runs at once (lib.stack)
+# ---------------------------------------------------------------- several runs at once (lib.nets.stack)
 
 
 @pytest.mark.parametrize("arch, blocks", [("mobilenetv2", ()), ("mobilenetv2", (4, 5, 6)), ("mobilenet", (2, 3))])
@@ -395,53 +396,98 @@ def test_section_runs_train_together_and_keep_their_own_files(tiny_config, monke
     assert calls == [] and [r.path for r in again] == [r.path for r in results]
 
 
+# ---------------------------------------------------------------- the library's layers (docs/library.md)
+
+LAYERS = ["core", "nets", "training", "running", "studies", "report"]  # lib's subpackages, the lowest first
+
+
 def lib_imports() -> dict[str, set[str]]:
-    """For every module of lib, the lib modules it imports anywhere in it (late imports inside functions too)."""
+    """For every module of lib ("lib.core.paths", "lib.report.sections.mixup"; "lib" is lib/__init__.py), the lib
+    modules it imports anywhere in it: relative (`from ..core import paths`) and absolute (`lib.core.paths`) forms,
+    imports inside functions too."""
     import ast
     from pathlib import Path
 
     folder = Path(lib.__file__).parent
-    files = {".".join(p.relative_to(folder).with_suffix("").parts).removesuffix(".__init__"): p
-             for p in folder.rglob("*.py") if p != folder / "__init__.py"}  # subpackages' modules: "report.tables"
-    modules = set(files)
+    files = {".".join(("lib", *p.relative_to(folder).with_suffix("").parts)).removesuffix(".__init__"): p
+             for p in folder.rglob("*.py")}
 
-    def known(name: str) -> str | None:  # the module `name` is or lies in ("report.sections.mixup.mixup": ...)
-        while name and name not in modules:
+    def known(name: str) -> str:  # the module `name` is or lies in ("lib.core.config.RunConfig": "lib.core.config")
+        while name not in files:
             name = name.rpartition(".")[0]
-        return name or None
+        return name
 
     graph = {}
     for name, path in files.items():
         package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level >= 1:
-                base = package[:len(package) - node.level + 1]
-                targets = [node.module] if node.module else [alias.name for alias in node.names]
-                imported |= {known(".".join([*base, target])) for target in targets}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib."):
-                imported.add(known(node.module.removeprefix("lib.")))
-        graph[name] = (imported & modules) - {name}
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == "lib"):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = [*base, *(node.module.split(".") if node.module else [])]
+                imported |= {known(".".join([*module, alias.name])) for alias in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {known(alias.name) for alias in node.names if alias.name.split(".")[0] == "lib"}
+        graph[name] = imported - {name}
     return graph
 
 
-def test_lib_imports_flow_one_way():
-    """No import circle in lib: every module can be read after the ones it imports (a topological order)."""
+def layer(module: str) -> int:
+    """The rank of `module`'s layer in LAYERS; lib/__init__.py (the names users import) stands above them all."""
+    return len(LAYERS) if module == "lib" else LAYERS.index(module.split(".")[1])
+
+
+def test_every_lib_module_imports_only_its_own_layer_or_earlier():
+    """lib's modules lie in the layers' packages, and each imports only modules of its own layer or of earlier ones
+    (never lib/__init__.py, which re-exports from the layers)."""
+    graph = lib_imports()
+    loose = sorted(m for m in graph if m != "lib" and m.split(".")[1] not in LAYERS)
+    assert not loose, f"modules outside the layers' packages {LAYERS} (docs/library.md: where each belongs): {loose}"
+    backwards = sorted(f"{m} ({LAYERS[layer(m)]}) imports {t} ({'lib' if t == 'lib' else LAYERS[layer(t)]})"
+                       for m, targets in graph.items() if m != "lib" for t in targets if layer(t) > layer(m))
+    assert not backwards, "imports from a later layer:\n" + "\n".join(backwards)
+
+
+def test_lib_imports_have_no_circle():
+    """Every module of lib can be read after the ones it imports (a topological order)."""
     graph, order = lib_imports(), []
     while len(order) < len(graph):
         ready = sorted(m for m, deps in graph.items() if m not in order and deps <= set(order))
         assert ready, f"import circle among {sorted(set(graph) - set(order))}: " + "; ".join(
             f"{m} -> {sorted(graph[m] - set(order))}" for m in sorted(set(graph) - set(order)))
         order += ready
-    # running (lib.runs) above the cost model and the store; the store, folders and files only, never trains
-    assert max(order.index("cost"), order.index("store")) < order.index("runs") < order.index("study")
-    assert not graph["store"] & {"cost", "grouping", "runs", "splits", "step", "train"}
-    # the study's definition needs no store; the plan reads both; the notebooks' facade sits on top
-    assert max(order.index("sections"), order.index("store")) < order.index("plan") < order.index("study")
+
+
+def test_run_store_imports_neither_the_trainer_nor_the_cost_model():
+    """The store is folders and files only: it never trains, and running (lib.running.runs) sits above it."""
+    graph = lib_imports()
+    trainer = {"lib.running.cost", "lib.running.runs", "lib.training.grouping", "lib.training.splits",
+               "lib.training.step", "lib.training.train"}
+    assert not graph["lib.running.store"] & trainer
+    assert {"lib.running.cost", "lib.running.store"} <= graph["lib.running.runs"]
+
+
+def test_a_wheel_holds_every_module_and_data_file_of_lib(tmp_path):
+    """`pip install .` (not editable) installs every subpackage: the wheel holds each lib/**/*.py and *.json."""
+    import shutil
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    root = Path(lib.__file__).parent.parent
+    source = tmp_path / "source"  # a copy: a build/ folder left in the project could hand on files the build missed
+    shutil.copytree(root / "lib", source / "lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "pyproject.toml", source)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "--quiet",
+                    "-w", str(tmp_path / "wheel")], check=True, cwd=source)
+    [wheel] = (tmp_path / "wheel").glob("*.whl")
+    held = {name for name in zipfile.ZipFile(wheel).namelist() if name.startswith("lib/")}
+    tree = {p.relative_to(root).as_posix() for pattern in ("*.py", "*.json") for p in (root / "lib").rglob(pattern)}
+    assert tree and not tree - held, f"missing from the wheel: {sorted(tree - held)}"
 
 
 def test_counts_say_one_run_and_two_runs():
-    from lib.notation import count
+    from lib.core.notation import count
 
     assert [count(n, "training call") for n in (0, 1, 2)] == ["0 training calls", "1 training call", "2 training calls"]
 
@@ -451,7 +497,7 @@ def test_a_plain_text_progress_bar_of_a_short_run_draws_its_first_and_last_state
     a run shorter than the redraw interval draws twice (start and end, with its final numbers)."""
     import importlib
 
-    train_module = importlib.import_module("lib.train")
+    train_module = importlib.import_module("lib.training.train")
     monkeypatch.setenv("AI6103_PROGRESS", "text")
     writes = []
 
@@ -480,9 +526,9 @@ def test_a_speed_feature_that_fails_is_dropped_and_the_run_trains_on(tiny_config
     model): one line names it, env.json records it, and the run trains to exactly what it gives without it."""
     import importlib
 
-    from lib.device import runtime
+    from lib.nets.device import runtime
 
-    train_module = importlib.import_module("lib.train")
+    train_module = importlib.import_module("lib.training.train")
     tiny_config = dataclasses.replace(tiny_config, grad_norm_param="conv.weight")
     rt = runtime(compile=True, compile_backend="aot_eager", compile_min_epochs=1, fused_sgd=True, channels_last=True)
     without = dataclasses.replace(rt, **{feature: False})

@@ -1,9 +1,9 @@
 """Device classes (docs/devices.md "Device classes"): what the workbook does on a recent NVIDIA GPU, an older one,
 an Apple GPU and the CPU, the fp16 path with loss scaling, and what happens when device memory runs out.
 
-No GPU is needed: the device queries lib.device makes (torch.cuda's capability, name, architectures and free memory,
-torch.backends.mps) are faked, and the fp16 training path runs on the CPU with a tiny model in place of MobileNet
-(CPU fp16 convolutions of the real models take seconds per step). The one CUDA-only test skips without a GPU.
+No GPU is needed: the device queries lib.nets.device makes (torch.cuda's capability, name, architectures and free
+memory, torch.backends.mps) are faked, and the fp16 training path runs on the CPU with a tiny model in place of
+MobileNet (CPU fp16 convolutions of the real models take seconds per step). The one CUDA-only test skips without a GPU.
 """
 from __future__ import annotations
 
@@ -15,22 +15,25 @@ import numpy as np
 import pytest
 import torch
 
-from lib import cost, device, study
-from lib.checkpoint import load_state
-from lib.data import DeviceSplit
-from lib.device import build_runs_on, runtime
-from lib.schedule import lr_at
+from lib.core.checkpoint import load_state
+from lib.nets import device
+from lib.nets.data import DeviceSplit
+from lib.nets.device import build_runs_on, runtime
+from lib.running import cost
+from lib.studies import study
+from lib.training.schedule import lr_at
 
-TRAIN = sys.modules["lib.train"]  # the module (lib.train the attribute is the function)
-STEP = sys.modules["lib.step"]
+TRAIN = sys.modules["lib.training.train"]  # the module (lib.train the attribute is the function)
+STEP = sys.modules["lib.training.step"]
 CUDA_13_BUILD = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch 2.14 + CUDA 13.0's arch list
 CUDA_12_6_BUILD = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # the legacy build's
 
 
 @pytest.fixture
 def fake_device(monkeypatch):
-    """`fake_device(name, capability, free_gib, arch_list)` makes lib.device see that CUDA GPU; `fake_device(mps=True)`
-    an Apple GPU. AI6103_DEVICE is unset (auto); the global switches runtime() sets on CUDA are put back after."""
+    """`fake_device(name, capability, free_gib, arch_list)` makes lib.nets.device see that CUDA GPU;
+    `fake_device(mps=True)` an Apple GPU. AI6103_DEVICE is unset (auto); the global switches runtime() sets on CUDA are
+    put back after."""
     switches = torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
 
     def fake(name="NVIDIA H100 80GB HBM3", capability=(9, 0), free_gib=79.0, arch_list=CUDA_13_BUILD, mps=False):
@@ -165,7 +168,7 @@ def test_small_gpu_memory_chooses_a_smaller_evaluation_batch_and_stack(fake_devi
 def test_plan_estimates_an_unmeasured_device_by_measuring_it_and_prints_the_choices(
         fake_device, tiny_config, monkeypatch, capsys):
     """A device without finished runs or a cached measurement: the plan's estimate is this device's quick benchmark
-    (lib.cost._benchmark, faked here), no figure of another GPU; the device's choices are printed with it."""
+    (lib.running.cost._benchmark, faked here), no figure of another GPU; the device's choices are printed with it."""
     fake_device("Tesla T4", (7, 5), free_gib=14.5)
     speed = {"train_images_per_second": 100.0, "eval_images_per_second": 1000.0, "device": "Tesla T4 (fp16, ...)"}
     measured = []
@@ -236,16 +239,16 @@ def test_fp16_resumed_run_equals_the_uninterrupted_one(tiny_runs, overflowing_fp
     scale (older ones) still resumes, with a fresh scale, and then differs: the scale is part of the state."""
     rt = dataclasses.replace(overflowing_fp16, fused_sgd=fused)
     [uninterrupted] = TRAIN.train_together([tiny_runs], [tmp_path / "uninterrupted"], progress=False, rt=rt)
-    real_save = sys.modules["lib.checkpoint"].save
+    real_save = sys.modules["lib.core.checkpoint"].save
 
     def save_then_stop(*args):
         real_save(*args)
         raise KeyboardInterrupt  # a Ctrl-C right after epoch 1's checkpoint
 
-    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", save_then_stop)
+    monkeypatch.setattr(sys.modules["lib.core.checkpoint"], "save", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         TRAIN.train_together([tiny_runs], [tmp_path / "resumed"], progress=False, rt=rt)
-    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", real_save)
+    monkeypatch.setattr(sys.modules["lib.core.checkpoint"], "save", real_save)
     state = load_state(tmp_path / "resumed")
     assert state["epoch"] == 1 and 0 < state["scaler"]["scale"] < 2.0**24
     torch.save({k: v for k, v in state.items() if k != "scaler"}, tmp_path / "old-format.pt")

@@ -1,6 +1,6 @@
-"""One study, one driver (lib.study_lock): a second driver or a notebook is refused in one line naming the holder,
-the holder's own kernels pass, a dead holder's lock is taken over; the output folders are checked before training
-and a figure that cannot be saved names its folder. No training here: the driver runs in this process with its
+"""One study, one driver (lib.studies.study_lock): a second driver or a notebook is refused in one line naming the
+holder, the holder's own kernels pass, a dead holder's lock is taken over; the output folders are checked before
+training and a figure that cannot be saved names its folder. No training here: the driver runs in this process with its
 plan and training replaced; two real drivers on one study are in test_notebooks.py."""
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ import matplotlib.pyplot as plt
 import pytest
 from matplotlib.figure import Figure
 
-from lib import paths, plan, plots
-from lib.profiles import session_profile
-from lib.results import read_section, write_section
-from lib.store import RunStoreError, process_identity
-from lib.study_lock import hold_study, lock_file
+from lib.core import paths
+from lib.running.store import RunStoreError, process_identity
+from lib.studies import plan, plots
+from lib.studies.profiles import session_profile
+from lib.studies.results import read_section, write_section
+from lib.studies.study_lock import hold_study, lock_file
 
 PROFILE = "tiny"
 

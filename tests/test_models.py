@@ -1,5 +1,5 @@
-"""Behaviour of lib.models beyond the brief's MobileNets: the baselines (small_cnn, ResNet-18/34), activation, init,
-dropout, pretrained weights, model_size, and stacking the baselines (lib.stack). All on CPU, small inputs."""
+"""Behaviour of lib.nets.models beyond the brief's MobileNets: the baselines (small_cnn, ResNet-18/34), activation,
+init, dropout, pretrained weights, model_size, and stacking the baselines (lib.nets.stack). All on CPU, small inputs."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,10 +13,10 @@ import torchvision
 from torch import nn
 
 import lib
-from lib import store
-from lib.config import ARCHS, GRAD_NORM_PARAMS, ConfigError
-from lib.models import build_model, model_size, pretrained_note
-from lib.stack import stack_models
+from lib.core.config import ARCHS, GRAD_NORM_PARAMS, ConfigError
+from lib.nets.models import build_model, model_size, pretrained_note
+from lib.nets.stack import stack_models
+from lib.running import store
 
 ACTIVATION_TYPES = (nn.ReLU, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Sigmoid)
 
@@ -260,7 +260,7 @@ def test_test_score_of_a_finished_pretrained_run_needs_no_weights_file(tmp_path,
     assert 0 <= lib.evaluate_test(result)["test_acc"] <= 1
 
 
-# ---------------------------------------------------------------- stacking the baselines (lib.stack)
+# ---------------------------------------------------------------- stacking the baselines (lib.nets.stack)
 
 
 @pytest.mark.parametrize("arch, blocks, size", [("small_cnn", (), 32), ("small_cnn", (1,), 32), ("resnet18", (4,), 16)])

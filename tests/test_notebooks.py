@@ -21,13 +21,13 @@ import nbformat
 import papermill
 import pytest
 
-from lib import sections
+from lib.studies import sections
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 SECTIONS = list(sections.SECTIONS)
 TRAINING_SECTIONS = list(sections.TRAINING)
-FIGURES = [stem for section in sections.STUDY for stem in section.figure_stems]  # declared once, in lib.sections
+FIGURES = [stem for section in sections.STUDY for stem in section.figure_stems]  # declared once, in lib's sections
 EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
     "01_data": (set(), {"n_train", "n_val", "mean", "std", "class_prop_min", "class_prop_max", "split_code"}),
     "02_learning_rate": ({"lr"}, {"best_by_train_loss", "best_by_val_acc"}),

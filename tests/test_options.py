@@ -1,5 +1,5 @@
-"""Options beyond the brief (lib.config): optimisers, schedules, early stopping, the training-data fraction, and that
-configs at the defaults keep their identity. The models' options are tested in tests/test_models.py."""
+"""Options beyond the brief (lib.core.config): optimisers, schedules, early stopping, the training-data fraction, and
+that configs at the defaults keep their identity. The models' options are tested in tests/test_models.py."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,15 +11,16 @@ import torch
 from torch import nn
 
 import lib
-from lib import plan, store
-from lib.config import ConfigError, RunConfig, config_hash
-from lib.cost import split_sizes
-from lib.device import runtime
-from lib.schedule import early_stop, plateau_factor, run_lr
+from lib.core.config import ConfigError, RunConfig, config_hash
+from lib.nets.device import runtime
+from lib.running import store
+from lib.running.cost import split_sizes
+from lib.studies import plan
+from lib.training.schedule import early_stop, plateau_factor, run_lr
 
-TRAIN = importlib.import_module("lib.train")  # the module (lib.train is also the function's name)
-STEP = importlib.import_module("lib.step")
-GROUPING = importlib.import_module("lib.grouping")
+TRAIN = importlib.import_module("lib.training.train")  # the module (lib.train is the function)
+STEP = importlib.import_module("lib.training.step")
+GROUPING = importlib.import_module("lib.training.grouping")
 
 
 def test_configs_at_the_defaults_keep_their_hash_and_name():
@@ -222,7 +223,7 @@ def test_store_records_the_stop_and_the_plan_counts_it_finished(scripted, capsys
 
 def test_public_ranges_apply_only_to_the_briefs_recipe():
     """A run with an option beyond the brief (here Adam) is never compared with the brief's public results."""
-    from lib.reference import public_range
+    from lib.studies.reference import public_range
 
     sgd = RunConfig(arch="mobilenet").key()
     assert str(public_range(sgd, "val_acc", "cifar100", "full")) == "44–47 %"

@@ -23,8 +23,8 @@ import torch
 
 import lib
 from lib import DataError, RunStoreError, load_cifar100, run_or_load
-from lib.checkpoint import SaveError, load_state
-from lib.store import _RunLock, run_path
+from lib.core.checkpoint import SaveError, load_state
+from lib.running.store import _RunLock, run_path
 
 TIMING = ["epoch_seconds", "train_images_per_second"]  # wall-clock columns differ between any two runs
 
@@ -94,7 +94,7 @@ def _stopped_before_its_summary(config) -> Path:
     """A run stopped right after its last checkpoint was written, before its summary: the folder still holds the
     previous epoch's checkpoint too (a finished run keeps only its last)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lib.store, "_finish", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
+        patch.setattr(lib.running.store, "_finish", lambda *args, **kwargs: (_ for _ in ()).throw(KeyboardInterrupt))
         with pytest.raises(KeyboardInterrupt):
             run_or_load(config, progress=False)
     return run_path(config)
@@ -146,7 +146,7 @@ def test_finished_run_with_damaged_result_files_is_rebuilt_from_its_checkpoint(t
         finished.history.drop(columns=["train_acc"]).to_csv(metrics, index=False)
     else:
         summary.write_text("[1, 2]")
-    monkeypatch.setattr(sys.modules["lib.train"], "train", lambda *a, **k: pytest.fail("nothing to train"))
+    monkeypatch.setattr(sys.modules["lib.training.train"], "train", lambda *a, **k: pytest.fail("nothing to train"))
     with pytest.warns(UserWarning, match="rebuilt"):
         again = run_or_load(tiny_config, progress=False)
     _same_metrics(finished.history, again.history)
@@ -191,8 +191,8 @@ def test_really_full_disk_keeps_the_last_good_epoch(tiny_config, tmp_path):
         pytest.skip("no tmpfs in a mount namespace of our own here (unshare -rm): the full-disk test needs one")
     script = textwrap.dedent(f"""
         import warnings, lib
-        from lib.checkpoint import SaveError, load_state
-        from lib.store import run_path
+        from lib.core.checkpoint import SaveError, load_state
+        from lib.running.store import run_path
         warnings.simplefilter("ignore")
         config = lib.RunConfig(**{dataclasses.asdict(tiny_config)!r})
         try:
@@ -208,7 +208,7 @@ def test_really_full_disk_keeps_the_last_good_epoch(tiny_config, tmp_path):
 
 def test_setup_on_a_disk_too_small_for_the_venv_stops_in_one_line_before_pip(tmp_path):
     """`make setup` runs scripts/check_disk.sh before it makes .venv: pip would fail half-way, leaving half a venv."""
-    check = [str(lib.paths.PROJECT_ROOT / "scripts" / "check_disk.sh"), str(tmp_path)]
+    check = [str(lib.core.paths.PROJECT_ROOT / "scripts" / "check_disk.sh"), str(tmp_path)]
     free_gib = shutil.disk_usage(tmp_path).free / 2**30
     need = int(free_gib) + 2
     refused = subprocess.run(["bash", *check, str(need)], capture_output=True, text=True)
@@ -217,7 +217,7 @@ def test_setup_on_a_disk_too_small_for_the_venv_stops_in_one_line_before_pip(tmp
     assert re.fullmatch(rf"make setup: the \.venv needs about {need} GiB free in {folder}, which has \d+ GiB free: "
                         r"free some space, then run it again\n", refused.stderr)  # \d+: others may write meanwhile
     assert subprocess.run(["bash", *check, str(int(free_gib) - 1)], capture_output=True).returncode == 0
-    makefile = (lib.paths.PROJECT_ROOT / "Makefile").read_text()
+    makefile = (lib.core.paths.PROJECT_ROOT / "Makefile").read_text()
     assert makefile.index("scripts/check_disk.sh") < makefile.index("-m venv")
 
 
@@ -231,7 +231,7 @@ def test_results_from_another_store_version_are_refused(tiny_config):
 
 
 def test_section_results_from_another_version_are_refused():
-    from lib.results import read_section, section_path, write_section
+    from lib.studies.results import read_section, section_path, write_section
 
     write_section("02_learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
     assert read_section("02_learning_rate", profile="smoke")["chosen"] == {"lr": 0.05}
@@ -257,7 +257,7 @@ RUN_ROW = {"run_id": "a", "label": "lr=0.05", "config": {}, "epochs": 2, "final_
     ({"chosen_run_id": "b"}, "its chosen_run_id 'b' is none of its runs"),
 ])
 def test_malformed_results_files_are_refused_in_one_line(change, problem):
-    from lib.results import read_section, section_path, write_section
+    from lib.studies.results import read_section, section_path, write_section
 
     write_section("02_learning_rate", "smoke", "synthetic", runs=[RUN_ROW], chosen={"lr": 0.05}, chosen_run_id="a")
     assert read_section("02_learning_rate", profile="smoke")["runs"] == [RUN_ROW]
@@ -327,7 +327,7 @@ def test_damaged_data_folder_is_an_error_not_a_run(tmp_path, damage):
 
 
 def _fingerprint_as_a_profile_does(folder: Path, start, answers) -> None:
-    """What lib.profiles.resolve_data_dir does with a synthetic folder, after `start` (a Barrier) lets every
+    """What lib.studies.profiles.resolve_data_dir does with a synthetic folder, after `start` (a Barrier) lets every
     process go at once: write the data unless its meta file is there, then fingerprint it."""
     start.wait()
     try:
@@ -374,17 +374,17 @@ def test_files_that_parse_but_are_not_official_load_with_a_warning(tmp_path):
 def _resumed_vs_uninterrupted(config, tmp_path, monkeypatch) -> tuple[float, float]:
     """The largest difference in metrics and in weights between `config` interrupted after epoch 1 and resumed,
     and the same run uninterrupted (in tmp_path/uninterrupted)."""
-    real_save = sys.modules["lib.checkpoint"].save
+    real_save = sys.modules["lib.core.checkpoint"].save
 
     def save_then_stop(run_dir, model, optimizer, generator, mixup_rng, history, config, *more, **named):
         real_save(run_dir, model, optimizer, generator, mixup_rng, history, config, *more, **named)  # fp16: scaler
         if len(history) == 1:
             raise KeyboardInterrupt  # as a Ctrl-C or a restarted kernel right after epoch 1
 
-    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", save_then_stop)
+    monkeypatch.setattr(sys.modules["lib.core.checkpoint"], "save", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         run_or_load(config, progress=False)
-    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", real_save)
+    monkeypatch.setattr(sys.modules["lib.core.checkpoint"], "save", real_save)
     resumed = run_or_load(config, progress=False)
     monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "uninterrupted"))
     uninterrupted = run_or_load(config, progress=False)
@@ -422,7 +422,7 @@ def test_dropout_run_resumes_bit_exact_on_gpu(tiny_config, tmp_path, monkeypatch
 def test_printing_the_plan_reads_no_checkpoint_and_changes_no_file(tiny_config, monkeypatch, capsys):
     """The plan of a section whose runs are stored says so in words, and neither loads a checkpoint nor sets a
     damaged one aside (that is for training to do, when it needs the checkpoint)."""
-    from lib import study
+    from lib.studies import study
 
     result = run_or_load(dataclasses.replace(tiny_config, epochs=1), progress=False)
     (result.path / "checkpoint.pt").write_bytes(b"damaged")
@@ -451,7 +451,7 @@ def test_test_score_comes_from_the_final_weights_or_not_at_all(tiny_config, prev
 
 @pytest.mark.parametrize("profile", ["full", "smoke"])
 def test_a_data_dir_that_does_not_exist_is_named_in_one_line_and_not_created(tmp_path, profile):
-    from lib import study
+    from lib.studies import study
 
     missing = tmp_path / "typo"
     with pytest.raises(DataError, match=r"data_dir .*typo does not exist: point DATA_DIR \(data_dir\) at") as error:
@@ -463,7 +463,7 @@ def test_a_data_dir_that_does_not_exist_is_named_in_one_line_and_not_created(tmp
 def test_synthetic_profiles_never_write_into_a_users_data_folder(tmp_path, left):
     """A partial download (or an archive not yet unpacked) given to the smoke profile: refused in one line,
     nothing written, the user's file untouched."""
-    from lib import study
+    from lib.studies import study
 
     user_file = tmp_path / ("cifar-100-python/" if left == "train" else "") / left
     user_file.parent.mkdir(parents=True, exist_ok=True)
@@ -479,8 +479,8 @@ def test_synthetic_profiles_never_write_into_a_users_data_folder(tmp_path, left)
 def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path):
     """What a kill mid-save leaves (`.checkpoint.pt.tmp-<host>-<pid>`) goes when the run is next trained under its lock;
     in the results folder only the temporaries of writers that are gone go, not those of one still writing."""
-    from lib import paths
-    from lib.results import write_section
+    from lib.core import paths
+    from lib.studies.results import write_section
 
     folder = run_path(tiny_config)
     folder.mkdir(parents=True)
@@ -512,7 +512,7 @@ def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path)
                                          ("AI6103_COMPILE_MIN_EPOCHS", "many"), ("AI6103_DETERMINISTIC", "true"),
                                          ("AI6103_PROGRESS", "fancy"), ("AI6103_COMPILE_MODE", "fast")])
 def test_bad_environment_variables_fail_in_one_line_naming_them(monkeypatch, name, value):
-    from lib.device import runtime
+    from lib.nets.device import runtime
 
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name) as error:
@@ -523,7 +523,7 @@ def test_bad_environment_variables_fail_in_one_line_naming_them(monkeypatch, nam
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"k": {"train_images_per_second": -1}}',
                                   '{"k": {"train_images_per_second": 5.0}}'])
 def test_a_malformed_throughput_cache_is_measured_anew_with_a_warning(tmp_path, text):
-    from lib.cost import _read_throughput
+    from lib.running.cost import _read_throughput
 
     cache = tmp_path / "throughput.json"
     cache.write_text(text)
@@ -538,8 +538,9 @@ def test_driver_reports_a_failed_save_while_training_in_one_line(monkeypatch, ca
     """A full disk while the driver trains ahead of the notebooks: one line saying what to do, exit status 1."""
     import importlib.util
 
-    from lib import paths, plan
-    from lib.checkpoint import SaveError
+    from lib.core import paths
+    from lib.core.checkpoint import SaveError
+    from lib.studies import plan
 
     spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
     driver = importlib.util.module_from_spec(spec)
@@ -560,8 +561,8 @@ def test_driver_reports_a_failed_save_while_training_in_one_line(monkeypatch, ca
 
 def _checkpoint_of_one_epoch(run_dir: Path, config, fused: bool) -> None:
     """A checkpoint of a tiny model after one epoch, its SGD fused or not."""
-    from lib import checkpoint
-    from lib.train import make_optimizer
+    from lib.core import checkpoint
+    from lib.training.train import make_optimizer
 
     model = torch.nn.Linear(4, 2)
     optimizer = make_optimizer(model.parameters(), config, torch.device("cpu"), fused=fused)
@@ -573,8 +574,8 @@ def _checkpoint_of_one_epoch(run_dir: Path, config, fused: bool) -> None:
 def test_resume_keeps_this_machines_optimiser_and_refuses_another_devices_generator(tiny_config, tmp_path):
     """Started with the foreach SGD (a CPU, a Mac) and resumed where the fused one is chosen (a T4): the fused one
     steps on (fp16's GradScaler hands it its inputs); a data-order generator of another device is one line."""
-    from lib import checkpoint
-    from lib.train import make_optimizer
+    from lib.core import checkpoint
+    from lib.training.train import make_optimizer
 
     _checkpoint_of_one_epoch(tmp_path, tiny_config, fused=False)
     model = torch.nn.Linear(4, 2)
@@ -592,8 +593,8 @@ def test_resume_keeps_this_machines_optimiser_and_refuses_another_devices_genera
 def test_adam_started_unfused_resumes_fused_on_gpu(tiny_config, tmp_path):
     """Started with AI6103_FUSED_SGD=0, resumed with the fused Adam: torch places Adam's step counters by the loaded
     groups' `fused`, so the fused kernel must find them on the GPU (the CPU would be an illegal memory access)."""
-    from lib import checkpoint
-    from lib.train import make_optimizer
+    from lib.core import checkpoint
+    from lib.training.train import make_optimizer
 
     config, cuda = dataclasses.replace(tiny_config, optimizer="adam"), torch.device("cuda")
     model = torch.nn.Linear(4, 2).to(cuda)

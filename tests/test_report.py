@@ -2,7 +2,7 @@
 that follow the results (single runs, curves, gradient norms, public ranges, the author).
 
 The fixture writes plausible results files (data_kind "synthetic") with per-epoch curves through
-lib.results.write_section and a small vector PDF for every figure stem, so these tests do not wait for the
+lib.studies.results.write_section and a small vector PDF for every figure stem, so these tests do not wait for the
 notebooks.
 """
 from __future__ import annotations
@@ -21,11 +21,13 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from lib import paths, report, sections, study
-from lib.config import RunConfig
+from lib import report
+from lib.core import paths
+from lib.core.config import RunConfig
 from lib.report.findings import welch_interval
-from lib.results import read_section, write_section
-from lib.seeds import FINAL_METRICS
+from lib.studies import sections, study
+from lib.studies.results import read_section, write_section
+from lib.studies.seeds import FINAL_METRICS
 
 needs_tex = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("latexmk", "pdflatex", "bibtex", "pdfinfo", "pdffonts", "pdftotext")),
@@ -62,7 +64,7 @@ def _run(label: str, config: RunConfig, train_loss: float, train_acc: float, val
 
 
 def write_fixture_results(kind: str = "synthetic", profile: str = "smoke", arch: str = "mobilenetv2") -> dict:
-    """Plausible results for every section into lib.paths.results_dir(profile); returns the runs by name. The
+    """Plausible results for every section into lib.core.paths.results_dir(profile); returns the runs by name. The
     constant-rate run overfits: its validation loss is lowest (1.42) at epoch 61."""
     base = RunConfig(epochs=15, arch=arch)
     lr = {v: _run(f"lr={v:g}", dataclasses.replace(base, lr=v), tl, ta, vl, va, f"lr{i}")
@@ -113,7 +115,7 @@ def write_fixture_figures(folder: Path) -> None:
         for stem in FIGURES:
             wide = stem in FULL_WIDTH
             fig, axes = plt.subplots(1, 4 if wide else 1, figsize=(7.0, 2.0) if wide else (3.3, 2.0),
-                                     squeeze=False)  # like lib.plots: curves in four panels
+                                     squeeze=False)  # like lib.studies.plots: curves in four panels
             for ax in axes[0]:
                 ax.plot(range(10), [1 / (i + 1) for i in range(10)], label="train")
                 ax.set_xlabel("epoch")
@@ -293,7 +295,7 @@ def test_a_weight_decay_of_zero_is_written_as_zero(fixture_results):
 
 
 def test_weight_decays_print_as_typed_and_never_two_alike():
-    from lib.notation import power_of_ten
+    from lib.core.notation import power_of_ten
 
     assert [power_of_ten(v) for v in (5e-4, 1.25e-4, 0.0)] == ["5\\times10^{-4}", "1.25\\times10^{-4}", "0"]
     alike = {"a": types.SimpleNamespace(config=RunConfig(weight_decay=1e-4), history=None),
@@ -387,7 +389,7 @@ def test_the_weight_decay_gap_is_the_difference_of_the_printed_accuracies(fixtur
 
 
 def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percentages():
-    from lib.reference import PublicRange
+    from lib.studies.reference import PublicRange
 
     assert (report.pct(0.47151), report.pct(0.47149)) == ("47.2", "47.1")
     assert report.points(0.47151, 0.47149) == "$+0.1$"  # not +0.0, beside the 47.2 and 47.1 it is read with
@@ -398,7 +400,7 @@ def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percenta
 
 
 def test_the_paper_shows_every_declared_figure_and_no_other():
-    """Figure names are declared once, in lib.sections; the paper includes exactly those."""
+    """Figure names are declared once, in lib.studies.sections; the paper includes exactly those."""
     shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
     assert shown == set(FIGURES)
 
@@ -492,7 +494,7 @@ def _rewrite(section: str, change) -> None:
 
 def _give_seeds(record: dict, n: int, half_range: float = 0.004) -> None:
     """Give every run of a results record n seeds, evenly spaced over its final numbers +- `half_range`, as
-    lib.study.run_record writes them: n_seeds, each seed's finals (seed_finals) and their sd; the means stay."""
+    lib.studies.study.run_record writes them: n_seeds, each seed's finals (seed_finals) and their sd; the means stay."""
     offsets = np.linspace(-half_range, half_range, n)
     for run in record["runs"]:
         finals = {key: [run[key] + offset for offset in offsets] for key in FINAL_METRICS}
@@ -874,7 +876,7 @@ def test_the_relative_gradient_ratio_is_relus_over_sigmoids_median(fixture_resul
 
 
 def _histories(n_epochs: int, seeds: int = 1, **columns) -> dict[str, pd.DataFrame]:
-    """Two settings' per-epoch metrics as lib.seeds.Setting.history gives them (with `<metric>_std` when seeds >
+    """Two settings' per-epoch metrics as lib.studies.seeds.Setting.history gives them (with `<metric>_std` when seeds >
     1): validation accuracy rising to 0.6 and 0.62, training loss falling 100-fold; `columns` replace either."""
     epochs = np.arange(1, n_epochs + 1)
     histories = {}
@@ -900,7 +902,7 @@ def _drawn(fig):
 def test_gradient_norms_are_on_labelled_decades_covering_every_value():
     """Both panels of the gradient-norm figure (||grad w||, and ||grad w|| / ||w||) are log axes from the decade
     below their lowest value to the one above their highest, with a label at every decade and none between."""
-    from lib import plots
+    from lib.studies import plots
 
     epochs = np.arange(1, 16)
     histories = _histories(15, grad_norm_mean=[0.3 + 0.01 * epochs, 0.02 + 0.004 * epochs],  # Sigmoid's 0.02-0.08
@@ -919,7 +921,7 @@ def test_gradient_norms_are_on_labelled_decades_covering_every_value():
 def test_curves_show_training_loss_on_a_log_axis_and_zoom_on_the_last_third():
     """At 15 epochs: the training-loss panel is a log axis reaching the lowest loss (a 0 and an infinity there
     are gaps); the fifth panel shows validation accuracy over epochs 11-15 only, narrower than the whole range."""
-    from lib import plots
+    from lib.studies import plots
 
     histories = _histories(15)
     histories["A"].loc[3, "train_loss"], histories["A"].loc[4, "train_loss"] = 0.0, math.inf
@@ -939,7 +941,7 @@ def test_figures_of_means_over_seeds_carry_no_text_about_bands(plot):
     import matplotlib.collections
     import matplotlib.text
 
-    from lib import plots
+    from lib.studies import plots
 
     histories = _histories(6, seeds=3, grad_norm_mean=[np.full(6, 0.3), np.full(6, 0.05)],
                            weight_norm=[np.full(6, 20.0), np.full(6, 5.0)])
@@ -952,7 +954,7 @@ def test_figures_of_means_over_seeds_carry_no_text_about_bands(plot):
 def test_mixup_examples_show_weights_spread_over_the_range(tiny_config):
     """The mixup figure's weights m are set from 0.1 to 0.9, not drawn (most draws are near 0 or 1); the third row
     is m x_i + (1 - m) x_j of the first two, titled with m; each row says what it is."""
-    from lib import plots
+    from lib.studies import plots
 
     weights = study.mixup_example_weights(8)
     assert weights.min() == 0.1 and weights.max() == 0.9 and np.all(np.diff(weights) > 0.1)
@@ -966,7 +968,7 @@ def test_mixup_examples_show_weights_spread_over_the_range(tiny_config):
 
 
 def test_the_set_up_says_where_and_how_long_the_study_trained(fixture_results):
-    """The devices and wall time come from the results rows (lib.study.training_cost), each setting counted once
+    """The devices and wall time come from the results rows (lib.studies.study.training_cost), each setting counted once
     (05's run without mixup is 04's); without a device on record the sentence is left out."""
     from lib.report.sections.setup import duration
 

@@ -1,5 +1,5 @@
-"""Searches (lib.search, notebook 10_search): a bad space stops before training; a study grows by the trials asked
-for without training a stored run again; a pruned trial is stored as pruned and trains on when asked for in full;
+"""Searches (lib.studies.search, notebook 10_search): a bad space stops before training; a study grows by the trials
+asked for without training a stored run again; a pruned trial is stored as pruned and trains on when asked for in full;
 a trial whose process died is tried again; two workers share a study."""
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from lib import ConfigError, run_or_load, search, store
-from lib.cost import timing_log
+from lib import ConfigError, run_or_load
+from lib.running import store
+from lib.running.cost import timing_log
+from lib.studies import search
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = {"lr": {"log": [0.01, 0.5]}, "schedule": {"choice": ["constant", "cosine"]}}
@@ -31,8 +33,8 @@ def base(tiny_config, tiny_model):
 
 @pytest.fixture
 def trained(monkeypatch):
-    """The configs lib.train trains, one list per call."""
-    train = sys.modules["lib.train"]  # the module: `lib.train` is also the function lib exports
+    """The configs lib.training.train trains, one list per call."""
+    train = sys.modules["lib.training.train"]  # the module: `lib.train` is the function lib exports
     calls, real = [], train.train_together
     monkeypatch.setattr(train, "train_together",
                         lambda configs, *a, **k: calls.append(configs) or real(configs, *a, **k))
@@ -40,7 +42,7 @@ def trained(monkeypatch):
 
 
 def epochs_trained(config) -> list[int]:
-    """The epochs each training call trained of `config`'s run (lib.runs logs every call that trained one)."""
+    """The epochs each training call trained of `config`'s run (lib.running.runs logs every call that trained one)."""
     name = store.run_path(config).name
     records = [json.loads(line) for line in timing_log().read_text().splitlines()] if timing_log().exists() else []
     return [len(r["epoch_seconds"]) for r in records if name in r["runs"]]
@@ -133,7 +135,7 @@ def test_two_workers_share_a_study_without_training_one_run_twice(tiny_config):
 # A search process that kills itself (SIGKILL) once trial 1 has saved its second epoch: a cut at an exact moment.
 CUT_SEARCH = """
 import os, pickle, signal, sys
-from lib import search
+from lib.studies import search
 report = search._Reporter.__call__
 def report_then_die(self, configs, histories):
     report(self, configs, histories)

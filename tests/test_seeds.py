@@ -1,4 +1,4 @@
-"""Seeds per setting (lib.seeds) on the CPU: they train as one stack, and tables, choices, figures and results
+"""Seeds per setting (lib.studies.seeds) on the CPU: they train as one stack, and tables, choices, figures and results
 files show means with their spread and n."""
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 import lib
-from lib import plots, sections, study
-from lib.results import read_section, write_section
-from lib.seeds import FINAL_METRICS, Setting
-from lib.store import RunResult
+from lib.running.store import RunResult
+from lib.studies import plots, sections, study
+from lib.studies.results import read_section, write_section
+from lib.studies.seeds import FINAL_METRICS, Setting
 
-TRAIN_MODULE = __import__("lib.train", fromlist=["train_together"])
+TRAIN_MODULE = __import__("lib.training.train", fromlist=["train_together"])
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The runtime settings (lib.settings): one parser, one line per bad value, and a current() that follows os.environ.
+"""The runtime settings (lib.core.settings): one parser, one line per bad value, and a current() that follows
+os.environ.
 
 Pure parsing, no torch: the whole file takes well under a second."""
 from __future__ import annotations
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lib import settings
-from lib.settings import VARIABLES, Settings, child_environment, current, from_environment
+from lib.core import settings
+from lib.core.settings import VARIABLES, Settings, child_environment, current, from_environment
 
 
 @pytest.mark.parametrize("name, value, allowed", [

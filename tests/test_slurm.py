@@ -1,5 +1,5 @@
-"""The executor (lib.executor): runs trained as tasks of local worker processes or of a real Slurm job array give
-what training in this process gives; failures are reported in one line; a cancelled or pre-empted task resumes.
+"""The executor (lib.running.executor): runs trained as tasks of local worker processes or of a real Slurm job array
+give what training in this process gives; failures are reported in one line; a cancelled or pre-empted task resumes.
 
 The tests marked `slurm` start a one-node Slurm cluster on this machine once per session (scripts/local_slurm.sh:
 as root, installing the packages with apt-get if needed) and skip, saying why, where that cannot be done."""
@@ -20,11 +20,14 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from lib import RunConfig, executor, paths, search, settings, store
-from lib.checkpoint import load_state
-from lib.runs import run_or_load_many
-from lib.slurm_queue import slurm_states
-from lib.store import _RunLock, run_path
+from lib import RunConfig
+from lib.core import paths, settings
+from lib.core.checkpoint import load_state
+from lib.running import executor, store
+from lib.running.runs import run_or_load_many
+from lib.running.slurm_queue import slurm_states
+from lib.running.store import _RunLock, run_path
+from lib.studies import search
 
 SCRIPT = paths.PROJECT_ROOT / "scripts" / "local_slurm.sh"
 START_S = 600  # the cluster's start, apt-get install included (~10 s with the packages, 1.5 s without)
@@ -84,7 +87,7 @@ def same_runs(got: list[store.RunResult], expected: list[store.RunResult]) -> No
 
 
 def training_calls() -> list[dict]:
-    """The run store's record of every training call (lib.store: one line each, with its pid and epochs)."""
+    """The run store's record of every training call (lib.running.store: one line each, with its pid and epochs)."""
     log = paths.runs_dir() / "timings.jsonl"
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -135,7 +138,7 @@ def test_failed_local_task_is_reported_with_its_runs_and_log(synthetic_dir, monk
     message = str(error.value)
     assert "\n" not in message and run_path(run).name in message and "is being trained by pid" in message
     log = Path(re.search(r"log (\S+)\)", message).group(1))
-    assert log.exists() and "RunLocked" in log.read_text()  # lib.store: a RunStoreError, the run being trained
+    assert log.exists() and "RunLocked" in log.read_text()  # lib.running.store: a RunStoreError, the run being trained
 
 
 # ---------------------------------------------------------------- a real Slurm cluster

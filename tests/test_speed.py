@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from lib.config import RunConfig
-from lib.data import DeviceSplit
-from lib.device import runtime
-from lib.stack import stack_models
-from lib.train import fresh_step, make_model, make_optimizer, make_step, train_epoch
+from lib.core.config import RunConfig
+from lib.nets.data import DeviceSplit
+from lib.nets.device import runtime
+from lib.nets.stack import stack_models
+from lib.training.train import fresh_step, make_model, make_optimizer, make_step, train_epoch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 PLAIN = dict(bf16=False, channels_last=False, fused_sgd=False, cuda_graphs=False, compile=False)
 
 
 def _train_one_epoch(rt, config: RunConfig, split: DeviceSplit):
-    """One epoch through lib.train's own step; returns (parameters, BN buffers, metric sums) on the CPU."""
+    """One epoch through lib.training.train's own step; returns (parameters, BN buffers, metric sums) on the CPU."""
     torch.backends.cudnn.benchmark = False  # autotuning odd test shapes costs a minute and proves nothing here
     [model], net, sums, step = fresh_step([config], rt, split)
     net.train()
@@ -257,9 +257,9 @@ def test_stacked_fast_path_matches_each_run_alone_on_cuda(mixup, monkeypatch):
 
 
 def probe_measuring(monkeypatch, speeds: dict[int, float], by: str) -> list[int]:
-    """Stand in for the speed probe (lib.cost._benchmark): `speeds[k]` training images/s for k = its argument `by`
-    ("runs" stacked, or trainings "at_once"); returns the list of the k it is asked for, as they come."""
-    from lib import cost
+    """Stand in for the speed probe (lib.running.cost._benchmark): `speeds[k]` training images/s for k = its argument
+    `by` ("runs" stacked, or trainings "at_once"); returns the list of the k it is asked for, as they come."""
+    from lib.running import cost
 
     measured = []
 
@@ -279,7 +279,7 @@ def probe_measuring(monkeypatch, speeds: dict[int, float], by: str) -> list[int]
     ({1: 100, 2: 180, 3: 240}, 2, 2),  # never more than the runs there are
 ])
 def test_auto_stacking_uses_the_measured_fastest_stack(speeds, n_runs, chosen, monkeypatch):
-    from lib import cost
+    from lib.running import cost
 
     monkeypatch.setenv("AI6103_STACK", "auto")
     measured = probe_measuring(monkeypatch, speeds, "runs")
@@ -295,7 +295,7 @@ def test_auto_stacking_uses_the_measured_fastest_stack(speeds, n_runs, chosen, m
 
 def test_stacked_throughput_benchmark_runs_on_cpu(monkeypatch):
     """The real measurement behind `auto`, small on the CPU: a stack of 2 reports images/s summed over runs."""
-    from lib import cost
+    from lib.running import cost
 
     monkeypatch.setenv("AI6103_DEVICE", "cpu")
     speed = cost._benchmark("mobilenet", 8, runtime(), runs=2)
@@ -305,7 +305,8 @@ def test_stacked_throughput_benchmark_runs_on_cpu(monkeypatch):
 def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
     """A stacked run's rate estimates stacks, a lone run's estimates lone runs, a batch size its own; the stacking
     decision itself uses the benchmark only (finished runs mix compiled and uncompiled rates)."""
-    from lib import cost, paths
+    from lib.core import paths
+    from lib.running import cost
 
     monkeypatch.setenv("AI6103_STACK", "auto")
     device = runtime().describe()
@@ -328,7 +329,7 @@ def test_plan_speed_reads_runs_trained_the_same_way(monkeypatch, tmp_path):
 def _probe_returning(monkeypatch, rates: list[float]) -> list[float]:
     """Stand in for the speed probe: each call returns the next of `rates` images/s (the list shrinks as it is
     used); nothing this process measured before, uncached, is kept."""
-    from lib import cost
+    from lib.running import cost
 
     monkeypatch.setattr(cost, "_NOT_CACHED", {})
     monkeypatch.setattr(cost, "_benchmark", lambda arch, batch, rt, runs=1, at_once=1: {
@@ -342,11 +343,12 @@ def test_a_probe_measured_while_other_runs_train_here_is_not_cached(monkeypatch)
     import os
     import socket
 
-    from lib import cost, paths
+    from lib.core import paths
+    from lib.running import cost
 
     run = paths.runs_dir() / "training"
     run.mkdir(parents=True)
-    # as lib.store.ProcessLock writes it; alive: the process that started this one
+    # as lib.running.store.ProcessLock writes it; alive: the process that started this one
     (run / "lock").write_text(f"pid {os.getppid()} on {socket.gethostname()} since 2026-12-04 12:00:00 (make all)")
     rates = _probe_returning(monkeypatch, [5.0, 79.0])
     with pytest.warns(UserWarning, match=f"ran while pid {os.getppid()} on .* trained here: 5 training images/s"):
@@ -365,7 +367,8 @@ def test_a_probe_measured_while_other_runs_train_here_is_not_cached(monkeypatch)
     (5.0, 6.0, True),  # measured again once; still off, it is kept until the finished runs' speed changes
 ])
 def test_a_cached_probe_far_from_the_finished_runs_is_measured_again(monkeypatch, first, again, remeasured):
-    from lib import cost, paths
+    from lib.core import paths
+    from lib.running import cost
 
     rates = _probe_returning(monkeypatch, [first, again])
     assert cost.benchmarked()["train_images_per_second"] == first  # no finished runs yet: cached as it is
@@ -419,8 +422,8 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
     bf16 for the epochs. The one-step check is in fp32 without TF32 because bf16 rounding alone moves the logits
     at initialisation by ~10 % max-relative (H100, 2026-11-26: 9.5 % stacked+compiled vs alone; on the CPU two
     memory layouts of the same eager bf16 model differ by 7 %), which would hide any error of the stack."""
-    train_module = importlib.import_module("lib.train")  # the module; lib.train is also the function's name
-    step_module = importlib.import_module("lib.step")
+    train_module = importlib.import_module("lib.training.train")  # the module; lib.train is the function
+    step_module = importlib.import_module("lib.training.step")
     monkeypatch.setenv("AI6103_DEVICE", device)
     if device == "cpu":
         fast = runtime(compile=True, compile_backend="aot_eager", compile_min_epochs=1)
@@ -460,7 +463,7 @@ def test_compiled_stack_matches_each_run_alone_in_eager(device, tiny_config, mon
 def test_plan_set_up_is_what_earlier_processes_paid_here(monkeypatch):
     """The plan adds each notebook's one-off set-up (compilation, autotuning, capture) as the timing log measured it
     on this device: the first call of each process only, compiled and uncompiled apart; nothing when none is logged."""
-    from lib import cost
+    from lib.running import cost
 
     assert cost.setup_seconds(compiled=False) == 0.0
     device = runtime().describe()

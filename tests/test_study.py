@@ -1,4 +1,4 @@
-"""The study as data (lib.sections): which runs each section makes, from which earlier choice, in which order.
+"""The study as data (lib.studies.sections): which runs each section makes, from which earlier choice, in which order.
 
 No training here: upstream choices come from results files written by hand, finished runs from fake summaries.
 """
@@ -10,10 +10,11 @@ import subprocess
 
 import pytest
 
-from lib import ConfigError, sections
-from lib.config import RunConfig
-from lib.results import write_section
-from lib.store import run_path
+from lib import ConfigError
+from lib.core.config import RunConfig
+from lib.running.store import run_path
+from lib.studies import sections
+from lib.studies.results import write_section
 
 
 def _row(label: str, config: RunConfig, run_id: str, val_acc: float = 0.5) -> dict:
@@ -123,7 +124,7 @@ def test_the_driver_gives_a_compared_setting_to_its_section_alone():
     06's, not the base of 05. Without 05 in the run, 06 takes it as the setting it starts from."""
     import importlib.util
 
-    from lib import paths
+    from lib.core import paths
 
     spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
     driver = importlib.util.module_from_spec(spec)
@@ -151,7 +152,7 @@ def test_the_driver_gives_a_compared_setting_to_its_section_alone():
 def test_a_bad_driver_option_is_one_line_naming_its_make_variable(argv, line, capsys):
     import importlib.util
 
-    from lib import paths
+    from lib.core import paths
 
     spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
     driver = importlib.util.module_from_spec(spec)
@@ -181,7 +182,8 @@ def test_notebook_parameters_that_are_not_settings_are_checked(section, name, va
 
 def test_the_plans_seconds_per_epoch_are_of_the_images_it_names(smoke_base, monkeypatch, capsys):
     """The smoke profile trains on subsets of the split: the plan's time per epoch is of those images."""
-    from lib import cost, plan
+    from lib.running import cost
+    from lib.studies import plan
 
     speed = {"device": "test", "train_images_per_second": 10.0, "eval_images_per_second": 100.0}
     monkeypatch.setattr(plan, "throughput", lambda *args, **kwargs: speed)
@@ -198,7 +200,7 @@ def test_the_plan_says_when_a_committed_notebook_was_edited(tmp_path, monkeypatc
     import importlib.util
     import shutil
 
-    from lib import paths
+    from lib.core import paths
 
     spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
     driver = importlib.util.module_from_spec(spec)
@@ -224,7 +226,8 @@ def test_the_plan_says_when_a_committed_notebook_was_edited(tmp_path, monkeypatc
 def test_the_plan_names_no_run_that_waits_on_a_choice(smoke_base, monkeypatch, capsys):
     """Before 02_learning_rate has chosen, the later sections' runs are shown as waiting on that choice, not as
     configs guessed from its first run, and the summary counts them apart from the known runs."""
-    from lib import cost, plan
+    from lib.running import cost
+    from lib.studies import plan
 
     speed = {"device": "test", "train_images_per_second": 10.0, "eval_images_per_second": 100.0}
     monkeypatch.setattr(plan, "throughput", lambda *args, **kwargs: speed)
@@ -242,7 +245,9 @@ def test_make_labs_data_dir_means_what_make_alls_does(synthetic_dir, tmp_path, m
     as it is, an incomplete one refused and never written to."""
     import importlib.util
 
-    from lib import DataError, paths, profiles
+    from lib import DataError
+    from lib.core import paths
+    from lib.studies import profiles
 
     spec = importlib.util.spec_from_file_location("lab", paths.PROJECT_ROOT / "scripts" / "lab.py")
     lab = importlib.util.module_from_spec(spec)
@@ -260,7 +265,7 @@ def test_make_labs_data_dir_means_what_make_alls_does(synthetic_dir, tmp_path, m
 
 def test_plan_columns_line_up_whatever_the_run_names():
     """A run name longer than any fixed width still leaves the status column aligned (one start for every row)."""
-    from lib.plan import aligned
+    from lib.studies.plan import aligned
 
     lines = aligned([["no mixup, seed 0", "mobilenetv2-lr0.05-cosine-e2-wd0.0005", "stored", "-"],
                      ["mixup alpha=0.2, seed 1", "mobilenetv2-lr0.05-cosine-e2-wd0.0005-mix0.2-sig4-10-s1", "to train",

@@ -1,4 +1,4 @@
-"""Sweeps (lib.sweep, notebook 08_sweep): bad grids stop before training; a 2 x 2 grid trains, tabulates, plots
+"""Sweeps (lib.studies.sweep, notebook 08_sweep): bad grids stop before training; a 2 x 2 grid trains, tabulates, plots
 and, run again, reuses its runs."""
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lib import ConfigError, paths, sweep
-from lib.profiles import base_config
+from lib import ConfigError
+from lib.core import paths
+from lib.studies import sweep
+from lib.studies.profiles import base_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,7 +117,7 @@ def test_best_base_is_the_studys_final_setup_and_refused_when_its_results_no_lon
 
 
 def test_sweeping_the_seed_with_several_seeds_per_setting_is_refused(setup):
-    from lib import study
+    from lib.studies import study
 
     runs = sweep.configs(setup, {"seed": [0, 1]})
     with pytest.raises(ConfigError, match="settings that differ in seed share runs when each trains 2 seeds"):

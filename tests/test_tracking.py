@@ -1,5 +1,5 @@
-"""TensorBoard event files per run (lib.tracking): one value per epoch, the hparams record, no duplicate steps after
-a resume, one folder per stacked run, W&B through a stand-in module, and failures that never stop training."""
+"""TensorBoard event files per run (lib.training.tracking): one value per epoch, the hparams record, no duplicate steps
+after a resume, one folder per stacked run, W&B through a stand-in module, and failures that never stop training."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,12 +13,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 import lib
-from lib import run_or_load, tracking
-from lib.checkpoint import load_state
-from lib.store import run_path
+from lib import run_or_load
+from lib.core.checkpoint import load_state
+from lib.running.store import run_path
+from lib.training import tracking
 
 TAGS = ["loss/train", "loss/val", "acc/train", "acc/val", "lr", "grad_norm/layers.8.conv1.weight"]
-COLUMNS = ["train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm_mean"]  # lib.train's, tag by tag
+COLUMNS = ["train_loss", "val_loss", "train_acc", "val_acc", "lr", "grad_norm_mean"]  # lib.training.train's, tag by tag
 
 
 def _events(run_dir) -> EventAccumulator:
@@ -55,17 +56,17 @@ def test_resumed_run_has_every_step_once_with_the_resumed_values(tiny_config, mo
     """Killed after epoch 2 was logged but before its checkpoint (the last good one is epoch 1), plus a stray event
     at step 2 from another writer: after the resume every tag holds steps 1, 2, 3 once, the resumed run's values."""
     config = dataclasses.replace(tiny_config, epochs=3)
-    real_save = sys.modules["lib.checkpoint"].save
+    real_save = sys.modules["lib.core.checkpoint"].save
 
     def stop_before_saving_epoch_2(run_dir, model, optimizer, generator, mixup_rng, history, config):
         if len(history) == 2:
             raise KeyboardInterrupt  # as a kill between epoch 2's events and its checkpoint
         real_save(run_dir, model, optimizer, generator, mixup_rng, history, config)
 
-    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", stop_before_saving_epoch_2)
+    monkeypatch.setattr(sys.modules["lib.core.checkpoint"], "save", stop_before_saving_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         run_or_load(config, progress=False)
-    monkeypatch.setattr(sys.modules["lib.checkpoint"], "save", real_save)
+    monkeypatch.setattr(sys.modules["lib.core.checkpoint"], "save", real_save)
     path = run_path(config)
     assert load_state(path)["epoch"] == 1
     stray = tracking.open_writer(path)

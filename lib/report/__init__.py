@@ -1,6 +1,6 @@
 """The paper's generated LaTeX and its build: a profile's results files in, `report/<profile>/paper.pdf` out.
 
-What it is: `generate()` turns the section results files (lib.results) into `generated/` (numbers.tex, one
+What it is: `generate()` turns the section results files (lib.studies.results) into `generated/` (numbers.tex, one
 macro per number; prose/<name>.tex from the Jinja2 templates report/prose/<name>.tex.j2; tables/<section>.tex
 from the one booktabs template report/tables/booktabs.tex.j2; the code listings) and `build_report()` compiles
 report/paper.tex with latexmk. `python -m lib.report` does both. What it is not: the prose (paper.tex and
@@ -11,7 +11,7 @@ pickers) -> curves (what a curve did), findings (final numbers)
 -> templates -> tables -> sections/* (one per paper section, returning
 its Facts, writing nothing) -> style -> generation (all the writing) -> build (latexmk, `main`).
 """
-from ..sections import SECTIONS
+from ..studies.sections import SECTIONS
 from .build import build_report, main
 from .curves import fitted, late_gain, lead_phases, val_loss_trend
 from .findings import difference

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import paths
-from ..checkpoint import atomic_write
-from ..profiles import PROFILES
-from ..sections import figure_section
+from ..core import paths
+from ..core.checkpoint import atomic_write
+from ..studies.profiles import PROFILES
+from ..studies.sections import figure_section
 from .generation import generate
 from .reading import DEFAULT_PROFILE, ReportError
 from .style import SOURCES, choose_style, figure_stems
@@ -41,7 +41,7 @@ def copy_sources(src: Path, build: Path, figures: Path) -> tuple[str, str, bool]
 
 def build_report(results_dir: Path | None = None, figures_dir: Path | None = None, out_dir: Path | None = None,
                  quiet: bool = True, profile: str | None = None, author: str | None = None) -> Path:
-    """Generate the LaTeX and compile the paper in `out_dir` (default lib.paths.paper_build_dir); returns the PDF's
+    """Generate the LaTeX and compile the paper in `out_dir` (default lib.core.paths.paper_build_dir); returns the PDF's
     path. out_dir receives copies of report/'s sources, `generated/`, `figures/` and latexmk's outputs, so the
     folders the results and figures live in can be anywhere. A ReportError if latexmk is missing or fails."""
     if shutil.which("latexmk") is None:
@@ -84,7 +84,7 @@ def install(pdf: Path, paper: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lib.report [--generate-only] [--profile P] [--author A]`: the paper into lib.paths.paper_dir
+    """`python -m lib.report [--generate-only] [--profile P] [--author A]`: the paper into lib.core.paths.paper_dir
     (report/<profile>/); returns the exit status (1 with a one-line error if something the paper needs is missing).
     A previous paper.pdf there is renamed paper.stale.pdf before the build and removed once the new one is in
     place: a build that fails, or is stopped, leaves no paper.pdf that the current results would not make."""

@@ -42,7 +42,7 @@ def val_loss_trend(curves: dict[str, list[float]]) -> dict:
     shape = "rose" if rise > RISE * values[low] else "falling" if late else "flat"
     if shape == "rose" and len(values) - 1 - low < OVERFIT_EPOCHS:
         shape = "ended_higher"
-    if not math.isfinite(values[-1]):  # diverged (lib.results reads a NaN loss as inf)
+    if not math.isfinite(values[-1]):  # diverged (lib.studies.results reads a NaN loss as inf)
         shape = "diverged"
     drop = max(_points(a) for a in acc) - _points(acc[-1])
     return {"shape": shape, "min_epoch": low + 1, "min": loss(values[low]), "rise": loss(rise),

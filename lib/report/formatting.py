@@ -11,8 +11,8 @@ import dataclasses
 import math
 import re
 
-from ..notation import blocks_range, power_of_ten
-from ..reference import PublicRange
+from ..core.notation import blocks_range, power_of_ten
+from ..studies.reference import PublicRange
 
 
 def pct(fraction: float, digits: int = 1) -> str:

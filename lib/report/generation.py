@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .. import paths
-from ..baselines import read_baselines
-from ..sections import TRAINING
+from ..core import paths
+from ..studies.baselines import read_baselines
+from ..studies.sections import TRAINING
 from .formatting import Facts, Macros, tex_escape
 from .reading import COMPARED, DEFAULT_PROFILE, ReportError, load_results, runs, runs_per_setting, study_runs
 from .sections.activation import activation

@@ -3,15 +3,15 @@
 What it is: `load_results` (every section's results file, checked to share one profile and data and to chain),
 the run pickers (`runs`, `one`, `run_with_id`, `chosen`, `others`, `study_runs`, `curves`) and `runs_per_setting`.
 Every problem is a one-line ReportError naming the notebook to run. What it is not: any formatting or writing;
-it never re-decides a section's choice (lib.sections.chosen_run does).
+it never re-decides a section's choice (lib.studies.sections.chosen_run does).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .. import paths
-from ..results import read_section
-from ..sections import SECTIONS, TRAINING, check_chain, chosen_run
+from ..core import paths
+from ..studies.results import read_section
+from ..studies.sections import SECTIONS, TRAINING, check_chain, chosen_run
 
 DEFAULT_PROFILE = "full"  # as in the Makefile
 # The sections whose rows each section's prose compares (07: the path of chosen runs, 03's two and 05's, which
@@ -28,7 +28,7 @@ class ReportError(RuntimeError):
 def load_results(results_dir=None, profile: str | None = None) -> dict[str, dict]:
     """Every section's results file (from `results_dir`, default the profile's results folder); a one-line
     ReportError naming the notebook to run if one is missing, or the notebooks to re-run if the sections come
-    from different profiles or data (or not from `profile`), or do not chain (lib.sections.check_chain)."""
+    from different profiles or data (or not from `profile`), or do not chain (lib.studies.sections.check_chain)."""
     results, profile_name = {}, profile or DEFAULT_PROFILE
     folder = Path(results_dir) if results_dir is not None else paths.results_dir(profile_name)
     for section in SECTIONS:
@@ -85,7 +85,7 @@ def run_with_id(record: dict, run_id: str | None, what: str) -> dict:
 
 
 def chosen(record: dict) -> dict:
-    """The run a section hands on, by its `chosen_run_id` (lib.sections.chosen_run): the report never re-decides
+    """The run a section hands on, by its `chosen_run_id` (lib.studies.sections.chosen_run): the report never re-decides
     a section's choice."""
     try:
         return chosen_run(record)

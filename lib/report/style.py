@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .. import paths
+from ..core import paths
 
 KIT_NAMES = ("aaai2026", "aaai2025", "aaai24", "aaai23")  # official kit style names, newest first
 OWN_STYLE, OWN_BST = "ai6103aaai", "plainnat"

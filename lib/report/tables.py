@@ -6,7 +6,7 @@ What it is: `run_table` (a section's runs), `summary_table` (the path of chosen 
 """
 from __future__ import annotations
 
-from ..reference import SAME_RECIPE, PublicRange, applies, public_range
+from ..studies.reference import SAME_RECIPE, PublicRange, applies, public_range
 from .formatting import pct, shown, span, with_sd
 from .templates import booktabs
 
@@ -15,7 +15,7 @@ DAGGER = "$^\\dagger$"  # marks an accuracy outside its public range
 
 
 def comparable(rec: dict) -> bool:
-    """Whether a section's runs can have public ranges at all (lib.reference: the official CIFAR-100 in the full
+    """Whether a section's runs can have public ranges at all (lib.studies.reference: the official CIFAR-100 in the full
     profile only); elsewhere the paper's tables have no public-range column."""
     return applies(rec["data_kind"], rec["profile"])
 

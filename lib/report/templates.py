@@ -10,7 +10,7 @@ import functools
 
 import jinja2
 
-from .. import paths
+from ..core import paths
 
 
 @functools.cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from ...notation import parameter_name
+from ...core.notation import parameter_name
 from ..curves import peak
 from ..findings import compare, difference
 from ..formatting import Facts, shown
@@ -62,7 +62,7 @@ def relative_norms(grad_norms: list[float], weight_norms: list[float]) -> list[f
 def relative_norm_ratio(grads: dict[bool, list[float]], weights: dict[bool, list[float]]) -> str | None:
     """ReLU's ||grad w|| / ||w|| divided by Sigmoid's, the median over the epochs where both are numbers (three
     significant digits); `grads` and `weights` map is_sigmoid to a series. None without both weight-norm series
-    (results from before lib.train recorded `weight_norm`) or without such an epoch."""
+    (results from before lib.training.train recorded `weight_norm`) or without such an epoch."""
     if len(grads) < 2 or len(weights) < 2:
         return None
     ratio = norm_ratio(*(relative_norms(grads[is_sigmoid], weights[is_sigmoid]) for is_sigmoid in (False, True)))
@@ -88,7 +88,7 @@ def activation(rec: dict, relu: dict, n: int) -> Facts:
     weight_norms = rec["extra"].get("weight_norm", {})
     weights = {is_sigmoid: values for run, is_sigmoid in ((relu, False), (sig, True))
                if (values := series(weight_norms, run, is_sigmoid))}
-    # the gradient-norm figure's caption: its second panel (lib.plots.plot_grad_norms) exists when the runs
+    # the gradient-norm figure's caption: its second panel (lib.studies.plots.plot_grad_norms) exists when the runs
     # recorded their weight norms
     m["GradNormRelative"] = (" (left) and that norm over the parameter's own 2-norm at the epoch's end (right)"
                              if len(weights) == 2 else "")

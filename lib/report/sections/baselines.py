@@ -2,8 +2,8 @@
 recipe, their size, time and accuracy; absent when the notebook was not run."""
 from __future__ import annotations
 
-from ...baselines import SECTION as BASELINES
-from ...sections import arch_name
+from ...studies.baselines import SECTION as BASELINES
+from ...studies.sections import arch_name
 from ..findings import difference
 from ..formatting import Facts, pct, pct_or_none, plain, shown, size, tex_escape, with_sd
 from ..reading import ReportError

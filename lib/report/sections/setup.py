@@ -7,8 +7,8 @@ from pathlib import Path
 
 import scipy.stats
 
-from ... import paths
-from ...sections import TRAINING, arch_name
+from ...core import paths
+from ...studies.sections import TRAINING, arch_name
 from ..formatting import Facts, count, pct, plain, tex_escape
 from ..reading import ReportError, runs, runs_per_setting
 from ..tables import data_table
@@ -16,7 +16,7 @@ from ..tables import data_table
 
 def parameter_count(config: dict) -> int:
     """The architecture's parameter count, counted on the built model."""
-    from ...models import build_model  # torch is only needed here
+    from ...nets.models import build_model  # torch is only needed here
 
     return sum(p.numel() for p in build_model(config["arch"], config.get("num_classes", 100)).parameters())
 
@@ -44,7 +44,8 @@ def setup(results: dict[str, dict]) -> Facts:
                     "train_subset": count(base["train_subset"]) if base.get("train_subset") else None,
                     "val_subset": count(base["val_subset"]) if base.get("val_subset") else None,
                     "cost": training_cost(results)}
-    facts.values |= {"seeds": [str(base["seed"] + k) for k in range(facts.values["n_most"])],  # lib.config.with_seeds
+    # the seeds as lib.core.config.with_seeds numbers them
+    facts.values |= {"seeds": [str(base["seed"] + k) for k in range(facts.values["n_most"])],
                      "interval": interval_width(facts.values["n"], facts.values["n_most"])}
     return facts
 
@@ -112,8 +113,8 @@ def data(rec: dict, split_seed: int) -> Facts:
         m[f"Mean{channel}"] = f"{x['mean'][i]:.4f}"
         m[f"Std{channel}"] = f"{x['std'][i]:.4f}"
     m["ClassPropMin"], m["ClassPropMax"] = pct(x["class_prop_min"], 2), pct(x["class_prop_max"], 2)
-    augment = function_source(paths.PROJECT_ROOT / "lib" / "data.py", "random_crop_flip")
+    augment = function_source(paths.PROJECT_ROOT / "lib" / "nets" / "data.py", "random_crop_flip")
     facts.files = {"split_code.py": x["split_code"].strip("\n") + "\n",
-                   "augment_code.py": augment or "# lib.data.random_crop_flip not found\n"}
+                   "augment_code.py": augment or "# lib.nets.data.random_crop_flip not found\n"}
     facts.tables = {"01_data": data_table(x["mean"], x["std"])}
     return facts

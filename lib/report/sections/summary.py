@@ -2,7 +2,7 @@
 test accuracy, and the Sigmoid variant after a rule."""
 from __future__ import annotations
 
-from ...reference import SAME_RECIPE, public_range
+from ...studies.reference import SAME_RECIPE, public_range
 from ..formatting import Facts, eta, pct, pct_or_none, plain, points, shown, span, wd, with_sd
 from ..reading import ReportError, others
 from ..tables import comparable, public, range_note, summary_table
