@@ -37,3 +37,48 @@ def blocks_range(blocks, latex: bool = False) -> str:
     if latex and len(words) > 1:
         return ", ".join(words[:-1]) + " and " + words[-1]
     return ", ".join(words)
+
+
+# The one map of architecture names: arch id -> (how figures and tables name it, how the paper's LaTeX does)
+ARCH_NAMES = {"small_cnn": ("small CNN", "small CNN"), "resnet18": ("ResNet-18", "ResNet-18"),
+              "resnet34": ("ResNet-34", "ResNet-34"), "mobilenetv2": ("MobileNetV2", "MobileNetV2"),
+              "mobilenet": ("MobileNet v1", "MobileNet~(v1)")}
+
+
+def arch_name(arch: str, tex: bool = False, default: str | None = None) -> str:
+    """How figures and tables (or, with `tex`, the paper's LaTeX) name an architecture: 'mobilenet' ->
+    'MobileNet v1' ('MobileNet~(v1)'); an id the map lacks -> `default`, else the id itself."""
+    names = ARCH_NAMES.get(arch)
+    return names[1 if tex else 0] if names else arch if default is None else default
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+# A compared run setting -> (its run's label in tables and results files, its name in figures in the paper's
+# notation); a setting not listed is "name=value" in both.
+_SETTING_NAMES = {
+    "lr": (lambda lr: f"lr={lr:g}", lambda lr: f"$\\eta={lr:g}$"),
+    "schedule": (str, str),
+    "weight_decay": (lambda wd: f"wd={wd:g}", lambda wd: f"$\\lambda={power_of_ten(wd)}$"),
+    "mixup_alpha": (lambda a: f"mixup alpha={a:g}" if a else "no mixup",
+                    lambda a: f"mixup $\\alpha={a:g}$" if a else "no mixup"),
+    "sigmoid_blocks": (lambda blocks: "sigmoid" if blocks else "relu",
+                       lambda blocks: f"Sigmoid in blocks {blocks_range(blocks)}" if blocks else "ReLU"),
+    "arch": (str, arch_name),
+}
+
+
+def setting_label(name: str, value) -> str:
+    """A run's label in tables and results files from the setting its section compares: ('lr', 0.05) ->
+    'lr=0.05', ('mixup_alpha', 0.0) -> 'no mixup', ('dropout', 0.1) -> 'dropout=0.1'."""
+    names = _SETTING_NAMES.get(name)
+    return names[0](value) if names else f"{name}={_number(value)}"
+
+
+def setting_legend(name: str, value) -> str:
+    """A run's name in figures, in the paper's notation: ('lr', 0.05) -> '$\\eta=0.05$', ('sigmoid_blocks', ())
+    -> 'ReLU', ('dropout', 0.1) -> 'dropout = 0.1'."""
+    names = _SETTING_NAMES.get(name)
+    return names[1](value) if names else f"{name.replace('_', ' ')} = {_number(value)}"

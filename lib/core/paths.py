@@ -34,23 +34,49 @@ def runs_dir() -> Path:
     return _folder(current().runs_dir, "runs")
 
 
+def study_name() -> str:
+    """The session's study, the folder level above the profile's: its brief (AI6103_BRIEF), and the architecture
+    where AI6103_ARCH replaces the brief's ("activation", "mixup-resnet18"), so that two briefs, or one brief on
+    two architectures, never write into each other's folders."""
+    chosen = current()
+    return f"{chosen.brief}-{chosen.arch}" if chosen.arch else chosen.brief
+
+
+def _study_folder(root: Path, profile: str | None) -> Path:
+    return root / study_name() / profile if profile else root
+
+
 def results_dir(profile: str | None = None) -> Path:
     """Small JSON files that carry each section's choices and numbers to later sections and the paper; one
-    folder per profile (results/<profile>/), so a smoke study never overwrites a full one."""
-    root = _folder(current().results_dir, "results")
-    return root / profile if profile else root
+    folder per study and profile (results/<study>/<profile>/, `study_name`), so a smoke study never overwrites a
+    full one, nor one brief another's."""
+    return _study_folder(_folder(current().results_dir, "results"), profile)
 
 
 def figures_dir(profile: str | None = None) -> Path:
-    """The figures, PDF and PNG, one folder per profile (figures/<profile>/)."""
-    root = _folder(current().figures_dir, "figures")
-    return root / profile if profile else root
+    """The figures, PDF and PNG, one folder per study and profile (figures/<study>/<profile>/)."""
+    return _study_folder(_folder(current().figures_dir, "figures"), profile)
 
 
 def executed_dir(profile: str | None = None) -> Path:
-    """papermill's executed copies of the notebooks, one folder per profile (executed/<profile>/)."""
-    root = _folder(current().executed_dir, "executed")
-    return root / profile if profile else root
+    """papermill's executed copies of the notebooks, one folder per study and profile
+    (executed/<study>/<profile>/)."""
+    return _study_folder(_folder(current().executed_dir, "executed"), profile)
+
+
+def notebooks_dir() -> Path:
+    """The committed notebooks, one per section (notebooks/<section>.ipynb); never moved."""
+    return PROJECT_ROOT / "notebooks"
+
+
+def briefs_dir() -> Path:
+    """The briefs, one study each (briefs/<name>.toml); never moved."""
+    return PROJECT_ROOT / "briefs"
+
+
+def lab_dir() -> Path:
+    """`make lab`'s copies of the notebooks, one folder per study (lab/<study>/); git-ignored."""
+    return PROJECT_ROOT / "lab" / study_name()
 
 
 def report_dir() -> Path:
@@ -59,13 +85,13 @@ def report_dir() -> Path:
 
 
 def paper_dir(profile: str) -> Path:
-    """Where `make report` puts a profile's paper.pdf (report/<profile>/; AI6103_REPORT_DIR moves report/)."""
-    return _folder(current().report_dir, "report") / profile
+    """Where `make report` puts a study's paper.pdf (report/<study>/<profile>/; AI6103_REPORT_DIR moves report/)."""
+    return _folder(current().report_dir, "report") / study_name() / profile
 
 
 def paper_build_dir(profile: str) -> Path:
-    """Where a profile's paper is built (report/build/<profile>/; AI6103_REPORT_DIR moves report/)."""
-    return _folder(current().report_dir, "report") / "build" / profile
+    """Where a study's paper is built (report/build/<study>/<profile>/; AI6103_REPORT_DIR moves report/)."""
+    return _folder(current().report_dir, "report") / "build" / study_name() / profile
 def unwritable(folder: Path) -> str | None:
     """Why `folder` cannot be written (it is made if missing, then a file is created and removed in it), e.g.
     "Permission denied"; None when it can."""

@@ -74,6 +74,8 @@ class Settings:
     cuda_visible_devices: str | None = None  # CUDA_VISIBLE_DEVICES: GPU indices "0,1,..."; None = every GPU
     # the notebooks' session and the folders (lib.studies.profiles, lib.core.paths); None = the project's folder
     profile: str = "full"  # AI6103_PROFILE: a profile's name, what a notebook's `profile = None` means
+    brief: str = "mixup"  # AI6103_BRIEF: a brief's name (briefs/<name>.toml), the study a session runs
+    arch: str | None = None  # AI6103_ARCH: an architecture instead of the brief's; None = the brief's
     notebook_data_dir: str | None = None  # AI6103_NOTEBOOK_DATA_DIR: what a notebook's `data_dir = None` means
     data_dir: str | None = None  # AI6103_DATA_DIR: a folder; None = data/
     runs_dir: str | None = None  # AI6103_RUNS_DIR: a folder; None = runs/
@@ -153,6 +155,8 @@ VARIABLES = {
     "SLURM_CPUS_PER_TASK": ("slurm_cpus_per_task", WHOLE),
     "CUDA_VISIBLE_DEVICES": ("cuda_visible_devices", {"allowed": "GPU indices"}),
     "AI6103_PROFILE": ("profile", {"allowed": "a profile"}),
+    "AI6103_BRIEF": ("brief", {"allowed": "a brief"}),
+    "AI6103_ARCH": ("arch", {"allowed": "an architecture"}),
     **{name: (name.removeprefix("AI6103_").lower(), {"allowed": "a folder"}) for name in FOLDER_VARIABLES},
     "AI6103_STUDY_HOLDER": ("study_holder", {"allowed": "a process (pid N on HOST)"}),
 }

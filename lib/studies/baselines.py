@@ -1,11 +1,11 @@
-"""Baselines beyond the brief: one training recipe on several architectures, side by side (notebook 09_baselines).
+"""Baselines beyond the brief: one training recipe on several architectures, side by side (notebook baselines).
 
 What it is: `baseline_configs` makes one config per architecture (lib.studies.sections declares the section and its
 default architectures: a small CNN, ResNet-18, MobileNetV2, MobileNet v1), all with the same epochs, data and
 optimiser settings, each checked before anything trains. They train through the run store like any section
 (lib.studies.study.run_section: cached, resumable, with seeds). `table_rows` adds to each architecture's final numbers
 its size (lib.nets.models.model_size: parameters and multiply-adds of one 32x32 image) and its seconds per epoch;
-the rows go into results/<profile>/09_baselines.json (`extra["table"]`, via lib.studies.study.export like every
+the rows go into results/<study>/<profile>/baselines.json (`extra["table"]`, via lib.studies.study.export like every
 section), which the notebook, the summary notebook and the paper read (`read_baselines`, `table`).
 What it is not: a step of the study. It chooses nothing and hands nothing on; `make all` leaves it out, and the
 paper adds it (a paragraph and a table) only when its results file exists.
@@ -22,12 +22,14 @@ from ..core.config import PRETRAINABLE, ConfigError, RunConfig
 from ..running.store import trained_on
 from .profiles import base_config, get_profile
 from .results import metric_cells, read_section, section_path
-from .sections import arch_name, as_number, get
+from ..core.notation import arch_name
+from .sections import as_number
 
 if TYPE_CHECKING:
     from .seeds import Setting
 
-SECTION = "09_baselines"
+SECTION = "baselines"  # its notebook, notebooks/baselines.ipynb
+ARCHS = ("small_cnn", "resnet18", "mobilenetv2", "mobilenet")  # the architectures compared by default
 
 
 def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, epochs: int | None = None,
@@ -38,15 +40,16 @@ def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, e
     `lr`, `schedule`, `weight_decay`, `batch_size`, `optimizer`; `pretrained` ("imagenet" or a weights file) starts
     the ResNets from ImageNet weights (the other architectures have none). Every config is checked here, before
     anything trains: a bad value fails in one line naming it."""
-    spec = get(SECTION)
-    archs = spec.values(spec.default if archs is None else archs)
+    archs = list(ARCHS if archs is None else [archs] if isinstance(archs, str) else archs)
+    if not archs:
+        raise ConfigError(f"archs must list at least one architecture, e.g. {list(ARCHS)}")
     if len(set(archs)) < len(archs):
         raise ConfigError(f"archs lists an architecture twice: {archs}")
     recipe = {"epochs": get_profile(profile).short_epochs if epochs is None else epochs, "lr": as_number(lr),
               "schedule": schedule, "weight_decay": as_number(weight_decay), "batch_size": batch_size,
               "optimizer": optimizer}
     # base_config builds the config with `arch`, so an unknown name is refused here, in one line
-    return {spec.label(arch): dataclasses.replace(base_config(profile, data_dir, arch), **recipe, pretrained=(
+    return {arch: dataclasses.replace(base_config(profile, data_dir, arch), **recipe, pretrained=(
         pretrained if arch in PRETRAINABLE else "")) for arch in archs}
 
 
@@ -115,7 +118,7 @@ def table(rows: list[dict]) -> pd.DataFrame:
 
 def read_baselines(profile: str | None = None, folder=None) -> dict | None:
     """The baselines' results record (lib.studies.results) of a profile (or in `folder`), None when notebook
-    09_baselines has not been run for it; a one-line error if the file exists but is malformed or of another version."""
+    the baselines notebook has not been run for it; a one-line error if the file exists but is malformed or of another version."""
     if not section_path(SECTION, folder, profile).exists():
         return None
     return read_section(SECTION, folder, profile)

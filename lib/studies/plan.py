@@ -18,7 +18,7 @@ from ..running.runs import training_groups
 from ..running.store import epochs_recorded, finished_recorded, peek_summary, run_path
 from ..training.grouping import path_notes
 from .profiles import get_profile
-from .sections import TRAINING, plan_study
+from .sections import brief, plan_study, waves as section_waves
 
 
 def format_seconds(seconds: float) -> str:
@@ -145,24 +145,27 @@ def _print_speculation(profile: str, data_dir: str | None, params: dict[str, dic
     plan_study(profile, data_dir, params, peek_summary, calls.append, sections, speculate=True)
     planned = {run.config for wave in waves for run in wave}
     extra = list(dict.fromkeys(c for call in calls for c in call if c not in planned))
+    later = [name for wave in section_waves()[2:] for name in wave]
     if not extra:
-        print("speculation: no run to add (no choice of section 2 onwards is left to wait for)")
+        print("speculation: no run to add (no choice after the first wave's is left to wait for)")
         return 0.0
     rows, n_calls, _ = _rows(extra, seen)
     seconds = sum(s for _, s in rows) + (_setup(n_calls, extra[0].epochs)[0] if any(s for _, s in rows) else 0.0)
     to_train = sum(1 for _, s in rows if s)
-    print(f"speculation: {count(len(extra), 'more run')} (every choice sections 5 and 6 could start from), "
-          f"{to_train} of them to train, with sections 3 and 4 in one wave after section 2: ~{format_seconds(seconds)} "
+    print(f"speculation: {count(len(extra), 'more run')} (every choice {', '.join(later) or 'the later sections'} "
+          f"could start from), {to_train} of them to train, in one wave after the first: ~{format_seconds(seconds)} "
           f"more training here; it saves the wait between waves where a wave's runs train at once (AI6103_CONCURRENT: "
           f"on a GPU measured, on the CPU one at a time)")
     return seconds
 
 
 def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str, dict] | None = None,
-                     sections: tuple[str, ...] = TRAINING, speculate: bool = False) -> float:
-    """Print every run of the study (lib.studies.sections), wave by wave, and the estimated training time on this
-    machine (set-up included, stored runs free); returns that estimate in seconds. With `speculate`, also the runs
-    speculation adds and what they cost here (included in the estimate)."""
+                     sections: tuple[str, ...] | None = None, speculate: bool = False) -> float:
+    """Print every run of the study (lib.studies.sections; `sections`, default the brief's training sections),
+    wave by wave, and the estimated training time on this machine (set-up included, stored runs free); returns
+    that estimate in seconds. With `speculate`, also the runs speculation adds and what they cost here (included
+    in the estimate)."""
+    sections = brief().training if sections is None else sections
     waves = [wave for wave in plan_study(profile, data_dir, params or {}, peek_summary, sections=sections) if wave]
     if not waves:
         print("no training section in this run: nothing to train")
@@ -170,7 +173,7 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
     config = waves[0][0].config
     n_train, n_val = split_sizes(config, n_training_file(config))
     speed = throughput(config.arch, config.batch_size)
-    print(f"profile {profile}: {get_profile(profile).about}")
+    print(f"brief {brief().name}: {brief().about}; profile {profile}: {get_profile(profile).about}")
     print(f"data {config.data_dir} ({data_info(config.data_dir).label}); {n_train} training and {n_val} "
           f"validation images per epoch; {config.arch}, batch {config.batch_size}")
     per_epoch = epoch_seconds(config, speed, n_training_file(config))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..core import paths
 from ..core.config import RunConfig
-from ..core.settings import current
+from ..core.settings import current, export
 from ..nets.data import DataError, write_synthetic_cifar100
+from .briefs import load
 from .study_lock import check_study_free
 
 
@@ -47,11 +48,14 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
-def session_profile(profile: str | None) -> str:
+def session_profile(profile: str | None, brief: str | None = None) -> str:
     """A notebook's profile: the one given (papermill's parameter, an edit in Lab), else the PROFILE that
-    `make lab` was started with (AI6103_PROFILE), else "full". The notebooks' first call: it reads this process's
-    settings (lib.core.settings), so a bad environment variable stops the notebook here, in one line."""
-    chosen = current()
+    `make lab` was started with (AI6103_PROFILE), else "full". `brief`, if given, is this kernel's brief from here
+    on (AI6103_BRIEF; None: make's BRIEF, else "mixup"), checked (lib.studies.briefs). The notebooks' first call:
+    it reads this process's settings (lib.core.settings), so a bad environment variable stops the notebook here,
+    in one line."""
+    chosen = export({"AI6103_BRIEF": brief}) if brief is not None else current()
+    load(chosen.brief)  # an unknown or broken brief: one line, before anything runs
     name = profile if profile is not None else chosen.profile
     get_profile(name)
     check_study_free(name)  # a driver writing this profile's results: stop before anything runs
@@ -89,7 +93,8 @@ def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
 
 
 def base_config(profile: str, data_dir: str | None = None, arch: str = "mobilenetv2") -> RunConfig:
-    """The brief's baseline (lr 0.05, constant, no decay, no mixup) sized for a profile, long-section epochs."""
+    """The brief's baseline (lr 0.05, constant, no decay, no mixup) of `arch` sized for a profile, long-section
+    epochs."""
     spec = get_profile(profile)
     return RunConfig(arch=arch, epochs=spec.long_epochs, val_size=spec.val_size, train_subset=spec.train_subset,
                      val_subset=spec.val_subset, data_dir=resolve_data_dir(profile, data_dir))

@@ -14,7 +14,7 @@ Optuna's journal file, the storage it documents for shared file systems (optuna-
 `Search.storage`). Several workers may share it (`optimize(..., workers=n)`, AI6103_WORKERS): processes on this
 machine, or tasks of one Slurm job array. A trial whose run another worker is training waits for it; a trial whose
 worker is gone (its process dead on this machine, its Slurm task ended or requeued) is tried again first, its run
-resuming from its last epoch. `trials_table` and `save_figures` are notebook 10_search's results. What it is not:
+resuming from its last epoch. `trials_table` and `save_figures` are notebook search's results. What it is not:
 a second trainer (lib.running.runs trains), a sampler of its own (Optuna's) or a job scheduler (lib.running.executor
 submits).
 """
@@ -43,7 +43,6 @@ from ..core.config import ConfigError, RunConfig
 from ..running import executor, store
 from ..running.runs import run_or_load
 from ..running.slurm_queue import ACTIVE, slurm_states
-from .sections import get as get_section
 from .sweep import Range, as_setting, label, parse_ranges, with_values
 from .sweep import export_table as sweep_export_table
 
@@ -339,9 +338,9 @@ def trials_table(search: Search, study: optuna.Study) -> pd.DataFrame:
 
 
 def export_table(table: pd.DataFrame, profile: str) -> str:
-    """Write the trials table as results/<profile>/10_search.csv (lib.studies.sweep.export_table); returns the file's
+    """Write the trials table as results/<profile>/search.csv (lib.studies.sweep.export_table); returns the file's
     name."""
-    return sweep_export_table(table, profile, "10_search")
+    return sweep_export_table(table, profile, "search")
 
 
 def best_param_line(search: Search, study: optuna.Study) -> str:
@@ -349,7 +348,7 @@ def best_param_line(search: Search, study: optuna.Study) -> str:
     one value per field, from the same base and epochs (the run store then loads the trial's run)."""
     values, _ = trial_config(search, optuna.trial.FixedTrial(study.best_trial.params))
     grid = {name: [list(v) if isinstance(v, tuple) else v] for name, v in values.items()}
-    return (f'python scripts/run_study.py --profile {search.profile} --only 08_sweep --param "grid={grid!r}" '
+    return (f'python scripts/run_study.py --profile {search.profile} --only sweep --param "grid={grid!r}" '
             f'--param "base=\'{search.base_name}\'" --param epochs={search.base.epochs}')
 
 
@@ -361,16 +360,15 @@ def save_figures(search: Search, study: optuna.Study, table: pd.DataFrame, data_
     stems written."""
     from . import plots  # matplotlib: only where figures are drawn
 
-    section = get_section("10_search")
     finished = table[table["state"] == "complete"]
     fields = list(search.space)
     several = len(fields) >= 2 and len(finished) >= 2
     return plots.save_or_remove(
-        {section.figure("history"): lambda: plots.plot_search_history(table, search.objective,
+        {"search_history": lambda: plots.plot_search_history(table, search.objective,
                                                                       OBJECTIVES[search.objective] == "maximize"),
-         section.figure("importance"): (lambda: plots.plot_importances(
+         "search_importance": (lambda: plots.plot_importances(
              optuna.importance.get_param_importances(study))) if several else None,
-         section.figure("parallel"): (lambda: plots.plot_parallel_coordinates(
+         "search_parallel": (lambda: plots.plot_parallel_coordinates(
              finished, fields, "final val acc (%)", "search: each line a finished trial")) if several else None},
         data_kind, profile)
 

@@ -1,35 +1,63 @@
-"""The study, defined once: each section's runs, the earlier choice it starts from, what it hands on and exports.
+"""The study of the session's brief: each section's runs, the earlier choice it starts from, what it hands on.
 
-`STUDY` answers "what will the study train, and in which order?" (the table for people: docs/study.md): sections
-02-06, each comparing a few settings from the run the section before it chose, in waves (`waves`): 02 | 03 and 04
-| 05 | 06. A section's run equal to the run it starts from is the same run in the store, trained once. The
-notebooks, the driver (scripts/run_study.py), the planner and the paper all read this one definition; `EXTRAS`
-(08_sweep, 09_baselines, 10_search) run only when named.
+The brief (lib.studies.briefs, `briefs/<name>.toml`) is data; this module turns it into runs. `brief()` is the
+session's brief: AI6103_BRIEF (make's BRIEF, the notebooks' `brief` parameter; default "mixup"), with its
+architecture replaced by AI6103_ARCH (make's ARCH) where given. Its training sections run in waves (`waves`): a
+section runs once the section it starts from has chosen. A section's run equal to the run it starts from is the
+same run in the store, trained once. The notebooks, the driver (scripts/run_study.py), the planner and the paper
+all read this one definition. Notebooks beyond any brief (`EXTRAS`: the sweep, the baselines, the search) run only
+when named.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..core.config import ConfigError, RunConfig, parse_blocks, with_seeds
-from ..core.notation import blocks_range, power_of_ten
+from ..core.notation import setting_label, setting_legend
+from ..core.settings import current
+from .briefs import METRICS, SETTINGS, Brief, Section, load
 from .profiles import base_config, get_profile
 from .results import read_section
 
-SETTINGS = ("lr", "schedule", "weight_decay", "mixup_alpha", "sigmoid_blocks")  # what a chosen run hands on
-METRICS = {"train_loss": ("final_train_loss", False), "val_acc": ("final_val_acc", True)}  # name: (key, larger?)
-SIGMOID_BLOCKS = tuple(range(4, 11))  # the variant: Sigmoid instead of ReLU in blocks 4..10 of model.layers
+HANDED_ON = tuple(name for name in SETTINGS if name != "seed")  # what a chosen run hands on: its whole recipe
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+# Notebooks beyond any brief, run when named (`make sweep`, `make baselines`, `make search`); they train from
+# their own parameters, compare nothing a brief chains, and the paper adds the baselines when their results exist.
+EXTRAS = ("sweep", "baselines", "search")
 
 
-def _numbers(name: str) -> Callable[[object], list]:
-    def values(given) -> list:
-        given = list(given) if isinstance(given, (list, tuple)) else [given]
-        if not given:
-            raise ConfigError(f"{name} must list at least one value")
-        return [as_number(v) for v in given]
-    return values
+def brief() -> Brief:
+    """The session's brief (AI6103_BRIEF), its architecture replaced by AI6103_ARCH where that is set."""
+    chosen = current()
+    found = load(chosen.brief)
+    return dataclasses.replace(found, arch=chosen.arch) if chosen.arch else found
+
+
+def get(section: str) -> Section:
+    """The brief's entry of `section`; a notebook beyond the brief (EXTRAS) is an entry that trains nothing.
+    ValueError, one line, for any other name."""
+    if section in EXTRAS:
+        return Section(section)
+    return brief().section(section)
+
+
+def names() -> tuple[str, ...]:
+    """The brief's sections, in its order."""
+    return brief().names
+
+
+def training() -> tuple[str, ...]:
+    """The brief's training sections, in its order."""
+    return brief().training
+
+
+def legend_of(section: str, config: RunConfig) -> str:
+    """How figures name a run of `section`: its compared value in the paper's notation (lib.core.notation)."""
+    field = get(section).compares
+    return setting_legend(field, getattr(config, field)) if field else config.short_name()
 
 
 def as_number(value):
@@ -38,111 +66,19 @@ def as_number(value):
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
-def _schedules(given) -> list:
-    given = [given] if isinstance(given, str) else list(given)
-    if not given:
-        raise ConfigError("schedules must list at least one of 'constant', 'cosine'")
-    return given
+def as_value(field: str, value):
+    """A compared or given value as RunConfig holds it: numbers as floats, block lists (also typed "4-10") as
+    tuples."""
+    if field == "sigmoid_blocks":
+        return parse_blocks(value) if isinstance(value, str) else tuple(value)
+    return tuple(value) if isinstance(value, list) else as_number(value)
 
 
-def _with_and_without_mixup(alpha) -> list:
-    if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha > 0):
-        raise ConfigError(f"mixup_alpha must be a number > 0 (it is compared with no mixup), got {alpha!r}")
-    return [0.0, float(alpha)]
-
-
-def _relu_and_sigmoid(blocks) -> list:
-    blocks = parse_blocks(blocks) if isinstance(blocks, str) else tuple(blocks)
-    if not blocks:
-        raise ConfigError("sigmoid_blocks must name at least one block (it is compared with ReLU everywhere)")
-    return [(), blocks]
-
-
-@dataclass(frozen=True)
-class Section:
-    name: str
-    figures: tuple[str, ...] = ()  # figure names; the files are figures/<section>_<name>.pdf and .png
-    compares: str | None = None  # the RunConfig field the section's runs differ in; None: trains nothing
-    values_param: str = ""  # the notebook parameter giving the compared values
-    default: object = None  # that parameter's value in the brief
-    values: Callable[[object], list] = list  # parameter -> the compared values, checked
-    label: Callable[[object], str] = str  # a compared value -> the run's label in tables and results
-    legend: Callable[[object], str] = str  # a compared value -> its name in figures, in the paper's notation
-    epochs: str = "long"  # "short" (the profile's learning-rate epochs) or "long"
-    starts_from: str | None = None  # the section whose chosen run's settings this one starts from
-    fixed: dict = field(default_factory=dict)  # settings the brief fixes here whatever came before
-    choose_by: tuple[str, ...] = ()  # metrics (METRICS) that may pick the run handed on, default first; () = none
-
-    def figure(self, name: str) -> str:
-        """The file stem of one of the section's figures (what lib.studies.plots.save writes)."""
-        if name not in self.figures:
-            raise ValueError(f"{self.name} declares no figure {name!r}; it declares {list(self.figures)}")
-        return f"{self.name}_{name}"
-
-    def legend_of(self, config: RunConfig) -> str:
-        """How figures name a run of this section: its compared value in the paper's notation."""
-        return self.legend(getattr(config, self.compares))
-
-    @property
-    def figure_stems(self) -> list[str]:
-        return [self.figure(name) for name in self.figures]
-
-    @property
-    def config_params(self) -> set[str]:
-        """The notebook parameters that decide its configs: the compared values, epochs, and any setting given
-        instead of the one inherited."""
-        return ({"epochs", "arch", *SETTINGS} - {self.compares}) | {self.values_param} if self.compares else set()
-
-
-STUDY = (
-    Section("01_data", figures=("class_proportions", "augmented_samples")),
-    Section("02_learning_rate", ("curves",), "lr", "learning_rates", (0.5, 0.05, 0.01), _numbers("learning_rates"),
-            lambda lr: f"lr={lr:g}", lambda lr: f"$\\eta={lr:g}$", epochs="short", choose_by=("train_loss", "val_acc")),
-    Section("03_lr_schedule", ("curves", "lr"), "schedule", "schedules", ("constant", "cosine"), _schedules, str, str,
-            starts_from="02_learning_rate", choose_by=("val_acc",)),
-    Section("04_weight_decay", ("curves",), "weight_decay", "weight_decays", (5e-4, 1e-4),
-            _numbers("weight_decays"), lambda wd: f"wd={wd:g}", lambda wd: f"$\\lambda={power_of_ten(wd)}$",
-            starts_from="02_learning_rate", fixed={"schedule": "cosine"}, choose_by=("val_acc",)),
-    Section("05_mixup", ("beta_pdf", "samples", "curves"), "mixup_alpha", "mixup_alpha", 0.2,
-            _with_and_without_mixup, lambda a: f"mixup alpha={a:g}" if a else "no mixup",
-            lambda a: f"mixup $\\alpha={a:g}$" if a else "no mixup", starts_from="04_weight_decay",
-            choose_by=("val_acc",)),
-    Section("06_activation", ("curves", "grad_norm"), "sigmoid_blocks", "sigmoid_blocks", SIGMOID_BLOCKS,
-            _relu_and_sigmoid, lambda blocks: "sigmoid" if blocks else "relu",
-            lambda blocks: f"Sigmoid in blocks {blocks_range(blocks)}" if blocks else "ReLU", starts_from="05_mixup"),
-    Section("07_summary"),
-)
-SECTIONS = tuple(s.name for s in STUDY)
-TRAINING = tuple(s.name for s in STUDY if s.compares)
-# Beyond the brief: notebooks that `make all` leaves out, run on their own (`make sweep`, `make baselines`). The
-# paper leaves out the sweep; it adds the baselines as a short section when their results exist.
-BASELINE_ARCHS = ("small_cnn", "resnet18", "mobilenetv2", "mobilenet")  # 09_baselines' architectures, in order
-# The one map of architecture names: arch id -> (how figures and tables name it, how the paper's LaTeX does)
-ARCH_NAMES = {"small_cnn": ("small CNN", "small CNN"), "resnet18": ("ResNet-18", "ResNet-18"),
-              "resnet34": ("ResNet-34", "ResNet-34"), "mobilenetv2": ("MobileNetV2", "MobileNetV2"),
-              "mobilenet": ("MobileNet v1", "MobileNet~(v1)")}
-
-
-def arch_name(arch: str, tex: bool = False, default: str | None = None) -> str:
-    """How figures and tables (or, with `tex`, the paper's LaTeX) name an architecture: 'mobilenet' ->
-    'MobileNet v1' ('MobileNet~(v1)'); an id the map lacks -> `default`, else the id itself."""
-    names = ARCH_NAMES.get(arch)
-    return names[1 if tex else 0] if names else arch if default is None else default
-
-
-def _archs(given) -> list:
-    given = [given] if isinstance(given, str) else list(given)
-    if not given:
-        raise ConfigError(f"archs must list at least one architecture, e.g. {list(BASELINE_ARCHS)}")
-    return given
-
-
-EXTRAS = (
-    Section("08_sweep", figures=("metric", "parallel")),
-    Section("09_baselines", ("curves",), "arch", "archs", BASELINE_ARCHS, _archs, str,
-            arch_name, epochs="short"),
-    Section("10_search", figures=("history", "importance", "parallel")),
-)
+def config_params(section: str) -> set[str]:
+    """What `section_configs` takes besides the profile: `values` (the compared values), `epochs`, and any run
+    setting given instead of the inherited one."""
+    spec = get(section)
+    return ({"epochs", "values", *HANDED_ON} - {spec.compares}) if spec.trains else set()
 
 
 def _integer(minimum: int) -> Callable[[object], bool]:
@@ -167,49 +103,37 @@ def check_parameters(section: str, **params) -> None:
     spec = get(section)
     for name, value in params.items():
         if name == "choose_by":
-            if value not in spec.choose_by:
+            if value is not None and value not in spec.choose_by:
                 raise ConfigError(f"choose_by must be one of {list(spec.choose_by)} for {section}, got {value!r}")
         elif name in OTHER_PARAMETERS and not OTHER_PARAMETERS[name][0](value):
             raise ConfigError(f"{name} must be {OTHER_PARAMETERS[name][1]}, got {value!r}")
 
 
-def get(section: str) -> Section:
-    for spec in STUDY + EXTRAS:
-        if spec.name == section:
-            return spec
-    raise ValueError(f"section must be one of {[s.name for s in STUDY + EXTRAS]}, got {section!r}")
-
-
-def figure_section(stem: str) -> str | None:
-    """The section that declares a figure file stem (e.g. "03_lr_schedule_lr"), None if none does."""
-    return next((s.name for s in STUDY if stem in s.figure_stems), None)
-
-
 def waves() -> list[list[str]]:
     """The training sections in the order they can run: each wave needs only the choices of earlier waves."""
     depth: dict[str, int] = {}
-    for name in TRAINING:
+    for name in training():
         source = get(name).starts_from
         depth[name] = 0 if source is None else depth[source] + 1
-    return [[n for n in TRAINING if depth[n] == d] for d in range(max(depth.values()) + 1)]
+    return [[n for n in training() if depth[n] == d] for d in range(max(depth.values(), default=-1) + 1)]
 
 
 def ancestors(section: str) -> list[str]:
-    """The sections whose chosen runs `section` starts from, directly or through others, nearest first (06: 05,
-    04, 02)."""
+    """The sections whose chosen runs `section` starts from, directly or through others, nearest first."""
     source = get(section).starts_from
     return [] if source is None else [source, *ancestors(source)]
 
 
 def decided_upstream(section: str) -> set[str]:
     """The settings a section takes from the chain of chosen runs it starts from."""
-    return {name for source in ancestors(section) for name in (get(source).compares, *get(source).fixed)}
+    return {name for source in ancestors(section) for name in (get(source).compares, *dict(get(source).fixed))}
 
 
 def settings_of(config: RunConfig | dict) -> dict:
-    """What a run hands on to the section that starts from it (its config or its results-file `config`)."""
-    values = dataclasses.asdict(config) if isinstance(config, RunConfig) else config
-    return {name: tuple(values[name]) if name == "sigmoid_blocks" else values[name] for name in SETTINGS}
+    """What a run hands on to the section that starts from it (its config or its results-file `config`, where a
+    run setting at its default may be left out: RunConfig.key)."""
+    values = {**_DEFAULTS, **(dataclasses.asdict(config) if isinstance(config, RunConfig) else config)}
+    return {name: tuple(values[name]) if isinstance(values[name], list) else values[name] for name in HANDED_ON}
 
 
 def chosen_run(record: dict) -> dict:
@@ -241,36 +165,41 @@ def section_configs(section: str, profile: str, data_dir: str | None = None, *,
                     upstream: dict[str, dict] | None = None, **params) -> dict[str, RunConfig]:
     """The labelled runs of a training section, in order.
 
-    Each starts from the profile's baseline, takes the settings of the chosen run the section starts from (see
-    `inherited_settings`), then what the brief fixes for the section, then `params` — the notebook's parameters:
-    the compared values (e.g. `learning_rates`), `epochs`, and any setting to use instead of the inherited one.
-    A parameter that is None keeps its default. A results file is needed only for settings not given here.
+    Each starts from the profile's baseline with the brief's architecture, takes the settings of the chosen run
+    the section starts from (see `inherited_settings`), then what the brief fixes for the section, then `params`:
+    `values` (the compared values; default the brief's), `epochs`, and any run setting to use instead of the
+    inherited one. A parameter that is None keeps its default. A results file is needed only for settings not
+    given here.
     """
     spec = get(section)
-    if not spec.compares:
-        raise ValueError(f"{section} trains nothing; the training sections are {list(TRAINING)}")
+    if not spec.trains:
+        raise ValueError(f"{section} trains nothing; the training sections are {list(training())}")
     params = {name: value for name, value in params.items() if value is not None}
-    unknown = sorted(set(params) - spec.config_params)
+    unknown = sorted(set(params) - config_params(section))
     if unknown:
         raise ConfigError(f"{section} takes no parameter {', '.join(unknown)}; it takes "
-                          f"{', '.join(sorted(spec.config_params))}")
+                          f"{', '.join(sorted(config_params(section)))}")
     check_parameters(section, data_dir=data_dir)
     profile_spec = get_profile(profile)
-    base = base_config(profile, data_dir, params.pop("arch", "mobilenetv2"))
+    base = base_config(profile, data_dir, params.pop("arch", brief().arch))
     epochs = params.pop("epochs", profile_spec.short_epochs if spec.epochs == "short" else profile_spec.long_epochs)
-    values = spec.values(params.pop(spec.values_param, spec.default))
-    given = {name: as_number(value) for name, value in params.items()}  # settings given instead of inherited ones
+    given = params.pop("values", spec.values)
+    values = [as_value(spec.compares, value) for value in ([given] if isinstance(given, str) else given)]
+    if not values:
+        raise ConfigError(f"{section}: the {spec.compares} values to compare must list at least one")
+    given = {name: as_value(name, value) for name, value in params.items()}  # settings given instead of inherited
     inherited = {} if decided_upstream(section) <= set(given) else inherited_settings(section, profile, upstream)
-    start = dataclasses.replace(base, epochs=epochs, **{**inherited, **spec.fixed, **given})
-    runs = {spec.label(value): dataclasses.replace(start, **{spec.compares: value}) for value in values}
+    start = dataclasses.replace(base, epochs=epochs, **{**inherited, **dict(spec.fixed), **given})
+    runs = {setting_label(spec.compares, value): dataclasses.replace(start, **{spec.compares: value})
+            for value in values}
     if len(runs) < len(values):
-        raise ConfigError(f"{spec.values_param} lists a value twice: {values}")
+        raise ConfigError(f"{section}: the {spec.compares} values list a value twice: {values}")
     return runs
 
 
 def choose_label(section: str, summaries: dict[str, dict], choose_by: str | None = None) -> str:
     """The label of the run a section hands on, from its runs' final metrics (run summaries or results rows,
-    keyed by label); ties go to the first listed."""
+    keyed by label); ties go to the first listed (the brief's order)."""
     spec = get(section)
     if not spec.choose_by:
         raise ValueError(f"{section} chooses nothing")
@@ -294,19 +223,25 @@ class PlannedRun:
     assumes: str | None  # None: the config is certain; else the earliest section whose choice is not known yet
 
 
+def _given(name: str, params: dict[str, dict]) -> dict:
+    """What a section's notebook parameters give `section_configs`."""
+    return {k: v for k, v in params.get(name, {}).items() if k in config_params(name)}
+
+
 def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summary_of: Callable,
-               train_wave: Callable | None = None, sections: tuple[str, ...] = TRAINING,
+               train_wave: Callable | None = None, sections: tuple[str, ...] | None = None,
                speculate: bool = False) -> list[list[PlannedRun]]:
     """Every run of the study, wave by wave (`waves`), as the notebooks will ask for them.
 
-    `params[section]`: a notebook's parameters (`Section.config_params`, `choose_by`, `seeds`);
-    `summary_of(config)`: a finished run's summary or None. A choice whose runs are finished is made as the
-    notebook will make it; one not known yet assumes the section's first run, and the runs depending on it say so
-    (`assumes`). `train_wave(configs)`, if given, trains each wave before its choices are made (the driver); with
-    `speculate`, the second wave's call trains every later wave too, for every choice they could start from
-    (`speculative_configs`), so the chain of waves costs one wave of wall time where its runs train at once. The
-    choices, and so the planned runs, are the same either way. Sections not in `sections` are not planned; their
-    choices come from their results files."""
+    `params[section]`: what a section's notebook passes to `section_configs` (`config_params`), its `choose_by`
+    and `seeds`; `summary_of(config)`: a finished run's summary or None. A choice whose runs are finished is made
+    as the notebook will make it; one not known yet assumes the section's first run, and the runs depending on it
+    say so (`assumes`). `train_wave(configs)`, if given, trains each wave before its choices are made (the
+    driver); with `speculate`, the second wave's call trains every later wave too, for every choice they could
+    start from (`speculative_configs`), so the chain of waves costs one wave of wall time where its runs train at
+    once. The choices, and so the planned runs, are the same either way. Sections not in `sections` (default: the
+    brief's training sections) are not planned; their choices come from their results files."""
+    sections = training() if sections is None else sections
     known: dict[str, tuple[dict, str | None]] = {}  # section -> (settings it hands on, assumption or None)
     planned = []
     for i, wave in enumerate(waves()):
@@ -318,10 +253,9 @@ def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summ
             source = get(name).starts_from
             upstream = {source: known[source][0]} if source in known else None
             assumes = known[source][1] if source in known else None
-            given = {k: v for k, v in params.get(name, {}).items() if k in get(name).config_params}
             seeds = params.get(name, {}).get("seeds", 1)
             this_wave += [PlannedRun(name, label, seed, assumes) for label, config in
-                          section_configs(name, profile, data_dir, upstream=upstream, **given).items()
+                          section_configs(name, profile, data_dir, upstream=upstream, **_given(name, params)).items()
                           for seed in with_seeds(config, seeds)]
         if train_wave is not None and this_wave:
             train_wave([run.config for run in this_wave])
@@ -342,21 +276,21 @@ def plan_study(profile: str, data_dir: str | None, params: dict[str, dict], summ
     return planned
 
 
-def speculative_configs(names: list[str], known: dict[str, tuple[dict, str | None]], profile: str,
+def speculative_configs(names_: list[str], known: dict[str, tuple[dict, str | None]], profile: str,
                         data_dir: str | None, params: dict[str, dict]) -> list[RunConfig]:
-    """Every run of the sections `names` (in wave order) for every choice they could start from: a choice in
+    """Every run of the sections `names_` (in wave order) for every choice they could start from: a choice in
     `known` (section -> (settings it hands on, assumption)) as made, one not made yet as each of its section's
     settings. Distinct configs, every seed, in order."""
     offers = {name: [settings] for name, (settings, _) in known.items()}  # section -> what it may hand on
     configs: list[RunConfig] = []
-    for name in names:
+    for name in names_:
         source = get(name).starts_from
-        given = {k: v for k, v in params.get(name, {}).items() if k in get(name).config_params}
         seeds = params.get(name, {}).get("seeds", 1)
         offered = []
         for upstream in offers.get(source, [None]):
             labelled = section_configs(name, profile, data_dir,
-                                       upstream={source: upstream} if upstream is not None else None, **given)
+                                       upstream={source: upstream} if upstream is not None else None,
+                                       **_given(name, params))
             configs += [config for setting in labelled.values() for config in with_seeds(setting, seeds)]
             offered += [settings_of(setting) for setting in labelled.values()]
         if get(name).choose_by:
@@ -375,14 +309,14 @@ def check_chain(records: dict[str, dict]) -> None:
     """Refuse results files that do not chain: a section whose runs do not start from what the section it starts
     from now hands on (re-run after the upstream section changed its choice, or given other settings by hand).
     `records` are the results files by section; one ValueError line says what to re-run."""
-    for name in TRAINING:
+    for name in training():
         spec, source = get(name), get(name).starts_from
         if source is None or name not in records or source not in records:
             continue
         handed_on = settings_of(chosen_run(records[source])["config"])
         for run in records[name]["runs"]:
             started = settings_of(run["config"])
-            differ = sorted(key for key in SETTINGS if key != spec.compares and key not in spec.fixed
+            differ = sorted(key for key in HANDED_ON if key != spec.compares and key not in dict(spec.fixed)
                             and started[key] != handed_on[key])
             if differ:
                 found = ", ".join(f"{key} {started[key]} (not {handed_on[key]})" for key in differ)

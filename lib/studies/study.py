@@ -13,6 +13,7 @@ import math
 import textwrap
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,22 +23,24 @@ from ..core.config import ConfigError, RunConfig, check_seeds, with_seeds
 from ..core.notation import count
 from ..nets.data import data_info, load_cifar100, silence_unofficial_warning, split_indices
 from ..running.executor import run_or_load_many
-from ..running.store import RunResult, trained_on
+from ..running.store import RunResult, load_run, trained_on
 from ..training.step import sample_mixup_lambda
 from . import reference
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
 from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
 from .results import metric_cells, read_section, write_section
+from .sections import ancestors as sections_ancestors
 from .sections import (  # noqa: F401 - the notebooks' one import
-    SECTIONS,
-    TRAINING,
+    brief,
     check_chain,
     check_parameters,
     choose_label,
     chosen_run,
     get,
+    legend_of,
     section_configs,
     settings_of,
+    training,
 )
 from .seeds import FINAL_METRICS, Setting, scores_on_test_set, settings_of_runs  # noqa: F401 - for notebooks
 
@@ -60,13 +63,14 @@ def choose(section: str, results: dict[str, Setting], choose_by: str | None = No
 
 def legend(section: str, run: Setting | RunResult | RunConfig) -> str:
     """How figures name a run of `section`: its compared value in the paper's notation (e.g. "$\\eta=0.05$")."""
-    return get(section).legend_of(run if isinstance(run, RunConfig) else run.config)
+    return legend_of(section, run if isinstance(run, RunConfig) else run.config)
 
 
-def curves(section: str, results: dict[str, Setting]) -> dict[str, pd.DataFrame]:
+def curves(section: str, results: dict[str, Setting], name: Callable[[str], str] | None = None
+           ) -> dict[str, pd.DataFrame]:
     """The per-epoch metrics of a section's settings (means over seeds, with their spread when n > 1), named as
-    figures name them (lib.studies.plots.plot_curves)."""
-    named = {legend(section, result): result.history for result in results.values()}
+    figures name them (lib.studies.plots.plot_curves): by `name(label)` if given, else by the compared value."""
+    named = {name(label) if name else legend(section, result): result.history for label, result in results.items()}
     if len(named) < len(results):  # two settings printed alike: one curve would silently replace the other
         raise ValueError(f"{section}: settings {list(results)} are named alike in figures ({list(named)}); "
                          f"make the compared values differ in their first 6 digits")
@@ -74,8 +78,9 @@ def curves(section: str, results: dict[str, Setting]) -> dict[str, pd.DataFrame]
 
 
 def figure(section: str, name: str) -> str:
-    """The file stem of a figure the section declares in lib.studies.sections (e.g. "03_lr_schedule_lr")."""
-    return get(section).figure(name)
+    """The file stem of one of a section's figures, "<section>_<name>" (e.g. "lr_schedule_lr"): what
+    lib.studies.plots.save writes and the section's prose template includes."""
+    return f"{section}_{name}"
 
 
 def run_section(section: str, runs: dict[str, RunConfig], progress: bool = True, seeds: int = 1
@@ -215,15 +220,15 @@ def export(section: str, profile: str, results: dict[str, Setting], chosen: str 
 
     `chosen` is the label of the run the section hands on (lib.studies.sections: what the next section starts from);
     the record names it by run id and the setting it decided. `data_kind` is needed only without runs; `figures`
-    only where a section draws some of its figures (default: all it declares). Prints the file's path once (and
-    returns nothing, so a notebook shows it once)."""
+    are the stems of the figures the section drew (`figure`: ["lr_schedule_curves", ...]). Prints the file's path once
+    (and returns nothing, so a notebook shows it once)."""
     compares = get(section).compares
     chosen_run = results[chosen] if chosen is not None else None
     kind = data_kind or data_info(next(iter(results.values())).config.data_dir).kind
+    decided = {compares: getattr(chosen_run.config, compares)} if chosen_run and compares else {}
     path = write_section(section, profile, kind, [run_record(label, r) for label, r in results.items()],
-                         chosen={compares: getattr(chosen_run.config, compares)} if chosen_run else {},
-                         chosen_run_id=chosen_run.run_id if chosen_run else None, extra=extra,
-                         figures=get(section).figure_stems if figures is None else figures)
+                         chosen=decided, chosen_run_id=chosen_run.run_id if chosen_run else None, extra=extra,
+                         figures=list(figures or ()))
     print(f"wrote {path}")
 
 
@@ -248,16 +253,39 @@ def test_accuracy_line(score: dict) -> str:
 
 # --- the whole study's results ----------------------------------------------------------------------------
 
-def read_study(profile: str, sections: tuple[str, ...] = TRAINING) -> dict[str, dict]:
-    """The results files of the training sections, refusing any written under another profile and any that no
-    longer chain (a section re-run with another choice, the ones after it not: lib.studies.sections.check_chain)."""
-    records = {section: read_section(section, profile=profile) for section in sections}
+def read_study(profile: str, sections: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """The results files of `sections` (default: the brief's training sections), refusing any written under another
+    profile and any that no longer chain (a section re-run with another choice, the ones after it not:
+    lib.studies.sections.check_chain)."""
+    records = {section: read_section(section, profile=profile) for section in sections or training()}
     other = {section: r["profile"] for section, r in records.items() if r["profile"] != profile}
     if other:
         raise ValueError(f"results of {', '.join(f'{s} ({p})' for s, p in other.items())} are not from profile "
                          f"{profile!r}: run those notebooks with profile={profile!r} first")
     check_chain(records)
     return records
+
+
+def final_setting(profile: str, data_dir: str | None = None) -> tuple[str, Setting]:
+    """(label, setting): the brief's final model, the run its `final` section chose with all its seeds, read from
+    the run store (trains nothing); ValueError, one line, naming the notebook to run when a run is missing."""
+    final = brief().final
+    record = read_study(profile, (*reversed(sections_ancestors(final)), final))[final]
+    run = chosen_run(record)
+    config = RunConfig(**{**run["config"], "data_dir": resolve_data_dir(profile, data_dir)})
+    results = [load_run(seed) for seed in with_seeds(config, run.get("n_seeds", 1))]
+    if not all(results):
+        raise ValueError(f"the runs of {final}'s choice {run['label']!r} are not in the run store "
+                         f"{paths.runs_dir()}: run notebook notebooks/{final}.ipynb first")
+    return run["label"], Setting(results)
+
+
+def test_score(label: str, setting: Setting) -> dict:
+    """The final model's one look at the test set (lib.studies.seeds.scores_on_test_set: each seed's model
+    evaluated once): what the test step's results file keeps in `extra`."""
+    score = scores_on_test_set(setting)
+    return {"final_section": brief().final, "final_label": label, "test_run_id": setting.run_id,
+            **{key: score[key] for key in ("test_acc", "test_loss", "test_acc_std", "n_seeds", "n_test")}}
 
 
 def unique_runs(records: dict[str, dict]) -> list[tuple[dict, list[str]]]:
@@ -270,44 +298,45 @@ def unique_runs(records: dict[str, dict]) -> list[tuple[dict, list[str]]]:
 
 
 def study_table(records: dict[str, dict]) -> pd.DataFrame:
-    """One row per distinct setting: the settings that vary in the study, then the final metrics (accuracies in %;
-    means over seeds, with n and the validation accuracy's standard deviation, when there are several seeds);
-    on the official CIFAR-100 in the full profile also what others measured (lib.studies.reference)."""
+    """One row per distinct setting: the sections that use it, the settings the brief's sections compare, then the
+    final metrics (accuracies in %; means over seeds, with n and the validation accuracy's standard deviation, when
+    there are several seeds); on the official CIFAR-100 in the full profile also what others measured
+    (lib.studies.reference)."""
     rows = []
-    profile, kind = records["02_learning_rate"]["profile"], records["02_learning_rate"]["data_kind"]
+    first = next(iter(records.values()))
+    profile, kind = first["profile"], first["data_kind"]
+    compared = list(dict.fromkeys(get(section).compares for section in records))
     for run, sections in unique_runs(records):
-        config = run["config"]
-        blocks = config["sigmoid_blocks"]
-        rows.append({
-            "sections": ", ".join(s[:2] for s in sections), "label": run["label"], "lr": config["lr"],
-            "schedule": config["schedule"], "weight decay": config["weight_decay"],
-            "mixup alpha": config["mixup_alpha"],
-            "activation": f"sigmoid {blocks[0]}-{blocks[-1]}" if blocks else "relu", "epochs": run["epochs"],
-            **metric_cells(run, STUDY_COLUMNS, several=False), "run_id": run["run_id"],
-        })
+        config = settings_of(run["config"])
+        rows.append({"sections": ", ".join(sections), "label": run["label"],
+                     **{name.replace("_", " "): config[name] for name in compared}, "epochs": run["epochs"],
+                     **metric_cells(run, STUDY_COLUMNS, several=False), "run_id": run["run_id"]})
         if run.get("n_seeds", 1) > 1:  # a mean over seeds: n and the spread of its validation accuracy
             rows[-1] |= {"seeds": run["n_seeds"], **metric_cells(run["std"], STUDY_SD, several=False)}
         if reference.applies(kind, profile):
-            rows[-1]["val acc vs public"] = reference.compare(config, "val_acc", run["final_val_acc"], kind, profile)
+            rows[-1]["val acc vs public"] = reference.compare(run["config"], "val_acc", run["final_val_acc"], kind,
+                                                              profile)
     return pd.DataFrame(rows)
 
 
-
-def export_summary(profile: str) -> tuple[pd.DataFrame, dict]:
-    """Write 07_summary's results file and `results/<profile>/07_summary_runs.csv` from the training sections' results:
-    every distinct run once, every choice, and the final model (05's chosen run) with its test score."""
+def export_summary(section: str, profile: str) -> tuple[pd.DataFrame, dict]:
+    """Write the summary's results file and `<section>_runs.csv` (in the results folder) from the brief's training
+    sections' results: every distinct run once, every choice, and the final model (the brief's `final` section's
+    chosen run) with the test step's score of it."""
     records = read_study(profile)
     table = study_table(records)
-    csv_path = paths.results_dir(profile) / "07_summary_runs.csv"
+    csv_path = paths.results_dir(profile) / f"{section}_runs.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(csv_path)
     runs = [{**run, "sections": sections} for run, sections in unique_runs(records)]
-    final = chosen_run(records["05_mixup"])  # the study's final model: what 02, 04 and 05 chose, in one run
-    test = records["05_mixup"]["extra"]
-    path = write_section("07_summary", profile, records["02_learning_rate"]["data_kind"], runs,
+    final = chosen_run(records[brief().final])
+    test = read_section(brief().test_step, profile=profile)["extra"]
+    if test.get("test_run_id") != final["run_id"]:
+        raise ValueError(f"results of {brief().test_step} score run {test.get('test_run_id')!r}, not "
+                         f"{brief().final}'s choice {final['run_id']!r}: re-run notebook "
+                         f"notebooks/{brief().test_step}.ipynb")
+    path = write_section(section, profile, next(iter(records.values()))["data_kind"], runs,
                          chosen=settings_of(final["config"]), chosen_run_id=final["run_id"],
-                         extra={"test_acc": test["test_acc"], "test_loss": test["test_loss"],
-                       "test_acc_std": test.get("test_acc_std"), "n_seeds": test.get("n_seeds", 1),
-                                "test_run_id": test["test_run_id"], "n_runs": len(runs), "table_csv": csv_path.name})
+                         extra={**test, "n_runs": len(runs), "table_csv": csv_path.name})
     print(f"wrote {path}")
-    return table, read_section("07_summary", profile=profile)
+    return table, read_section(section, profile=profile)

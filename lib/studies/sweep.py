@@ -5,7 +5,7 @@ grid such as {"lr": [0.1, 0.05], "weight_decay": [5e-4, 1e-4]} into labelled con
 anything trains (a bad field or value fails in one line naming it and what is allowed); `random_configs` draws
 `count` configs from ranges instead. They train through the run store like any section (lib.studies.study.run_section:
 cached, resumable, stacked where shapes allow, with seeds), and `sweep_table` lists every setting with its
-varied fields and final numbers, sorted by validation accuracy. Notebook 08_sweep puts it together.
+varied fields and final numbers, sorted by validation accuracy. Notebook sweep puts it together.
 """
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from ..core import paths
 from ..core.config import ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import metric_cells, read_section
-from .sections import ancestors, check_chain, chosen_run, settings_of
-from .sections import get as get_section
+from .sections import ancestors, brief, check_chain, chosen_run, settings_of
 
 BASES = ("baseline", "best")
 NOT_SWEPT = ("data_dir", "num_classes", "grad_norm_param")  # where the data lives; what the study measures
@@ -29,17 +28,17 @@ INTEGER_FIELDS = {f.name for f in dataclasses.fields(RunConfig) if f.type.starts
 
 
 def base_setup(base: str, profile: str, data_dir: str | None = None, epochs: int | None = None) -> RunConfig:
-    """The config a sweep varies: "baseline" is the brief's (lr 0.05, constant, no decay, no mixup), "best" the
-    study's final setup (05_mixup's chosen run of this profile); the profile's short epochs unless `epochs`."""
+    """The config a sweep varies: "baseline" is the brief's (lr 0.05, constant, no decay, no mixup, the brief's
+    architecture), "best" the study's final setup (the chosen run of the brief's `final` section, this profile's);
+    the profile's short epochs unless `epochs`."""
     if base not in BASES:
         raise ConfigError(f"base must be one of {list(BASES)}, got {base!r}")
-    config = base_config(profile, data_dir)
-    if base == "best":  # 05's results must still chain to what it started from (not left over from an earlier 02)
-        chain = ("05_mixup", *ancestors("05_mixup"))  # 05, 04, 02: 03's finding feeds nothing, nor is checked
-        records = {name: read_section(name, profile=profile) for name in chain}
+    config = base_config(profile, data_dir, brief().arch)
+    if base == "best":  # the final choice must still chain to what it started from (not left over from an earlier run)
+        final = brief().final
+        records = {name: read_section(name, profile=profile) for name in (final, *ancestors(final))}
         check_chain(records)
-        final = chosen_run(records["05_mixup"])["config"]
-        config = dataclasses.replace(config, arch=final["arch"], **settings_of(final))
+        config = dataclasses.replace(config, **settings_of(chosen_run(records[final])["config"]))
     return dataclasses.replace(config, epochs=get_profile(profile).short_epochs if epochs is None else epochs)
 
 
@@ -221,15 +220,14 @@ def save_figures(table: pd.DataFrame, fields: list[str], data_kind: str, profile
     earlier sweep's never passes for this one's. Returns the stems written (the results file lists them)."""
     from . import plots  # matplotlib: only where figures are drawn
 
-    section = get_section("08_sweep")
     return plots.save_or_remove(
-        {section.figure("metric"): (lambda: plots.plot_sweep(table, fields)) if fields else None,
-         section.figure("parallel"): (lambda: plots.plot_parallel_coordinates(table, fields))
+        {"sweep_metric": (lambda: plots.plot_sweep(table, fields)) if fields else None,
+         "sweep_parallel": (lambda: plots.plot_parallel_coordinates(table, fields))
          if len(fields) >= 3 else None}, data_kind, profile)
 
 
-def export_table(table: pd.DataFrame, profile: str, section: str = "08_sweep") -> str:
-    """Write a table (the sweep's, or another notebook's such as 10_search's) as results/<profile>/<section>.csv;
+def export_table(table: pd.DataFrame, profile: str, section: str = "sweep") -> str:
+    """Write a table (the sweep's, or another notebook's such as search's) as results/<profile>/<section>.csv;
     returns the file's name."""
     path = paths.results_dir(profile) / f"{section}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
