@@ -1,13 +1,18 @@
 # The workbook's commands. `make all` = set up, run every notebook, build the paper.
+# BRIEF=mixup (the default: the homework's mixup brief) | activation (the course's variant: ReLU vs Sigmoid,
+# MobileNet v1) | all (both in one chain): the study to run, briefs/<name>.toml; ARCH=... replaces its architecture
+# PARAM="learning_rates=[0.2,0.1] epochs=3": notebook parameters (the driver's --param), split as a shell splits words
 # PROFILE=full (brief's settings, real CIFAR-100) | quick (real data, short runs) | smoke (synthetic, minutes on a CPU)
 # SEEDS=3: every setting trained with seeds 0..2 (default 1, the brief's); tables, choices and the paper use the mean
 # AUTHOR="Your Name" for the paper (without it: a visible placeholder, and make report says how to set it)
 # EXECUTOR=slurm: the runs train as tasks of a Slurm job array (docs/clusters.md; AI6103_SLURM_* settings)
-# SPECULATE=1: after section 2, sections 3-6 train in one wave for every choice they could start from (more runs,
+# SPECULATE=1: after the first wave, every later wave trains at once for every choice it could start from (more runs,
 # the same results; it saves wall time where a wave's runs train at once, on a GPU: AI6103_CONCURRENT, docs/speed.md)
+# NOTEBOOKS=lab/<brief>: run those notebooks (make lab's copies) instead of notebooks/
 # `make` alone (or `make help`) lists every target with one line each.
 .DEFAULT_GOAL := help
 PROFILE ?= full
+BRIEF ?= mixup
 DATA_DIR ?=
 PYTHON ?= python3.11
 VENV := .venv
@@ -15,6 +20,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ifneq ($(EXECUTOR),)
 export AI6103_EXECUTOR := $(EXECUTOR)
+endif
+export PARAM AUTHOR  # the recipes read them as "$$PARAM", "$$AUTHOR": quotes inside them stay the user's
+
+# A variable given on make's command line that no target reads (PROFLE=smoke) stops make in one line, naming the
+# closest known one, instead of running the default study.
+KNOWN_VARIABLES := PROFILE BRIEF ARCH PARAM SEEDS DATA_DIR AUTHOR EXECUTOR SPECULATE NOTEBOOKS GRID BASE ARCHS EPOCHS \
+	PRETRAINED TRIALS SPACE OBJECTIVE SAMPLER PRUNER PYTHON
+UNKNOWN_VARIABLES := $(filter-out $(KNOWN_VARIABLES),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+ifneq ($(UNKNOWN_VARIABLES),)
+$(error $(shell python3 -c 'import difflib, sys; name = sys.argv[1]; close = difflib.get_close_matches(name, sys.argv[2:], 1); print(f"make: unknown variable {name}" + (f" (did you mean {close[0]}?)" if close else "") + "; known: " + " ".join(sys.argv[2:]))' $(firstword $(UNKNOWN_VARIABLES)) $(KNOWN_VARIABLES)))
 endif
 
 .PHONY: help setup test test-fast lint format lab all notebooks report bench tensorboard sweep baselines search
@@ -57,7 +72,7 @@ format: setup  ## strip the notebooks' outputs (nbstripout) and apply ruff's fix
 
 # JupyterLab on lab/, your git-ignored copies of notebooks/ (made when missing, never overwritten); the notebooks'
 # `profile = None` means PROFILE, and DATA_DIR their data folder. As root it adds --allow-root (containers).
-lab: setup  ## JupyterLab on lab/, your git-ignored copies of notebooks/ (PROFILE, DATA_DIR)
+lab: setup  ## JupyterLab on lab/<brief>/, your git-ignored copies of the brief's notebooks (BRIEF, PROFILE, DATA_DIR)
 	$(PY) scripts/lab.py $(STUDY_ARGS)
 
 # Every run's curves and the hparams table of the whole study (lib.training.tracking writes runs/<run>/tensorboard/).
@@ -67,41 +82,42 @@ tensorboard: setup  ## TensorBoard on the run store (runs/, or AI6103_RUNS_DIR)
 bench: setup  ## the speed benchmark (bench/benchmark.py), appends to bench/results.json
 	$(PY) bench/benchmark.py
 
-report: setup  ## the paper from results/<profile>/ -> report/<profile>/paper.pdf (PROFILE, AUTHOR)
-	$(PY) -m lib.report --profile $(PROFILE) $(if $(AUTHOR),--author "$$AUTHOR")
+report: setup  ## the paper from results/<brief>/<profile>/ -> report/<brief>/<profile>/paper.pdf (BRIEF, PROFILE, AUTHOR)
+	$(PY) -m lib.report --profile $(PROFILE) --brief $(BRIEF) $(if $(ARCH),--arch $(ARCH)) $(if $(AUTHOR),--author "$$AUTHOR")
 
-# The whole study: its runs, then every notebook in order through papermill into executed/<profile>/ and
-# figures/<profile>/ (results in results/<profile>/), then the paper.
-STUDY_ARGS := --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(SPECULATE),--speculate)
+# The brief's whole study: its runs, then its notebooks in its order through papermill into
+# executed/<brief>/<profile>/ and figures/<brief>/<profile>/ (results in results/<brief>/<profile>/), then the paper.
+STUDY_ARGS := --profile $(PROFILE) --brief $(BRIEF) $(if $(ARCH),--arch $(ARCH)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-notebooks: setup  ## train the study, run every notebook into executed/<profile>/ (PROFILE, SEEDS, DATA_DIR)
-	$(PY) scripts/run_study.py $(STUDY_ARGS) $(if $(SEEDS),--seeds $(SEEDS))
+notebooks: setup  ## train the brief's study, run its notebooks into executed/<brief>/<profile>/ (BRIEF, PROFILE, SEEDS, PARAM)
+	$(PY) scripts/run_study.py $(STUDY_ARGS) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(SPECULATE),--speculate) \
+		$(if $(NOTEBOOKS),--notebooks-dir $(NOTEBOOKS)) $(if $(PARAM),--params "$$PARAM")
 
-# Beyond the brief: a sweep over any run settings (notebook 08_sweep; results/<profile>/08_sweep.csv), e.g.
+# Beyond the brief: a sweep over any run settings (notebook sweep; results/<brief>/<profile>/sweep.csv), e.g.
 # make sweep PROFILE=smoke GRID="{'lr': [0.1, 0.05], 'batch_size': [64, 128]}" SEEDS=2 BASE=best
-sweep: setup  ## notebook 08_sweep: a grid over any run settings (GRID, BASE, SEEDS)
-	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 08_sweep $(if $(SEEDS),--seeds $(SEEDS)) \
+sweep: setup  ## notebook sweep: a grid over any run settings (GRID, BASE, SEEDS)
+	$(PY) scripts/run_study.py $(STUDY_ARGS) --only sweep $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(GRID),--param "grid=$(GRID)") $(if $(BASE),--param "base='$(BASE)'")
 
-# Beyond the brief: a small CNN, ResNet-18, MobileNetV2 and MobileNet v1 with one recipe (notebook 09_baselines;
-# results/<profile>/09_baselines.json, which the summary notebook and the paper then show), e.g.
+# Beyond the brief: a small CNN, ResNet-18, MobileNetV2 and MobileNet v1 with one recipe (notebook baselines;
+# results/<brief>/<profile>/baselines.json, which the summary notebook and the paper then show), e.g.
 # make baselines PROFILE=quick ARCHS="['resnet18', 'mobilenetv2']" EPOCHS=10 SEEDS=2 PRETRAINED=imagenet
-baselines: setup  ## notebook 09_baselines: other architectures, one recipe (ARCHS, EPOCHS, PRETRAINED)
-	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 09_baselines $(if $(SEEDS),--seeds $(SEEDS)) \
+baselines: setup  ## notebook baselines: other architectures, one recipe (ARCHS, EPOCHS, PRETRAINED)
+	$(PY) scripts/run_study.py $(STUDY_ARGS) --only baselines $(if $(SEEDS),--seeds $(SEEDS)) \
 		$(if $(ARCHS),--param "archs=$(ARCHS)") $(if $(EPOCHS),--param "epochs=$(EPOCHS)") \
 		$(if $(PRETRAINED),--param "pretrained='$(PRETRAINED)'")
 
-# Beyond the brief: an Optuna study over any run settings (notebook 10_search; runs/_search/<study>.db or .log,
-# results/<profile>/10_search.csv); TRIALS is the study's total, so TRIALS=5 after TRIALS=3 adds two, e.g.
+# Beyond the brief: an Optuna study over any run settings (notebook search; runs/_search/<study>.db or .log,
+# results/<brief>/<profile>/search.csv); TRIALS is the study's total, so TRIALS=5 after TRIALS=3 adds two, e.g.
 # make search PROFILE=smoke TRIALS=5 SPACE="{'lr': {'log': [0.01, 0.5]}}" PRUNER=median
-search: setup  ## notebook 10_search: an Optuna study (TRIALS, SPACE, BASE, OBJECTIVE, SAMPLER, PRUNER)
-	$(PY) scripts/run_study.py $(STUDY_ARGS) --only 10_search $(if $(TRIALS),--param "trials=$(TRIALS)") \
+search: setup  ## notebook search: an Optuna study (TRIALS, SPACE, BASE, OBJECTIVE, SAMPLER, PRUNER)
+	$(PY) scripts/run_study.py $(STUDY_ARGS) --only search $(if $(TRIALS),--param "trials=$(TRIALS)") \
 		$(if $(SPACE),--param "space=$(SPACE)") $(if $(BASE),--param "base='$(BASE)'") \
 		$(if $(OBJECTIVE),--param "objective='$(OBJECTIVE)'") $(if $(SAMPLER),--param "sampler='$(SAMPLER)'") \
 		$(if $(PRUNER),--param "pruner='$(PRUNER)'")
 
-all: notebooks  ## set up, run the whole study, build the paper (PROFILE=smoke: no GPU, offline)
-	$(MAKE) report PROFILE=$(PROFILE)
+all: notebooks  ## set up, run the brief's whole study, build its paper (BRIEF, PROFILE=smoke: no GPU, offline)
+	$(MAKE) report PROFILE=$(PROFILE) BRIEF=$(BRIEF) $(if $(ARCH),ARCH=$(ARCH))
 
 # `make help` (the default goal): every target with its `## ` line, without setting anything up.
 help:  ## this list

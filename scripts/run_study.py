@@ -16,8 +16,12 @@ environment's settings (lib.core.settings) are read first: a bad value stops the
 runs; the kernels get the same settings, with AI6103_PROGRESS=text, every folder variable made absolute and
 AI6103_STUDY_HOLDER naming the driver.
 
+The notebooks and their order are the brief's (--brief, make's BRIEF; briefs/<name>.toml): `--brief activation`
+runs exactly that brief's notebooks into its own folders (executed/<brief>/<profile>/, results/..., figures/...).
+
     python scripts/run_study.py --profile smoke
-    python scripts/run_study.py --profile full --data-dir /data/cifar --only 05_mixup 06_activation 07_summary
+    python scripts/run_study.py --brief activation --profile smoke --params "learning_rates=[0.2,0.1] seeds=2"
+    python scripts/run_study.py --profile full --data-dir /data/cifar --only mixup test summary
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import functools
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -40,20 +45,22 @@ import torch
 from lib import ConfigError, DataError, RunStoreError
 from lib.core import paths, settings
 from lib.core.checkpoint import SaveError, atomic_write_text
+from lib.core.config import ARCHS
 from lib.core.notation import count
 from lib.nets.data import NOT_OFFICIAL, silence_unofficial_warning
 from lib.nets.device import apply_torch_settings
 from lib.running import executor
 from lib.running.store import peek_summary, process_identity
-from lib.studies import plan, sections, study_lock
+from lib.studies import briefs, plan, sections, study_lock
 from lib.studies.profiles import PROFILES
 
-NOTEBOOKS_DIR = paths.PROJECT_ROOT / "notebooks"
+NOTEBOOKS_DIR = paths.notebooks_dir()
 KERNEL = "ai6103"  # the project kernel `make setup` installs into .venv (a user's own python3 cannot shadow it)
 NOTEBOOK_OVERHEAD_S = 8.0  # kernel start, imports and figures of one notebook, for the overall estimate
 
 
-MAKE_VARIABLES = {"--profile": "PROFILE", "--seeds": "SEEDS", "--data-dir": "DATA_DIR"}  # the flags make sets
+MAKE_VARIABLES = {"--profile": "PROFILE", "--seeds": "SEEDS", "--data-dir": "DATA_DIR", "--brief": "BRIEF",
+                  "--arch": "ARCH", "--params": "PARAM"}  # the flags make sets
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -75,17 +82,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = OneLineParser(prog="run_study.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="full", choices=sorted(PROFILES),
                         help="full = the brief on CIFAR-100, quick = CIFAR-100 with short runs, smoke = synthetic")
+    parser.add_argument("--brief", default=briefs.DEFAULT, choices=briefs.available(),
+                        help="the study to run: its notebooks, their order, its folders (briefs/<name>.toml)")
+    parser.add_argument("--arch", default=None, choices=sorted(ARCHS),
+                        help="an architecture instead of the brief's (its results go to folders of their own)")
     parser.add_argument("--data-dir", default=None, help="folder holding cifar-100-python/ (default: the profile's)")
-    parser.add_argument("--only", nargs="+", metavar="SECTION", help="run only these notebooks (e.g. 02_learning_rate)")
+    parser.add_argument("--only", nargs="+", metavar="SECTION",
+                        help="run only these of the brief's notebooks, or ones beyond it (e.g. mixup test summary)")
     parser.add_argument("--seeds", type=whole_number, default=None, metavar="N",
                         help="runs per setting (seeds 0..N-1) in every training section; default 1, the brief's")
     parser.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter (Python literal) for every notebook that declares it; repeatable")
+    parser.add_argument("--params", default="", metavar="'NAME=VALUE ...'",
+                        help="several --param in one string, split as a shell splits words (make: PARAM=...)")
+    parser.add_argument("--notebooks-dir", default=None, metavar="FOLDER",
+                        help="run the notebooks of this folder instead of notebooks/ (e.g. make lab's copies)")
     parser.add_argument("--executed-dir", default=None,
                         help="where executed copies go (default: executed/<profile>/)")
     parser.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output here")
     parser.add_argument("--speculate", action="store_true",
-                        help="after section 2, train sections 3-6 in one wave for every choice they could start "
+                        help="after the first wave, train every later wave at once for every choice it could start "
                              "from (more runs, the same results; make: SPECULATE=1)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan and stop: trains nothing, runs no notebook, also while a driver runs")
@@ -108,23 +124,24 @@ def notebook_parameters(notebook: Path) -> set[str]:
 
 def route_parameters(given: dict, declared_by: dict[str, set[str]]) -> dict[str, dict]:
     """Each notebook's parameters (by name) from those given: every notebook that declares one gets it, except a
-    setting that a training section run here compares under that name (05's mixup_alpha, 06's sigmoid_blocks):
-    that goes to the section alone, so 06 still starts from 05's choice and 02-05 keep the brief's ReLU.
-    A ValueError, one line, for a parameter no notebook takes, and for a setting that a section run here compares
-    under another name while a later one starts from its choice, directly or not (02 compares `lr` as
-    `learning_rates`: the notebooks after it would not chain). 03's schedule is handed on to nobody, so
-    `schedule` goes to the rest."""
+    setting that a training section run here compares under that name (the activation notebook's sigmoid_blocks):
+    that goes to the section alone, so the sections before it keep the brief's ReLU. A ValueError, one line, for a
+    parameter no notebook takes, and for a setting that a section run here compares under another name while a
+    later one starts from its choice, directly or not (learning_rate compares `lr` as `learning_rates`: the
+    notebooks after it would not chain). A choice handed on to nobody (lr_schedule's, in the shipped briefs)
+    leaves its setting free for the rest."""
     declared = set().union(*declared_by.values())
     unknown = sorted(set(given) - declared)
     if unknown:  # a typo, or a setting no notebook takes: refuse rather than run the defaults
         named = ", ".join("--seeds" if name == "seeds" else f"--param {name}" for name in unknown)
-        known = declared - {"profile", "data_dir"}
+        known = declared - {"profile", "brief", "data_dir"}
         close = [match for name in unknown for match in difflib.get_close_matches(name, known, 1)]
         guess = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise ValueError(f"{named}: no notebook run here takes it{guess}; the notebooks' parameters are "
                          f"{', '.join(sorted(known))}")
     params = {nb: {k: v for k, v in given.items() if k in declared_by[nb]} for nb in declared_by}
-    for decider in [nb for nb in params if nb in sections.TRAINING]:
+    training = [nb for nb in params if nb in sections.training()]
+    for decider in training:
         name = sections.get(decider).compares
         if name not in given:
             continue
@@ -132,9 +149,11 @@ def route_parameters(given: dict, declared_by: dict[str, set[str]]) -> dict[str,
             for nb in params:
                 if nb != decider:
                     params[nb].pop(name, None)
-        elif any(decider in sections.ancestors(nb) for nb in params if nb in sections.TRAINING):
+        elif any(decider in sections.ancestors(nb) for nb in training):
             raise ValueError(f"--param {name}: {decider} chooses the {name} the notebooks after it start from; give "
-                             f"it {sections.get(decider).values_param}=[...] instead, or leave it out (--only)")
+                             f"{decider} the {name} values to compare instead (its notebook's parameters: "
+                             f"{', '.join(sorted(declared_by[decider] - {'profile', 'brief', 'data_dir'}))}), or "
+                             f"leave {decider} out (--only)")
     return params
 
 
@@ -201,14 +220,24 @@ def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.data_dir:  # notebooks run in notebooks/: a relative path must not change meaning there
         args.data_dir = str(Path(args.data_dir).expanduser().resolve())
-    notebooks = select_notebooks(args.only)
+    try:  # the study's brief, for this process and its kernels: folders, notebooks and runs follow it
+        chosen = briefs.load(args.brief)
+    except ConfigError as error:
+        print(f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    arch = args.arch if args.arch not in (None, chosen.arch) else ""  # the brief's own: its folders, not a variant
+    settings.export({"AI6103_BRIEF": args.brief, "AI6103_ARCH": arch})
+    source = Path(args.notebooks_dir).expanduser().resolve() if args.notebooks_dir else NOTEBOOKS_DIR
+    notebooks = select_notebooks(args.only, source)
     params = None if notebooks is None else notebook_parameters_given(args, notebooks)
     if params is None:
         return 2
-    training = tuple(nb.stem for nb in notebooks if nb.stem in sections.TRAINING)
+    training = tuple(nb.stem for nb in notebooks if nb.stem in sections.training())
     executed_dir = Path(args.executed_dir).resolve() if args.executed_dir else paths.executed_dir(args.profile)
     if args.dry_run:  # reading only: no lock, no folder made
         return 2 if print_plan(args, params, notebooks, training) is None else 0
+    for line in lab_copy_notes(notebooks, source):
+        print(line, flush=True)
     with contextlib.ExitStack() as held:
         # one driver per study (lib.studies.study_lock), from here to the end; its folders checked before it trains
         try:
@@ -255,7 +284,8 @@ def run_held(args: argparse.Namespace, params: dict[str, dict], notebooks: list[
         return 1
     reused = 0
     for i, notebook in enumerate(notebooks):
-        parameters = {"profile": args.profile, "data_dir": args.data_dir, **params[notebook.stem]}
+        parameters = {"profile": args.profile, "brief": args.brief, "data_dir": args.data_dir,
+                      **params[notebook.stem]}
         inputs = notebook_inputs(notebook, parameters, args.profile)
         if unchanged(notebook, inputs, executed_dir, args.profile):
             print(f"{notebook.stem}: unchanged (notebook, parameters, lib/, the results it reads, its outputs): "
@@ -296,9 +326,12 @@ def lib_digest() -> str:
 
 def notebook_inputs(notebook: Path, parameters: dict, profile: str) -> str:
     """A digest of what a notebook's run depends on: its source, its parameters, the code of lib/, and the
-    results files it may read (those of the notebooks before it; 07_summary reads every other section's)."""
-    reads = sorted(p for p in paths.results_dir(profile).glob("[0-9][0-9]_*") if p.is_file() and (
-        p.name[:2] < notebook.stem[:2] or (notebook.stem == "07_summary" and p.name[:2] != "07")))
+    results files it may read: those of the sections before it in the brief (a notebook beyond the brief: all
+    the brief's)."""
+    order = sections.names()
+    before = order[:order.index(notebook.stem)] if notebook.stem in order else order
+    reads = sorted(path for name in before for path in paths.results_dir(profile).glob(f"{name}[._]*")
+                   if path.is_file())
     digest = hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode())
     digest.update(f"{lib_digest()}\0{sha256(notebook)}\0".encode())
     for path in reads:  # by name: a results folder moved elsewhere (AI6103_RESULTS_DIR) still matches
@@ -336,33 +369,64 @@ def record_run(notebook: Path, inputs: str, executed_dir: Path, profile: str) ->
     atomic_write_text(record_file, json.dumps(record, indent=1))
 
 
-def select_notebooks(only: list[str] | None) -> list[Path] | None:
-    """The notebooks to run, in order: those named by --only, else the brief's study (lib.studies.sections.SECTIONS;
-    notebooks beyond it, lib.studies.sections.EXTRAS such as 08_sweep, run when named). None, said in one line, for an
-    unknown name."""
-    notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-    if not only:
-        return [nb for nb in notebooks if nb.stem in sections.SECTIONS]
-    unknown = sorted(set(only) - {nb.stem for nb in notebooks})
+def select_notebooks(only: list[str] | None, source: Path = NOTEBOOKS_DIR) -> list[Path] | None:
+    """The notebooks to run from `source`, in the brief's order: those named by --only (notebooks beyond the brief,
+    lib.studies.sections.EXTRAS such as sweep, after the brief's), else the brief's. None, said in one line, for a
+    name that is neither the brief's nor an extra, or a notebook missing from `source`."""
+    order = [*sections.names(), *sections.EXTRAS]
+    chosen = list(sections.names()) if not only else [name for name in order if name in only]
+    unknown = sorted(set(only or ()) - set(order))
     if unknown:
-        print(f"--only: no notebook named {', '.join(unknown)}; there are {', '.join(nb.stem for nb in notebooks)}")
+        close = [m for name in unknown for m in difflib.get_close_matches(name, order, 1)]
+        guess = f" (did you mean {' or '.join(close)}?)" if close else ""
+        print(f"--only: brief {sections.brief().name} has no section {', '.join(unknown)}{guess}; its sections are "
+              f"{', '.join(sections.names())}, and beyond it {', '.join(sections.EXTRAS)}")
         return None
-    return [nb for nb in notebooks if nb.stem in only]
+    missing = [name for name in chosen if not (source / f"{name}.ipynb").is_file()]
+    if missing:
+        print(f"no notebook {', '.join(f'{name}.ipynb' for name in missing)} in {source}")
+        return None
+    return [source / f"{name}.ipynb" for name in chosen]
+
+
+def lab_copy_notes(notebooks: list[Path], source: Path) -> list[str]:
+    """When the notebooks run from notebooks/ while make lab's copies of them (lab/<study>/) differ in their code:
+    what that means for the results those copies wrote, and how to run the copies instead; else nothing."""
+    copies = paths.lab_dir()
+    if source != NOTEBOOKS_DIR or not copies.is_dir():
+        return []
+    differ = [nb.name for nb in notebooks if (copies / nb.name).is_file() and code_of(copies / nb.name) != code_of(nb)]
+    if not differ:
+        return []
+    return [f"note: your Lab copies {', '.join(differ)} in {copies} differ from notebooks/: this run uses notebooks/ "
+            f"and replaces the results, figures and paper your copies wrote; to run your copies instead: make all "
+            f"NOTEBOOKS={copies} (or scripts/run_study.py --notebooks-dir {copies})"]
+
+
+def code_of(notebook: Path) -> list[str]:
+    """A notebook's code cells' sources (outputs, ids and the parameters papermill injected left out)."""
+    try:
+        cells = json.loads(notebook.read_text()).get("cells", [])
+    except (OSError, ValueError):
+        return []
+    return ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
 
 def notebook_parameters_given(args: argparse.Namespace, notebooks: list[Path]) -> dict[str, dict] | None:
     """Each notebook's parameters from --param and --seeds (route_parameters); None, said in one line, for a
     malformed, unknown or misplaced one."""
     extra = {}
-    for item in args.param:
+    for item in [*args.param, *shlex.split(args.params)]:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
             print(f"--param must be NAME=VALUE, got {item!r}")
             return None
         extra[name] = literal(value)
-    for name in ("profile", "data_dir"):  # the driver plans and trains with its own: the notebooks must agree
+    for name in ("profile", "brief", "arch", "data_dir"):  # the driver's own: the notebooks must agree
         if name in extra:
-            print(f"--param {name}: give it as --{name.replace('_', '-')} (the driver's plan and the notebooks use it)")
+            print(f"--param {name}: give it as --{name.replace('_', '-')} (make: {name.upper()}=; the driver's plan "
+                  f"and the notebooks use it)")
             return None
     pretrained = extra.get("pretrained")
     if isinstance(pretrained, str) and pretrained not in ("", "imagenet"):  # a weights file, as typed from here
@@ -409,7 +473,7 @@ def print_plan(args: argparse.Namespace, params: dict[str, dict], notebooks: lis
                                            speculate=args.speculate) if training else 0.0
         for line in edited_notebook_notes(notebooks):
             print(line)
-        extras = [nb.stem for nb in notebooks if nb.stem not in sections.SECTIONS]
+        extras = [nb.stem for nb in notebooks if nb.stem not in sections.names()]
         if extras:  # their runs come from their own parameters (a grid, architectures): planned where they train
             print(f"{' and '.join(extras)} train{'s' * (len(extras) == 1)} in the notebook, which prints the plan "
                   f"and the estimate of its runs first; the estimate below leaves them out")

@@ -1,4 +1,4 @@
-"""Baselines (lib.studies.baselines, notebook 09_baselines): one recipe for every architecture, checked before training;
+"""Baselines (lib.studies.baselines, notebook baselines): one recipe for every architecture, checked before training;
 `make baselines`' command trains, tabulates and plots four architectures; the paper has a baselines section and
 table exactly when their results file exists."""
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lib.studies.profiles import get_profile
 from lib.studies.results import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-ARCHS = list(sections.BASELINE_ARCHS)  # small_cnn, resnet18, mobilenetv2, mobilenet
+ARCHS = list(baselines.ARCHS)  # small_cnn, resnet18, mobilenetv2, mobilenet
 
 
 def test_every_architecture_gets_one_recipe_and_mobilenetv2_reuses_section_2s_run(synthetic_dir):
@@ -38,7 +38,7 @@ def test_every_architecture_gets_one_recipe_and_mobilenetv2_reuses_section_2s_ru
     assert len(recipes) == 1  # the same epochs, data and optimiser settings for all
     assert all(c.epochs == get_profile("tiny").short_epochs and c.lr == 1.0 for c in runs.values())
     brief = baselines.baseline_configs("tiny", str(synthetic_dir), ["mobilenetv2"])["mobilenetv2"]
-    lr_section = sections.section_configs("02_learning_rate", "tiny", str(synthetic_dir), learning_rates=[0.05])
+    lr_section = sections.section_configs("learning_rate", "tiny", str(synthetic_dir), learning_rates=[0.05])
     assert brief == lr_section["lr=0.05"]  # the default recipe: section 2's run, loaded from the store, not retrained
     assert baselines._runs_together(pd.DataFrame({"epoch": [1]})) == 1  # a run stored before stacking: alone
     for archs, message in ((["resnet18", "vgg"], "arch must be one of"), ([], "archs must list at least one"),
@@ -60,11 +60,11 @@ def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
     (tmp_path / "runs" / "throughput.json").write_text(json.dumps({
         f"{platform.node()}|{device}|{arch}|torch {torch.__version__}":
             {"train_images_per_second": 100.0, "eval_images_per_second": 400.0, "device": device} for arch in ARCHS}))
-    done = subprocess.run([sys.executable, "scripts/run_study.py", "--profile", "tiny", "--only", "09_baselines",
+    done = subprocess.run([sys.executable, "scripts/run_study.py", "--profile", "tiny", "--only", "baselines",
                            "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "09_baselines trains in the notebook, which prints the plan" in done.stdout  # not "nothing to train"
-    record = json.loads((tmp_path / "results" / "tiny" / "09_baselines.json").read_text())
+    assert "baselines trains in the notebook, which prints the plan" in done.stdout  # not "nothing to train"
+    record = json.loads((tmp_path / "results" / "tiny" / "baselines.json").read_text())
     rows = {row["arch"]: row for row in record["extra"]["table"]}
     assert list(rows) == ARCHS and [run["label"] for run in record["runs"]] == ARCHS
     assert all(row["params"] > 0 and row["macs"] > 0 and row["seconds_per_epoch"] > 0 and row["epochs"] == 1
@@ -72,12 +72,12 @@ def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
                for row in rows.values())
     macs = [rows[arch]["macs"] for arch in ("resnet18", "mobilenetv2", "mobilenet", "small_cnn")]
     assert macs == sorted(macs, reverse=True)  # 555, 91, 46 and 11 million
-    assert record["data_kind"] == "synthetic" and record["figures"] == ["09_baselines_curves"]
-    executed = nbformat.read(tmp_path / "executed" / "tiny" / "09_baselines.ipynb", as_version=4)
+    assert record["data_kind"] == "synthetic" and record["figures"] == ["baselines_curves"]
+    executed = nbformat.read(tmp_path / "executed" / "tiny" / "baselines.ipynb", as_version=4)
     shown = "".join(o.get("data", {}).get("text/plain", "") for c in executed.cells for o in c.get("outputs", []))
     assert all(arch in shown for arch in ARCHS) and "params (M)" in shown and "MACs (M)" in shown
     for suffix in (".pdf", ".png"):
-        figure = (tmp_path / "figures" / "tiny" / f"09_baselines_curves{suffix}").read_bytes()
+        figure = (tmp_path / "figures" / "tiny" / f"baselines_curves{suffix}").read_bytes()
         assert len(figure) > 1000 and b"/Type3" not in figure
 
 
@@ -100,8 +100,8 @@ def _write_baselines(kind: str = "synthetic", seeds: int = 1) -> dict[str, dict]
                       "final_val_acc": accuracies[arch], "best_val_acc_std": None, "final_val_acc_std": None,
                       "device": "NVIDIA H100 80GB HBM3", "run_id": f"base-{arch}",
                       "runs_together": stacked}
-    write_section("09_baselines", "smoke", kind, runs, extra={"table": list(rows.values()), "seeds": 1},
-                  figures=["09_baselines_curves"])
+    write_section("baselines", "smoke", kind, runs, extra={"table": list(rows.values()), "seeds": 1},
+                  figures=["baselines_curves"])
     return rows
 
 
@@ -110,14 +110,14 @@ def test_the_paper_has_the_baselines_table_only_when_their_results_exist(tmp_pat
     write_fixture_results()
     results, out = tmp_path / "results" / "smoke", tmp_path / "generated"
     absent = _generated(report.generate(results, tmp_path / "figures", out))
-    assert "\\newcommand{\\BaselinesSection}{}" in absent and not (out / "tables" / "09_baselines.tex").exists()
+    assert "\\newcommand{\\BaselinesSection}{}" in absent and not (out / "tables" / "baselines.tex").exists()
     _write_baselines()
     present = _generated(report.generate(results, tmp_path / "figures", out))
-    table = (out / "tables" / "09_baselines.tex").read_text()
+    table = (out / "tables" / "baselines.tex").read_text()
     for row in ("Small CNN & 0.64 & 10.9 & 3.14 & 41.4 & 41.0", "MobileNetV2 & 2.41 & 91.3 & 1.64 & 55.4 & 55.0",
                 "\\bfseries\\boldmath ResNet-18 & \\bfseries\\boldmath 11.2 & \\bfseries\\boldmath 555"):
         assert row in table, table
-    assert "\\section{Architecture Baselines}" in present and "\\input{generated/tables/09_baselines}" in present
+    assert "\\section{Architecture Baselines}" in present and "\\input{generated/tables/baselines}" in present
     assert "ranged from 41.0\\,\\% (small CNN) to 62.0\\,\\% (ResNet-18)" in present
     assert "one run per architecture" in present  # a claim with its n
     assert "for MobileNetV2, trained in a stack of runs, its share of the stack's epoch" in present  # caption
@@ -129,12 +129,12 @@ def test_the_paper_has_the_baselines_table_only_when_their_results_exist(tmp_pat
             "points, has a 95\\,\\% confidence interval of $[6.6, 7.4]$ (Welch's $t$, 2 seeds per setting), which "
             "excludes 0.") in text
     _write_baselines(kind="cifar100")  # other data than the study's: one line naming the notebook
-    with pytest.raises(report.ReportError, match=r"re-run notebook notebooks/09_baselines\.ipynb") as error:
+    with pytest.raises(report.ReportError, match=r"re-run notebook notebooks/baselines\.ipynb") as error:
         report.generate(results, tmp_path / "figures", out)
     assert "\n" not in str(error.value)
-    (results / "09_baselines.json").unlink()  # gone again: so are the section and its table
+    (results / "baselines.json").unlink()  # gone again: so are the section and its table
     assert _generated(report.generate(results, tmp_path / "figures", out)) == absent
-    assert not (out / "tables" / "09_baselines.tex").exists()
+    assert not (out / "tables" / "baselines.tex").exists()
 
 
 @pytest.mark.skipif(not all(shutil.which(t) for t in ("latexmk", "pdflatex", "pdfinfo", "pdffonts", "pdftotext")),

@@ -41,21 +41,21 @@ def test_lab_copies_are_made_once_and_stale_ones_named(tmp_path):
     sync_copies = runpy.run_path(str(LAB_SCRIPT))["sync_copies"]
     source, copies = tmp_path / "notebooks", tmp_path / "lab"
     source.mkdir()
-    (source / "01_data.ipynb").write_text("committed v1")
-    (source / "02_learning_rate.ipynb").write_text("committed v1")
+    (source / "data.ipynb").write_text("committed v1")
+    (source / "learning_rate.ipynb").write_text("committed v1")
     assert sync_copies(source, copies) == []
-    assert (copies / "01_data.ipynb").read_text() == "committed v1"
+    assert (copies / "data.ipynb").read_text() == "committed v1"
 
-    (copies / "01_data.ipynb").write_text("my edits")
-    (source / "02_learning_rate.ipynb").write_text("committed v2")
+    (copies / "data.ipynb").write_text("my edits")
+    (source / "learning_rate.ipynb").write_text("committed v2")
     stale = sync_copies(source, copies)
-    assert (copies / "01_data.ipynb").read_text() == "my edits"
-    assert (copies / "02_learning_rate.ipynb").read_text() == "committed v1"
-    assert len(stale) == 1 and "02_learning_rate.ipynb" in stale[0] and "delete" in stale[0]
+    assert (copies / "data.ipynb").read_text() == "my edits"
+    assert (copies / "learning_rate.ipynb").read_text() == "committed v1"
+    assert len(stale) == 1 and "learning_rate.ipynb" in stale[0] and "delete" in stale[0]
 
-    (copies / "02_learning_rate.ipynb").unlink()  # the refresh the line describes
+    (copies / "learning_rate.ipynb").unlink()  # the refresh the line describes
     assert sync_copies(source, copies) == []
-    assert (copies / "02_learning_rate.ipynb").read_text() == "committed v2"
+    assert (copies / "learning_rate.ipynb").read_text() == "committed v2"
 
 
 # --- the browser ------------------------------------------------------------------------------------------
@@ -226,18 +226,18 @@ def _run_all_and_save(driver, lab: dict, notebook: str, timeout_s: float) -> Non
 def test_data_notebook_runs_all_in_lab(browser, lab):
     from selenium.webdriver.common.by import By
 
-    committed = (ROOT / "notebooks" / "01_data.ipynb").read_bytes()
+    committed = (ROOT / "notebooks" / "data.ipynb").read_bytes()
     status = _git_status_notebooks()
-    _open(browser, lab, "01_data.ipynb")
+    _open(browser, lab, "data.ipynb")
     assert _kernel_name(browser) == KERNEL_DISPLAY_NAME
-    _run_all_and_save(browser, lab, "01_data.ipynb", timeout_s=90)
+    _run_all_and_save(browser, lab, "data.ipynb", timeout_s=90)
 
     images = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
     assert len(images) >= 2, "the class proportions and the augmented samples should show as images"
     assert all(image.get_attribute("naturalWidth") not in (None, "0") for image in images)
-    saved = json.loads((lab["copies"] / "01_data.ipynb").read_text())
+    saved = json.loads((lab["copies"] / "data.ipynb").read_text())
     assert any(cell.get("outputs") for cell in saved["cells"]), "the run's outputs are saved in the copy"
-    assert (ROOT / "notebooks" / "01_data.ipynb").read_bytes() == committed
+    assert (ROOT / "notebooks" / "data.ipynb").read_bytes() == committed
     assert _git_status_notebooks() == status
     assert "without encryption" not in lab["log"].read_text()  # the kernel's sockets use CurveZMQ keys
 
@@ -248,17 +248,17 @@ def test_edited_learning_rate_notebook_trains_with_progress_widgets(browser, lab
     ipywidget, the figure an image; the edit lives in the copy only."""
     from selenium.webdriver.common.by import By
 
-    committed = (ROOT / "notebooks" / "02_learning_rate.ipynb").read_bytes()
+    committed = (ROOT / "notebooks" / "learning_rate.ipynb").read_bytes()
     status = _git_status_notebooks()
-    _open(browser, lab, "02_learning_rate.ipynb")
+    _open(browser, lab, "learning_rate.ipynb")
     _type_into_parameters(browser, ["learning_rates = [0.05]", "epochs = 1"])  # one run of one epoch: ~15 s
-    _run_all_and_save(browser, lab, "02_learning_rate.ipynb", timeout_s=120)
+    _run_all_and_save(browser, lab, "learning_rate.ipynb", timeout_s=120)
 
     bars = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output .widget-hprogress .progress-bar")
     assert bars, "the run's progress bar should render as a widget (ipywidgets + @jupyter-widgets/jupyterlab-manager)"
     assert all("progress-bar-success" in bar.get_attribute("class") for bar in bars), "every bar completes"
     assert browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img"), "the curves figure"
-    saved = (lab["copies"] / "02_learning_rate.ipynb").read_text()
+    saved = (lab["copies"] / "learning_rate.ipynb").read_text()
     assert "epochs = 1" in saved and b"epochs = 1" not in committed
-    assert (ROOT / "notebooks" / "02_learning_rate.ipynb").read_bytes() == committed
+    assert (ROOT / "notebooks" / "learning_rate.ipynb").read_bytes() == committed
     assert _git_status_notebooks() == status

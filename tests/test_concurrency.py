@@ -110,10 +110,10 @@ def test_the_whole_study_record_overlaps_trainings_at_once(monkeypatch):
 
     study_record = _bench_module("study_record", monkeypatch)
     timing = "timing net-e6 lr {lr}: data 1.0 s, build 9.0 s, 6 epochs 6.0 s (first 1.00 s, median 1.00 s){at_once}"
-    log = "\n".join(["  wave 1: 03_lr_schedule", "    -> 2 runs to train in 2 training calls of 6 epochs, 2 at once",
+    log = "\n".join(["  wave 1: lr_schedule", "    -> 2 runs to train in 2 training calls of 6 epochs, 2 at once",
                      timing.format(lr=0.1, at_once=", 2 trainings at once"),
                      timing.format(lr=0.05, at_once=", 2 trainings at once"),
-                     "  wave 2: 05_mixup", "    -> 1 run to train in 1 training call of 6 epochs",
+                     "  wave 2: mixup", "    -> 1 run to train in 1 training call of 6 epochs",
                      timing.format(lr=0.05, at_once="")])
     record = study_record.record_from_log(log, "e2e")
     one_call = 1.0 + 9.0 + 1.0 + 299 * 1.0  # each call scaled to 300 epochs

@@ -174,7 +174,7 @@ def test_plan_estimates_an_unmeasured_device_by_measuring_it_and_prints_the_choi
     measured = []
     monkeypatch.setattr(cost, "_benchmark",
                         lambda arch, batch, rt, runs=1, at_once=1: measured.append(rt.describe()) or speed)
-    total = study.print_section_plan("02_learning_rate", {"lr=0.05": tiny_config})
+    total = study.print_section_plan("learning_rate", {"lr=0.05": tiny_config})
     assert measured == [runtime().describe()] and measured[0].startswith("Tesla T4 (fp16")
     images = tiny_config.train_subset / 100.0 + tiny_config.val_subset / 1000.0  # seconds an epoch
     assert total == pytest.approx(tiny_config.epochs * images)  # set-up: not measured yet

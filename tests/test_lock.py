@@ -58,7 +58,7 @@ def test_a_second_driver_is_refused_in_one_line_naming_the_holder_and_may_still_
     """While the study is held: refused before its plan with one line naming who holds it (pid, host, since when,
     its command) and what to do; --dry-run still prints the plan (reading stays possible)."""
     _results_dir()
-    argv = ["--profile", PROFILE, "--only", "02_learning_rate", "--quiet"]
+    argv = ["--profile", PROFILE, "--only", "learning_rate", "--quiet"]
     with hold_study(PROFILE):
         assert driver.run(argv) == 2
         assert driver.calls == []
@@ -87,7 +87,7 @@ def test_a_dead_drivers_lock_is_taken_over(driver, tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert driver.run(["--profile", PROFILE, "--only", "02_learning_rate", "--quiet"]) == 1  # the notebook "failed"
+    assert driver.run(["--profile", PROFILE, "--only", "learning_rate", "--quiet"]) == 1  # the notebook "failed"
     assert driver.calls == ["plan", "train", "notebook"]
     assert lock_file(PROFILE).read_text().startswith(f"{process_identity()} since ")
 
@@ -96,18 +96,18 @@ def test_a_notebook_stops_while_a_driver_holds_the_study_but_the_drivers_own_ker
     """A notebook (Lab, papermill) stops at its first call, and at writing its results, while another process's
     driver holds its profile; the kernels of the holder, named by AI6103_STUDY_HOLDER, go on; reading goes on."""
     monkeypatch.delenv("AI6103_STUDY_HOLDER", raising=False)  # this process is not a driver's kernel
-    write_section("01_data", PROFILE, "synthetic", [], extra={"by": "before"})
+    write_section("data", PROFILE, "synthetic", [], extra={"by": "before"})
     with hold_study(PROFILE):
         with pytest.raises(RunStoreError, match=r"being run by pid \d+ .* this notebook would write the same results"):
             session_profile(PROFILE)
         with pytest.raises(RunStoreError, match="this notebook would write the same results"):
-            write_section("01_data", PROFILE, "synthetic", [], extra={"by": "another"})
-        assert read_section("01_data", profile=PROFILE)["extra"] == {"by": "before"}
+            write_section("data", PROFILE, "synthetic", [], extra={"by": "another"})
+        assert read_section("data", profile=PROFILE)["extra"] == {"by": "before"}
         assert session_profile("smoke") == "smoke"  # another profile's study is not held
         monkeypatch.setenv("AI6103_STUDY_HOLDER", process_identity())  # what the driver gives its kernels
         assert session_profile(PROFILE) == PROFILE
-        write_section("01_data", PROFILE, "synthetic", [], extra={"by": "the holder's kernel"})
-    assert read_section("01_data", profile=PROFILE)["extra"] == {"by": "the holder's kernel"}
+        write_section("data", PROFILE, "synthetic", [], extra={"by": "the holder's kernel"})
+    assert read_section("data", profile=PROFILE)["extra"] == {"by": "the holder's kernel"}
 
 
 @pytest.mark.parametrize("variable, what", [("AI6103_RESULTS_DIR", "results"), ("AI6103_FIGURES_DIR", "figures"),
@@ -119,7 +119,7 @@ def test_an_unwritable_output_folder_stops_the_driver_before_anything_trains(dri
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     monkeypatch.setenv(variable, str(blocker / "folder"))
-    assert driver.run(["--profile", PROFILE, "--only", "02_learning_rate", "--quiet"]) == 2
+    assert driver.run(["--profile", PROFILE, "--only", "learning_rate", "--quiet"]) == 2
     assert driver.calls == []
     folder = {"AI6103_RUNS_DIR": blocker / "folder"}.get(variable, blocker / "folder" / PROFILE)
     assert capsys.readouterr().err.splitlines() == [

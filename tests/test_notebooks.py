@@ -29,13 +29,13 @@ SECTIONS = list(sections.SECTIONS)
 TRAINING_SECTIONS = list(sections.TRAINING)
 FIGURES = [stem for section in sections.STUDY for stem in section.figure_stems]  # declared once, in lib's sections
 EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
-    "01_data": (set(), {"n_train", "n_val", "mean", "std", "class_prop_min", "class_prop_max", "split_code"}),
-    "02_learning_rate": ({"lr"}, {"best_by_train_loss", "best_by_val_acc"}),
-    "03_lr_schedule": ({"schedule"}, set()),
-    "04_weight_decay": ({"weight_decay"}, set()),
-    "05_mixup": ({"mixup_alpha"}, {"test_acc", "test_loss", "test_run_id"}),
-    "06_activation": (set(), {"grad_norm", "weight_norm"}),
-    "07_summary": (set(), {"test_acc", "test_run_id"}),
+    "data": (set(), {"n_train", "n_val", "mean", "std", "class_prop_min", "class_prop_max", "split_code"}),
+    "learning_rate": ({"lr"}, {"best_by_train_loss", "best_by_val_acc"}),
+    "lr_schedule": ({"schedule"}, set()),
+    "weight_decay": ({"weight_decay"}, set()),
+    "mixup": ({"mixup_alpha"}, {"test_acc", "test_loss", "test_run_id"}),
+    "activation": (set(), {"grad_norm", "weight_norm"}),
+    "summary": (set(), {"test_acc", "test_run_id"}),
 }
 PROFILE = "tiny"  # the study's: the cheapest profile runs every notebook and the paper as smoke and full do
 OTHER_PROFILE = "smoke"  # a second profile in the same folders
@@ -99,22 +99,22 @@ def test_results_files_hold_the_expected_keys(study):
         assert chosen <= set(record["chosen"]), section
         assert extra <= set(record["extra"]), section
         assert set(record["figures"]) <= set(FIGURES)
-    assert {r["label"] for r in records["06_activation"]["runs"]} == {"relu", "sigmoid"}
-    assert set(records["06_activation"]["extra"]["grad_norm"]) == {"relu", "sigmoid"}
-    assert len(records["02_learning_rate"]["runs"]) == 3
-    assert records["03_lr_schedule"]["runs"][0]["config"]["lr"] == records["02_learning_rate"]["chosen"]["lr"]
+    assert {r["label"] for r in records["activation"]["runs"]} == {"relu", "sigmoid"}
+    assert set(records["activation"]["extra"]["grad_norm"]) == {"relu", "sigmoid"}
+    assert len(records["learning_rate"]["runs"]) == 3
+    assert records["lr_schedule"]["runs"][0]["config"]["lr"] == records["learning_rate"]["chosen"]["lr"]
     # the chain of chosen runs, by run id: 04 at 02's rate with cosine, 05 from 04's chosen run, 06 from 05's
-    assert {r["config"]["schedule"] for r in records["04_weight_decay"]["runs"]} == {"cosine"}
-    lr = records["02_learning_rate"]["chosen"]["lr"]
-    assert {r["config"]["lr"] for r in records["04_weight_decay"]["runs"]} == {lr}
-    no_mixup = next(r for r in records["05_mixup"]["runs"] if r["label"] == "no mixup")
-    assert no_mixup["run_id"] == records["04_weight_decay"]["chosen_run_id"]
-    relu = next(r for r in records["06_activation"]["runs"] if r["label"] == "relu")
-    assert relu["run_id"] == records["05_mixup"]["chosen_run_id"] == records["07_summary"]["chosen_run_id"]
-    assert 0.0 <= records["05_mixup"]["extra"]["test_acc"] <= 1.0
-    assert records["07_summary"]["extra"]["test_run_id"] == records["05_mixup"]["extra"]["test_run_id"]
-    assert len(records["07_summary"]["runs"]) == len(stored_runs(study["dirs"]["runs"]))
-    assert "randperm" in records["01_data"]["extra"]["split_code"]
+    assert {r["config"]["schedule"] for r in records["weight_decay"]["runs"]} == {"cosine"}
+    lr = records["learning_rate"]["chosen"]["lr"]
+    assert {r["config"]["lr"] for r in records["weight_decay"]["runs"]} == {lr}
+    no_mixup = next(r for r in records["mixup"]["runs"] if r["label"] == "no mixup")
+    assert no_mixup["run_id"] == records["weight_decay"]["chosen_run_id"]
+    relu = next(r for r in records["activation"]["runs"] if r["label"] == "relu")
+    assert relu["run_id"] == records["mixup"]["chosen_run_id"] == records["summary"]["chosen_run_id"]
+    assert 0.0 <= records["mixup"]["extra"]["test_acc"] <= 1.0
+    assert records["summary"]["extra"]["test_run_id"] == records["mixup"]["extra"]["test_run_id"]
+    assert len(records["summary"]["runs"]) == len(stored_runs(study["dirs"]["runs"]))
+    assert "randperm" in records["data"]["extra"]["split_code"]
 
 
 @pytest.mark.notebook
@@ -133,9 +133,9 @@ def test_a_rerun_executes_only_the_notebooks_whose_inputs_changed(study, tmp_pat
     assert "notebook 1/" not in again.stdout
     changed = run_study(env, "--param", "min_lambda_draws=2000")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    before = [name for name in sections.SECTIONS if name < "05_mixup"]
+    before = [name for name in sections.SECTIONS if name < "mixup"]
     assert all(f"{name}: unchanged" in changed.stdout for name in before)
-    assert "05_mixup: unchanged" not in changed.stdout and " 05_mixup  (elapsed" in changed.stdout
+    assert "mixup: unchanged" not in changed.stdout and " mixup  (elapsed" in changed.stdout
 
 
 @pytest.mark.notebook
@@ -166,13 +166,13 @@ def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
     own: the first study's files stay as they were."""
     assert study["done"].returncode == 0
     first = {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")}
-    other = run_study(study["env"], "--only", "01_data", profile=OTHER_PROFILE)
+    other = run_study(study["env"], "--only", "data", profile=OTHER_PROFILE)
     assert other.returncode == 0, other.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")} == first
     out = {name: study["dirs"][name] / OTHER_PROFILE for name in ("results", "figures", "executed")}
-    assert json.loads((out["results"] / "01_data.json").read_text())["profile"] == OTHER_PROFILE
-    assert (out["figures"] / "01_data_class_proportions.pdf").exists()
-    assert (out["executed"] / "01_data.ipynb").exists()
+    assert json.loads((out["results"] / "data.json").read_text())["profile"] == OTHER_PROFILE
+    assert (out["figures"] / "data_class_proportions.pdf").exists()
+    assert (out["executed"] / "data.ipynb").exists()
 
 
 @pytest.mark.notebook
@@ -181,16 +181,16 @@ def test_a_second_driver_on_a_running_study_is_refused_and_the_first_finishes_un
     runs a notebook, stops in one line naming the first (pid and command) and changes nothing; the first, whose
     own kernel writes under its lock, finishes with the results of the undisturbed study. The first is paused
     (SIGSTOP) while the second runs, so that it still holds the study whatever the machine's speed; it runs
-    01_data, the cheapest notebook (about 15 s)."""
+    data, the cheapest notebook (about 15 s)."""
     import signal
 
     env = dict(study["env"])
     for name in ("results", "figures"):
         shutil.copytree(study["dirs"][name], tmp_path / name)
         env[f"AI6103_{name.upper()}_DIR"] = str(tmp_path / name)
-    results = tmp_path / "results" / PROFILE / "01_data.json"
+    results = tmp_path / "results" / PROFILE / "data.json"
     copied = results.stat().st_mtime_ns
-    args = ["--only", "01_data", "--executed-dir", str(tmp_path / "executed")]
+    args = ["--only", "data", "--executed-dir", str(tmp_path / "executed")]
     first = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", PROFILE, "--quiet",
                               *args], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -217,16 +217,16 @@ def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
     bad parameters are refused before, by the driver (the test below)."""
     executed = tmp_path / "executed"
     executed.mkdir()
-    (executed / "07_summary.ipynb").write_text("the last good copy")
+    (executed / "summary.ipynb").write_text("the last good copy")
     failed = run_study({**study["env"], "AI6103_RESULTS_DIR": str(tmp_path / "results")}, "--executed-dir",
-                       str(executed), "--only", "07_summary")
+                       str(executed), "--only", "summary")
     assert failed.returncode == 1
     line = [line for line in failed.stderr.splitlines() if line.startswith("FAILED")]
-    assert len(line) == 1 and "07_summary.ipynb, cell" in line[0] and "FileNotFoundError" in line[0], failed.stderr
-    assert "run notebook notebooks/02_learning_rate.ipynb first" in line[0]
-    assert f"its copy is at {executed / 'failed' / '07_summary.ipynb'}" in line[0]
-    assert nbformat.read(executed / "failed" / "07_summary.ipynb", as_version=4).cells  # kept for inspection
-    assert (executed / "07_summary.ipynb").read_text() == "the last good copy"
+    assert len(line) == 1 and "summary.ipynb, cell" in line[0] and "FileNotFoundError" in line[0], failed.stderr
+    assert "run notebook notebooks/learning_rate.ipynb first" in line[0]
+    assert f"its copy is at {executed / 'failed' / 'summary.ipynb'}" in line[0]
+    assert nbformat.read(executed / "failed" / "summary.ipynb", as_version=4).cells  # kept for inspection
+    assert (executed / "summary.ipynb").read_text() == "the last good copy"
 
 
 @pytest.mark.parametrize("param, message", [
@@ -251,7 +251,7 @@ def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
     import psutil
 
     driver = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", PROFILE, "--quiet",
-                               "--only", "01_data", "--executed-dir", str(tmp_path / "executed")], cwd=ROOT,
+                               "--only", "data", "--executed-dir", str(tmp_path / "executed")], cwd=ROOT,
                               env=study["env"], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for line in driver.stdout:
         if "notebook 1/1" in line:
@@ -268,11 +268,11 @@ def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
 
 
 @pytest.mark.parametrize("notebook, name, typed, message", [
-    ("02_learning_rate", "epochs", "0", "epochs must be >= 1, got 0"),
-    ("03_lr_schedule", "lr", "-1", "lr must be > 0, got -1"),
-    ("04_weight_decay", "schedule", "cosin",
+    ("learning_rate", "epochs", "0", "epochs must be >= 1, got 0"),
+    ("lr_schedule", "lr", "-1", "lr must be > 0, got -1"),
+    ("weight_decay", "schedule", "cosin",
      "schedule must be one of ['constant', 'cosine', 'step', 'exponential', 'plateau'], got 'cosin'"),
-    ("06_activation", "sigmoid_blocks", "[4, 99]", "sigmoid_blocks must be indices in 0..16 for mobilenetv2"),
+    ("activation", "sigmoid_blocks", "[4, 99]", "sigmoid_blocks must be indices in 0..16 for mobilenetv2"),
 ])
 @pytest.mark.notebook
 def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tmp_path, notebook, name, typed,
@@ -300,7 +300,7 @@ def test_paper_builds_from_the_pipeline(study, tmp_path):
     pdf = build_report(dirs["results"], dirs["figures"], tmp_path / "build")
     check_paper(pdf, (ROOT / "report" / "paper.tex").read_text(), dirs["figures"])
     text = " ".join(_text(pdf, 1, 99).split())
-    test_acc = json.loads((dirs["results"] / "07_summary.json").read_text())["extra"]["test_acc"]
+    test_acc = json.loads((dirs["results"] / "summary.json").read_text())["extra"]["test_acc"]
     assert f"{100 * test_acc:.1f}" in text
     assert "synthetic" in _text(pdf, 1, 1).lower()
 

@@ -233,14 +233,14 @@ def test_results_from_another_store_version_are_refused(tiny_config):
 def test_section_results_from_another_version_are_refused():
     from lib.studies.results import read_section, section_path, write_section
 
-    write_section("02_learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
-    assert read_section("02_learning_rate", profile="smoke")["chosen"] == {"lr": 0.05}
-    path = section_path("02_learning_rate", profile="smoke")
+    write_section("learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
+    assert read_section("learning_rate", profile="smoke")["chosen"] == {"lr": 0.05}
+    path = section_path("learning_rate", profile="smoke")
     path.write_text(json.dumps({**json.loads(path.read_text()), "results_version": 0}))
-    with pytest.raises(ValueError, match="re-run notebook notebooks/02_learning_rate.ipynb"):
-        read_section("02_learning_rate", profile="smoke")
-    with pytest.raises(FileNotFoundError, match="run notebook notebooks/03_lr_schedule.ipynb first"):
-        read_section("03_lr_schedule", profile="smoke")
+    with pytest.raises(ValueError, match="re-run notebook notebooks/learning_rate.ipynb"):
+        read_section("learning_rate", profile="smoke")
+    with pytest.raises(FileNotFoundError, match="run notebook notebooks/lr_schedule.ipynb first"):
+        read_section("lr_schedule", profile="smoke")
 
 
 RUN_ROW = {"run_id": "a", "label": "lr=0.05", "config": {}, "epochs": 2, "final_train_loss": 1.0,
@@ -249,7 +249,7 @@ RUN_ROW = {"run_id": "a", "label": "lr=0.05", "config": {}, "epochs": 2, "final_
 
 @pytest.mark.parametrize("change, problem", [
     ({"runs": "none"}, "its 'runs' is not a list"),
-    ({"section": "03_lr_schedule"}, "it holds the results of 03_lr_schedule"),
+    ({"section": "lr_schedule"}, "it holds the results of lr_schedule"),
     ({"data_kind": "imagenet"}, "data_kind 'imagenet' is none of"),
     ({"runs": [{**RUN_ROW, "final_val_acc": 47.1}]}, "run 0's final_val_acc is not an accuracy in [0, 1]"),
     ({"runs": [{**RUN_ROW, "final_train_loss": -1}]}, "run 0's final_train_loss is not a loss >= 0 (or NaN: diverged)"),
@@ -259,13 +259,13 @@ RUN_ROW = {"run_id": "a", "label": "lr=0.05", "config": {}, "epochs": 2, "final_
 def test_malformed_results_files_are_refused_in_one_line(change, problem):
     from lib.studies.results import read_section, section_path, write_section
 
-    write_section("02_learning_rate", "smoke", "synthetic", runs=[RUN_ROW], chosen={"lr": 0.05}, chosen_run_id="a")
-    assert read_section("02_learning_rate", profile="smoke")["runs"] == [RUN_ROW]
-    path = section_path("02_learning_rate", profile="smoke")
+    write_section("learning_rate", "smoke", "synthetic", runs=[RUN_ROW], chosen={"lr": 0.05}, chosen_run_id="a")
+    assert read_section("learning_rate", profile="smoke")["runs"] == [RUN_ROW]
+    path = section_path("learning_rate", profile="smoke")
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
     with pytest.raises(ValueError, match=re.escape(f"is malformed ({problem}")) as error:
-        read_section("02_learning_rate", profile="smoke")
-    assert "re-run notebook notebooks/02_learning_rate.ipynb" in _one_line(error)
+        read_section("learning_rate", profile="smoke")
+    assert "re-run notebook notebooks/learning_rate.ipynb" in _one_line(error)
 
 
 # ---------------------------------------------------------------- bad data folders
@@ -428,7 +428,7 @@ def test_printing_the_plan_reads_no_checkpoint_and_changes_no_file(tiny_config, 
     (result.path / "checkpoint.pt").write_bytes(b"damaged")
     before = sorted(p.name for p in result.path.iterdir())
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("the plan loaded a checkpoint"))
-    assert study.print_section_plan("02_learning_rate", {"lr=0.05": result.config}) == 0
+    assert study.print_section_plan("learning_rate", {"lr=0.05": result.config}) == 0
     assert "1 run, 1 already stored: nothing to train" in capsys.readouterr().out
     assert sorted(p.name for p in result.path.iterdir()) == before
 
@@ -498,7 +498,7 @@ def test_temporaries_of_interrupted_writes_are_cleaned_up(tiny_config, tmp_path)
         elsewhere = results / ".y.json.tmp-another-node-999999999"  # a cluster node's: its pid means nothing here
         for tmp in (gone, writing, elsewhere):
             tmp.write_text("{")
-        write_section("02_learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
+        write_section("learning_rate", "smoke", "synthetic", runs=[], chosen={"lr": 0.05})
         assert not gone.exists() and writing.exists() and elsewhere.exists()
     finally:
         writer.kill()
@@ -553,7 +553,7 @@ def test_driver_reports_a_failed_save_while_training_in_one_line(monkeypatch, ca
         monkeypatch.setenv(name, os.environ.get(name, ""))
     monkeypatch.setattr(plan, "print_study_plan", lambda *args, **kwargs: 0.0)
     monkeypatch.setattr(driver, "train_ahead", disk_full)
-    assert driver.run(["--profile", "smoke", "--only", "02_learning_rate", "--quiet"]) == 1
+    assert driver.run(["--profile", "smoke", "--only", "learning_rate", "--quiet"]) == 1
     failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert failed == ["FAILED while training: SaveError: could not save epoch 3 of run r (No space left on device): "
                       "free space and run again"]

@@ -1,4 +1,4 @@
-"""Searches (lib.studies.search, notebook 10_search): a bad space stops before training; a study grows by the trials
+"""Searches (lib.studies.search, notebook search): a bad space stops before training; a study grows by the trials
 asked for without training a stored run again; a pruned trial is stored as pruned and trains on when asked for in full;
 a trial whose process died is tried again; two workers share a study."""
 from __future__ import annotations

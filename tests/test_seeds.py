@@ -32,10 +32,10 @@ def two_seeds(synthetic_dir, tmp_path_factory):
     real = TRAIN_MODULE.train_together
     monkeypatch.setattr(TRAIN_MODULE, "train_together",
                         lambda configs, *a, **k: calls.append([c.seed for c in configs]) or real(configs, *a, **k))
-    runs = sections.section_configs("02_learning_rate", "tiny", str(synthetic_dir), learning_rates=[0.05, 0.1])
+    runs = sections.section_configs("learning_rate", "tiny", str(synthetic_dir), learning_rates=[0.05, 0.1])
     runs = {label: dataclasses.replace(config, val_size=300, train_subset=96, val_subset=48, batch_size=48)
             for label, config in runs.items()}
-    settings = study.run_section("02_learning_rate", runs, progress=False, seeds=2)
+    settings = study.run_section("learning_rate", runs, progress=False, seeds=2)
     yield settings, calls, folder
     monkeypatch.undo()
 
@@ -73,7 +73,7 @@ def test_best_validation_accuracy_and_its_epoch_are_one_point_of_the_mean_curve(
 @pytest.mark.slow
 def test_a_choice_is_made_on_the_mean_over_seeds(two_seeds):
     settings, _, _ = two_seeds
-    chosen = study.choose("02_learning_rate", settings)
+    chosen = study.choose("learning_rate", settings)
     means = {label: s.summary["final_train_loss"] for label, s in settings.items()}
     assert chosen == min(means, key=means.get)
 
@@ -89,7 +89,7 @@ def test_tables_records_and_figures_show_the_spread(two_seeds):
     assert set(record["std"]) == {*FINAL_METRICS, "best_val_acc"}
     assert len(record["curves_std"]["val_acc"]) == record["epochs"]
     assert record["seed_finals"] == {key: [r.summary[key] for r in settings["lr=0.05"].runs] for key in FINAL_METRICS}
-    fig = plots.plot_curves(study.curves("02_learning_rate", settings))
+    fig = plots.plot_curves(study.curves("learning_rate", settings))
     bands = [c for ax in fig.axes for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
     assert len(bands) == 5 * 2  # one band per setting in each of the five panels (the fifth: the last third)
     single = plots.plot_curves({label: s.runs[0].history for label, s in settings.items()})
@@ -112,17 +112,17 @@ def test_each_seeds_finals_are_kept_in_the_results_file_and_checked():
            "final_train_acc": 0.5, "final_val_loss": 1.5, "final_val_acc": 0.4, "best_val_acc": 0.4, "n_seeds": 2,
            "seed_finals": {key: [0.3, 0.5] for key in FINAL_METRICS}}
     row["seed_finals"]["final_val_loss"] = [1.4, float("nan")]
-    write_section("02_learning_rate", "tiny", "synthetic", [row, {**row, "run_id": "b", "seed_finals": None}])
-    read = read_section("02_learning_rate", profile="tiny")["runs"]
+    write_section("learning_rate", "tiny", "synthetic", [row, {**row, "run_id": "b", "seed_finals": None}])
+    read = read_section("learning_rate", profile="tiny")["runs"]
     assert read[0]["seed_finals"]["final_val_loss"] == [1.4, float("inf")]
     assert read[0]["seed_finals"]["final_val_acc"] == [0.3, 0.5] and read[1]["seed_finals"] is None
-    write_section("02_learning_rate", "tiny", "synthetic", [{**row, "n_seeds": 3}])
+    write_section("learning_rate", "tiny", "synthetic", [{**row, "n_seeds": 3}])
     with pytest.raises(ValueError, match=r"seed_finals\['final_train_loss'\] is not a list of n_seeds numbers"):
-        read_section("02_learning_rate", profile="tiny")
+        read_section("learning_rate", profile="tiny")
 
 
 @pytest.mark.parametrize("seeds", [0, -1, 1.5, True, "2"])
 def test_bad_seeds_fail_in_one_line(seeds, synthetic_dir):
-    runs = sections.section_configs("02_learning_rate", "tiny", str(synthetic_dir))
+    runs = sections.section_configs("learning_rate", "tiny", str(synthetic_dir))
     with pytest.raises(lib.ConfigError, match=r"^seeds must be an integer >= 1 .*got"):
-        study.run_section("02_learning_rate", runs, progress=False, seeds=seeds)
+        study.run_section("learning_rate", runs, progress=False, seeds=seeds)

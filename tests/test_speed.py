@@ -110,14 +110,14 @@ def test_whole_study_record_scales_each_training_call_to_the_full_profile(monkey
                                                                                            ("run1", False)]
     assert one_process["one_long_run_warm"] and not record.get("one_long_run_warm")  # said, not passed off as cold
     log = "\n".join([  # a study's log cut off in its second wave: the wave's second call is taken as its first
-        "  wave 1: 02_learning_rate", "    -> 1 run to train in 1 training call of 2 epochs",
-        "  wave 2: 03_lr_schedule", "    -> 2 runs to train in 2 training calls of 6 epochs",
+        "  wave 1: learning_rate", "    -> 1 run to train in 1 training call of 2 epochs",
+        "  wave 2: lr_schedule", "    -> 2 runs to train in 2 training calls of 6 epochs",
         "bar 2/2 ...timing net-e2: data 1.0 s, build 10.0 s, 2 epochs 8.0 s (first 5.00 s, median 3.00 s)",
         "timing net-e6: data 1.0 s, build 30.0 s (compiled), 6 epochs 18.0 s (first 4.00 s, median 1.00 s)"])
     from_log = study_record.record_from_log(log, "e2e")
     assert [c["full_seconds"] for c in from_log["training_calls"]] == [16.0 + 14 * 3.0, 35.0 + 299, 35.0 + 299]
     assert "assumed" in from_log["training_calls"][2] and "(2 of 3 training calls measured)" in from_log["pipeline"]
-    done = "\n01_data: done in 4.0 s -> x\n02_learning_rate: done in 6 s"
+    done = "\ndata: done in 4.0 s -> x\nlearning_rate: done in 6 s"
     notebooks = study_record.record_from_log(log + done, "e2e")
     assert notebooks["measured_overhead_seconds"] == 4.0 + 6.0 + 5.0 * 5  # the median for the five not reached
 

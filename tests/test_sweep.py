@@ -1,4 +1,4 @@
-"""Sweeps (lib.studies.sweep, notebook 08_sweep): bad grids stop before training; a 2 x 2 grid trains, tabulates, plots
+"""Sweeps (lib.studies.sweep, notebook sweep): bad grids stop before training; a 2 x 2 grid trains, tabulates, plots
 and, run again, reuses its runs."""
 from __future__ import annotations
 
@@ -72,30 +72,30 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
                             for name in ("RUNS", "RESULTS", "FIGURES", "EXECUTED", "DATA")}}
 
     def sweep_command(grid: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "scripts/run_study.py", "--profile", "tiny", "--only", "08_sweep",
+        return subprocess.run([sys.executable, "scripts/run_study.py", "--profile", "tiny", "--only", "sweep",
                                "--quiet", "--param", f"grid={grid}"], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=600)
 
     grid = "{'lr': [0.1, 0.05], 'weight_decay': [5e-4, 1e-4]}"
-    earlier = tmp_path / "figures" / "tiny" / "08_sweep_parallel.pdf"  # an earlier sweep's, of three fields
+    earlier = tmp_path / "figures" / "tiny" / "sweep_parallel.pdf"  # an earlier sweep's, of three fields
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"%PDF-")
     first = sweep_command(grid)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     assert not earlier.exists()  # two fields: no parallel coordinates, and none left over to pass for this sweep's
-    assert json.loads((tmp_path / "results" / "tiny" / "08_sweep.json").read_text())["figures"] == ["08_sweep_metric"]
-    table = pd.read_csv(tmp_path / "results" / "tiny" / "08_sweep.csv")
+    assert json.loads((tmp_path / "results" / "tiny" / "sweep.json").read_text())["figures"] == ["sweep_metric"]
+    table = pd.read_csv(tmp_path / "results" / "tiny" / "sweep.csv")
     assert len(table) == 4 and set(table["lr"]) == {0.1, 0.05} and set(table["weight_decay"]) == {5e-4, 1e-4}
     assert list(table["val acc (%)"]) == sorted(table["val acc (%)"], reverse=True)
     assert {"train loss", "val loss", "best val acc (%)", "epochs", "wall time (s)"} <= set(table.columns)
     for suffix in (".pdf", ".png"):
-        assert (tmp_path / "figures" / "tiny" / f"08_sweep_metric{suffix}").stat().st_size > 1000
+        assert (tmp_path / "figures" / "tiny" / f"sweep_metric{suffix}").stat().st_size > 1000
     runs = {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
     assert len(runs) == 4
     # the same four settings listed in another order: the notebook runs again (its parameters changed), trains nothing
     again = sweep_command("{'lr': [0.05, 0.1], 'weight_decay': [1e-4, 5e-4]}")
-    executed = (tmp_path / "executed" / "tiny" / "08_sweep.ipynb").read_text()
-    assert again.returncode == 0 and "08_sweep: unchanged" not in again.stdout and "nothing to train" in executed
+    executed = (tmp_path / "executed" / "tiny" / "sweep.ipynb").read_text()
+    assert again.returncode == 0 and "sweep: unchanged" not in again.stdout and "nothing to train" in executed
     assert {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == runs
     bad = sweep_command("{'lr': [0.1], 'wd': [1e-4]}")
     assert bad.returncode != 0 and "grid field 'wd' is not a run setting" in bad.stdout + bad.stderr
@@ -108,11 +108,11 @@ def test_best_base_is_the_studys_final_setup_and_refused_when_its_results_no_lon
     write_fixture_results()  # the smoke profile's results: 05 chose mixup 0.2 on wd 5e-4, cosine, lr 0.05
     best = sweep.base_setup("best", "smoke", str(synthetic_dir))
     assert (best.lr, best.schedule, best.weight_decay, best.mixup_alpha) == (0.05, "cosine", 5e-4, 0.2)
-    (paths.results_dir("smoke") / "03_lr_schedule.json").unlink()  # 05 does not start from 03's choice
-    _rewrite("05_mixup", lambda r: [run["config"].update(arch="mobilenet") for run in r["runs"]])  # a v1 study
+    (paths.results_dir("smoke") / "lr_schedule.json").unlink()  # 05 does not start from 03's choice
+    _rewrite("mixup", lambda r: [run["config"].update(arch="mobilenet") for run in r["runs"]])  # a v1 study
     assert sweep.base_setup("best", "smoke", str(synthetic_dir)).arch == "mobilenet"
-    _rewrite("04_weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
-    with pytest.raises(ValueError, match="05_mixup"):  # 05 started from wd 5e-4, which 04 no longer hands on
+    _rewrite("weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
+    with pytest.raises(ValueError, match="mixup"):  # 05 started from wd 5e-4, which 04 no longer hands on
         sweep.base_setup("best", "smoke", str(synthetic_dir))
 
 
@@ -121,4 +121,4 @@ def test_sweeping_the_seed_with_several_seeds_per_setting_is_refused(setup):
 
     runs = sweep.configs(setup, {"seed": [0, 1]})
     with pytest.raises(ConfigError, match="settings that differ in seed share runs when each trains 2 seeds"):
-        study.run_section("08_sweep", runs, progress=False, seeds=2)
+        study.run_section("sweep", runs, progress=False, seeds=2)

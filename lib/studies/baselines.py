@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..core.config import PRETRAINABLE, ConfigError, RunConfig
+from ..core.notation import arch_name
 from ..running.store import trained_on
 from .profiles import base_config, get_profile
 from .results import metric_cells, read_section, section_path
-from ..core.notation import arch_name
 from .sections import as_number
 
 if TYPE_CHECKING:
@@ -117,8 +117,8 @@ def table(rows: list[dict]) -> pd.DataFrame:
 
 
 def read_baselines(profile: str | None = None, folder=None) -> dict | None:
-    """The baselines' results record (lib.studies.results) of a profile (or in `folder`), None when notebook
-    the baselines notebook has not been run for it; a one-line error if the file exists but is malformed or of another version."""
+    """The baselines' results record (lib.studies.results) of a profile (or in `folder`), None when the baselines
+    notebook has not been run for it; a one-line error if the file exists but is malformed or of another version."""
     if not section_path(SECTION, folder, profile).exists():
         return None
     return read_section(SECTION, folder, profile)

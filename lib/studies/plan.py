@@ -18,7 +18,8 @@ from ..running.runs import training_groups
 from ..running.store import epochs_recorded, finished_recorded, peek_summary, run_path
 from ..training.grouping import path_notes
 from .profiles import get_profile
-from .sections import brief, plan_study, waves as section_waves
+from .sections import brief, plan_study
+from .sections import waves as section_waves
 
 
 def format_seconds(seconds: float) -> str:

@@ -193,7 +193,7 @@ def section_configs(section: str, profile: str, data_dir: str | None = None, *,
     runs = {setting_label(spec.compares, value): dataclasses.replace(start, **{spec.compares: value})
             for value in values}
     if len(runs) < len(values):
-        raise ConfigError(f"{section}: the {spec.compares} values list a value twice: {values}")
+        raise ConfigError(f"{section}: the {spec.compares} values to compare: {values} lists a value twice")
     return runs
 
 
@@ -302,7 +302,8 @@ def _mean_summary(summaries: list[dict | None]) -> dict | None:
     """The metrics a choice reads (METRICS), as means over a setting's seeds; None while a seed is unfinished."""
     if not all(summaries):
         return None
-    return {key: sum(s[key] for s in summaries) / len(summaries) for key, _ in METRICS.values()}
+    return {key: sum(s[key] for s in summaries) / len(summaries) for key, _ in METRICS.values()
+            if all(key in s for s in summaries)}
 
 
 def check_chain(records: dict[str, dict]) -> None:
