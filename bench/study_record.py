@@ -35,7 +35,7 @@ TIMING = re.compile(r"timing (?P<name>.+?): data (?P<data>[\d.]+) s, build (?P<b
                     r"\(compiled\))?, (?P<epochs>\d+) epochs (?P<total>[\d.]+) s \(first (?P<first>[\d.]+) s, "
                     r"median (?P<median>[\d.]+) s\)(?:, (?P<at_once>\d+) trainings at once)?")
 PLAN = re.compile(r"^\s+-> (?P<runs>\d+) runs? to train in (?P<calls>\d+) training calls? of (?P<epochs>\d+) epochs")
-NOTEBOOK_DONE = re.compile(r"^(?P<notebook>\d\d_\w+): done in (?P<seconds>[\d.]+) s\b")
+NOTEBOOK_DONE = re.compile(r"^(?P<notebook>\w+): done in (?P<seconds>[\d.]+) s\b")
 VERSIONS = re.compile(r"^torch (?P<torch>\S+) CUDA (?P<cuda>\S+) (?P<device>.+)$")  # gpu_session.sh's first line
 
 
@@ -168,7 +168,7 @@ def record_from_log(text: str, profile_name: str) -> dict:
     # Notebook time (kernel, imports, tables, figures; they train nothing): as measured, the median for those
     # the log does not reach.
     per_notebook = statistics.median(notebook_seconds.values()) if notebook_seconds else 0.0
-    overhead = sum(notebook_seconds.values()) + per_notebook * (len(study.SECTIONS) - len(notebook_seconds))
+    overhead = sum(notebook_seconds.values()) + per_notebook * (len(study.brief().names) - len(notebook_seconds))
     return _record(calls, overhead, profile_name, {
         "measured_training_seconds": round(sum(c["total_seconds"] for c in measured), 1),
         "measured_notebook_seconds": notebook_seconds,

@@ -64,7 +64,7 @@ def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
                            "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "baselines trains in the notebook, which prints the plan" in done.stdout  # not "nothing to train"
-    record = json.loads((tmp_path / "results" / "tiny" / "baselines.json").read_text())
+    record = json.loads((tmp_path / "results" / "mixup" / "tiny" / "baselines.json").read_text())
     rows = {row["arch"]: row for row in record["extra"]["table"]}
     assert list(rows) == ARCHS and [run["label"] for run in record["runs"]] == ARCHS
     assert all(row["params"] > 0 and row["macs"] > 0 and row["seconds_per_epoch"] > 0 and row["epochs"] == 1
@@ -108,7 +108,7 @@ def _write_baselines(kind: str = "synthetic", seeds: int = 1) -> dict[str, dict]
 def test_the_paper_has_the_baselines_table_only_when_their_results_exist(tmp_path, monkeypatch):
     monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "results"))
     write_fixture_results()
-    results, out = tmp_path / "results" / "smoke", tmp_path / "generated"
+    results, out = tmp_path / "results" / "mixup" / "smoke", tmp_path / "generated"
     absent = _generated(report.generate(results, tmp_path / "figures", out))
     assert "\\newcommand{\\BaselinesSection}{}" in absent and not (out / "tables" / "baselines.tex").exists()
     _write_baselines()
@@ -144,7 +144,7 @@ def test_the_paper_with_baselines_builds_within_its_page_limit(tmp_path, monkeyp
     write_fixture_results()
     _write_baselines()
     write_fixture_figures(tmp_path / "figures")
-    pdf = report.build_report(tmp_path / "results" / "smoke", tmp_path / "figures", tmp_path / "build")
+    pdf = report.build_report(tmp_path / "results" / "mixup" / "smoke", tmp_path / "figures", tmp_path / "build")
     check_paper(pdf, (paths.report_dir() / "paper.tex").read_text(), tmp_path / "figures")
     text = " ".join(_text(pdf).split())
     assert "Architecture Baselines" in text and "Architecture baselines, one recipe" in text  # section, caption

@@ -121,7 +121,7 @@ def test_an_unwritable_output_folder_stops_the_driver_before_anything_trains(dri
     monkeypatch.setenv(variable, str(blocker / "folder"))
     assert driver.run(["--profile", PROFILE, "--only", "learning_rate", "--quiet"]) == 2
     assert driver.calls == []
-    folder = {"AI6103_RUNS_DIR": blocker / "folder"}.get(variable, blocker / "folder" / PROFILE)
+    folder = {"AI6103_RUNS_DIR": blocker / "folder"}.get(variable, blocker / "folder" / "mixup" / PROFILE)
     assert capsys.readouterr().err.splitlines() == [
         f"OSError: the {what} folder {folder} cannot be written (Not a directory): make it writable, or move it "
         f"({variable}); nothing has run"]

@@ -1,5 +1,6 @@
-"""The study's notebooks: the whole pipeline in the tests' profile (tiny: synthetic data, 1-epoch runs of 128
-images) through scripts/run_study.py and papermill, once per test session, in temporary folders.
+"""The study's notebooks: the mixup brief's whole pipeline in the tests' profile (tiny: synthetic data, 1-epoch runs
+of 128 images) through scripts/run_study.py and papermill, once per test session, in temporary folders (the
+activation brief's runs in tests/test_extending.py, as a brief with a section added).
 
 Checks: every executed notebook ran without an error, the figures exist and are valid PDF (no Type 3
 fonts) and PNG files, the results files hold the keys later sections and the paper read, a second run
@@ -21,20 +22,20 @@ import nbformat
 import papermill
 import pytest
 
-from lib.studies import sections
+from lib.studies import briefs, sections
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SECTIONS = list(sections.SECTIONS)
-TRAINING_SECTIONS = list(sections.TRAINING)
-FIGURES = [stem for section in sections.STUDY for stem in section.figure_stems]  # declared once, in lib's sections
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+BRIEF = briefs.load("mixup")  # the default brief, the one the pipeline below runs
+SECTIONS = list(BRIEF.names)
+TRAINING_SECTIONS = list(BRIEF.training)
 EXPECTED = {  # section -> (keys of "chosen", keys of "extra")
     "data": (set(), {"n_train", "n_val", "mean", "std", "class_prop_min", "class_prop_max", "split_code"}),
     "learning_rate": ({"lr"}, {"best_by_train_loss", "best_by_val_acc"}),
     "lr_schedule": ({"schedule"}, set()),
     "weight_decay": ({"weight_decay"}, set()),
-    "mixup": ({"mixup_alpha"}, {"test_acc", "test_loss", "test_run_id"}),
-    "activation": (set(), {"grad_norm", "weight_norm"}),
+    "mixup": ({"mixup_alpha"}, {"lambda_draws"}),
+    "test": (set(), {"test_acc", "test_loss", "test_run_id", "final_section"}),
     "summary": (set(), {"test_acc", "test_run_id"}),
 }
 PROFILE = "tiny"  # the study's: the cheapest profile runs every notebook and the paper as smoke and full do
@@ -59,14 +60,16 @@ def study(tmp_path_factory):
     env = {**os.environ, **{f"AI6103_{name.upper()}_DIR": str(folder) for name, folder in dirs.items()}}
     started = time.time()
     done = run_study(env)
-    out = {name: dirs[name] / PROFILE for name in ("results", "figures", "executed")}
+    out = {name: dirs[name] / BRIEF.name / PROFILE for name in ("results", "figures", "executed")}
     return {"dirs": dirs, "out": out, "env": env, "done": done, "seconds": time.time() - started}
 
 
 @pytest.mark.notebook
 def test_pipeline_runs_every_notebook_without_error(study):
     assert study["done"].returncode == 0, study["done"].stdout[-3000:] + study["done"].stderr[-3000:]
-    assert [nb.stem for nb in NOTEBOOKS] == SECTIONS + [extra.name for extra in sections.EXTRAS]
+    assert sorted(nb.stem for nb in NOTEBOOKS) == sorted({*SECTIONS, *sections.EXTRAS, *briefs.load("all").names,
+                                                           *briefs.load("activation").names})
+    assert sorted(p.stem for p in study["out"]["executed"].glob("*.ipynb")) == sorted(SECTIONS)  # the brief's alone
     for section in SECTIONS:
         executed = nbformat.read(study["out"]["executed"] / f"{section}.ipynb", as_version=4)
         errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
@@ -81,7 +84,11 @@ def test_pipeline_runs_every_notebook_without_error(study):
 @pytest.mark.notebook
 def test_figures_are_valid_pdf_and_png(study):
     figures = study["out"]["figures"]
-    for stem in FIGURES:
+    stems = [stem for s in SECTIONS for stem in json.loads((study["out"]["results"] / f"{s}.json").read_text())[
+        "figures"]]
+    assert {stem.partition("_")[0] for stem in stems} >= {"data", "learning", "lr", "weight", "mixup"}
+    assert sorted(p.stem for p in figures.glob("*.pdf")) == sorted(stems)  # each drawn figure is listed, and no other
+    for stem in stems:
         pdf = (figures / f"{stem}.pdf").read_bytes()
         png = (figures / f"{stem}.png").read_bytes()
         assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-1024:], stem
@@ -98,29 +105,31 @@ def test_results_files_hold_the_expected_keys(study):
         assert record["section"] == section and record["profile"] == PROFILE and record["data_kind"] == "synthetic"
         assert chosen <= set(record["chosen"]), section
         assert extra <= set(record["extra"]), section
-        assert set(record["figures"]) <= set(FIGURES)
-    assert {r["label"] for r in records["activation"]["runs"]} == {"relu", "sigmoid"}
-    assert set(records["activation"]["extra"]["grad_norm"]) == {"relu", "sigmoid"}
+        assert all(stem.startswith(f"{section}_") for stem in record["figures"]), section
+    assert not (results / "activation.json").exists()  # the mixup brief has no activation section
     assert len(records["learning_rate"]["runs"]) == 3
     assert records["lr_schedule"]["runs"][0]["config"]["lr"] == records["learning_rate"]["chosen"]["lr"]
-    # the chain of chosen runs, by run id: 04 at 02's rate with cosine, 05 from 04's chosen run, 06 from 05's
+    # the chain of chosen runs, by run id: weight decay at the chosen rate with cosine, mixup from its choice
     assert {r["config"]["schedule"] for r in records["weight_decay"]["runs"]} == {"cosine"}
     lr = records["learning_rate"]["chosen"]["lr"]
     assert {r["config"]["lr"] for r in records["weight_decay"]["runs"]} == {lr}
+    assert {r["config"]["arch"] for s in TRAINING_SECTIONS for r in records[s]["runs"]} == {"mobilenetv2"}
     no_mixup = next(r for r in records["mixup"]["runs"] if r["label"] == "no mixup")
     assert no_mixup["run_id"] == records["weight_decay"]["chosen_run_id"]
-    relu = next(r for r in records["activation"]["runs"] if r["label"] == "relu")
-    assert relu["run_id"] == records["mixup"]["chosen_run_id"] == records["summary"]["chosen_run_id"]
-    assert 0.0 <= records["mixup"]["extra"]["test_acc"] <= 1.0
-    assert records["summary"]["extra"]["test_run_id"] == records["mixup"]["extra"]["test_run_id"]
+    # the one look at the test set: mixup's choice, once, and the summary says the same
+    final = records["mixup"]["chosen_run_id"]
+    assert records["test"]["extra"]["test_run_id"] == final == records["summary"]["chosen_run_id"]
+    assert records["test"]["extra"]["final_section"] == "mixup"
+    assert 0.0 <= records["test"]["extra"]["test_acc"] <= 1.0
+    assert records["summary"]["extra"]["test_acc"] == records["test"]["extra"]["test_acc"]
     assert len(records["summary"]["runs"]) == len(stored_runs(study["dirs"]["runs"]))
     assert "randperm" in records["data"]["extra"]["split_code"]
 
 
 @pytest.mark.notebook
 def test_a_rerun_executes_only_the_notebooks_whose_inputs_changed(study, tmp_path):
-    """Nothing changed: no notebook runs again, and the driver says so. A parameter of 05 alone changed (the
-    histogram's draws): 05 runs again, the notebooks before it do not (copies of the study's outputs; the run store
+    """Nothing changed: no notebook runs again, and the driver says so. A parameter of mixup alone changed (the
+    histogram's draws): mixup runs again, the notebooks before it do not (copies of the study's outputs; the run store
     is only read). Placed before the tests that run the driver again on the study's folders: their rewritten
     results and figures are, rightly, changed outputs."""
     env = dict(study["env"])
@@ -129,11 +138,11 @@ def test_a_rerun_executes_only_the_notebooks_whose_inputs_changed(study, tmp_pat
         env[f"AI6103_{name.upper()}_DIR"] = str(tmp_path / name)
     again = run_study(env)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"{len(sections.SECTIONS)} of them unchanged and not run again" in again.stdout
+    assert f"{len(SECTIONS)} of them unchanged and not run again" in again.stdout
     assert "notebook 1/" not in again.stdout
     changed = run_study(env, "--param", "min_lambda_draws=2000")
     assert changed.returncode == 0, changed.stderr[-3000:]
-    before = [name for name in sections.SECTIONS if name < "mixup"]
+    before = SECTIONS[:SECTIONS.index("mixup")]
     assert all(f"{name}: unchanged" in changed.stdout for name in before)
     assert "mixup: unchanged" not in changed.stdout and " mixup  (elapsed" in changed.stdout
 
@@ -169,7 +178,7 @@ def test_a_second_profile_leaves_the_first_ones_outputs_intact(study):
     other = run_study(study["env"], "--only", "data", profile=OTHER_PROFILE)
     assert other.returncode == 0, other.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for folder in study["out"].values() for p in folder.rglob("*")} == first
-    out = {name: study["dirs"][name] / OTHER_PROFILE for name in ("results", "figures", "executed")}
+    out = {name: study["dirs"][name] / BRIEF.name / OTHER_PROFILE for name in ("results", "figures", "executed")}
     assert json.loads((out["results"] / "data.json").read_text())["profile"] == OTHER_PROFILE
     assert (out["figures"] / "data_class_proportions.pdf").exists()
     assert (out["executed"] / "data.ipynb").exists()
@@ -188,7 +197,7 @@ def test_a_second_driver_on_a_running_study_is_refused_and_the_first_finishes_un
     for name in ("results", "figures"):
         shutil.copytree(study["dirs"][name], tmp_path / name)
         env[f"AI6103_{name.upper()}_DIR"] = str(tmp_path / name)
-    results = tmp_path / "results" / PROFILE / "data.json"
+    results = tmp_path / "results" / BRIEF.name / PROFILE / "data.json"
     copied = results.stat().st_mtime_ns
     args = ["--only", "data", "--executed-dir", str(tmp_path / "executed")]
     first = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run_study.py"), "--profile", PROFILE, "--quiet",
@@ -235,6 +244,7 @@ def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
     ("n_examples=0", "n_examples must be an integer >= 1"),
     ("weight_decays=[-1]", "weight_decay must be >= 0, got -1"),
     ("profile='tiny'", "--param profile: give it as --profile"),  # else the driver and the notebooks would differ
+    ("arch='mobilenet'", "--param arch: give it as --arch (make: ARCH="),
 ])
 @pytest.mark.notebook
 def test_a_bad_parameter_is_refused_before_training(study, tmp_path, param, message):
@@ -268,11 +278,11 @@ def test_a_stopped_driver_ends_its_kernel_and_says_so(study, tmp_path):
 
 
 @pytest.mark.parametrize("notebook, name, typed, message", [
-    ("learning_rate", "epochs", "0", "epochs must be >= 1, got 0"),
-    ("lr_schedule", "lr", "-1", "lr must be > 0, got -1"),
+    ("learning_rate", "epochs", "0", "ConfigError: epochs must be >= 1, got 0"),
+    ("lr_schedule", "lr", "-1", "ConfigError: lr must be > 0, got -1"),
     ("weight_decay", "schedule", "cosin",
-     "schedule must be one of ['constant', 'cosine', 'step', 'exponential', 'plateau'], got 'cosin'"),
-    ("activation", "sigmoid_blocks", "[4, 99]", "sigmoid_blocks must be indices in 0..16 for mobilenetv2"),
+     "ConfigError: schedule must be one of ['constant', 'cosine', 'step', 'exponential', 'plateau'], got 'cosin'"),
+    ("activation", "brief", "activatoin", "BriefError: brief must be one of ['activation', 'all', 'mixup']"),
 ])
 @pytest.mark.notebook
 def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tmp_path, notebook, name, typed,
@@ -284,7 +294,7 @@ def test_bad_papermill_parameters_fail_with_one_line_and_train_nothing(study, tm
                              "-p", "profile", PROFILE, "-p", name, typed], env=study["env"], capture_output=True,
                             text=True, timeout=300)
     assert failed.returncode != 0
-    assert f"ConfigError: {message}" in failed.stderr, failed.stderr[-2000:]
+    assert message in failed.stderr, failed.stderr[-2000:]
     assert sorted(p.name for p in study["dirs"]["runs"].iterdir()) == before
 
 

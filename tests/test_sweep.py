@@ -83,8 +83,9 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
     first = sweep_command(grid)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     assert not earlier.exists()  # two fields: no parallel coordinates, and none left over to pass for this sweep's
-    assert json.loads((tmp_path / "results" / "tiny" / "sweep.json").read_text())["figures"] == ["sweep_metric"]
-    table = pd.read_csv(tmp_path / "results" / "tiny" / "sweep.csv")
+    results = tmp_path / "results" / "mixup" / "tiny"
+    assert json.loads((results / "sweep.json").read_text())["figures"] == ["sweep_metric"]
+    table = pd.read_csv(results / "sweep.csv")
     assert len(table) == 4 and set(table["lr"]) == {0.1, 0.05} and set(table["weight_decay"]) == {5e-4, 1e-4}
     assert list(table["val acc (%)"]) == sorted(table["val acc (%)"], reverse=True)
     assert {"train loss", "val loss", "best val acc (%)", "epochs", "wall time (s)"} <= set(table.columns)
