@@ -232,6 +232,38 @@ def test_the_plan_says_when_a_committed_notebook_was_edited(tmp_path, monkeypatc
                      f"it, git checkout {name} undoes it; make lab gives you copies to edit in lab/ instead)"]
 
 
+def test_make_all_says_before_it_runs_that_it_replaces_what_lab_copies_wrote(tmp_path, monkeypatch):
+    """Lab copies whose code differs from notebooks/: one line saying the run uses notebooks/, replaces what the
+    copies wrote, and how to run the copies instead; copies that differ only in outputs and parameters, none."""
+    import importlib.util
+    import json
+
+    from lib.core import paths
+
+    spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    source, copies = tmp_path / "notebooks", tmp_path / "lab" / "mixup"
+    monkeypatch.setattr(driver, "NOTEBOOKS_DIR", source)
+    monkeypatch.setattr(paths, "lab_dir", lambda: copies)
+
+    def notebook(folder, name, code, outputs=()):
+        folder.mkdir(parents=True, exist_ok=True)
+        cells = [{"cell_type": "code", "source": code, "metadata": {}, "outputs": list(outputs)}]
+        (folder / name).write_text(json.dumps({"cells": cells}))
+        return folder / name
+
+    notebooks = [notebook(source, "data.ipynb", "x = 1"), notebook(source, "mixup.ipynb", "y = 2")]
+    notebook(copies, "data.ipynb", "x = 1", outputs=[{"text": "1"}])  # run in Lab: outputs only
+    assert driver.lab_copy_notes(notebooks, source) == []
+    notebook(copies, "mixup.ipynb", "y = 3")  # edited in Lab
+    assert driver.lab_copy_notes(notebooks, source) == [
+        f"note: your Lab copies mixup.ipynb in {copies} differ from notebooks/: this run uses notebooks/ and replaces "
+        f"the results, figures and paper your copies wrote; to run your copies instead: make all NOTEBOOKS={copies} "
+        f"(or scripts/run_study.py --notebooks-dir {copies})"]
+    assert driver.lab_copy_notes(notebooks, copies) == []  # running the copies themselves
+
+
 def test_the_plan_names_no_run_that_waits_on_a_choice(smoke_base, monkeypatch, capsys):
     """Before learning_rate has chosen, the later sections' runs are shown as waiting on that choice, not as
     configs guessed from its first run, and the summary counts them apart from the known runs."""
@@ -426,3 +458,21 @@ def test_changing_a_default_is_seen_with_what_it_does_to_stored_runs():
     assert set(OPTIONS) == {"optimizer", "lr_step_epochs", "lr_gamma", "plateau_patience", "activation", "init",
                             "dropout", "train_fraction", "early_stopping_patience", "early_stopping_min_delta",
                             "pretrained"}, "an option moved in or out of the hash's defaults: see the docstring"
+
+
+def test_a_make_variable_the_workbook_does_not_know_stops_make_in_one_line():
+    """`make all PROFLE=smoke` once ran the full study: now make stops before any recipe, naming the closest known
+    variable; known variables (values with spaces and quotes too) pass."""
+    import shutil
+
+    from lib.core import paths
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    typo = subprocess.run(["make", "-n", "all", "PROFLE=smoke"], cwd=paths.PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert len(typo.stderr.splitlines()) == 1 and "make: unknown variable PROFLE (did you mean PROFILE?)" in typo.stderr
+    known = subprocess.run(["make", "help", "PROFILE=smoke", "BRIEF=activation", "PARAM=learning_rates='[0.2, 0.1]'"],
+                           cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert known.returncode == 0 and known.stderr == "", known.stderr
