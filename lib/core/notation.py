@@ -82,3 +82,11 @@ def setting_legend(name: str, value) -> str:
     -> 'ReLU', ('dropout', 0.1) -> 'dropout = 0.1'."""
     names = _SETTING_NAMES.get(name)
     return names[1](value) if names else f"{name.replace('_', ' ')} = {_number(value)}"
+
+
+def printed(key: str, value: float) -> str:
+    """A final metric as the notebooks and the paper print it, so that both call the same values a tie: an accuracy
+    (a fraction) in % to 0.1 ('47.1 %'), a loss to 0.001 ('2.011'; a diverged one 'diverged')."""
+    if key.endswith("_acc"):
+        return f"{100 * value:.1f} %"
+    return f"{value:.3f}" if math.isfinite(value) else "diverged"

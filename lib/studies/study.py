@@ -20,12 +20,13 @@ import pandas as pd
 
 from ..core import paths
 from ..core.config import ConfigError, RunConfig, check_seeds, with_seeds
-from ..core.notation import count
+from ..core.notation import count, printed
 from ..nets.data import data_info, load_cifar100, silence_unofficial_warning, split_indices
 from ..running.executor import run_or_load_many
 from ..running.store import RunResult, load_run, trained_on
 from ..training.step import sample_mixup_lambda
 from . import reference
+from .briefs import METRICS
 from .plan import format_seconds, n_train_images, print_section_plan, print_study_plan  # noqa: F401 - for notebooks
 from .profiles import PROFILES, Profile, base_config, get_profile, resolve_data_dir, session_profile  # noqa: F401 - for notebooks
 from .results import metric_cells, read_section, write_section
@@ -59,6 +60,53 @@ def choose(section: str, results: dict[str, Setting], choose_by: str | None = No
     """The label of the setting `section` hands on, by its rule in lib.studies.sections (e.g. lowest final training
     loss), on the mean over its seeds."""
     return choose_label(section, {label: r.summary for label, r in results.items()}, choose_by)
+
+
+CRITERIA = {"train_loss": "training loss", "val_acc": "validation accuracy", "val_loss": "validation loss"}
+
+
+def start_line(section: str, runs: dict[str, RunConfig]) -> str:
+    """What a section's runs start from, in words: the section whose choice they take (the brief's `starts_from`)
+    or the baseline, what the brief fixes, and the settings they share besides the compared one, e.g. "starts
+    from learning_rate's choice, schedule cosine fixed by the brief: mobilenetv2, lr 0.05, cosine schedule"."""
+    spec, start = get(section), next(iter(runs.values()))
+    source = f"{spec.starts_from}'s choice" if spec.starts_from else "the brief's baseline"
+    fixed = "".join(f", {name} {value} fixed by the brief" for name, value in spec.fixed)
+    shared = {"arch": start.arch, "lr": f"lr {start.lr:g}", "schedule": f"{start.schedule} schedule",
+              "weight_decay": f"weight decay {start.weight_decay:g}",
+              "mixup_alpha": f"mixup alpha {start.mixup_alpha:g}" if start.mixup_alpha else None}
+    return f"starts from {source}{fixed}: " + ", ".join(text for name, text in shared.items()
+                                                          if text and name != spec.compares)
+
+
+def best_by(section: str, results: dict[str, Setting]) -> dict[str, str]:
+    """The best setting's label by each criterion the brief lets `section` choose by (its default first)."""
+    return {metric: choose(section, results, metric) for metric in get(section).choose_by}
+
+
+def report_choice(section: str, results: dict[str, Setting], choose_by: str | None = None) -> str | None:
+    """Print the best setting by each criterion the brief lets `section` choose by, each value as the paper prints
+    it (lib.core.notation.printed), a tie at that precision said as a tie with what broke it (the unrounded values,
+    else the first listed wins), then which criterion hands the choice on, and to which sections; return the
+    chosen label (None, said so, where the brief gives the section no choose_by)."""
+    criteria = get(section).choose_by
+    if not criteria:
+        print(f"{section} chooses nothing and hands nothing on (its brief entry has no choose_by)")
+        return None
+    criterion = choose_by or criteria[0]
+    for metric in criteria:
+        best, key = choose(section, results, metric), METRICS[metric][0]
+        value = {label: r.summary[key] for label, r in results.items()}
+        tied = [label for label in value if label != best and printed(key, value[label]) == printed(key, value[best])]
+        rule = "equal unrounded, the first listed wins" if all(value[label] == value[best] for label in tied) \
+            else "ahead beyond the printed digits"
+        tie = f" (a tie at this precision with {', '.join(tied)}: {rule})" if tied else ""
+        print(f"best by {CRITERIA[metric]}: {best}, {printed(key, value[best])}{tie}")
+    chosen = choose(section, results, criterion)
+    after = [s.name for s in brief().sections if s.starts_from == section]
+    final = "; it is the brief's final model" if brief().final == section else ""
+    print(f"handed on, by {CRITERIA[criterion]}: {chosen}, to {', '.join(after) or 'no later section'}{final}")
+    return chosen
 
 
 def legend(section: str, run: Setting | RunResult | RunConfig) -> str:
