@@ -10,9 +10,16 @@
 # bench phase, last, is the one cut short. Its records are written as it goes.
 #   bash bench/gpu_session.sh autotune     # optional: torch.compile's max-autotune mode vs its default
 #
+# The features not yet verified on a GPU are off by default (docs/speed.md "Verified on which device"); an e2e
+# with one of them on is the same call with its switch, e.g. (issue 41):
+#   AI6103_CONCURRENT=auto bash bench/gpu_session.sh e2e   # trainings at once, as measured on the machine
+#   AI6103_PRECISION=fp16 bash bench/gpu_session.sh e2e    # the older cards' path: fp16 with loss scaling
+# Where the checkout travels without .git, COMMIT=<sha> names the commit in session.log (the records' commit).
+#
 #   e2e    every notebook through scripts/run_study.py with --profile e2e: synthetic data in the official format
 #          at CIFAR-100's size (50,000 + 10,000 images), the full profile's sizes, 2 and 6 epochs; speculation
-#          (SPECULATE=1), trainings at once, stacking and compilation as a user gets them (the long sections compiled, as the full profile's 300-epoch runs are).
+#          (SPECULATE=1) and every speed default as a user gets it (the long sections compiled, as the full
+#          profile's 300-epoch runs are; stacking and trainings at once only where an AI6103_* switch asks).
 #          Its log shows each phase's wall time; bench/study_record.py turns the run store's timing log (or, if
 #          the study was cut off, its log) into the whole-study record (the full profile, extrapolated); results,
 #          figures, executed notebooks and run metrics come back as e2e.tar.gz, so that `make report` builds the
@@ -51,6 +58,9 @@ versions() { python3 -c "import torch; print('torch', torch.__version__, 'CUDA',
 versions | tee -a "$out/session.log"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu --format=csv 2>/dev/null \
   | tee -a "$out/session.log"
+# what the records were made with: the commit and the switches set (docs/speed.md's table cites both)
+echo "commit $(git rev-parse HEAD 2>/dev/null || echo "${COMMIT:-unknown: pass COMMIT=<sha>}")" | tee -a "$out/session.log"
+echo "switches: $(env | grep '^AI6103_' | sort | tr '\n' ' ')" | tee -a "$out/session.log"
 
 status=0
 run_phase() {  # name, seconds allowed, command...: a phase that hangs cannot eat the next one's time
@@ -83,8 +93,8 @@ e2e() {  # E2E_PROFILE=smoke E2E_SECONDS=100 tries the phase's mechanics on a CP
   started=$(date +%s.%N)
   # Stopped in time to leave the record and the results (the driver ends its kernel on SIGTERM): 60 s before the
   # phase's limit, counted from the phase's start (SECONDS: this shell's age), set-up and data included.
-  # As a user gets it with SPECULATE=1 (sections 3-6 in one wave after section 2), the wave's runs trained several
-  # at once where the measurement says so (AI6103_CONCURRENT=auto, the default on CUDA); E2E_SPECULATE=0 runs the
+  # As a user gets it with SPECULATE=1 (sections 3-6 in one wave after section 2): the wave's runs one at a time
+  # (the default), or several at once with AI6103_CONCURRENT=auto (measured) or k; E2E_SPECULATE=0 runs the
   # study wave by wave.
   local speculate=()
   [[ ${E2E_SPECULATE:-1} == 1 ]] && speculate=(--speculate)

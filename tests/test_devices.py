@@ -59,11 +59,12 @@ def fake_device(monkeypatch):
 # ---------------------------------------------------------------- the device classes (docs/devices.md's table)
 
 
-def test_recent_nvidia_gpu_gets_bf16_and_every_speed_feature(fake_device):
+def test_recent_nvidia_gpu_gets_bf16_and_every_verified_speed_feature(fake_device):
     fake_device("NVIDIA H100 80GB HBM3", (9, 0), free_gib=79.0)
     rt = runtime()
     assert rt.device.type == "cuda" and rt.autocast_dtype == torch.bfloat16 and not rt.scales_loss
-    assert rt.channels_last and rt.fused_sgd and rt.cuda_graphs and rt.compile and rt.stack is None
+    assert rt.channels_last and rt.fused_sgd and rt.cuda_graphs and rt.compile
+    assert rt.stack == 1 and rt.concurrent == 1  # never verified on a GPU (docs/speed.md): one at a time
     assert rt.eval_batch == 2000 and rt.runs_that_fit(128) > 3
     assert [n.split(":")[0] for n in rt.notes] == ["memory"]  # nothing turned off, the memory plan stated
     assert "evaluation batch 2000 (~6.4 GiB with one run)" in rt.notes[0]
@@ -74,14 +75,37 @@ def test_recent_nvidia_gpu_gets_bf16_and_every_speed_feature(fake_device):
     ("Tesla V100-SXM2-16GB", (7, 0), CUDA_12_6_BUILD, True),  # a lab's V100, with the CUDA 12.6 build
     ("Tesla P100-PCIE-16GB", (6, 0), CUDA_12_6_BUILD, False),  # Kaggle's P100: Triton does not support it
 ])
-def test_older_nvidia_gpu_gets_fp16_with_loss_scaling(fake_device, name, capability, arch_list, compiles):
+def test_older_nvidia_gpu_gets_fp32_and_fp16_with_loss_scaling_on_request(
+        fake_device, monkeypatch, name, capability, arch_list, compiles):
+    """fp16 with loss scaling has not run on a GPU yet (docs/speed.md): fp32 unless AI6103_PRECISION=fp16."""
     fake_device(name, capability, free_gib=14.5, arch_list=arch_list)
     rt = runtime()
-    assert rt.autocast_dtype == torch.float16 and rt.scales_loss and rt.loss_scaler().is_enabled()
+    assert rt.autocast_dtype is None and not rt.scales_loss and not rt.loss_scaler().is_enabled()
     assert rt.cuda_graphs and rt.fused_sgd and rt.compile == compiles
-    assert f"bf16 needs compute capability >= 8.0, this GPU has {capability[0]}.{capability[1]}" in rt.notes[0]
+    assert rt.notes[0] == (f"fp32: bf16 needs compute capability >= 8.0, this GPU has {capability[0]}.{capability[1]}; "
+                           f"fp16 with loss scaling (AI6103_PRECISION=fp16) has not been verified on a GPU yet "
+                           f"(docs/speed.md)")
     assert any(n.startswith("torch.compile off: Triton") for n in rt.notes) != compiles
+    assert rt.describe().startswith(f"{name} (fp32, ")
+    monkeypatch.setenv("AI6103_PRECISION", "fp16")
+    rt = runtime()
+    assert rt.autocast_dtype == torch.float16 and rt.scales_loss and rt.loss_scaler().is_enabled()
+    assert rt.notes[0] == "fp16 autocast with dynamic loss scaling (AI6103_PRECISION=fp16)"
     assert rt.describe().startswith(f"{name} (fp16, ")
+
+
+def test_unverified_speed_features_are_opt_in_on_cuda(fake_device, monkeypatch):
+    """Stacking and trainings at once, one at a time by default on a GPU too: `auto` measures, k fixes."""
+    fake_device("NVIDIA H100 80GB HBM3", (9, 0))
+    assert (runtime().stack, runtime().concurrent) == (1, 1)
+    assert "stacked" not in runtime().describe() and "at once" not in runtime().describe()
+    monkeypatch.setenv("AI6103_STACK", "auto")
+    monkeypatch.setenv("AI6103_CONCURRENT", "auto")
+    assert (runtime().stack, runtime().concurrent) == (None, None)
+    assert runtime().describe().endswith("runs stacked: auto, trainings at once: auto)")
+    monkeypatch.setenv("AI6103_STACK", "2")
+    monkeypatch.setenv("AI6103_CONCURRENT", "3")
+    assert (runtime().stack, runtime().concurrent) == (2, 3)
 
 
 def test_apple_gpu_is_found_and_runs_eager_in_fp32(fake_device, monkeypatch):
@@ -170,17 +194,17 @@ def test_plan_estimates_an_unmeasured_device_by_measuring_it_and_prints_the_choi
     """A device without finished runs or a cached measurement: the plan's estimate is this device's quick benchmark
     (lib.running.cost._benchmark, faked here), no figure of another GPU; the device's choices are printed with it."""
     fake_device("Tesla T4", (7, 5), free_gib=14.5)
-    speed = {"train_images_per_second": 100.0, "eval_images_per_second": 1000.0, "device": "Tesla T4 (fp16, ...)"}
+    speed = {"train_images_per_second": 100.0, "eval_images_per_second": 1000.0, "device": "Tesla T4 (fp32, ...)"}
     measured = []
     monkeypatch.setattr(cost, "_benchmark",
                         lambda arch, batch, rt, runs=1, at_once=1: measured.append(rt.describe()) or speed)
     total = study.print_section_plan("learning_rate", {"lr=0.05": tiny_config})
-    assert measured == [runtime().describe()] and measured[0].startswith("Tesla T4 (fp16")
+    assert measured == [runtime().describe()] and measured[0].startswith("Tesla T4 (fp32")
     images = tiny_config.train_subset / 100.0 + tiny_config.val_subset / 1000.0  # seconds an epoch
     assert total == pytest.approx(tiny_config.epochs * images)  # set-up: not measured yet
     out = capsys.readouterr().out
-    assert "  fp16 autocast with dynamic loss scaling (bf16 needs compute capability >= 8.0" in out
-    assert "  memory: 14.5 GiB free, 80% planned: evaluation batch 2000" in out
+    assert "  fp32: bf16 needs compute capability >= 8.0, this GPU has 7.5" in out
+    assert "  memory: 14.5 GiB free, 80% planned: evaluation batch 1000" in out  # fp32: 5.4 MiB an image
 
 
 # ---------------------------------------------------------------- the fp16 path, on the CPU with a tiny model

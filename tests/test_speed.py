@@ -479,3 +479,92 @@ def test_plan_set_up_is_what_earlier_processes_paid_here(monkeypatch):
         call(4, 99.0, [99.0, 2.0], device="another GPU"), "{cut short"]) + "\n")
     assert cost.setup_seconds(compiled=False) == (31.0 + 61.0) / 2  # data + build + first epoch's excess
     assert cost.setup_seconds(compiled=True) == 1.0 + 50.0 + 28.5
+
+
+# ---------------------------------------------------------------- a speed probe that raises counts as no gain
+
+PROBE_ERROR = "RuntimeError: CUDA error: out of memory while capturing"  # the two-line error below, on one line
+
+
+@pytest.fixture
+def failing_probe(monkeypatch):
+    """`failing_probe(fails)`: the speed probe (lib.running.cost._benchmark) raises a two-line RuntimeError where
+    `fails(runs, at_once)`, else trains runs x at_once x 100 images/s; returns the (runs, at_once) it is asked
+    for. Nothing failed or was measured in this process before."""
+    from lib.running import cost
+
+    for name, empty in [("_PROBES_FAILED", {}), ("_FAILED_KEYS", set()), ("_NOT_CACHED", {})]:
+        monkeypatch.setattr(cost, name, empty)
+
+    def set_up(fails=lambda runs, at_once: True) -> list[tuple[int, int]]:
+        asked = []
+
+        def probe(arch, batch_size, rt, runs=1, at_once=1):
+            asked.append((runs, at_once))
+            if fails(runs, at_once):
+                raise RuntimeError("CUDA error: out of memory\nwhile capturing")
+            return {"train_images_per_second": 100.0 * runs * at_once, "eval_images_per_second": 1000.0,
+                    "device": "test"}
+
+        monkeypatch.setattr(cost, "_benchmark", probe)
+        return asked
+
+    return set_up
+
+
+@pytest.mark.parametrize("feature, ask, fails, fallback, instead", [
+    # stacks of 1 and 2 measured (2 would pay), 3 raises: one run at a time all the same
+    ("stack", lambda cost: cost.runs_to_stack("mobilenetv2", 128, 3), lambda runs, at_once: runs == 3, 1,
+     "one run at a time"),
+    ("concurrent", lambda cost: cost.trainings_at_once("mobilenetv2", 128, 4), lambda runs, at_once: at_once == 2, 1,
+     "one training at a time"),
+    ("throughput", lambda cost: cost.throughput("mobilenetv2", 128)["train_images_per_second"],
+     lambda runs, at_once: True, float("inf"), "the plan's estimates count 0 s for the training it would time"),
+    ("throughput", lambda cost: cost.at_once_gain("mobilenetv2", 128, 2), lambda runs, at_once: at_once == 2, 1.0,
+     "the plan's estimate counts no gain for 2 trainings at once"),
+], ids=["stack", "concurrent", "throughput", "at_once_gain"])
+def test_a_speed_probe_that_raises_counts_as_no_gain_said_in_one_line(
+        failing_probe, monkeypatch, capsys, feature, ask, fails, fallback, instead):
+    from lib.running import cost
+
+    monkeypatch.setenv("AI6103_STACK", "auto")
+    monkeypatch.setenv("AI6103_CONCURRENT", "auto")
+    asked = failing_probe(fails)
+    assert ask(cost) == fallback
+    assert capsys.readouterr().out == (f"speed probe of {feature} ({cost.PROBE_SWITCHES[feature]}) failed "
+                                       f"({PROBE_ERROR}): {instead}\n")
+    assert cost.probes_failed() == {feature: PROBE_ERROR}
+    probed = len(asked)
+    assert ask(cost) == fallback and len(asked) == probed  # not tried again in this process, nor said again
+    assert capsys.readouterr().out == ""
+
+
+def test_a_tiny_study_whose_every_probe_raises_trains_on_to_the_same_numbers(
+        failing_probe, tiny_config, tiny_model, monkeypatch, tmp_path, capsys):
+    """Stacking and trainings at once asked for (`auto`), every probe raising: the plan and two stackable runs go
+    on one at a time, one line per probe, each run's env.json records them, and the runs equal those trained
+    one at a time by choice."""
+    import pandas as pd
+
+    from lib.running.runs import run_or_load_many
+    from lib.studies import study
+
+    configs = [dataclasses.replace(tiny_config, grad_norm_param="conv.weight", lr=lr) for lr in (0.05, 0.1)]
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "one_at_a_time"))
+    chosen = run_or_load_many(configs, progress=False)  # the default: no probe
+    failing_probe()
+    for variable, value in [("AI6103_RUNS_DIR", str(tmp_path / "probed")), ("AI6103_STACK", "auto"),
+                            ("AI6103_CONCURRENT", "auto")]:
+        monkeypatch.setenv(variable, value)
+    capsys.readouterr()
+    study.print_section_plan("learning_rate", {"lr=0.05": configs[0], "lr=0.1": configs[1]})
+    probed = run_or_load_many(configs, progress=False)
+    said = [line.split(" (")[0] for line in capsys.readouterr().out.splitlines() if "speed probe" in line]
+    assert said == ["speed probe of stack", "speed probe of throughput", "speed probe of concurrent"]
+    timing = ["epoch_seconds", "train_images_per_second"]  # differ between any two runs
+    for alone, fell_back in zip(chosen, probed, strict=True):
+        assert fell_back.history["runs_together"].max() == 1 and fell_back.history["trainings_at_once"].max() == 1
+        pd.testing.assert_frame_equal(alone.history.drop(columns=timing), fell_back.history.drop(columns=timing))
+        assert json.loads((fell_back.path / "env.json").read_text())["speed_probes_failed"] == {
+            "stack": PROBE_ERROR, "throughput": PROBE_ERROR, "concurrent": PROBE_ERROR}
+        assert "speed_probes_failed" not in json.loads((alone.path / "env.json").read_text())

@@ -48,9 +48,9 @@ class Settings:
     compile_min_epochs: int = 100  # AI6103_COMPILE_MIN_EPOCHS: epochs >= 1; what "long" means
     compile_mode: str = "default"  # AI6103_COMPILE_MODE: COMPILE_MODES
     eval_batch: int | None = None  # AI6103_EVAL_BATCH: images >= 1; None = from the free device memory
-    stack: int | str | None = None  # AI6103_STACK: runs >= 1 or "auto" (measure); None = auto on CUDA, 1 elsewhere
+    stack: int | str | None = None  # AI6103_STACK: runs >= 1 or "auto" (measure); None = 1 (docs/speed.md)
     # AI6103_CONCURRENT: trainings (runs or stacks) >= 1 at once in this process, each on its own CUDA stream, or
-    # "auto" (measure); None = auto on CUDA, 1 elsewhere
+    # "auto" (measure); None = 1 on every device (never verified on a GPU: docs/speed.md)
     concurrent: int | str | None = None
     deterministic: bool = False  # AI6103_DETERMINISTIC: 0/1; deterministic kernels (slower on a GPU)
     progress: str = "auto"  # AI6103_PROGRESS: auto (widgets in JupyterLab) or text (plain lines)

@@ -1,9 +1,12 @@
 """The one place that decides where training runs, in which precision, and with which speed features.
 
 A CUDA GPU if present, else an Apple GPU (MPS), else the CPU. Precision per device: bf16 autocast on GPUs with
-native bf16 (compute capability >= 8.0), fp16 autocast with loss scaling on older CUDA GPUs, fp32 on Apple GPUs
-and the CPU. On CUDA every speed feature the benchmark (`make bench`, bench/RESULTS.md) showed to pay; the
-evaluation batch and the most runs per stack follow the free device memory. Each feature is a switch
+native bf16 (compute capability >= 8.0), fp32 on older CUDA GPUs (fp16 with loss scaling by AI6103_PRECISION=fp16),
+on Apple GPUs and on the CPU. On by default is only what a run on such a device has verified (docs/speed.md
+"Verified on which device": the table of every speed feature): on CUDA the features the benchmark
+(`make bench`, bench/RESULTS.md) measured to pay on a GPU; stacking, trainings at once and fp16 never paid or never
+ran on one and are off until they do (AI6103_STACK / AI6103_CONCURRENT = auto or k, AI6103_PRECISION=fp16 opt in).
+The evaluation batch and the most runs per stack follow the free device memory. Each feature is a switch
 (lib.core.settings; every variable in docs/devices.md "Every environment variable") so that the benchmark can measure
 its gain.
 
@@ -262,13 +265,15 @@ def _precision(chosen: Settings, device: torch.device, capability: tuple[int, in
     elif capability is None or not chosen.bf16:
         dtype = None  # fp32: the CPU, Apple GPUs (fp16 there is untested), or AI6103_BF16=0
     else:
-        dtype = torch.bfloat16 if capability >= BF16_CAPABILITY else torch.float16
+        # Below 8.0 fp32: fp16 with loss scaling, the faster path there, has not run on a GPU yet (docs/speed.md)
+        dtype = torch.bfloat16 if capability >= BF16_CAPABILITY else None
     notes = []
+    if text == "auto" and chosen.bf16 and capability is not None and capability < BF16_CAPABILITY:
+        notes.append(f"fp32: bf16 needs compute capability >= {BF16_CAPABILITY[0]}.{BF16_CAPABILITY[1]}, this GPU "
+                     f"has {capability[0]}.{capability[1]}; fp16 with loss scaling (AI6103_PRECISION=fp16) has not "
+                     f"been verified on a GPU yet (docs/speed.md)")
     if dtype == torch.float16:
-        why = "AI6103_PRECISION=fp16" if text == "fp16" else (
-            f"bf16 needs compute capability >= {BF16_CAPABILITY[0]}.{BF16_CAPABILITY[1]}, this GPU has "
-            f"{capability[0]}.{capability[1]}")
-        notes.append(f"fp16 autocast with dynamic loss scaling ({why})")
+        notes.append("fp16 autocast with dynamic loss scaling (AI6103_PRECISION=fp16)")
     if device.type == "mps" and dtype is not None:
         notes.append(f"{text} autocast on an Apple GPU: untested here (AI6103_PRECISION=fp32 is the default there)")
     return dtype, notes
@@ -303,10 +308,11 @@ def _chosen_runtime(chosen: Settings, device: torch.device, capability: tuple[in
     on CUDA only, the evaluation batch from the free memory unless set, and a note per feature that is off."""
     use_cuda = device.type == "cuda"
     free_mib = free_memory_mib(device)
-    # On the CPU one at a time: a stacked step was slower there (bench/RESULTS.md); on Apple GPUs not measured.
-    stack = chosen.stack if chosen.stack is not None else "auto" if use_cuda else 1
-    # On the CPU one at a time: trainings at once share its cores and gain nothing (their threads compete).
-    concurrent = chosen.concurrent if chosen.concurrent is not None else "auto" if use_cuda else 1
+    # One at a time unless asked for (`auto` measures, k fixes): a stack was slower on the CPU and on the H100
+    # (bench/RESULTS.md, 2026-11-26), on Apple GPUs not measured; trainings at once never ran on a GPU, and on the
+    # CPU their threads share its cores. docs/speed.md "Verified on which device" says what a GPU run must show.
+    stack = 1 if chosen.stack is None else chosen.stack
+    concurrent = 1 if chosen.concurrent is None else chosen.concurrent
     triton = use_cuda and capability >= TRITON_CAPABILITY
     if use_cuda and chosen.compile and not triton:
         notes.append(f"torch.compile off: Triton supports compute capability >= {TRITON_CAPABILITY[0]}."

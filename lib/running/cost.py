@@ -5,12 +5,17 @@ run store trained the same way, else a short benchmark of lib.training.train's o
 cached in `runs/throughput.json`: not when other runs trained here meanwhile, measured again when the finished runs
 disagree with it by more than 2x), seconds per epoch of a config, and the stacking decision
 (`runs_to_stack`). The run store asks it how to group runs; the study's plan asks it for estimates.
+A speed probe that raises (`_probed`: stacking, trainings at once, throughput) counts as no gain: the choice falls
+back to one at a time (the estimate to none), one line names the feature and the error, and every run this
+process trains from then on records it in its env.json (`speed_probes_failed`, lib.running.runs.environment).
 What it is not: the plan itself (lib.studies.plan) or the training (lib.training.train).
 """
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
+import math
 import os
 import platform
 import re
@@ -91,10 +96,17 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) 
     many runs stacked into one network, summed over the runs).
 
     The median speed of the finished runs of `arch` here trained that way when there are any; otherwise
-    `benchmarked`, a short measurement.
+    `benchmarked`, a short measurement. Where that measurement raises (`_probed`), no speed is known: both rates
+    are infinite, so that the plan counts 0 s for the training it cannot estimate (`epoch_seconds`).
     """
-    measured_train = _measured_speed(arch, runtime().describe(), runs, batch_size)
-    speed = _benchmarked(arch, batch_size, runs, measured_train)
+    device = runtime().describe()
+    measured_train = _measured_speed(arch, device, runs, batch_size)
+    unknown = {"train_images_per_second": math.inf, "eval_images_per_second": math.inf, "device": device}
+    speed = _probed("throughput", (arch, batch_size, runs),
+                    lambda: _benchmarked(arch, batch_size, runs, measured_train), unknown,
+                    "the plan's estimates count 0 s for the training it would time")
+    if speed is unknown:
+        return speed
     if measured_train is None:
         return speed
     ratio = speed["eval_images_per_second"] / speed["train_images_per_second"]  # the benchmark's eval/train ratio
@@ -203,8 +215,9 @@ STACK_MOST = 3  # the study's sections have at most three runs that may be stack
 def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
     """How many of `n_runs` stackable runs (lib.training.grouping.group_key) to train together on this machine.
 
-    AI6103_STACK=k fixes it (at most k). With `auto` (the default on a GPU), stacks of 1..3 runs are timed once
-    (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1.
+    AI6103_STACK=k fixes it (at most k; 1, the default). With `auto`, stacks of 1..3 runs are timed once
+    (cached like `throughput`) and the fastest is used if it beats one run at a time by STACK_GAIN, else 1 (also
+    where the probe raises: `_probed`).
     Either way no more runs than fit in the device's free memory (lib.nets.device: Runtime.runs_that_fit)."""
     rt = runtime()
     fits = rt.runs_that_fit(batch_size)  # None: not known (the CPU)
@@ -212,7 +225,8 @@ def runs_to_stack(arch: str, batch_size: int, n_runs: int) -> int:
     if rt.stack is not None or most == 1:
         return min(rt.stack or 1, most)
     # The benchmark alone, not finished runs' rates: those mix compiled and uncompiled, stacked and alone.
-    return _fastest(lambda k: benchmarked(arch, batch_size, k), min(most, STACK_MOST), STACK_GAIN)
+    return _probed("stack", (arch, batch_size), lambda: _fastest(
+        lambda k: benchmarked(arch, batch_size, k), min(most, STACK_MOST), STACK_GAIN), 1, "one run at a time")
 
 
 def _fastest(probe, most: int, gain: float) -> int:
@@ -221,6 +235,38 @@ def _fastest(probe, most: int, gain: float) -> int:
     speeds = {k: probe(k)["train_images_per_second"] for k in range(1, most + 1)}
     best = max(speeds, key=speeds.get)
     return best if speeds[best] >= gain * speeds[1] else 1
+
+
+PROBE_SWITCHES = {"stack": "AI6103_STACK", "concurrent": "AI6103_CONCURRENT", "throughput": "the plan's estimate"}
+_PROBES_FAILED: dict[str, str] = {}  # feature -> "ErrorType: message" of this process's last probe of it that raised
+_FAILED_KEYS: set[tuple] = set()  # (feature, key) of the probes that raised in this process: not tried again
+
+
+def probes_failed() -> dict[str, str]:
+    """The speed probes that raised in this process, {feature: "ErrorType: message"} (each run's env.json records
+    them as `speed_probes_failed`, beside lib.training.train's `speed_features_dropped`)."""
+    return dict(_PROBES_FAILED)
+
+
+def _probed(feature: str, key: tuple, probe, fallback, instead: str):
+    """`probe()`, a speed probe deciding `feature` (PROBE_SWITCHES) for `key` (the architecture, batch, ...); where it
+    raises (an out-of-memory at k = 3, a CUDA-graph capture failing beside another training, ...), `fallback`, no
+    gain: one line names the feature, the error and what happens `instead`, the failure is recorded for the env.json
+    of the runs trained from then on (`probes_failed`), and the same probe is not tried again in this process. A
+    speed probe never stops the study; an interrupt (KeyboardInterrupt) still does."""
+    if (feature, key) in _FAILED_KEYS:
+        return fallback
+    try:
+        return probe()
+    except Exception as error:  # whatever a probe raises counts as no gain
+        reason = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+    _FAILED_KEYS.add((feature, key))
+    _PROBES_FAILED[feature] = reason
+    print(f"speed probe of {feature} ({PROBE_SWITCHES[feature]}) failed ({reason}): {instead}", flush=True)
+    gc.collect()  # the failed probe's models and CUDA graphs, before anything else takes the device's memory
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    return fallback
 
 
 def _benchmark(arch: str, batch_size: int, rt, runs: int = 1, at_once: int = 1) -> dict:
@@ -267,23 +313,29 @@ def trainings_at_once(arch: str, batch_size: int, n_calls: int, largest: int = 1
     """How many of `n_calls` training calls (runs, or stacks of up to `largest` runs) of `arch` to train at the same
     time in this process (lib.training.concurrency).
 
-    AI6103_CONCURRENT=k fixes it (at most k). With `auto` (the default on a GPU), 1..AT_ONCE_MOST at once are
-    timed once (cached like `throughput`) and the fastest is used if it beats one at a time by AT_ONCE_GAIN, else 1.
+    AI6103_CONCURRENT=k fixes it (at most k; 1, the default). With `auto`, 1..AT_ONCE_MOST at once are
+    timed once (cached like `throughput`) and the fastest is used if it beats one at a time by AT_ONCE_GAIN, else 1
+    (also where the probe raises: `_probed`).
     Either way no more than fit in the device's free memory (lib.nets.device: Runtime.trainings_that_fit)."""
     rt = runtime()
     fits = rt.trainings_that_fit(batch_size, largest)  # None: not known (the CPU)
     most = n_calls if fits is None else min(n_calls, fits)
     if rt.concurrent is not None or most <= 1:
         return max(1, min(rt.concurrent or 1, most))
-    return _fastest(lambda k: benchmarked(arch, batch_size, at_once=k), min(most, AT_ONCE_MOST), AT_ONCE_GAIN)
+    return _probed("concurrent", (arch, batch_size), lambda: _fastest(
+        lambda k: benchmarked(arch, batch_size, at_once=k), min(most, AT_ONCE_MOST), AT_ONCE_GAIN), 1,
+        "one training at a time")
 
 
 def at_once_gain(arch: str, batch_size: int, at_once: int) -> float:
-    """How many times the training images/s of one training at a time `at_once` trainings give here (1 for one)."""
+    """How many times the training images/s of one training at a time `at_once` trainings give here (1 for one,
+    and where the probe raises: the plan's estimate then counts no gain)."""
     if at_once <= 1:
         return 1.0
-    return (benchmarked(arch, batch_size, at_once=at_once)["train_images_per_second"]
-            / benchmarked(arch, batch_size)["train_images_per_second"])
+    return _probed("throughput", (arch, batch_size, f"{at_once} at once"), lambda: (
+        benchmarked(arch, batch_size, at_once=at_once)["train_images_per_second"]
+        / benchmarked(arch, batch_size)["train_images_per_second"]), 1.0,
+        f"the plan's estimate counts no gain for {at_once} trainings at once")
 
 
 def split_sizes(config: RunConfig, n_total: int = 50_000) -> tuple[int, int]:

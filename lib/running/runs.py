@@ -35,13 +35,14 @@ from ..training.concurrency import Stopped, may_train_at_once, run_at_once
 from ..training.grouping import group_key, run_names
 from ..training.splits import evaluate, load_data, prepare_data
 from ..training.train import make_model
-from . import store
+from . import cost, store
 from .cost import runs_to_stack, timing_log, trainings_at_once
 from .store import RunResult, epochs_recorded, run_path
 
 
 def environment() -> dict:
-    """What produced a run: versions, device, code commit."""
+    """What produced a run: versions, device, code commit, and the speed probes that raised in this process
+    (`speed_probes_failed`, lib.running.cost.probes_failed: its choices fell back to one at a time)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
                                 text=True, timeout=5).stdout.strip() or None
@@ -54,6 +55,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "host": socket.gethostname(),
         "git_commit": commit,
+        **({"speed_probes_failed": failed} if (failed := cost.probes_failed()) else {}),
     }
 
 

@@ -8,7 +8,8 @@ What it is: `run_at_once(jobs, at_once, device)` (the pool: up to `at_once` jobs
 first error stops the others at their next epoch's end and reaches the caller), `building(device)` (what one
 thread at a time does: reading the data, seeding the global generator for the initial weights, compiling and
 capturing; released with the work it queued finished), and `may_train_at_once`, which runs take part. How many at
-once is decided by measurement (lib.running.cost.trainings_at_once, AI6103_CONCURRENT). On the CPU the same path runs
+once: one by default on every device (never verified on a GPU yet, docs/speed.md), or measured / fixed by
+AI6103_CONCURRENT=auto / k (lib.running.cost.trainings_at_once). On the CPU the same path runs
 (threads, no streams): every run trains to exactly its result alone (tests/test_concurrency.py).
 What it is not: worker processes (lib.running.executor, AI6103_WORKERS) or stacking (lib.nets.stack).
 """
