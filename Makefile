@@ -7,7 +7,7 @@
 # AUTHOR="Your Name" for the paper (without it: a visible placeholder, and make report says how to set it)
 # EXECUTOR=slurm: the runs train as tasks of a Slurm job array (docs/clusters.md; AI6103_SLURM_* settings)
 # SPECULATE=1: after the first wave, every later wave trains at once for every choice it could start from (more runs,
-# the same results; it saves wall time where a wave's runs train at once, on a GPU: AI6103_CONCURRENT, docs/speed.md)
+# the same results; it saves wall time only where a wave's runs train at once: AI6103_CONCURRENT, docs/speed.md)
 # NOTEBOOKS=lab/<brief>: run those notebooks (make lab's copies) instead of notebooks/
 # `make` alone (or `make help`) lists every target with one line each.
 .DEFAULT_GOAL := help

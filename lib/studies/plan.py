@@ -6,6 +6,7 @@ measured on this machine before (lib.running.cost), and divides the training by 
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -155,8 +156,8 @@ def _print_speculation(profile: str, data_dir: str | None, params: dict[str, dic
     to_train = sum(1 for _, s in rows if s)
     print(f"speculation: {count(len(extra), 'more run')} (every choice {', '.join(later) or 'the later sections'} "
           f"could start from), {to_train} of them to train, in one wave after the first: ~{format_seconds(seconds)} "
-          f"more training here; it saves the wait between waves where a wave's runs train at once (AI6103_CONCURRENT: "
-          f"on a GPU measured, on the CPU one at a time)")
+          f"more training here; it saves the wait between waves only where a wave's runs train at once "
+          f"(AI6103_CONCURRENT=auto or k; by default one at a time, docs/speed.md)")
     return seconds
 
 
@@ -178,8 +179,12 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
     print(f"data {config.data_dir} ({data_info(config.data_dir).label}); {n_train} training and {n_val} "
           f"validation images per epoch; {config.arch}, batch {config.batch_size}")
     per_epoch = epoch_seconds(config, speed, n_training_file(config))
-    print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
-          f"~{format_seconds(per_epoch)} per epoch of {config.epochs}-epoch runs")
+    if math.isfinite(per_epoch) and per_epoch > 0:
+        print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
+              f"~{format_seconds(per_epoch)} per epoch of {config.epochs}-epoch runs")
+    else:  # the throughput probe failed (lib.running.cost): the estimate below leaves training time out
+        print(f"device {speed['device']}: training speed unknown here (its probe failed), so the estimate below "
+              f"counts set-up only")
     for note in runtime().notes:  # device choices and why (lib.nets.device): precision, memory, features off
         print(f"  {note}")
     distinct = {run_path(run.config) for wave in waves for run in wave}
