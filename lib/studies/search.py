@@ -344,12 +344,15 @@ def export_table(table: pd.DataFrame, profile: str) -> str:
 
 
 def best_param_line(search: Search, study: optuna.Study) -> str:
-    """The command that trains the best finished trial's setting on its own: the sweep notebook with a grid of
-    one value per field, from the same base and epochs (the run store then loads the trial's run)."""
+    """The command that trains the best finished trial's setting on its own: the sweep notebook of the same
+    study (brief and architecture) with a grid of one value per field, from the same base and epochs (the run
+    store then loads the trial's run)."""
     values, _ = trial_config(search, optuna.trial.FixedTrial(study.best_trial.params))
     grid = {name: [list(v) if isinstance(v, tuple) else v] for name, v in values.items()}
-    return (f'python scripts/run_study.py --profile {search.profile} --only sweep --param "grid={grid!r}" '
-            f'--param "base=\'{search.base_name}\'" --param epochs={search.base.epochs}')
+    session = settings.current()
+    arch = f" --arch {session.arch}" if session.arch else ""
+    return (f'python scripts/run_study.py --brief {session.brief}{arch} --profile {search.profile} --only sweep '
+            f'--param "grid={grid!r}" --param "base=\'{search.base_name}\'" --param epochs={search.base.epochs}')
 
 
 def save_figures(search: Search, study: optuna.Study, table: pd.DataFrame, data_kind: str, profile: str
