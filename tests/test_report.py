@@ -7,8 +7,10 @@ notebooks.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -25,7 +27,7 @@ from lib import report
 from lib.core import paths
 from lib.core.config import RunConfig
 from lib.report.findings import welch_interval
-from lib.studies import sections, study
+from lib.studies import briefs, sections, study
 from lib.studies.results import read_section, write_section
 from lib.studies.seeds import FINAL_METRICS
 
@@ -33,10 +35,20 @@ needs_tex = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("latexmk", "pdflatex", "bibtex", "pdfinfo", "pdffonts", "pdftotext")),
     reason="TeX or poppler-utils not installed (make setup)")
 
-FIGURES = tuple(stem for section in sections.STUDY for stem in section.figure_stems)  # declared once, there
-FULL_WIDTH = tuple(stem for stem in FIGURES if stem.endswith("_curves"))  # the paper's \figfull ones
-MAX_PAGES_BEFORE_REFERENCES = 6
 RECORD_KEYS = ("section", "profile", "data_kind", "runs", "chosen", "chosen_run_id", "extra")  # write_section's
+BRIEFS = ("mixup", "activation", "all")  # the shipped briefs (briefs/*.toml)
+
+
+def brief_figures(brief: str | None = None) -> tuple[str, ...]:
+    """The figure stems a brief's paper includes: those its sections' templates (and the extras') name."""
+    spec = sections.brief() if brief is None else briefs.load(brief)
+    names = [*spec.names, *sections.EXTRAS]
+    texts = [(paths.report_dir() / "prose" / f"{name}.tex.j2").read_text() for name in names
+             if (paths.report_dir() / "prose" / f"{name}.tex.j2").exists()]
+    return tuple(stem.removesuffix(".pdf") for text in texts for stem in report.figure_stems(text))
+
+
+ALL_FIGURES = tuple(dict.fromkeys(stem for brief in BRIEFS for stem in brief_figures(brief)))
 
 
 def _decay(epochs: int, start: float, end: float, rate: float = 5.0) -> list[float]:
@@ -63,48 +75,125 @@ def _run(label: str, config: RunConfig, train_loss: float, train_acc: float, val
             "final_val_acc": val_acc, "best_val_acc": val_acc + 0.004, "best_val_epoch": e - 1, "curves": curves}
 
 
-def write_fixture_results(kind: str = "synthetic", profile: str = "smoke", arch: str = "mobilenetv2") -> dict:
-    """Plausible results for every section into lib.core.paths.results_dir(profile); returns the runs by name. The
-    constant-rate run overfits: its validation loss is lowest (1.42) at epoch 61."""
+@contextlib.contextmanager
+def session_brief(brief: str | None):
+    """AI6103_BRIEF set to `brief` for the while (None: left as it is)."""
+    before = os.environ.get("AI6103_BRIEF")
+    if brief is not None:
+        os.environ["AI6103_BRIEF"] = brief
+    try:
+        yield sections.brief()
+    finally:
+        if before is None:
+            os.environ.pop("AI6103_BRIEF", None)
+        else:
+            os.environ["AI6103_BRIEF"] = before
+
+
+def fixture_runs(spec, arch: str) -> dict:
+    """The fixture's runs for a brief: the learning rates (its values, the first diverging least well), the
+    constant-rate run that overfits (validation loss lowest, 1.42, at epoch 61), cosine, two weight decays, mixup
+    on the chosen decay, and Sigmoid in blocks 4-10 on the final model's recipe."""
     base = RunConfig(epochs=15, arch=arch)
+    rates = spec.section("learning_rate").values
     lr = {v: _run(f"lr={v:g}", dataclasses.replace(base, lr=v), tl, ta, vl, va, f"lr{i}")
-          for i, (v, tl, ta, vl, va) in enumerate([(0.5, 2.412, 0.3621, 2.517, 0.3487),
-                                                   (0.05, 1.734, 0.5137, 2.011, 0.4712),
-                                                   (0.01, 1.902, 0.4755, 2.064, 0.4493)])}
+          for i, (v, (tl, ta, vl, va)) in enumerate(zip(rates, [(2.412, 0.3621, 2.517, 0.3487),
+                                                                (1.734, 0.5137, 2.011, 0.4712),
+                                                                (1.902, 0.4755, 2.064, 0.4493)], strict=True))}
     long = RunConfig(epochs=300, lr=0.05, arch=arch)
     cosine = dataclasses.replace(long, schedule="cosine")
-    const = _run("constant", long, 0.845, 0.7423, 1.951, 0.5612, "const", val_loss_min=(61, 1.42))
-    cos = _run("cosine", cosine, 0.0061, 0.9994, 1.684, 0.5783, "cos")
-    wd5 = _run("wd=5e-4", dataclasses.replace(cosine, weight_decay=5e-4), 0.0213, 0.9981, 1.187, 0.6794, "wd5")
-    wd1 = _run("wd=1e-4", dataclasses.replace(cosine, weight_decay=1e-4), 0.0102, 0.9990, 1.498, 0.6125, "wd1")
-    mixed = dataclasses.replace(cosine, weight_decay=5e-4, mixup_alpha=0.2)
-    mix = _run("mixup alpha=0.2", mixed, 0.6218, 0.8611, 1.102, 0.7018, "mix")
-    sig = _run("sigmoid", dataclasses.replace(mixed, sigmoid_blocks=tuple(range(4, 11))), 0.3114, 0.9321, 1.702,
-               0.6233, "sig")
+    decayed = {wd: dataclasses.replace(cosine, weight_decay=wd) for wd in (5e-4, 1e-4)}
+    found = {"lr": lr, "const": _run("constant", long, 0.845, 0.7423, 1.951, 0.5612, "const", val_loss_min=(61, 1.42)),
+             "cos": _run("cosine", cosine, 0.0061, 0.9994, 1.684, 0.5783, "cos"),
+             "wd5": _run("wd=5e-4", decayed[5e-4], 0.0213, 0.9981, 1.187, 0.6794, "wd5"),
+             "wd1": _run("wd=1e-4", decayed[1e-4], 0.0102, 0.9990, 1.498, 0.6125, "wd1"),
+             "mix": _run("mixup alpha=0.2", dataclasses.replace(cosine, weight_decay=5e-4, mixup_alpha=0.2), 0.6218,
+                         0.8611, 1.102, 0.7018, "mix")}
+    found["final"] = found["mix"] if spec.final == "mixup" else found["wd5"]
+    found["sig"] = _run("sigmoid", dataclasses.replace(RunConfig(**{**found["final"]["config"], "arch": arch}),
+                                                       sigmoid_blocks=tuple(range(4, 11))),
+                        0.3114, 0.9321, 1.702, 0.6233, "sig")
+    return found
+
+
+def write_fixture_results(kind: str = "synthetic", profile: str = "smoke", arch: str | None = None,
+                          brief: str | None = None) -> dict:
+    """Plausible results for every section of a brief (default: the session's, AI6103_BRIEF) into its results
+    folder, lib.core.paths.results_dir(profile) under that brief (results/<brief>/<profile>/), with the brief's
+    architecture unless `arch` is given; returns the runs by name (fixture_runs)."""
+    with session_brief(brief) as spec:
+        runs = fixture_runs(spec, arch or spec.arch)
+        for name in spec.names:
+            write = FIXTURE_WRITERS[name]
+            write(name, profile, kind, runs, spec)
+    return runs
+
+
+def _write_data(name, profile, kind, runs, spec):
     split_code = ("train_idx, val_idx = random_split(range(50000), [40000, 10000],\n"
                   "                                  generator=torch.Generator().manual_seed(0))")
-    write_section("01_data", profile, kind, [], extra={
+    write_section(name, profile, kind, [], extra={
         "n_train": 40000, "n_val": 10000, "mean": [0.5068, 0.4861, 0.4403], "std": [0.2671, 0.2563, 0.2759],
         "class_prop_min": 0.00935, "class_prop_max": 0.01063, "split_code": split_code})
-    write_section("02_learning_rate", profile, kind, list(lr.values()), chosen={"lr": 0.05}, chosen_run_id="lr1",
-                  extra={"best_by_train_loss": 0.05, "best_by_val_acc": 0.05})
-    write_section("03_lr_schedule", profile, kind, [const, cos], chosen={"schedule": "cosine"}, chosen_run_id="cos")
-    write_section("04_weight_decay", profile, kind, [wd5, wd1], chosen={"weight_decay": 5e-4}, chosen_run_id="wd5")
-    # 05 starts from 04's chosen run: its run without mixup is that run, same run_id.
-    write_section("05_mixup", profile, kind, [{**wd5, "label": "no mixup"}, mix], chosen={"mixup_alpha": 0.2},
-                  chosen_run_id="mix", extra={"test_acc": 0.7053, "test_loss": 1.087, "test_run_id": "mix"})
-    # ReLU's norm rises to a peak mid-run; Sigmoid's is highest at the start and falls.
+
+
+def _write_training(name, profile, kind, runs, spec):
+    """A training section's runs and choice as its notebook exports them: a run equal to the one it starts from
+    is that run, under its own label (mixup's run without mixup is weight decay's chosen run)."""
+    rows, chosen = {"learning_rate": (list(runs["lr"].values()), "lr1"),
+                    "lr_schedule": ([runs["const"], runs["cos"]], "cos"),
+                    "weight_decay": ([runs["wd5"], runs["wd1"]], "wd5"),
+                    "mixup": ([{**runs["wd5"], "label": "no mixup"}, runs["mix"]], "mix")}[name]
+    compares = spec.section(name).compares
+    decided = {compares: next(r["config"].get(compares) for r in rows if r["run_id"] == chosen)}
+    write_section(name, profile, kind, rows, chosen=decided, chosen_run_id=chosen)
+
+
+def _write_test(name, profile, kind, runs, spec):
+    final = runs["final"]
+    write_section(name, profile, kind, [final], chosen=sections.settings_of(final["config"]),
+                  chosen_run_id=final["run_id"], extra=fixture_test_score(spec, final))
+
+
+def fixture_test_score(spec, final: dict) -> dict:
+    """The test step's `extra` (lib.studies.study.test_score) for the final run."""
+    return {"final_section": spec.final, "final_label": final["label"], "test_run_id": final["run_id"],
+            "test_acc": 0.7053 if final["run_id"] == "mix" else 0.6745, "test_loss": 1.087, "test_acc_std": None,
+            "n_seeds": 1, "n_test": 10000}
+
+
+def _write_activation(name, profile, kind, runs, spec):
+    """ReLU's norm rises to a peak mid-run; Sigmoid's is highest at the start and falls; both runs' weight norms
+    grow. The ReLU run is the run the section starts from (the final model), same run_id."""
     grad = {"relu": [0.08 + 0.3 * (i / 150) * (1 - i / 300) for i in range(300)],
             "sigmoid": [0.02 + 0.1 * (1 - i / 300) ** 2 for i in range(300)]}
-    # 06 starts from 05's chosen run: its ReLU run is that run, same run_id.
-    write_section("06_activation", profile, kind, [{**mix, "label": "relu"}, sig], extra={"grad_norm": grad})
-    write_section("07_summary", profile, kind, [mix], chosen_run_id="mix",
-                  extra={"test_acc": 0.7053, "test_run_id": "mix"})
-    return {"lr": lr, "const": const, "cos": cos, "wd5": wd5, "wd1": wd1, "mix": mix, "sig": sig}
+    weights = {"relu": [10 + i / 30 for i in range(300)], "sigmoid": [2.0 + i / 100 for i in range(300)]}
+    start = runs["final"]
+    write_section(name, profile, kind, [{**start, "label": "relu"}, runs["sig"]],
+                  extra={"grad_norm": grad, "weight_norm": weights, "grad_norm_param": "layers.8.conv1.weight",
+                         "sigmoid_blocks": list(range(4, 11))})
 
 
-def write_fixture_figures(folder: Path) -> None:
-    """A small vector PDF (TrueType fonts) for every figure stem the paper uses."""
+def _write_summary(name, profile, kind, runs, spec):
+    """Every distinct run, the final model chosen, the test step's score (lib.studies.study.export_summary)."""
+    names = [n for n in spec.training]
+    unique = {}
+    for section in names:
+        for run in read_section(section, profile=profile)["runs"]:
+            unique.setdefault(run["run_id"], {**run, "sections": []})["sections"].append(section)
+    final = runs["final"]
+    write_section(name, profile, kind, list(unique.values()), chosen=sections.settings_of(final["config"]),
+                  chosen_run_id=final["run_id"],
+                  extra={**fixture_test_score(spec, final), "n_runs": len(unique), "table_csv": f"{name}_runs.csv"})
+
+
+FIXTURE_WRITERS = {"data": _write_data, "learning_rate": _write_training, "lr_schedule": _write_training,
+                   "weight_decay": _write_training, "mixup": _write_training, "test": _write_test,
+                   "activation": _write_activation, "summary": _write_summary}
+
+
+def write_fixture_figures(folder: Path, stems: tuple[str, ...] = ALL_FIGURES) -> None:
+    """A small vector PDF (TrueType fonts) for every figure stem given (default: of every brief's paper)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,8 +201,8 @@ def write_fixture_figures(folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context({"pdf.fonttype": 42, "font.size": 8}):
-        for stem in FIGURES:
-            wide = stem in FULL_WIDTH
+        for stem in stems:
+            wide = stem.endswith("_curves")  # the paper's \figfull ones
             fig, axes = plt.subplots(1, 4 if wide else 1, figsize=(7.0, 2.0) if wide else (3.3, 2.0),
                                      squeeze=False)  # like lib.studies.plots: curves in four panels
             for ax in axes[0]:
@@ -127,25 +216,29 @@ def write_fixture_figures(folder: Path) -> None:
 
 
 @pytest.fixture
-def fixture_results(tmp_path, monkeypatch):
-    """The fixture's results files, no figures: enough to generate the LaTeX, not to build the paper."""
+def fixture_results(tmp_path, monkeypatch, request):
+    """The fixture's results files of a brief (the test's `brief` parameter if it has one, else the mixup brief),
+    no figures: enough to generate the LaTeX, not to build the paper. (results, figures, build, runs)."""
+    brief = getattr(request, "param", None) or "mixup"
+    monkeypatch.setenv("AI6103_BRIEF", brief)
     monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("AI6103_FIGURES_DIR", str(tmp_path / "figures"))
     runs = write_fixture_results()
-    return tmp_path / "results" / "smoke", tmp_path / "figures" / "smoke", tmp_path / "build", runs
+    return tmp_path / "results" / brief / "smoke", tmp_path / "figures" / brief / "smoke", tmp_path / "build", runs
 
 
-@pytest.fixture(scope="module")
-def built_paper(tmp_path_factory):
-    """The fixture's paper, built once for the tests that read the PDF: (pdf, figures folder, runs)."""
-    tmp = tmp_path_factory.mktemp("paper")
+def build_fixture_paper(tmp: Path, brief: str):
+    """A brief's fixture paper, built: (pdf, figures folder, runs). One test per brief builds it and checks all
+    it needs of the PDF (a module-scoped fixture would build it again in each xdist worker that uses it)."""
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AI6103_BRIEF", brief)
         patch.setenv("AI6103_RESULTS_DIR", str(tmp / "results"))
         patch.setenv("AI6103_FIGURES_DIR", str(tmp / "figures"))
         runs = write_fixture_results()
-        write_fixture_figures(tmp / "figures" / "smoke")
-        pdf = report.build_report(tmp / "results" / "smoke", tmp / "figures" / "smoke", tmp / "build")
-    return pdf, tmp / "figures" / "smoke", runs
+        figures = tmp / "figures" / brief / "smoke"
+        write_fixture_figures(figures, brief_figures(brief))
+        pdf = report.build_report(tmp / "results" / brief / "smoke", figures, tmp / "build")
+    return pdf, figures, runs
 
 
 def _text(pdf: Path, first: int | None = None, last: int | None = None) -> str:
@@ -170,27 +263,38 @@ def _pages(pdf: Path) -> list[str]:
                            text=True).stdout for p in range(1, int(re.search(r"Pages:\s+(\d+)", info).group(1)) + 1)]
 
 
-def check_paper(pdf: Path, tex: str, figures: Path) -> None:
-    """The checks any built paper must pass: page limit, no Type 3 fonts, figures exist."""
+def included_figures(pdf: Path, tex: str) -> list[str]:
+    """The figure files a built paper includes: those of `tex` (paper.tex) and of the sections generated into its
+    build folder (the PDF's folder, generated/body.tex, extras.tex, conclusion.tex)."""
+    generated = [pdf.parent / "generated" / f"{name}.tex" for name in ("body", "extras", "conclusion")]
+    return report.figure_stems(tex + "".join(path.read_text() for path in generated if path.exists()))
+
+
+def check_paper(pdf: Path, tex: str, figures: Path, pages_allowed: int | None = None) -> None:
+    """The checks any built paper must pass: the brief's page budget before the references (`pages_allowed`,
+    default the session's brief's `pages`), no Type 3 fonts, the figures it includes exist."""
+    budget = sections.brief().pages if pages_allowed is None else pages_allowed
     pages = _pages(pdf)
     first_ref_page = 1 + next(i for i, page in enumerate(pages) if re.search(r"^References$", page, re.MULTILINE))
-    # References may start on page 7 only if everything before them fits in 6 pages.
-    assert first_ref_page <= MAX_PAGES_BEFORE_REFERENCES + 1, f"references start on page {first_ref_page}"
-    if first_ref_page == MAX_PAGES_BEFORE_REFERENCES + 1:
+    # References may start on the page after the budget only if everything before them fits in the budget.
+    assert first_ref_page <= budget + 1, f"references start on page {first_ref_page}, the budget is {budget}"
+    if first_ref_page == budget + 1:
         lines = [ln for ln in pages[first_ref_page - 1].splitlines() if ln.strip()]
-        assert lines[0] == "References", "text before the references on page 7"
+        assert lines[0] == "References", f"text before the references on page {budget + 1}"
     fonts = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True, text=True).stdout
     assert "Type 3" not in fonts, fonts
-    stems = report.figure_stems(tex)
+    stems = included_figures(pdf, tex)
     assert stems
     for stem in stems:
         assert (figures / stem).exists(), stem
 
 
 @needs_tex
-def test_paper_builds_from_results(built_paper):
-    pdf, figures, runs = built_paper
-    check_paper(pdf, (paths.report_dir() / "paper.tex").read_text(), figures)
+def test_paper_builds_from_results(tmp_path):
+    """The mixup brief's paper: within its page budget, its numbers, its sections in the brief's order, and no
+    activation section: no Sigmoid anywhere; the references follow the body."""
+    pdf, figures, runs = build_fixture_paper(tmp_path, "mixup")
+    check_paper(pdf, (paths.report_dir() / "paper.tex").read_text(), figures, briefs.load("mixup").pages)
     text = " ".join(_text(pdf).split())
     assert "Built from synthetic data" in text
     for number in (report.pct(runs["lr"][0.05]["final_val_acc"]), report.loss(runs["cos"]["final_train_loss"]),
@@ -198,7 +302,42 @@ def test_paper_builds_from_results(built_paper):
         assert number in text, number
     assert "Zhang et al. 2018" in text or "Zhang et al., 2018" in text
     # a sentence rendered from report/prose/, in reading order (-layout interleaves the columns' lines)
-    assert "than the constant rate" in " ".join(" ".join(_pages(pdf)).split())
+    reading = " ".join(" ".join(_pages(pdf)).split())
+    assert "than the constant rate" in reading
+    headings = ["Data Preprocessing", "Learning Rate", "Learning-Rate Schedule", "Weight Decay", "Mixup",
+                "Final Test Accuracy", "Conclusion"]
+    assert _headings(pdf, headings) == headings
+    assert "Sigmoid" not in reading and "Activation Function" not in reading
+    check_references_follow_the_body_and_the_data_is_named_as_synthetic(pdf)
+
+
+def _headings(pdf: Path, headings: list[str]) -> list[str]:
+    """Which of `headings` a paper's pages hold as lines of their own, in page order."""
+    return [heading for page in _pages(pdf) for heading in headings if re.search(rf"^{heading}$", page, re.M)]
+
+
+@needs_tex
+def test_the_activation_briefs_paper_has_its_own_sections_within_its_budget(tmp_path):
+    """The activation brief's paper (MobileNet v1): within its page budget, its title, its sections in its order
+    (the test step before the activation variant), no mixup anywhere, and a Sigmoid paragraph that follows
+    MobileNet v1: the watched weight is block 8's depthwise convolution and every path of its gradient passes the
+    6 Sigmoids of blocks 8-10 (no shortcuts), with ||grad w|| / ||w|| reported; the references follow the body."""
+    pdf, figures, runs = build_fixture_paper(tmp_path, "activation")
+    check_paper(pdf, (paths.report_dir() / "paper.tex").read_text(), figures, briefs.load("activation").pages)
+    reading = " ".join(" ".join(_pages(pdf)).split())
+    assert "mixup" not in reading.lower() and not re.search(r"Zhang et al\.,? 2018", reading)  # nor its reference
+    assert "Learning Rate, Weight Decay and Sigmoid Activations in MobileNet (v1) on a Synthetic Stand-in" in reading
+    headings = ["Data Preprocessing", "Learning Rate", "Learning-Rate Schedule", "Weight Decay",
+                "Final Test Accuracy", "Activation Function and Gradient Norm", "Conclusion"]
+    assert _headings(pdf, headings) == headings
+    assert report.pct(0.6745) in reading and "four questions in order" in reading
+    text = " ".join(_generated(pdf.parent / "generated").split())
+    assert "the $3\\times3$ depthwise convolution of block~8 ($512\\times3\\times3$ weights)" in text
+    assert ("every path of the gradient of \\GradParam{} back from the loss passes through 6 Sigmoids: the two of "
+            "its own block~8 and the four of blocks~9 and 10") in text
+    assert "The blocks have no shortcuts" in text and "expansion" not in text and "The shortcuts of" not in text
+    assert "ReLU's $\\|\\nabla w\\|/\\|w\\|$ was a median" in text  # ||grad w|| / ||w||: the runs' weight norms
+    check_references_follow_the_body_and_the_data_is_named_as_synthetic(pdf)
 
 
 def _last_word_box(pdf: Path, page: int, word: str) -> tuple[float, float]:
@@ -213,13 +352,11 @@ def _last_word_box(pdf: Path, page: int, word: str) -> tuple[float, float]:
     return x / width, y / height
 
 
-@needs_tex
-def test_references_follow_the_body_and_the_data_is_named_as_synthetic(built_paper):
+def check_references_follow_the_body_and_the_data_is_named_as_synthetic(pdf: Path) -> None:
     """No forced page break before the references: they start on the page where the body ends, or on the next
     one only when the body filled its page down to the foot of the second column; no float comes after them.
     On synthetic data every mention of CIFAR-100 (title and abstract included) says it is a stand-in, except
-    the banner's 'says nothing about CIFAR-100'."""
-    pdf = built_paper[0]
+    the banner's 'says nothing about CIFAR-100'. (Each brief's paper test checks it: a paper is built once.)"""
     pages = _pages(pdf)
     references = next(i for i, page in enumerate(pages) if re.search(r"^References$", page, re.MULTILINE))
     body_end = max(i for i, page in enumerate(pages)  # the Conclusion's last sentence
@@ -232,15 +369,16 @@ def test_references_follow_the_body_and_the_data_is_named_as_synthetic(built_pap
     floats_after = re.findall(r"^(?:Figure|Table) \d+:", after, re.MULTILINE)
     assert not floats_after, f"{floats_after} after the references"
     text = " ".join(" ".join(pages).split())
-    mentions = re.findall(r"(\S+ \S+) CIFAR-100", text)
-    assert mentions and all(m.lower() in ("stand-in for", "nothing about") for m in mentions), mentions
+    mentions = re.findall(r"(\S+ \S+) CIFAR-100", text)  # "stand-in" broken at a line's end reads "standin"
+    assert mentions and all(m.lower().replace("standin", "stand-in") in ("stand-in for", "nothing about")
+                            for m in mentions), mentions
 
 
 @needs_tex
 def test_findings_follow_the_results(fixture_results, monkeypatch):
     """Change which rate wins on validation: the generated sentence changes with it."""
     results, figures, build, runs = fixture_results
-    record = read_section("02_learning_rate", profile="smoke")
+    record = read_section("learning_rate", profile="smoke")
     record["extra"]["best_by_val_acc"] = 0.01
     for run in record["runs"]:  # the smallest rate now generalises best; the chosen rate still trains best
         run["final_val_acc"] = 0.60 if run["config"]["lr"] == 0.01 else 0.40
@@ -254,7 +392,7 @@ def test_findings_follow_the_results(fixture_results, monkeypatch):
 def test_tied_rates_are_reported_as_ties(fixture_results):
     """Rates that end level on a criterion are named together, never one of them as the winner."""
     results, figures, build, runs = fixture_results
-    record = read_section("02_learning_rate", profile="smoke")
+    record = read_section("learning_rate", profile="smoke")
     for run in record["runs"]:
         run["final_val_acc"] = 0.5
     write_section(**{k: record[k] for k in RECORD_KEYS})
@@ -275,21 +413,21 @@ def test_a_diverged_rate_is_never_chosen_and_is_reported_as_diverged(fixture_res
                 run.update(final_train_loss=math.nan, final_val_loss=math.nan, n_seeds=2,
                            std={key: math.nan if "loss" in key else 0.001 for key in FINAL_METRICS})
 
-    _rewrite("02_learning_rate", diverge)
-    record = read_section("02_learning_rate", profile="smoke")
+    _rewrite("learning_rate", diverge)
+    record = read_section("learning_rate", profile="smoke")
     by_label = {run["label"]: run for run in record["runs"]}
-    assert sections.choose_label("02_learning_rate", by_label) == "lr=0.05"
-    assert sections.choose_label("02_learning_rate", {"lr=0.5": {"final_train_loss": math.nan},
+    assert sections.choose_label("learning_rate", by_label) == "lr=0.05"
+    assert sections.choose_label("learning_rate", {"lr=0.5": {"final_train_loss": math.nan},
                                                       "lr=0.01": {"final_train_loss": 1.9}}) == "lr=0.01"
     out = report.generate(results, figures, build / "generated")
     assert "0.01 (1.902) $<$ 0.5 (diverged);" in _generated(out)
-    table = (out / "tables" / "02_learning_rate.tex").read_text()
+    table = (out / "tables" / "learning_rate.tex").read_text()
     assert "diverged & " in table and "diverged\\,$\\pm$" not in table  # no spread of a loss that is not a number
 
 
 def test_a_weight_decay_of_zero_is_written_as_zero(fixture_results):
     results, figures, build, runs = fixture_results
-    _rewrite("04_weight_decay", lambda r: r["runs"][1]["config"].update(weight_decay=0.0))
+    _rewrite("weight_decay", lambda r: r["runs"][1]["config"].update(weight_decay=0.0))
     numbers = _generated(report.generate(results, figures, build / "generated"))
     assert "for $\\lambda=0$)" in numbers and "=None" not in numbers
 
@@ -301,29 +439,43 @@ def test_weight_decays_print_as_typed_and_never_two_alike():
     alike = {"a": types.SimpleNamespace(config=RunConfig(weight_decay=1e-4), history=None),
              "b": types.SimpleNamespace(config=RunConfig(weight_decay=1.0000001e-4), history=None)}
     with pytest.raises(ValueError, match="named alike in figures"):
-        study.curves("04_weight_decay", alike)
+        study.curves("weight_decay", alike)
 
 
-def test_a_summary_older_than_the_mixup_sections_test_score_is_refused(fixture_results):
-    """05 re-run with 3 seeds after 07: its chosen run keeps its id (seed 0), but the test score changed."""
+@pytest.mark.parametrize("fixture_results", ["mixup", "activation"], indirect=True)
+def test_a_summary_older_than_the_test_steps_score_is_refused(fixture_results):
+    """The test step re-run with 3 seeds after the summary: the final run keeps its id (seed 0), but the test score
+    changed; the summary names its notebook."""
     results, figures, build, runs = fixture_results
-    _rewrite("05_mixup", lambda r: r["extra"].update(test_acc=0.7101, test_acc_std=0.004, n_seeds=3))
-    with pytest.raises(report.ReportError, match="07_summary hold another test score .* re-run notebook "
-                                                 "notebooks/07_summary.ipynb"):
+    _rewrite("test", lambda r: r["extra"].update(test_acc=0.7101, test_acc_std=0.004, n_seeds=3))
+    with pytest.raises(report.ReportError, match="summary hold another test score than test's .* re-run notebook "
+                                                 "notebooks/summary.ipynb"):
+        report.generate(results, figures, build / "generated")
+
+
+@pytest.mark.parametrize("fixture_results", ["mixup", "activation"], indirect=True)
+def test_a_test_score_of_another_run_than_the_final_choice_is_refused(fixture_results):
+    """The test step scored a run the final section no longer chooses: one line naming the test notebook."""
+    results, figures, build, runs = fixture_results
+    _rewrite("test", lambda r: r["extra"].update(test_run_id="wd1"))
+    final = sections.brief().final
+    with pytest.raises(report.ReportError, match=rf"^results of test are of run '\w+' \(tested: 'wd1'\), not of "
+                                                 rf"{final}'s chosen run .* re-run notebook notebooks/test.ipynb$"):
         report.generate(results, figures, build / "generated")
 
 
 def test_a_summary_of_results_that_no_longer_chain_is_refused(fixture_results):
-    """04 re-run with another choice, 05 not: notebook 07 refuses to write a summary, naming what to re-run."""
-    _rewrite("04_weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
-    with pytest.raises(ValueError, match=r"05_mixup do not start from .* re-run notebook notebooks/05_mixup.ipynb"):
-        study.export_summary("smoke")
+    """weight_decay re-run with another choice, mixup not: the summary notebook refuses to write a summary, naming
+    what to re-run."""
+    _rewrite("weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
+    with pytest.raises(ValueError, match=r"mixup do not start from .* re-run notebook notebooks/mixup.ipynb"):
+        study.export_summary("summary", "smoke")
 
 
 def test_data_statistics_of_another_split_than_the_runs_are_refused(fixture_results):
     results, figures, build, runs = fixture_results
-    _rewrite("01_data", lambda r: r["extra"].update(split_seed=1))
-    with pytest.raises(report.ReportError, match=r"01_data describe the split with seed 1, the runs' split has seed 0"):
+    _rewrite("data", lambda r: r["extra"].update(split_seed=1))
+    with pytest.raises(report.ReportError, match=r"data describe the split with seed 1, the runs' split has seed 0"):
         report.generate(results, figures, build / "generated")
 
 
@@ -331,7 +483,7 @@ def test_sections_with_different_seed_counts_each_say_their_own(fixture_results)
     """02 re-run with 3 seeds, the rest with 1: the rate comparison speaks of means over 3 seeds, the schedule
     comparison of single runs, and the set-up says the counts differ."""
     results, figures, build, runs = fixture_results
-    _rewrite("02_learning_rate", lambda r: [run.update(n_seeds=3, std={key: 0.001 for key in FINAL_METRICS})
+    _rewrite("learning_rate", lambda r: [run.update(n_seeds=3, std={key: 0.001 for key in FINAL_METRICS})
                                             for run in r["runs"]])
     text = _generated(report.generate(results, figures, build / "generated"))
     assert "Averaged over 3 seeds per rate" in text and "{Cosine annealing ended with" in text
@@ -339,32 +491,36 @@ def test_sections_with_different_seed_counts_each_say_their_own(fixture_results)
     assert "\\newcommand{\\SeedWords}{seeds 0, 1 and 2}" in text and "reaches $2.27\\,s$ either side" in text
 
 
+@pytest.mark.parametrize("fixture_results", ["mixup", "all"], indirect=True)
 def test_the_path_and_the_weight_decay_comparison_count_the_seeds_of_their_own_rows(fixture_results):
-    """04 with 3 seeds beside 03's single runs: its comparison is of means over 3 seeds; 03-05 with 3 seeds beside
-    02's and 06's single runs: so is the path of chosen runs, which uses no row of 02 or 06."""
+    """weight_decay with 3 seeds beside lr_schedule's single runs: its comparison is of means over 3 seeds; mixup
+    with 3 seeds too, beside the learning rates' and the activation variant's single runs: the path of chosen runs
+    shows means for the weight-decay row as mixup read it and for mixup's, single runs elsewhere (and for the
+    variant after them, in the brief that has one)."""
     results, figures, build, runs = fixture_results
+    variant = sections.brief().name == "all"
 
     def three_seeds(record):
         for run in record["runs"]:
             run.update(n_seeds=3, std={key: 0.001 for key in FINAL_METRICS})
 
-    _rewrite("04_weight_decay", three_seeds)
+    _rewrite("weight_decay", three_seeds)
     out = report.generate(results, figures, build / "generated")
-    text, path = " ".join(_generated(out).split()), (out / "tables" / "07_summary.tex").read_text()
-    assert "(Welch's $t$, 3 seeds per setting)" in text and "$\\pm$" not in path  # the path: 03's and 05's rows
-    _rewrite("05_mixup", three_seeds)
-    path = (report.generate(results, figures, build / "generated") / "tables" / "07_summary.tex").read_text()
-    rows = [row for row in path.splitlines() if row.endswith("\\\\")][-5:]  # the five runs, after the head
-    assert [("$\\pm$" in row) for row in rows] == [False, False, True, True, False]  # 05's means only
+    text, path = " ".join(_generated(out).split()), (out / "tables" / "test.tex").read_text()
+    assert "(Welch's $t$, 3 seeds per setting)" in text and "$\\pm$" not in path  # the path: lr_schedule's, mixup's
+    _rewrite("mixup", three_seeds)
+    path = (report.generate(results, figures, build / "generated") / "tables" / "test.tex").read_text()
+    rows = [row for row in path.splitlines() if row.endswith("\\\\")][-(4 + variant):]  # the runs, after the head
+    assert [("$\\pm$" in row) for row in rows] == [False, False, True, True] + [False] * variant  # mixup's means
     text = _generated(report.generate(results, figures, build / "generated"))
     assert "different numbers of seeds per setting, from 1 to 3" in text  # the set-up: over every section
 
 
 def test_one_weight_decay_is_refused_in_one_line(fixture_results):
     results, figures, build, runs = fixture_results
-    _rewrite("04_weight_decay", lambda r: r.update(runs=[x for x in r["runs"] if x["run_id"] == r["chosen_run_id"]]))
-    with pytest.raises(report.ReportError, match=r"04_weight_decay hold 1 weight decay; the paper compares at least "
-                                                 r"two .* re-run notebook notebooks/04_weight_decay.ipynb"):
+    _rewrite("weight_decay", lambda r: r.update(runs=[x for x in r["runs"] if x["run_id"] == r["chosen_run_id"]]))
+    with pytest.raises(report.ReportError, match=r"weight_decay hold 1 weight decay; the paper compares at least "
+                                                 r"two .* re-run notebook notebooks/weight_decay.ipynb"):
         report.generate(results, figures, build / "generated")
 
 
@@ -375,7 +531,7 @@ def test_the_weight_decay_gap_is_the_difference_of_the_printed_accuracies(fixtur
         record["runs"][0].update(final_train_acc=0.60049, final_val_acc=0.50051)  # printed 60.0 and 50.1
         record["runs"][1].update(final_train_acc=0.6, final_val_acc=0.45)
 
-    _rewrite("04_weight_decay", accuracies)
+    _rewrite("weight_decay", accuracies)
     text = _generated(report.generate(results, figures, build / "generated"))
     assert "(9.9 against 15.0 points)" in text  # not 10.0 beside the 60.0 and 50.1 it is read with
 
@@ -383,7 +539,7 @@ def test_the_weight_decay_gap_is_the_difference_of_the_printed_accuracies(fixtur
         record["runs"][0].update(final_train_acc=0.513, final_val_acc=0.313)
         record["runs"][1].update(final_train_acc=0.5, final_val_acc=0.3)
 
-    _rewrite("04_weight_decay", level)
+    _rewrite("weight_decay", level)
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     assert "the same gap between training and validation accuracy (20.0 against 20.0 points)" in text
 
@@ -399,15 +555,25 @@ def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percenta
     assert report.marked(0.43949, PublicRange(44, 47, "test")) == "43.9" + report.DAGGER
 
 
-def test_the_paper_shows_every_declared_figure_and_no_other():
-    """Figure names are declared once, in lib.studies.sections; the paper includes exactly those."""
-    shown = {Path(stem).stem for stem in report.figure_stems((paths.report_dir() / "paper.tex").read_text())}
-    assert shown == set(FIGURES)
+@pytest.mark.parametrize("brief", BRIEFS)
+def test_the_paper_shows_every_figure_its_notebooks_draw_and_no_other(brief, monkeypatch, tmp_path):
+    """A brief's paper (generated) includes exactly the figures its sections' notebooks save (each notebook's
+    study.figure(SECTION, "name") calls: "<section>_<name>"), each once."""
+    monkeypatch.setenv("AI6103_BRIEF", brief)
+    write_fixture_results()
+    out = report.generate(paths.results_dir("smoke"), tmp_path, tmp_path / "generated")
+    included = [Path(stem).stem for stem in report.figure_stems("".join(
+        (out / f"{name}.tex").read_text() for name in ("body", "extras", "conclusion")))]
+    saved = {f"{name}_{figure}" for name in sections.brief().names
+             for figure in re.findall(r'study\.figure\(SECTION, \\"(\w+)\\"\)',
+                                      (paths.notebooks_dir() / f"{name}.ipynb").read_text())}
+    assert sorted(included) == sorted(saved) and len(set(included)) == len(included)
+    assert set(included) == set(brief_figures(brief))
 
 
 def test_missing_section_names_the_notebook(tmp_path):
     with pytest.raises(report.ReportError, match=r"^no results of profile 'full' in .* yet: make all PROFILE=full "
-                                                 r"runs the study, .* run notebook notebooks/01_data.ipynb"):
+                                                 r"runs the study, .* run notebook notebooks/data.ipynb"):
         report.load_results(tmp_path)
 
 
@@ -418,45 +584,50 @@ def test_one_paper_takes_one_profile_and_one_kind_of_data(fixture_results):
     with pytest.raises(report.ReportError, match=r"not from profile 'full'"):
         report.load_results(results, profile="full")  # the fixture is the smoke profile's
     assert report.load_results(results, profile="smoke")
-    quick = write_section("04_weight_decay", "quick", "synthetic", [runs["wd5"], runs["wd1"]],
+    quick = write_section("weight_decay", "quick", "synthetic", [runs["wd5"], runs["wd1"]],
                           chosen={"weight_decay": 5e-4}, chosen_run_id="wd5")
     shutil.copy(quick, results)  # a file copied in from another profile's folder
-    with pytest.raises(report.ReportError, match=r"results of 04_weight_decay \(quick\) are not from profile 'smoke'"):
+    with pytest.raises(report.ReportError, match=r"results of weight_decay \(quick\) are not from profile 'smoke'"):
         report.load_results(results)
-    write_section("04_weight_decay", "smoke", "cifar100", [runs["wd5"], runs["wd1"]], chosen={"weight_decay": 5e-4},
+    write_section("weight_decay", "smoke", "cifar100", [runs["wd5"], runs["wd1"]], chosen={"weight_decay": 5e-4},
                   chosen_run_id="wd5")
-    with pytest.raises(report.ReportError, match=r"04_weight_decay \(cifar100\) are not from data_kind 'synthetic'"):
+    with pytest.raises(report.ReportError, match=r"weight_decay \(cifar100\) are not from data_kind 'synthetic'"):
         report.load_results(results)
 
 
+@pytest.mark.parametrize("fixture_results", BRIEFS, indirect=True)
 def test_generated_tables_and_banner(fixture_results):
+    """Each section that has a table writes it (the test step's is the path of chosen runs); the summary has none."""
     results, figures, build, runs = fixture_results
     out = report.generate(results, figures, build / "generated")
     numbers = _generated(out)
     assert "\\newcommand{\\BestLr}{0.05}" in numbers
     assert "Built from synthetic data" in numbers
     assert "\\newcommand{\\WdChosen}{\\ensuremath{5\\times10^{-4}}}" in numbers
-    for section in report.SECTIONS:
-        assert (out / "tables" / f"{section}.tex").exists(), section
-    assert report.pct(runs["wd1"]["final_val_acc"]) in (out / "tables" / "04_weight_decay.tex").read_text()
+    for section in sections.brief().names:
+        assert (out / "tables" / f"{section}.tex").exists() == (section != "summary"), section
+    assert report.pct(runs["wd1"]["final_val_acc"]) in (out / "tables" / "weight_decay.tex").read_text()
 
 
 def test_real_data_has_no_banner(tmp_path, monkeypatch):
     monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "results"))
     write_fixture_results(kind="cifar100", profile="full")
-    numbers = _generated(report.generate(tmp_path / "results" / "full", tmp_path, tmp_path / "gen"))
+    numbers = _generated(report.generate(tmp_path / "results" / "mixup" / "full", tmp_path, tmp_path / "gen"))
     assert "\\newcommand{\\DataBanner}{}" in numbers
 
 
-@pytest.mark.parametrize("section", ["02_learning_rate", "03_lr_schedule", "04_weight_decay", "05_mixup",
-                                     "06_activation", "07_summary"])
+@pytest.mark.parametrize(("fixture_results", "section"), [
+    *(("mixup", name) for name in ("learning_rate", "lr_schedule", "weight_decay", "mixup", "test", "summary")),
+    ("all", "activation"), ("activation", "activation"), ("activation", "weight_decay"), ("activation", "test")],
+    indirect=["fixture_results"])
 def test_a_record_without_the_run_it_hands_on_names_its_notebook(fixture_results, section):
     """The paper finds each chosen run by its chosen_run_id and never re-decides a choice: a record without it
-    (or, in 06, whose ReLU run is not 05's chosen run) stops the report with one line naming the notebook."""
+    (or, in the activation section, whose ReLU run is not the chosen run of the section it starts from) stops the
+    report with one line naming the notebook."""
     results, figures, build, runs = fixture_results
     record = read_section(section, profile="smoke")
-    if section == "06_activation":
-        record["runs"][0] = runs["wd5"]  # a ReLU run without mixup, while 05 chose mixup
+    if section == "activation":  # a ReLU run without mixup while mixup chose it, or with the other weight decay
+        record["runs"][0] = runs["wd5"] if sections.brief().final == "mixup" else runs["wd1"]
     else:
         record["chosen_run_id"] = None
     write_section(**{k: record[k] for k in RECORD_KEYS})
@@ -466,16 +637,22 @@ def test_a_record_without_the_run_it_hands_on_names_its_notebook(fixture_results
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("fixture_results", BRIEFS, indirect=True)
 def test_prose_templates_render_fully_and_strictly(fixture_results):
-    """No template syntax reaches the LaTeX, and a value a template names but is not given fails loudly."""
+    """No template syntax reaches the LaTeX (each template's macros, the sections' bodies, the extras' and the
+    conclusion), and a value a template names but is not given fails loudly."""
     results, figures, build, runs = fixture_results
     out = report.generate(results, figures, build / "generated")
-    for name in report.PROSE:
-        text = (out / "prose" / f"{name}.tex").read_text()
-        assert "\\newcommand" in text, name
-        assert not re.search(r"\\(VAR|BLOCK|#)\{|^\s*%%", text, re.MULTILINE), name
+    names = ["paper", *sections.brief().names, "baselines"]
+    assert sorted(p.stem for p in (out / "prose").glob("*.tex")) == sorted(names)
+    for path in [*(out / "prose" / f"{name}.tex" for name in names),
+                 *(out / f"{part}.tex" for part in ("prose", "body", "extras", "conclusion"))]:
+        assert not re.search(r"\\(VAR|BLOCK|#)\{|^\s*%%", path.read_text(), re.MULTILINE), path.name
+    for name in names:
         with pytest.raises(jinja2.UndefinedError):
-            report.render_prose(name, {})
+            report.render_parts(name, {})
+    body = (out / "body.tex").read_text()
+    assert body.count("\\section{") == len(sections.brief().names) - 1  # each section's but the summary's
 
 
 def test_official_kit_is_used_when_present(tmp_path):
@@ -510,10 +687,10 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
     never a 'spread' (seeds 0.4 points either side of the fixture's means: sd 0.57 points, half-width 2.4)."""
     results, figures, build, runs = fixture_results
     if seeds == 2:
-        for section in sections.TRAINING:
+        for section in sections.brief().training:
             _rewrite(section, lambda r: _give_seeds(r, 2))
     out = report.generate(results, figures, build / "generated")
-    text, table = _generated(out), (out / "tables" / "03_lr_schedule.tex").read_text()
+    text, table = _generated(out), (out / "tables" / "lr_schedule.tex").read_text()
     if seeds == 1:
         assert "\\newcommand{\\SeedWords}{seed 0}" in text
         assert "Each setting was trained once, so every comparison below is between single runs" in text
@@ -529,7 +706,7 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
         assert "Over the last third of training (epochs 200--300) the cosine setting's mean validation accuracy" in text
         assert "\\,$\\pm$\\,0.6" in table  # mean +- sd
         assert "+ mixup $\\alpha=0.2$ & \\bfseries\\boldmath 70.2\\,$\\pm$\\,0.6 &" in (
-            out / "tables" / "07_summary.tex").read_text()  # the summary table too
+            out / "tables" / "test.tex").read_text()  # the path of chosen runs too
         assert ("The difference in validation accuracy, $+1.7$ points, has a 95\\,\\% confidence interval of "
                 "$[-0.7, 4.1]$ (Welch's $t$, 2 seeds per setting), which holds 0: these seeds cannot tell the cosine "
                 "schedule and the constant rate apart, although every seed of the cosine schedule beat every seed "
@@ -586,9 +763,9 @@ def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
              "flat": [2.0] * 99 + [1.5] + [1.5 + 0.05 * i / 200 for i in range(1, 201)],  # +3.3 % from epoch 100
              "diverged": [2.0, 1.5] + [math.nan] * 298, "ended_higher": [2.0, 1.5, 1.6]}[shape]
     if curve:
-        _rewrite("03_lr_schedule", lambda r: r["runs"][0]["curves"].update(val_loss=curve))
+        _rewrite("lr_schedule", lambda r: r["runs"][0]["curves"].update(val_loss=curve))
     if shape == "overfit":  # the accuracy peaks at 60 % in epoch 100 and falls 4 points to the end
-        _rewrite("03_lr_schedule", lambda r: r["runs"][0]["curves"].update(
+        _rewrite("lr_schedule", lambda r: r["runs"][0]["curves"].update(
             val_acc=[0.6 * min(i, 100) / 100 - 0.04 * max(0, i - 100) / 199 for i in range(300)]))
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     expected = {"rose": "The constant rate's validation loss was lowest at epoch 61 (1.420) and then rose to 1.951 "
@@ -649,7 +826,7 @@ def test_the_weight_decay_section_describes_its_phases(fixture_results):
     large = {"val_acc": [0.55 if i < 200 else 0.68 for i in range(300)],  # 5 points behind, then 7 ahead
              "train_acc": [0.66 if i < 200 else 0.99 for i in range(300)]}
     small = {"val_acc": [0.6] * 300, "train_acc": [0.82 if i < 200 else 0.99 for i in range(300)]}
-    _rewrite("04_weight_decay", lambda r: [run["curves"].update(large if run["config"]["weight_decay"] == 5e-4
+    _rewrite("weight_decay", lambda r: [run["curves"].update(large if run["config"]["weight_decay"] == 5e-4
                                                                 else small) for run in r["runs"]])
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     assert "$\\lambda=1\\times10^{-4}$ led in validation accuracy until epoch 200 of 300" in text
@@ -657,12 +834,14 @@ def test_the_weight_decay_section_describes_its_phases(fixture_results):
     assert "overtook it at epoch 201" in text and "The phases fit this mechanism" in text
 
 
+@pytest.mark.parametrize("fixture_results", ["all", "activation"], indirect=True)
 def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
     """The paragraph gives ReLU's norm over Sigmoid's (median over epochs, last epoch), and a norm whose peak is
-    its first epoch is 'highest at the start', not 'peaks ... in epoch 1'."""
+    its first epoch is 'highest at the start', not 'peaks ... in epoch 1'. Both briefs with an activation
+    section."""
     results, figures, build, runs = fixture_results
     text = _generated(report.generate(results, figures, build / "generated"))
-    norms = read_section("06_activation", profile="smoke")["extra"]["grad_norm"]
+    norms = read_section("activation", profile="smoke")["extra"]["grad_norm"]
     ratios = [r / s for r, s in zip(norms["relu"], norms["sigmoid"], strict=True)]
     median = sorted(ratios)[len(ratios) // 2 - 1: len(ratios) // 2 + 1]  # an even count: the mean of the middle two
     assert (f"ReLU's norm was a median {sum(median) / 2:#.3g} times Sigmoid's, and {ratios[-1]:#.3g} times at the "
@@ -674,7 +853,7 @@ def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
         record["extra"]["grad_norm"]["sigmoid"][-1] = 0.0
         record["extra"]["grad_norm"]["relu"] = [0.5] * len(record["extra"]["grad_norm"]["relu"])
 
-    _rewrite("06_activation", last_gone)
+    _rewrite("activation", last_gone)
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     assert f"Over the {len(ratios) - 1} epochs where both norms were numbers and Sigmoid's above zero" in text
     assert "times at the last epoch" not in text and "With ReLU the gradient norm stayed at 0.500;" in text
@@ -685,7 +864,7 @@ def test_the_learning_rate_discussion_follows_whether_rankings_differ(fixture_re
     """The clause on training and validation rankings that differ is there only when they do."""
     results, figures, build, runs = fixture_results
     if differ:  # the smallest rate now validates best; 0.05 still trains best
-        _rewrite("02_learning_rate", lambda r: r["runs"][2].update(final_val_acc=0.60))
+        _rewrite("learning_rate", lambda r: r["runs"][2].update(final_val_acc=0.60))
     text = _generated(report.generate(results, figures, build / "generated"))
     assert ("Here the two orders differ" in text) == differ
     assert ("Here the two orders agree" in text) == (not differ)
@@ -697,7 +876,7 @@ def test_the_learning_rate_orders_follow_the_printed_values_and_the_reason_fits_
     while a larger one trains best: no regulariser story, which would explain the opposite."""
     results, figures, build, runs = fixture_results
     losses, accuracies = {0.5: 1.7341, 0.05: 1.7344, 0.01: 2.0}, {0.5: 0.40, 0.05: 0.45, 0.01: 0.50}
-    _rewrite("02_learning_rate", lambda r: [run.update(final_train_loss=losses[run["config"]["lr"]],
+    _rewrite("learning_rate", lambda r: [run.update(final_train_loss=losses[run["config"]["lr"]],
                                                        final_val_acc=accuracies[run["config"]["lr"]])
                                             for run in r["runs"]])
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
@@ -708,7 +887,7 @@ def test_the_learning_rate_orders_follow_the_printed_values_and_the_reason_fits_
 
 def test_a_mixup_choice_between_accuracies_printed_alike_says_what_decided(fixture_results):
     results, figures, build, runs = fixture_results
-    _rewrite("05_mixup", lambda r: [run.update(final_val_acc=0.6794) for run in r["runs"]])
+    _rewrite("mixup", lambda r: [run.update(final_val_acc=0.6794) for run in r["runs"]])
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     assert "validation accuracy ended level with that without it" in text
     assert "final recipe, on digits beyond those printed." in text
@@ -716,13 +895,14 @@ def test_a_mixup_choice_between_accuracies_printed_alike_says_what_decided(fixtu
 
 def test_a_test_accuracy_over_seeds_is_said_to_be_a_mean_of_models(fixture_results):
     results, figures, build, runs = fixture_results
-    for section in ("05_mixup", "07_summary"):
+    for section in ("test", "summary"):
         _rewrite(section, lambda r: r["extra"].update(n_seeds=3, test_acc_std=0.004))
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     assert ("reached a test accuracy of 70.5\\,$\\pm$\\,0.4\\,\\% (mean $\\pm$ standard deviation over its 3 "
             "models") in text
     assert text.count("test accuracy of 70.5") == 1  # once, in its section
     assert "that a model trained with this recipe reaches" in text and "this one trained model" not in text
+    assert "\\newcommand{\\TestAcc}{70.5\\,$\\pm$\\,0.4}" in text  # the abstract's
 
 
 def test_a_test_accuracy_over_seeds_is_printed_with_its_sd_and_n():
@@ -733,21 +913,34 @@ def test_a_test_accuracy_over_seeds_is_printed_with_its_sd_and_n():
                                                "evaluated once)")
 
 
-def test_summary_table_is_the_path_of_chosen_runs(fixture_results):
-    """Constant rate, + cosine, + the chosen weight decay, + mixup, then the Sigmoid variant after a rule; not the
-    weight decay that was not chosen; the final model's row bold, maths included, with the test accuracy."""
+@pytest.mark.parametrize(("fixture_results", "path"), [
+    ("mixup", ["constant $\\eta=0.05$", "+ cosine schedule", "+ $\\lambda=5\\times10^{-4}$", "+ mixup $\\alpha=0.2$"]),
+    ("all", ["constant $\\eta=0.05$", "+ cosine schedule", "+ $\\lambda=5\\times10^{-4}$", "+ mixup $\\alpha=0.2$",
+             "Sigmoid in blocks 4--10 (variant)"]),
+    ("activation", ["constant $\\eta=0.05$", "+ cosine schedule", "+ $\\lambda=5\\times10^{-4}$",
+                    "Sigmoid in blocks 4--10 (variant)"])], indirect=["fixture_results"])
+def test_summary_table_is_the_path_of_chosen_runs(fixture_results, path):
+    """The path, derived from the brief (lib.report.path): constant rate, + cosine, + the chosen weight decay, +
+    mixup where the brief has it, then the Sigmoid variant of the final model after a rule where the brief tries
+    it; not the weight decay that was not chosen; the final model's row bold, maths included, with the test
+    accuracy. A row shared by two sections is the later one's (the run mixup starts from, as mixup read it)."""
     results, figures, build, runs = fixture_results
-    decayed = read_section("04_weight_decay", profile="smoke")["chosen_run_id"]
-    _rewrite("05_mixup", lambda r: [run.update(final_val_acc=0.3333) for run in r["runs"] if run["run_id"] == decayed])
+    decayed = read_section("weight_decay", profile="smoke")["chosen_run_id"]
+    mixup = "mixup" in sections.brief().names
+    if mixup:  # mixup's run without mixup is weight decay's chosen run; the path shows it as mixup read it
+        _rewrite("mixup", lambda r: [run.update(final_val_acc=0.3333) for run in r["runs"] if run["run_id"] == decayed])
     out = report.generate(results, figures, build / "generated")
-    rows = [ln for ln in (out / "tables" / "07_summary.tex").read_text().splitlines() if ln.endswith("\\\\")][-5:]
-    settings = [row.split(" & ")[0].replace(report.BOLD, "") for row in rows]
-    assert settings == ["constant $\\eta=0.05$", "+ cosine schedule", "+ $\\lambda=5\\times10^{-4}$",
-                        "+ mixup $\\alpha=0.2$", "Sigmoid, blocks 4--10 (variant)"]
-    assert all(cell.startswith("\\bfseries\\boldmath ") for cell in rows[3].split(" & "))
-    assert report.pct(0.7053) in rows[3] and report.pct(0.7053) not in rows[0] + rows[4]
-    assert "33.3" in rows[2]  # the weight-decay row as 05 read it: the mixup step compares one section's rows
-    assert "\\midrule\nSigmoid" in (out / "tables" / "07_summary.tex").read_text()
+    table = (out / "tables" / "test.tex").read_text()
+    rows = [ln for ln in table.splitlines() if ln.endswith("\\\\")][-len(path):]
+    assert [row.split(" & ")[0].replace(report.BOLD, "") for row in rows] == path
+    final = [i for i, setting in enumerate(path) if "variant" not in setting][-1]
+    assert all(cell.startswith("\\bfseries\\boldmath ") for cell in rows[final].split(" & "))
+    score = report.pct(0.7053 if mixup else 0.6745)
+    assert score in rows[final] and all(score not in row for i, row in enumerate(rows) if i != final)
+    assert ("33.3" in rows[2]) == mixup  # the weight-decay row as the later section read it
+    assert ("\\midrule\nSigmoid" in table) == ("variant" in path[-1])
+    assert [row["setting"] for row in report.chosen_path(report.load_results(results, "smoke"))] == [
+        setting for setting in path if "variant" not in setting]
 
 
 def test_an_explicit_author_is_printed_escaped(fixture_results):
@@ -775,7 +968,7 @@ def test_a_failed_report_leaves_no_stale_paper(tmp_path, monkeypatch, capsys):
     """The results make no paper (none there): the previous paper.pdf is renamed paper.stale.pdf, and the one-line
     error says so."""
     monkeypatch.setenv("AI6103_REPORT_DIR", str(tmp_path / "papers"))
-    paper = tmp_path / "papers" / "smoke" / "paper.pdf"
+    paper = tmp_path / "papers" / "mixup" / "smoke" / "paper.pdf"  # the session's brief's folder
     paper.parent.mkdir(parents=True)
     paper.write_bytes(b"the paper of earlier results")
     assert report.main(["--profile", "smoke", "--author", "A. Author"]) == 1
@@ -793,30 +986,32 @@ def test_the_report_folder_variable_moves_the_paper(tmp_path, monkeypatch):
     built.write_bytes(b"the new paper")
     monkeypatch.setattr("lib.report.build.generate", lambda **kwargs: tmp_path)  # latexmk is tested elsewhere
     monkeypatch.setattr("lib.report.build.build_report", lambda **kwargs: built)
-    stale = tmp_path / "papers" / "smoke" / "paper.stale.pdf"
+    stale = tmp_path / "papers" / "mixup" / "smoke" / "paper.stale.pdf"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"a paper of earlier results")
     assert report.main(["--profile", "smoke", "--author", "A. Author"]) == 0
-    assert (tmp_path / "papers" / "smoke" / "paper.pdf").read_bytes() == b"the new paper" and not stale.exists()
-    assert paths.paper_build_dir("smoke") == tmp_path / "papers" / "build" / "smoke"
+    assert (tmp_path / "papers" / "mixup" / "smoke" / "paper.pdf").read_bytes() == b"the new paper"
+    assert not stale.exists() and paths.paper_build_dir("smoke") == tmp_path / "papers" / "build" / "mixup" / "smoke"
 
 
 def test_public_ranges_appear_only_on_official_data_in_the_full_profile(tmp_path, monkeypatch, fixture_results):
     """Official CIFAR-100, full profile: each table has the public validation range ('--' without one) and daggers
     a result outside it, the summary also the final model's public test range, and the captions say so. On
-    synthetic data (the fixture) there is no such column or note."""
+    synthetic data (the fixture) there is no such column or note. MobileNet v1 in the brief with every section
+    (its activation table too), MobileNetV2 in the mixup brief."""
     results, figures, build, runs = fixture_results
     synthetic = report.generate(results, figures, build / "generated")
     assert not any("Public" in f.read_text() for f in (synthetic / "tables").glob("*.tex"))
     assert "Public:" not in _generated(synthetic)
     monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "official"))
+    monkeypatch.setenv("AI6103_BRIEF", "all")
     write_fixture_results(kind="cifar100", profile="full", arch="mobilenet")
-    out = report.generate(tmp_path / "official" / "full", figures, tmp_path / "gen", profile="full")
-    lr = (out / "tables" / "02_learning_rate.tex").read_text()
+    out = report.generate(tmp_path / "official" / "all" / "full", figures, tmp_path / "gen", profile="full")
+    lr = (out / "tables" / "learning_rate.tex").read_text()
     assert "$\\eta=0.05$ & \\bfseries\\boldmath 1.734" in lr and "47.1$^\\dagger$ & \\bfseries\\boldmath 44--47" in lr
     assert "Sigmoid, blocks 4--10 & 0.311 & 93.2 & 1.702 & 62.3 & -- \\\\" in (
-        out / "tables" / "06_activation.tex").read_text()
-    summary = (out / "tables" / "07_summary.tex").read_text()
+        out / "tables" / "activation.tex").read_text()
+    summary = (out / "tables" / "test.tex").read_text()
     assert "70.5 & \\bfseries\\boldmath 69.7--70.9 \\\\" in summary  # the final model's test accuracy, within
     text = _generated(out)
     assert "the range public course reports give for the same model and settings~\\citep{ai6103reports}" in text
@@ -826,53 +1021,60 @@ def test_public_ranges_appear_only_on_official_data_in_the_full_profile(tmp_path
     # MobileNetV2 has a public range for its final test accuracy only (from stronger recipes): no validation
     # column anywhere (a column of dashes says nothing), and the test accuracy placed above the range by how much.
     monkeypatch.setenv("AI6103_RESULTS_DIR", str(tmp_path / "v2"))
+    monkeypatch.setenv("AI6103_BRIEF", "mixup")
     write_fixture_results(kind="cifar100", profile="full", arch="mobilenetv2")
-    _rewrite_in = tmp_path / "v2" / "full"
-    out = report.generate(_rewrite_in, figures, tmp_path / "gen2", profile="full")
-    assert not any("Public" in (out / "tables" / f"{name}.tex").read_text() for name in sections.TRAINING)
-    assert "Public" in (out / "tables" / "07_summary.tex").read_text()
+    out = report.generate(tmp_path / "v2" / "mixup" / "full", figures, tmp_path / "gen2", profile="full")
+    assert not any("Public" in (out / "tables" / f"{name}.tex").read_text() for name in sections.brief().training)
+    assert "Public" in (out / "tables" / "test.tex").read_text()
     text = " ".join(_generated(out).split())
     assert ("70.5\\,\\% test accuracy, within the range public reports give for this model trained with stronger "
             "recipes than ours (68--74\\,\\%~\\citep{mobilenetv2cifar})") in text
 
 
+@pytest.mark.parametrize("fixture_results", ["all"], indirect=True)
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_the_curve_captions_say_what_lines_and_bands_are(fixture_results, seeds):
     """The band's meaning is in the captions of the curve and gradient-norm figures (\\BandNote), not in the
-    figures: empty with one seed per setting, 'Lines are means over n seeds; bands, ...' with n > 1."""
+    figures: empty with one seed per setting, 'Lines are means over n seeds; bands, ...' with n > 1. The brief with
+    every section: its five curve figures and the gradient norm's."""
     results, figures, build, runs = fixture_results
     if seeds == 2:
-        _rewrite("02_learning_rate", lambda r: [run.update(n_seeds=2) for run in r["runs"]])
+        _rewrite("learning_rate", lambda r: [run.update(n_seeds=2) for run in r["runs"]])
     text = _generated(report.generate(results, figures, build / "generated"))
     note = "\\newcommand{\\BandNote}{{} Lines are means over 2 seeds; bands, $\\pm1$ standard deviation.}"
     assert (note if seeds == 2 else "\\newcommand{\\BandNote}{}") in text
-    floats = re.findall(r"\\begin\{figure\*?\}(.*?)\\end\{figure\*?\}", (paths.report_dir() / "paper.tex").read_text(),
-                        re.DOTALL)
+    out = build / "generated"
+    floats = re.findall(r"\\begin\{figure\*?\}(.*?)\\end\{figure\*?\}", (out / "body.tex").read_text(), re.DOTALL)
     banded = [f for f in floats if re.search(r"_(curves|grad_norm)\.pdf", f)]
-    assert len(banded) == sum(stem.endswith(("_curves", "_grad_norm")) for stem in FIGURES)
+    assert len(banded) == sum(stem.endswith(("_curves", "_grad_norm")) for stem in brief_figures()) == 6
     assert all(re.search(r"\\caption\{.*\\BandNote\}", f, re.DOTALL) for f in banded)
 
 
+@pytest.mark.parametrize("fixture_results", ["all", "activation"], indirect=True)
 def test_the_relative_gradient_ratio_is_relus_over_sigmoids_median(fixture_results):
-    """norm_ratio_relative: the median over epochs of (||grad w|| / ||w|| with ReLU) / (the same with Sigmoid);
-    None for results without weight norms, and the figure's caption then names no second panel."""
-    from lib.report.generation import section_facts
-
+    """norm_ratio_relative: the median over epochs of (||grad w|| / ||w|| with ReLU) / (the same with Sigmoid),
+    which the paragraph and the conclusion report; None for results without weight norms, and the figure's
+    caption then names no second panel."""
     results, figures, build, runs = fixture_results
+    _rewrite("activation", lambda r: r["extra"].pop("weight_norm", None))
 
     def facts():
-        return section_facts(report.load_results(results, "smoke"), "smoke", results)["06_activation"]
+        return report.section_facts(report.load_results(results, "smoke"))["activation"]
 
     before = facts()
     assert before.values["norm_ratio_relative"] is None and "{\\GradNormRelative}{}" in before.macros.text()
     weights = {"relu": [10 + i / 30 for i in range(300)], "sigmoid": [2.0 + i / 100 for i in range(300)]}
-    _rewrite("06_activation", lambda r: r["extra"].update(weight_norm=weights))
-    grads = read_section("06_activation", profile="smoke")["extra"]["grad_norm"]
+    _rewrite("activation", lambda r: r["extra"].update(weight_norm=weights))
+    grads = read_section("activation", profile="smoke")["extra"]["grad_norm"]
     ratios = sorted((gr / wr) / (gs / ws) for gr, wr, gs, ws in zip(grads["relu"], weights["relu"], grads["sigmoid"],
                                                                     weights["sigmoid"], strict=True))
     after = facts()
     assert after.values["norm_ratio_relative"] == f"{(ratios[149] + ratios[150]) / 2:#.3g}"
     assert "over the parameter's own 2-norm" in after.macros.text()
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    ratio = after.values["norm_ratio_relative"]
+    assert f"relative to each run's weight norm, ReLU's $\\|\\nabla w\\|/\\|w\\|$ was a median {ratio} times" in text
+    assert f"({ratio} times relative to the weight's norm)" in text  # the conclusion
 
 
 def _histories(n_epochs: int, seeds: int = 1, **columns) -> dict[str, pd.DataFrame]:
@@ -967,16 +1169,136 @@ def test_mixup_examples_show_weights_spread_over_the_range(tiny_config):
     assert [fig.axes[8 * row].get_ylabel().split()[0] for row in range(3)] == ["image", "partner", "mixed"]
 
 
-def test_the_set_up_says_where_and_how_long_the_study_trained(fixture_results):
-    """The devices and wall time come from the results rows (lib.studies.study.training_cost), each setting counted once
-    (05's run without mixup is 04's); without a device on record the sentence is left out."""
-    from lib.report.sections.setup import duration
+@pytest.mark.parametrize(("fixture_results", "sentence"), [
+    ("all", "The 9 settings (1,845 epochs in all) trained on NVIDIA H200 in 1.5 hours"),
+    ("mixup", "The 8 settings (1,545 epochs in all) trained on NVIDIA H200 in 80 minutes"),
+    ("activation", "The 8 settings (1,545 epochs in all) trained on NVIDIA H200 in 80 minutes")],
+    indirect=["fixture_results"])
+def test_the_set_up_says_where_and_how_long_the_study_trained(fixture_results, sentence):
+    """The devices and wall time come from the results rows (lib.studies.study.training_cost), each setting counted
+    once (mixup's run without mixup is weight decay's; the activation section's ReLU run is the final model);
+    without a device on record the sentence is left out."""
+    from lib.report.setup import duration
 
     results, figures, build, runs = fixture_results
     assert "\\newcommand{\\HardwareSentence}{}" in _generated(report.generate(results, figures, build / "generated"))
-    for section in sections.TRAINING:
+    for section in sections.brief().training:
         _rewrite(section, lambda r: [run.update(device="NVIDIA H200", train_seconds=600.0) for run in r["runs"]])
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
-    assert "The 9 settings (1,845 epochs in all) trained on NVIDIA H200 in 1.5 hours" in text.replace("{,}", ",")
+    assert sentence in text.replace("{,}", ",")
     assert [duration(s) for s in (30, 75, 600, 6000, 40000)] == ["30 seconds", "1 minute", "10 minutes",
                                                                  "1.7 hours", "11 hours"]
+
+
+# ---------------------------------------------------------------- the paper reads the brief
+
+
+def test_the_activation_paragraph_follows_the_architecture_trained():
+    """Which Sigmoids lie between layers[8].conv1 and the loss is read from the model itself: MobileNet v1's
+    blocks have no shortcuts (every path passes the 6 Sigmoids of blocks 8-10); MobileNetV2's stride-1 blocks have
+    shortcuts, so only its own block's 2 lie on every path and blocks 9 and 10's may be bypassed; Sigmoids only
+    before the watched layer lie on no path."""
+    from lib.report.sections.activation import gradient_path
+
+    blocks = list(range(4, 11))
+    v1 = gradient_path({"arch": "mobilenet", "sigmoid_blocks": blocks}, "layers.8.conv1.weight")
+    assert (v1["every"], v1["some"], v1["own"], v1["blocks"], v1["bypassed"]) == (6, 6, 2, [9, 10], [])
+    assert v1["layer"] == {"kernel": "3\\times3", "kind": "depthwise", "shape": "512\\times3\\times3"}
+    v2 = gradient_path({"arch": "mobilenetv2", "sigmoid_blocks": blocks}, "layers.8.conv1.weight")
+    assert (v2["every"], v2["some"], v2["own"], v2["blocks"], v2["bypassed"]) == (2, 6, 2, [], [9, 10])
+    assert v2["layer"] == {"kernel": "1\\times1", "kind": "expansion", "shape": "384\\times64"}
+    before = gradient_path({"arch": "mobilenet", "sigmoid_blocks": [2, 3]}, "layers.8.conv1.weight")
+    assert (before["every"], before["some"]) == (0, 0)
+
+
+@pytest.mark.parametrize("fixture_results", ["all"], indirect=True)
+def test_the_mobilenetv2_activation_paragraph_names_its_shortcuts(fixture_results):
+    results, figures, build, runs = fixture_results
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "the $1\\times1$ expansion convolution of block~8 ($384\\times64$ weights)" in text
+    assert ("every path of the gradient of \\GradParam{} back from the loss passes through 2 Sigmoids: the two of "
+            "its own block~8, each of which") in text
+    assert "The shortcuts of blocks~9 and 10 carry part of it around their Sigmoids (6 on the longest path)" in text
+    assert "depthwise convolution of block" not in text
+
+
+@pytest.mark.parametrize("fixture_results", BRIEFS, indirect=True)
+def test_the_papers_parts_follow_the_brief(fixture_results):
+    """The title is the brief's; the sections' bodies come in the brief's order; the introduction asks one
+    question per section that has one, the abstract varies what the brief's sections compare, and a brief
+    without mixup says nothing of it."""
+    results, figures, build, runs = fixture_results
+    spec = sections.brief()
+    out = report.generate(results, figures, build / "generated")
+    body, paper = (out / "body.tex").read_text(), (out / "prose" / "paper.tex").read_text()
+    labels = {"learning_rate": "sec:lr", "lr_schedule": "sec:sched", "weight_decay": "sec:wd", "mixup": "sec:mixup",
+              "test": "sec:test", "activation": "sec:act"}
+    places = [body.index(f"\\label{{{labels[name]}}}") for name in spec.names if name in labels]
+    assert places == sorted(places) and body.index("Data Preprocessing") < places[0]
+    assert paper.startswith("% Generated") and "\\newcommand{\\PaperTitle}{" + spec.title.replace(
+        "{arch}", "\\ArchName{}").replace("{data}", "\\DataTitle{}") + "}" in paper
+    questions = {"mixup": "four", "activation": "four", "all": "five"}[spec.name]
+    assert f"{questions} questions in order" in paper
+    text = " ".join(_generated(out).split())
+    assert ("mixup" in text.lower()) == ("mixup" in spec.names)
+    assert ("Sigmoid" in body) == ("activation" in spec.names)
+    assert "\\section{Conclusion}" not in body
+    assert "Each step of the study started" in (out / "conclusion.tex").read_text()
+
+
+def test_a_section_without_a_report_module_gets_the_generic_values(fixture_results, monkeypatch):
+    """A section whose report module is missing still has its template rendered, with the generic values (its
+    name, n, whether it is the final choice or the test step)."""
+    results, figures, build, runs = fixture_results
+    from lib.report import generation
+
+    found = generation.module_of
+    monkeypatch.setattr(generation, "module_of", lambda name: None if name == "data" else found(name))
+    out = report.generate(results, figures, build / "generated")
+    assert "\\section{Data Preprocessing}" in (out / "body.tex").read_text()
+    assert "\\input{generated/tables/data}" in (out / "body.tex").read_text()
+    assert generation.generic_values(report.load_results(results, "smoke"), "mixup") == {
+        "name": "mixup", "n": 1, "final": True, "test_step": False, "compares": "mixup_alpha",
+        "starts_from": "weight_decay"}
+    assert found("no_such_section") is None
+
+
+def test_generic_modules_and_the_skeleton_name_no_section():
+    """Only the brief, a section's template and its report module name it: the paper's skeleton and the generic
+    modules of lib.report do not (docs/paper.md)."""
+    names = {name for brief in BRIEFS for name in briefs.load(brief).names} - {"data", "test"}
+    skeleton = (paths.report_dir() / "paper.tex").read_text()
+    assert not [name for name in names if re.search(rf"\b{name}\b", skeleton)]
+    folder = paths.PROJECT_ROOT / "lib" / "report"
+    for module in ("generation", "reading", "tables", "setup", "path", "templates", "build", "style", "curves",
+                   "findings"):
+        source = (folder / f"{module}.py").read_text()
+        quoted = [name for name in names | {"data", "test", "summary"} if re.search(rf"[\"']{name}[\"']", source)]
+        assert not quoted, (module, quoted)
+
+
+def test_make_report_takes_the_brief(fixture_results, monkeypatch, capsys):
+    """--brief: the paper of that brief's results (AI6103_BRIEF exported before anything reads it); a missing
+    figure names the notebook that draws it, found by the longest section name its file begins with."""
+    results, figures, build, runs = fixture_results
+    monkeypatch.setenv("AI6103_BRIEF", "mixup")  # restored after the test, whatever main exports
+    with session_brief("activation"):
+        write_fixture_results()
+    assert report.main(["--generate-only", "--profile", "smoke", "--brief", "activation", "--author", "A"]) == 0
+    out = paths.report_dir() / "generated"
+    try:
+        assert sections.brief().name == "activation" and "Sigmoid" in (out / "body.tex").read_text()
+        assert "mixup" not in (out / "body.tex").read_text().lower()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # report/generated/ of the project: --generate-only writes there
+    assert report.main(["--profile", "smoke", "--brief", "no_such_brief"]) == 1
+    assert "brief must be one of" in capsys.readouterr().err
+    from lib.report.build import figure_section
+
+    assert [figure_section(stem) for stem in ("lr_schedule_lr", "learning_rate_curves", "activation_grad_norm",
+                                              "baselines_curves", "other")] == [
+        "lr_schedule", "learning_rate", "activation", "baselines", None]
+    write_fixture_figures(figures, tuple(stem for stem in brief_figures() if stem != "lr_schedule_lr"))
+    with pytest.raises(report.ReportError, match=r"lr_schedule_lr.pdf does not exist: run notebook "
+                                                 r"notebooks/lr_schedule.ipynb first"):
+        report.build_report(paths.results_dir("smoke"), figures, build)

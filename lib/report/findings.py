@@ -98,3 +98,10 @@ def gap_word(run: dict, other: dict) -> str:
     """Whether `run`'s gap between training and validation accuracy is 'smaller', 'larger' or 'the same' as
     `other`'s (as printed)."""
     return "smaller" if gap(run) < gap(other) else "larger" if gap(run) > gap(other) else "the same"
+
+
+def effect(run: dict, before: dict) -> dict:
+    """What a change did to the final validation accuracy, as printed: the verb ('raised', 'lowered', 'left
+    unchanged') and the size in points ('1.7')."""
+    gain = printed(run, "final_val_acc") - printed(before, "final_val_acc")
+    return {"verb": "raised" if gain > 0 else "lowered" if gain < 0 else "left unchanged", "by": f"{abs(gain):.1f}"}

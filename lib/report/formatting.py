@@ -88,6 +88,52 @@ def wd(value: float) -> str:
     return f"$\\lambda={sci(value)}$"
 
 
+# A run setting a brief's section compares or fixes, in words: (the noun for what a section varies, as in "we vary
+# the initial learning rate", the adjective for its runs, as in "the mixup runs"); a setting not listed is its name.
+SETTING_WORDS = {"lr": ("the initial learning rate", "learning-rate"),
+                 "schedule": ("the learning-rate schedule", "schedule"),
+                 "weight_decay": ("weight decay", "weight-decay"), "mixup_alpha": ("mixup", "mixup"),
+                 "sigmoid_blocks": ("Sigmoid in place of ReLU in some blocks", "activation")}
+
+
+def setting_words(field: str, adjective: bool = False) -> str:
+    """What a section that compares `field` varies, in words ("weight decay"), or with `adjective` how its runs
+    are named ("weight-decay" runs); a setting SETTING_WORDS lacks, by its name."""
+    words = SETTING_WORDS.get(field)
+    return words[adjective] if words else tex_escape(field.replace("_", " "))
+
+
+def setting_phrase(field: str, value, adjective: bool = False) -> str | None:
+    """A run setting's value as the paper names it in a recipe or a table row: '$\\eta=0.05$', 'cosine schedule'
+    ('cosine' with `adjective`), '$\\lambda=5\\times10^{-4}$', 'mixup $\\alpha=0.2$', 'Sigmoid in blocks 4--10';
+    None for a regulariser that is off (no weight decay, no mixup, no Sigmoid)."""
+    if field == "lr":
+        return eta(value)
+    if field == "schedule":
+        return value if adjective else f"{value} schedule"
+    if field == "weight_decay":
+        return wd(value) if value else None
+    if field == "mixup_alpha":
+        return f"mixup $\\alpha={plain(value)}$" if value else None
+    if field == "sigmoid_blocks":
+        return f"Sigmoid in blocks {blocks_range(value, latex=True)}" if value else None
+    shown_value = plain(value) if isinstance(value, float) else str(value)
+    return tex_escape(f"{field.replace('_', ' ')} {shown_value}")
+
+
+def setting_off(field: str) -> str:
+    """A regulariser turned off, in words: 'no weight decay', 'no mixup', 'ReLU'."""
+    return "ReLU" if field == "sigmoid_blocks" else f"no {setting_words(field)}"
+
+
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def number_word(n: int) -> str:
+    """A small count in words ('five'); 11 and more in digits."""
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
 def printed(run: dict, key: str) -> float:
     """A final number as the paper prints it, as a number to compare (a diverged loss: inf, worse than any)."""
     value = run[key]

@@ -1,24 +1,22 @@
 """Reading and checking the results files the paper is made from, and finding the runs it names.
 
-What it is: `load_results` (every section's results file, checked to share one profile and data and to chain),
-the run pickers (`runs`, `one`, `run_with_id`, `chosen`, `others`, `study_runs`, `curves`) and `runs_per_setting`.
-Every problem is a one-line ReportError naming the notebook to run. What it is not: any formatting or writing;
-it never re-decides a section's choice (lib.studies.sections.chosen_run does).
+What it is: `load_results` (the results file of every section of the session's brief, lib.studies.sections.brief,
+and of the extras run beside it, checked to share one profile and data, to chain and to test the final model), the
+run pickers (`runs`, `one`, `run_with_id`, `chosen`, `others`, `start_run`, `find_run`, `final_run`, `curves`) and
+`runs_per_setting`. Every problem is a one-line ReportError naming the notebook to run. It names no section: what
+a section starts from, which section's choice is the final model and which step looks at the test set come from
+the brief. What it is not: any formatting or writing; it never re-decides a section's choice
+(lib.studies.sections.chosen_run does).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..core import paths
-from ..studies.results import read_section
-from ..studies.sections import SECTIONS, TRAINING, check_chain, chosen_run
+from ..studies.results import read_section, section_path
+from ..studies.sections import EXTRAS, brief, check_chain, chosen_run, get, settings_of
 
 DEFAULT_PROFILE = "full"  # as in the Makefile
-# The sections whose rows each section's prose compares (07: the path of chosen runs, 03's two and 05's, which
-# holds 04's chosen run as its run without mixup): the n its sentences say.
-COMPARED = {"02_learning_rate": ("02_learning_rate",), "03_lr_schedule": ("03_lr_schedule",),
-            "04_weight_decay": ("04_weight_decay",), "05_mixup": ("05_mixup",), "06_activation": ("06_activation",),
-            "07_summary": ("03_lr_schedule", "05_mixup")}
 
 
 class ReportError(RuntimeError):
@@ -26,22 +24,43 @@ class ReportError(RuntimeError):
 
 
 def load_results(results_dir=None, profile: str | None = None) -> dict[str, dict]:
-    """Every section's results file (from `results_dir`, default the profile's results folder); a one-line
-    ReportError naming the notebook to run if one is missing, or the notebooks to re-run if the sections come
-    from different profiles or data (or not from `profile`), or do not chain (lib.studies.sections.check_chain)."""
+    """The results file of every section of the brief, in its order, then of each extra (EXTRAS) whose file
+    exists (from `results_dir`, default the profile's results folder); a one-line ReportError naming the notebook
+    to run if one of the brief's is missing, or the notebooks to re-run if the brief's sections come from
+    different profiles or data (or not from `profile`), do not chain (lib.studies.sections.check_chain) or do not
+    test the final model (`check_final`). An extra's own module checks it against the study."""
     results, profile_name = {}, profile or DEFAULT_PROFILE
     folder = Path(results_dir) if results_dir is not None else paths.results_dir(profile_name)
-    for section in SECTIONS:
+    names = brief().names
+    for section in names:
         try:
             results[section] = read_section(section, results_dir, profile_name)
         except FileNotFoundError as error:
-            if any(folder.glob("[0-9][0-9]_*.json")):
+            if any(folder.glob("*.json")):
                 raise ReportError(str(error)) from None
             raise ReportError(f"no results of profile {profile_name!r} in {folder} yet: make all "
                               f"PROFILE={profile_name} runs the study, then builds the paper (or run notebook "
                               f"notebooks/{section}.ipynb and the ones after it)") from None
         except ValueError as error:
             raise ReportError(str(error)) from None
+    _check_shared(results, profile)
+    try:
+        check_chain(results)
+    except ValueError as error:
+        raise ReportError(str(error)) from None
+    check_final(results)
+    for extra in EXTRAS:
+        if section_path(extra, results_dir, profile_name).exists():
+            try:
+                results[extra] = read_section(extra, results_dir, profile_name)
+            except ValueError as error:
+                raise ReportError(str(error)) from None
+    return results
+
+
+def _check_shared(results: dict[str, dict], profile: str | None) -> None:
+    """One paper takes one profile (`profile`, if given) and one kind of data: else a ReportError naming the
+    sections to re-run."""
     for field, wanted in (("profile", profile), ("data_kind", None)):
         values = {section: record[field] for section, record in results.items()}
         wanted = wanted or max(set(values.values()), key=list(values.values()).count)  # what most sections used
@@ -51,18 +70,13 @@ def load_results(results_dir=None, profile: str | None = None) -> dict[str, dict
             raise ReportError(f"one paper takes one {field}: results of {found} are not from {field} {wanted!r}; "
                               f"re-run those notebooks with it (make all PROFILE=...), or build the paper with "
                               f"the {field} they share")
-    try:
-        check_chain(results)
-    except ValueError as error:
-        raise ReportError(str(error)) from None
-    return results
 
 
 def runs(record: dict) -> list[dict]:
     """A section's runs; a ReportError naming its notebook if a training section holds none."""
-    if not record["runs"] and record["section"] not in ("01_data", "07_summary"):
-        raise ReportError(f"results of {record['section']} hold no runs: re-run notebook "
-                          f"notebooks/{record['section']}.ipynb")
+    section = record["section"]
+    if not record["runs"] and section in brief().names and get(section).trains:
+        raise ReportError(f"results of {section} hold no runs: re-run notebook notebooks/{section}.ipynb")
     return record["runs"]
 
 
@@ -85,8 +99,8 @@ def run_with_id(record: dict, run_id: str | None, what: str) -> dict:
 
 
 def chosen(record: dict) -> dict:
-    """The run a section hands on, by its `chosen_run_id` (lib.studies.sections.chosen_run): the report never re-decides
-    a section's choice."""
+    """The run a section hands on, by its `chosen_run_id` (lib.studies.sections.chosen_run): the report never
+    re-decides a section's choice."""
     try:
         return chosen_run(record)
     except ValueError as error:
@@ -98,10 +112,42 @@ def others(record: dict, run: dict) -> list[dict]:
     return [r for r in runs(record) if r["run_id"] != run["run_id"]]
 
 
-def runs_per_setting(results: dict[str, dict], sections: tuple[str, ...] = TRAINING, most: bool = False) -> int:
-    """How many runs each setting of `sections` has (n, a results row's `n_seeds`: its numbers are means over that
-    many seeds). The smallest count, so a claim never says more seeds than its weakest side has (`most`: the
-    largest, for the set-up's sentence when sections differ)."""
+def start_run(results: dict[str, dict], section: str) -> dict:
+    """The run `section` starts from, as its own results hold it: the chosen run of the section it starts from
+    (the brief's `starts_from`), the same run by run id (a section that fixes nothing runs it again as its run
+    with the value it started from). A ReportError naming the notebook if its results do not hold it."""
+    source = get(section).starts_from
+    handed_on = chosen(results[source])
+    return run_with_id(results[section], handed_on["run_id"], f"{source}'s chosen run as the run it starts from")
+
+
+def find_run(results: dict[str, dict], settings: dict, epochs: int, first: str | None = None) -> dict | None:
+    """The run with these settings (lib.studies.sections.settings_of) and epochs among the brief's results,
+    looked for in section `first`'s results first, then in the brief's order; None if no section trained it."""
+    order = [first] if first in results else []
+    order += [name for name in brief().names if name in results and name != first]
+    for name in order:
+        for run in results[name]["runs"]:
+            if run["epochs"] == epochs and settings_of(run["config"]) == settings:
+                return run
+    return None
+
+
+def final_run(results: dict[str, dict]) -> dict:
+    """The final model: the chosen run of the brief's `final` section."""
+    return chosen(results[brief().final])
+
+
+def handed_on_to(section: str) -> list[str]:
+    """The brief's sections that start from `section`'s chosen run, in its order."""
+    return [spec.name for spec in brief().sections if spec.starts_from == section]
+
+
+def runs_per_setting(results: dict[str, dict], sections: tuple[str, ...] | None = None, most: bool = False) -> int:
+    """How many runs each setting of `sections` (default: the brief's training sections) has (n, a results
+    row's `n_seeds`: its numbers are means over that many seeds). The smallest count, so a claim never says more
+    seeds than its weakest side has (`most`: the largest, for the set-up's sentence when sections differ)."""
+    sections = brief().training if sections is None else sections
     counts = [run.get("n_seeds", 1) for section in sections if section in results for run in runs(results[section])]
     return (max if most else min)(counts, default=1)
 
@@ -116,37 +162,29 @@ def curves(run: dict, section: str) -> dict[str, list[float]]:
     return found
 
 
-def _check_summary(results: dict[str, dict], final: dict) -> None:
-    """07_summary must be of 05's chosen run and hold the same test score as 05 (else: re-run notebook 07)."""
-    summary = results["07_summary"]
-    final_model, tested = chosen(summary)["run_id"], summary["extra"].get("test_run_id")
-    if final_model != final["run_id"] or tested != final["run_id"]:
-        raise ReportError(f"results of 07_summary are of run {final_model!r} (tested: {tested!r}), not of 05_mixup's "
-                          f"chosen run {final['run_id']!r}: re-run notebook notebooks/07_summary.ipynb")
-    scores = [(x.get("test_acc"), x.get("test_acc_std"), x.get("n_seeds", 1))
-              for x in (summary["extra"], results["05_mixup"]["extra"])]
-    if scores[0] != scores[1]:  # 05 re-run (e.g. with more seeds) after 07: seed 0 keeps its run id
-        raise ReportError(f"results of 07_summary hold another test score than 05_mixup's (test accuracy, its sd, "
-                          f"seeds: {scores[0]} against {scores[1]}): re-run notebook notebooks/07_summary.ipynb")
+def tested_score(record: dict) -> tuple:
+    """What a results file says of the test set: (test accuracy, its sd over seeds, seeds)."""
+    extra = record["extra"]
+    return extra.get("test_acc"), extra.get("test_acc_std"), extra.get("n_seeds", 1)
 
 
-def study_runs(results: dict[str, dict]) -> dict[str, dict]:
-    """The runs the findings name, found by run id along the study's dependencies: 03 trains a constant and a
-    cosine run at 02's chosen rate; 04 always starts from the cosine run (03's finding is reported but feeds
-    nothing); 05's run without mixup is 04's chosen run and 06's ReLU run is 05's chosen run, each with the same
-    run_id; 07's final model, the one the test accuracy is of, is 05's chosen run."""
-    schedule = runs(results["03_lr_schedule"])
-    weight_decay = chosen(results["04_weight_decay"])
-    final = chosen(results["05_mixup"])
-    _check_summary(results, final)
-    return {
-        "lr": chosen(results["02_learning_rate"]),
-        "schedule": chosen(results["03_lr_schedule"]),
-        "constant": one(schedule, lambda c: c["schedule"] == "constant", "schedule 'constant'", "03_lr_schedule"),
-        "cosine": one(schedule, lambda c: c["schedule"] == "cosine", "schedule 'cosine'", "03_lr_schedule"),
-        "weight_decay": weight_decay,
-        "no_mixup": run_with_id(results["05_mixup"], weight_decay["run_id"],
-                                "04_weight_decay's chosen run as its run without mixup"),
-        "final": final,
-        "relu": run_with_id(results["06_activation"], final["run_id"], "05_mixup's chosen run as its ReLU run"),
-    }
+def check_final(results: dict[str, dict]) -> None:
+    """The test step (the brief's `test_step`) must be of the final model (the chosen run of the brief's `final`
+    section) and hold its test accuracy; a later section that trains nothing and keeps a test score (the study's
+    summary) must be of the same model with the same score (else: re-run its notebook, one line)."""
+    spec, final = brief(), final_run(results)
+    step = spec.test_step
+    if results[step]["extra"].get("test_acc") is None:
+        raise ReportError(f"results of {step} have no test_acc: re-run notebook notebooks/{step}.ipynb")
+    later = spec.names[spec.names.index(step) + 1:]
+    keeping = [name for name in later if not get(name).trains and "test_run_id" in results[name]["extra"]]
+    for name in (step, *keeping):
+        record = results[name]
+        model, tested = record.get("chosen_run_id"), record["extra"].get("test_run_id")
+        if model != final["run_id"] or tested != final["run_id"]:
+            raise ReportError(f"results of {name} are of run {model!r} (tested: {tested!r}), not of {spec.final}'s "
+                              f"chosen run {final['run_id']!r}: re-run notebook notebooks/{name}.ipynb")
+        if tested_score(record) != tested_score(results[step]):  # the test step re-run (more seeds) after this one
+            raise ReportError(f"results of {name} hold another test score than {step}'s (test accuracy, its sd, "
+                              f"seeds: {tested_score(record)} against {tested_score(results[step])}): re-run notebook "
+                              f"notebooks/{name}.ipynb")

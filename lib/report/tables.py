@@ -1,8 +1,8 @@
 """The paper's tables as LaTeX text, all through the one booktabs template (lib.report.templates.booktabs).
 
-What it is: `run_table` (a section's runs), `summary_table` (the path of chosen runs), `baselines_table`,
-`data_table` (01's channel statistics), and the public-range cells and notes they share (`marked`, `public`,
-`range_note`). What it is not: which rows a section shows (the section modules) or any file writing.
+What it is: `run_table` (a section's runs), `path_table` (the path of chosen runs, lib.report.path),
+`baselines_table`, and the public-range cells and notes they share (`marked`, `public`, `range_note`). What it is
+not: which rows a section shows (the section modules) or any file writing.
 """
 from __future__ import annotations
 
@@ -78,14 +78,14 @@ def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | Non
     return booktabs("@{}lrrrr" + ("r" if wide else "") + "@{}", head, body, narrow=wide)
 
 
-def summary_table(rows: list[dict]) -> str:
-    """The path of chosen runs: rows {setting, run, test (test accuracy or None), test_sd (its sd over seeds or
+def path_table(rows: list[dict]) -> str:
+    """The path of chosen runs: rows {setting, run, test_acc (test accuracy or None), test_sd (its sd over seeds or
     None), val_range, test_range, bold, variant}; a variant row comes after a rule. Validation and test accuracy
     each get a public-range column when some row has such a range (columns with nothing in them are left out)."""
     val_public, test_public = (any(row[key] for row in rows) for key in ("val_range", "test_range"))
     body = []
     for row in rows:
-        run, test = row["run"], row["test"]
+        run, test = row["run"], row["test_acc"]
         sd = (shown(run)["sd"] or {}).get("val_acc")
         cells = [row["setting"], with_sd(marked(run["final_val_acc"], row["val_range"]), sd)]
         if val_public:
@@ -113,9 +113,3 @@ def baselines_table(archs: list[dict]) -> str:
     head = [r" & & & & \multicolumn{2}{c@{}}{Val.\ acc.\,(\%)} \\", r"\cmidrule(l){5-6}",
             ["Model", r"Params\,(M)", r"MACs\,(M)", "s/epoch", "Best", "Final"]]
     return booktabs("@{}lrrrrr@{}", head, body)
-
-
-def data_table(mean: list[float], std: list[float]) -> str:
-    """01's per-channel mean and standard deviation (four decimals) of the training split."""
-    return booktabs("@{}lrrr@{}", [["", "Red", "Green", "Blue"]],
-                    [["Mean", *(f"{v:.4f}" for v in mean)], ["Std", *(f"{v:.4f}" for v in std)]])

@@ -1,15 +1,19 @@
-"""The paper's activation section (06): Sigmoid in some blocks against 05's chosen run (ReLU), and what the
-gradient norm of one parameter did in each."""
+"""The paper's activation section: Sigmoid in some blocks against the run it starts from (ReLU: the chosen run of
+the section it starts from, by run id), what the gradient norm of one parameter did in each, also relative to the
+parameter's own norm, and which Sigmoids lie between that parameter and the loss in the model trained (found on
+the model itself, `gradient_path`: MobileNet v1's blocks have no shortcuts, MobileNetV2's stride-1 blocks do)."""
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 
 from ...core.notation import parameter_name
+from ...studies.sections import brief
 from ..curves import peak
-from ..findings import compare, difference
-from ..formatting import Facts, shown
-from ..reading import one, others
+from ..findings import compare, difference, effect
+from ..formatting import Facts, number_word, shown
+from ..reading import one, others, runs_per_setting, start_run
 from ..tables import note, public, run_table
 
 
@@ -69,40 +73,133 @@ def relative_norm_ratio(grads: dict[bool, list[float]], weights: dict[bool, list
     return ratio["median"] if ratio else None
 
 
-def activation(rec: dict, relu: dict, n: int) -> Facts:
-    """06's macros, table and prose values; `relu` is 05's chosen run, 06's run without Sigmoid."""
-    sig = one(others(rec, relu), lambda c: len(c["sigmoid_blocks"]) > 0, "sigmoid_blocks", rec["section"])
+def block_of(param: str) -> int | None:
+    """The block (index into model.layers) a parameter lies in: 'layers.8.conv1.weight' -> 8; None outside them."""
+    parts = param.split(".")
+    return int(parts[1]) if parts[0] == "layers" and len(parts) > 1 and parts[1].isdigit() else None
+
+
+def watched_layer(model, param: str) -> dict | None:
+    """What the watched parameter belongs to, as the paper names it: a convolution's kernel and kind (depthwise,
+    expansion, projection) and its weights' shape ('512\\times3\\times3'); None for another kind of layer."""
+    from torch import nn
+
+    module = model.get_submodule(param.rpartition(".")[0])
+    if not isinstance(module, nn.Conv2d):
+        return None
+    k = "\\times".join(str(size) for size in module.kernel_size)
+    if module.groups == module.in_channels > 1:
+        kind = "depthwise"
+    elif module.kernel_size == (1, 1):
+        kind = "expansion" if module.out_channels > module.in_channels else "projection" \
+            if module.out_channels < module.in_channels else "pointwise"
+    else:
+        kind = ""
+    shape = "\\times".join(str(size) for size in module.weight.shape if size > 1)
+    return {"kernel": k, "kind": kind, "shape": shape}
+
+
+def _sigmoids_on_paths(output, target, owner: dict) -> tuple[frozenset, frozenset] | None:
+    """The Sigmoid nodes of the autograd graph from `output` back to parameter `target`: (those on every path,
+    those on some path); None if no path reaches it. `owner` maps a Sigmoid's node to its block."""
+    memo: dict[int, tuple | None] = {}
+
+    def visit(node):
+        if node is None:
+            return None
+        if id(node) in memo:
+            return memo[id(node)]
+        if hasattr(node, "variable"):  # a leaf: a parameter's gradient accumulator
+            found = (frozenset(), frozenset()) if node.variable is target else None
+        else:
+            below = [r for r in (visit(child) for child, _ in node.next_functions) if r is not None]
+            here = frozenset([node]) if node in owner else frozenset()
+            found = (frozenset.intersection(*(r[0] for r in below)) | here,
+                     frozenset.union(*(r[1] for r in below)) | here) if below else None
+        memo[id(node)] = found
+        return found
+
+    return visit(output.grad_fn)
+
+
+def gradient_path(config: dict, param: str) -> dict | None:
+    """`sigmoid_path` of the model `config` trains (its architecture, classes and Sigmoid blocks)."""
+    return sigmoid_path(config["arch"], config.get("num_classes", 100), tuple(config.get("sigmoid_blocks", ())),
+                        param)
+
+
+@functools.cache
+def sigmoid_path(arch: str, num_classes: int, sigmoid_blocks: tuple[int, ...], param: str) -> dict | None:
+    """Which Sigmoids the gradient of `param` passes back through from the loss, in that model,
+    read from its autograd graph (so a shortcut around a block's activations counts): {"every": how many on every
+    path, "some": how many on some path, "own": those of the parameter's own block on every path, "blocks":
+    later blocks whose Sigmoids every path passes, "bypassed": later blocks whose Sigmoids a shortcut avoids,
+    "layer": watched_layer}; None if the model has no such parameter."""
+    import torch
+
+    from ...nets.models import build_model  # torch is only needed here
+
+    model = build_model(arch, num_classes, sigmoid_blocks).eval()
+    params = dict(model.named_parameters())
+    if param not in params:
+        return None
+    owner: dict = {}  # a Sigmoid output's autograd node -> the block it lies in
+
+    def hook(block: int | None):
+        return lambda _module, _inputs, out: owner.__setitem__(out.grad_fn, block)
+
+    hooks = [module.register_forward_hook(hook(block_of(name))) for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Sigmoid)]
+    output = model(torch.zeros(2, 3, 32, 32))
+    for hook in hooks:
+        hook.remove()
+    found = _sigmoids_on_paths(output, params[param], owner)
+    every, some = found if found else (frozenset(), frozenset())
+    block = block_of(param)
+    on_every = sorted({owner[node] for node in every if owner[node] != block})
+    own = sum(owner[node] == block for node in every)
+    return {"every": len(every), "some": len(some), "own": own, "own_words": number_word(own),
+            "blocks": on_every, "blocks_words": number_word(len(every) - own), "layer": watched_layer(model, param),
+            "bypassed": sorted({owner[node] for node in some - every} - set(on_every))}
+
+
+def norm_series(rec: dict, relu: dict, sig: dict, key: str) -> dict[bool, list[float]]:
+    """The ReLU and Sigmoid runs' per-epoch series `key` of the section's `extra` ("grad_norm", "weight_norm"),
+    keyed by is_sigmoid; a run without one is left out."""
+    recorded = rec["extra"].get(key, {})
+    return {is_sigmoid: values for run, is_sigmoid in ((relu, False), (sig, True))
+            if (values := series(recorded, run, is_sigmoid))}
+
+
+def facts(results: dict[str, dict], name: str) -> Facts:
+    """The section's macros, table and prose values; its ReLU run is the run it starts from."""
+    rec = results[name]
+    relu, n = start_run(results, name), runs_per_setting(results, (name,))
+    sig = one(others(rec, relu), lambda c: len(c["sigmoid_blocks"]) > 0, "sigmoid_blocks", name)
     blocks = shown(sig)["blocks"]
-    facts = Facts()
-    m = facts.macros
+    found = Facts()
+    m = found.macros
     m["SigmoidBlocks"] = blocks
     param = sig["config"].get("grad_norm_param", "layers.8.conv1.weight")
     m["GradParam"] = "\\texttt{" + parameter_name(param).replace("_", "\\_") + "}"
     m.runs("Sig", sig)
     m.runs("Relu", relu)
-    norms = rec["extra"].get("grad_norm", {})
-    found = {is_sigmoid: values for run, is_sigmoid in ((relu, False), (sig, True))
-             if (values := series(norms, run, is_sigmoid))}
-    grad_norms = [norm_summary(values, is_sigmoid) for is_sigmoid, values in found.items()]
-    ratio = norm_ratio(found[False], found[True]) if len(found) == 2 else None
-    weight_norms = rec["extra"].get("weight_norm", {})
-    weights = {is_sigmoid: values for run, is_sigmoid in ((relu, False), (sig, True))
-               if (values := series(weight_norms, run, is_sigmoid))}
+    grads, weights = norm_series(rec, relu, sig, "grad_norm"), norm_series(rec, relu, sig, "weight_norm")
+    ratio = norm_ratio(grads[False], grads[True]) if len(grads) == 2 else None
     # the gradient-norm figure's caption: its second panel (lib.studies.plots.plot_grad_norms) exists when the runs
     # recorded their weight norms
     m["GradNormRelative"] = (" (left) and that norm over the parameter's own 2-norm at the epoch's end (right)"
                              if len(weights) == 2 else "")
     ranges = public(rec, [relu, sig])
-    facts.tables["06_activation"] = run_table(
-        [("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
-    block = int(param.split(".")[1]) if param.startswith("layers.") else None
-    sigmoid_blocks = list(sig["config"]["sigmoid_blocks"])
-    inside = block in sigmoid_blocks
-    facts.values = {"arch": sig["config"]["arch"], "grad_param": param, "grad_param_inside": inside, "n": n,
-                    "block": block, "blocks_after": [b for b in sigmoid_blocks if block is not None and b > block],
-                    "blocks_before": [b for b in sigmoid_blocks if block is not None and b < block],
+    found.tables[name] = run_table([("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
+    block = block_of(param)
+    found.values = {"arch": sig["config"]["arch"], "grad_param": param, "n": n, "block": block,
+                    "grad_param_inside": block in sig["config"]["sigmoid_blocks"],
+                    "path": gradient_path(sig["config"], param),
                     "spread": difference(sig, relu), "relu": shown(relu), "sig": shown(sig),
-                    "sig_vs_relu": compare(sig, relu), "grad_norms": grad_norms,
-                    "ratio": ratio, "norm_ratio_relative": relative_norm_ratio(found, weights),
+                    "sig_vs_relu": compare(sig, relu), "effect": effect(sig, relu),
+                    "grad_norms": [norm_summary(values, is_sigmoid) for is_sigmoid, values in grads.items()],
+                    "ratio": ratio, "norm_ratio_relative": relative_norm_ratio(grads, weights),
+                    "starts_from_final": brief().section(name).starts_from == brief().final,
                     "public": note([relu, sig], ranges)}
-    return facts
+    return found

@@ -1,9 +1,9 @@
-"""The paper's baselines section (notebook 09_baselines, beyond the brief): the architectures trained with one
-recipe, their size, time and accuracy; absent when the notebook was not run."""
+"""The paper's baselines section (notebooks/baselines.ipynb, an extra beyond the brief): the architectures
+trained with one recipe, their size, time and accuracy; absent when the notebook was not run."""
 from __future__ import annotations
 
-from ...studies.baselines import SECTION as BASELINES
-from ...studies.sections import arch_name
+from ...core.notation import arch_name
+from ...studies.sections import brief
 from ..findings import difference
 from ..formatting import Facts, pct, pct_or_none, plain, shown, size, tex_escape, with_sd
 from ..reading import ReportError
@@ -35,25 +35,28 @@ def extremes(rows: list[dict], key: str, scale: float = 1.0) -> dict:
 
 
 def checked_rows(rec: dict, study: dict) -> list[dict]:
-    """09's table rows, checked to match the study's profile and data and to be one per run (else ReportError)."""
+    """The baselines' table rows, checked to match the study's profile and data and to be one per run (else
+    ReportError)."""
     if (rec["profile"], rec["data_kind"]) != (study["profile"], study["data_kind"]):
-        raise ReportError(f"results of {BASELINES} are from profile {rec['profile']!r} on {rec['data_kind']} data, "
-                          f"the study's from {study['profile']!r} on {study['data_kind']} data: re-run notebook "
-                          f"notebooks/{BASELINES}.ipynb like the study (make baselines PROFILE=...)")
+        raise ReportError(f"results of {rec['section']} are from profile {rec['profile']!r} on {rec['data_kind']} "
+                          f"data, the study's from {study['profile']!r} on {study['data_kind']} data: re-run notebook "
+                          f"notebooks/{rec['section']}.ipynb like the study (make baselines PROFILE=...)")
     rows = rec["extra"].get("table") or []
     if not rows or [row["arch"] for row in rows] != list({run["label"]: run for run in rec["runs"]}):
-        raise ReportError(f"results of {BASELINES} hold no table of their runs: re-run notebook "
-                          f"notebooks/{BASELINES}.ipynb")
+        raise ReportError(f"results of {rec['section']} hold no table of their runs: re-run notebook "
+                          f"notebooks/{rec['section']}.ipynb")
     return rows
 
 
-def baselines(rec: dict | None, study: dict) -> Facts:
-    """The baselines (`rec` their results, None when notebook 09 was not run) beside the study (`study`: a study
-    section's results, for its profile and data): their table and what the paragraph prints (the recipe, n, the
-    highest and lowest final validation accuracy, the ranges of size and time). Without them `run` is false, the
-    paper has no such section, and the table is None (generation removes one an earlier build left)."""
+def facts(results: dict[str, dict], name: str) -> Facts:
+    """The baselines (results[name], absent when their notebook was not run) beside the study (the results of the
+    brief's first training section, for its profile and data): their table and what the paragraph prints (the
+    recipe, n, the highest and lowest final validation accuracy, the ranges of size and time). Without them `run`
+    is false, the paper has no such section, and the table is None (generation removes one an earlier build
+    left)."""
+    rec, study = results.get(name), results[brief().training[0]]
     if rec is None:
-        return Facts(values={"run": False}, tables={BASELINES: None})
+        return Facts(values={"run": False}, tables={name: None})
     rows = checked_rows(rec, study)
     runs = {run["label"]: run for run in rec["runs"]}
     archs = arch_rows(rows)
@@ -75,4 +78,4 @@ def baselines(rec: dict | None, study: dict) -> Facts:
               "seconds": extremes(rows, "seconds_per_epoch"),
               "device": tex_escape(devices.pop()) if len(devices) == 1 and None not in devices else None,
               "stacked": [tex_arch(row["arch"]) for row in rows if row.get("runs_together", 1) > 1]}
-    return Facts(values=values, tables={BASELINES: baselines_table(archs)})
+    return Facts(values=values, tables={name: baselines_table(archs)})

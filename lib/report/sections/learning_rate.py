@@ -1,10 +1,13 @@
-"""The paper's learning-rate section (02): which rate wins each of the brief's four criteria, the two rankings,
-the chosen rate, its macros and table."""
+"""The paper's learning-rate section: which rate wins each of the brief's four criteria, the two rankings, the
+chosen rate, its macros and table."""
 from __future__ import annotations
 
+from ...studies.sections import get
 from ..findings import best, difference, order
 from ..formatting import Facts, eta, plain, printed, shown
+from ..reading import chosen as chosen_run
 from ..reading import runs as section_runs
+from ..reading import runs_per_setting
 from ..tables import note, public, run_table
 
 CRITERIA = (("final_train_loss", True), ("final_train_acc", False), ("final_val_loss", True),
@@ -27,8 +30,10 @@ def criterion_winners(runs: list[dict]) -> list[dict]:
     return [*winners.values(), *ties]
 
 
-def learning_rate(rec: dict, chosen: dict, n: int) -> Facts:
-    """02's macros, table and prose values; `chosen` is the section's chosen run, `n` the runs per setting."""
+def facts(results: dict[str, dict], name: str) -> Facts:
+    """The section's macros, table and prose values: its chosen run by its chosen_run_id, n its runs per setting."""
+    rec = results[name]
+    chosen, n = chosen_run(rec), runs_per_setting(results, (name,))
     facts = Facts()
     m = facts.macros
     runs = sorted(section_runs(rec), key=lambda r: -r["config"]["lr"])
@@ -40,7 +45,7 @@ def learning_rate(rec: dict, chosen: dict, n: int) -> Facts:
     m.runs("BestLr", chosen)
     winners = criterion_winners(runs)
     ranges = public(rec, runs)
-    facts.tables["02_learning_rate"] = run_table(
+    facts.tables[name] = run_table(
         [(eta(r["config"]["lr"]), r, r["run_id"] == chosen["run_id"]) for r in runs], ranges)
     by_train = sorted(runs, key=lambda r: printed(r, "final_train_loss"))
     by_val = sorted(runs, key=lambda r: -printed(r, "final_val_acc"))
@@ -59,5 +64,6 @@ def learning_rate(rec: dict, chosen: dict, n: int) -> Facts:
         "chosen": shown(chosen), "best_train": shown(best_train), "best_val": shown(best_val),
         "chosen_trains_best": chosen["final_train_loss"] == best_train["final_train_loss"],
         "chosen_validates_best": chosen["final_val_acc"] == best_val["final_val_acc"],
+        "choose_by": get(name).choose_by[0],
         "public": note(runs, ranges)}
     return facts
