@@ -53,7 +53,7 @@ def band_note(n: int) -> str:
     return "" if n == 1 else f"{{}} Lines are means over {n} seeds; bands, $\\pm1$ standard deviation."
 
 
-def prose_names(results: dict[str, dict]) -> tuple[list[str], list[str]]:
+def prose_names() -> tuple[list[str], list[str]]:
     """(the brief's sections, in its order; the extras that have a template: each says itself whether its
     results exist)."""
     return list(brief().names), [name for name in EXTRAS if has_prose(name)]
@@ -82,7 +82,7 @@ def generic_values(results: dict[str, dict], name: str) -> dict:
 def section_facts(results: dict[str, dict]) -> dict[str, Facts]:
     """Every section's and extra's facts (its report module's, or none), keyed by name, in the brief's order,
     each with the generic values under its own."""
-    sections, extras = prose_names(results)
+    sections, extras = prose_names()
     found = {}
     for name in sections + extras:
         module = module_of(name)
@@ -145,7 +145,7 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     results file is missing or does not fit."""
     out = Path(out_dir) if out_dir is not None else paths.report_dir() / "generated"
     out.mkdir(parents=True, exist_ok=True)
-    results = load_results(results_dir, profile)
+    results = load_results(results_dir, profile, extras=prose_names()[1])  # the extras the paper can show
     figures = Path(figures_dir) if figures_dir is not None else paths.figures_dir(profile or DEFAULT_PROFILE)
     macros = Macros()
     macros["PaperAuthor"] = author_tex(author)
@@ -154,7 +154,7 @@ def generate(results_dir: Path | None = None, figures_dir: Path | None = None,
     parts = {name: render_parts(name, found.values) for name, found in facts.items()}
     paper = paper_parts(results, parts)
     write_facts(out, {PAPER: paper, **facts}, macros)
-    write_prose(out, {PAPER: render_parts(PAPER, paper.values), **parts}, prose_names(results)[1])
+    write_prose(out, {PAPER: render_parts(PAPER, paper.values), **parts}, prose_names()[1])
     path = figures.as_posix()
     extra = f"{{{path}/}}" if re.fullmatch(r"[\w/.\-]+", path) else ""  # TeX cannot take spaces etc. here
     (out / "paths.tex").write_text(HEADER + f"\\graphicspath{{{{figures/}}{extra}}}\n")

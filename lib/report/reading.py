@@ -23,12 +23,13 @@ class ReportError(RuntimeError):
     """Something the paper needs is missing or wrong; the message says what to run or fix (one line)."""
 
 
-def load_results(results_dir=None, profile: str | None = None) -> dict[str, dict]:
-    """The results file of every section of the brief, in its order, then of each extra (EXTRAS) whose file
-    exists (from `results_dir`, default the profile's results folder); a one-line ReportError naming the notebook
-    to run if one of the brief's is missing, or the notebooks to re-run if the brief's sections come from
-    different profiles or data (or not from `profile`), do not chain (lib.studies.sections.check_chain) or do not
-    test the final model (`check_final`). An extra's own module checks it against the study."""
+def load_results(results_dir=None, profile: str | None = None, extras: tuple[str, ...] = EXTRAS) -> dict[str, dict]:
+    """The results file of every section of the brief, in its order, then of each of `extras` (default: every
+    extra, lib.studies.sections.EXTRAS) whose file exists (from `results_dir`, default the profile's results
+    folder); a one-line ReportError naming the notebook to run if one of the brief's is missing, or the notebooks
+    to re-run if the brief's sections come from different profiles or data (or not from `profile`), do not chain
+    (lib.studies.sections.check_chain) or do not test the final model (`check_final`). An extra's own module
+    checks it against the study."""
     results, profile_name = {}, profile or DEFAULT_PROFILE
     folder = Path(results_dir) if results_dir is not None else paths.results_dir(profile_name)
     names = brief().names
@@ -49,7 +50,7 @@ def load_results(results_dir=None, profile: str | None = None) -> dict[str, dict
     except ValueError as error:
         raise ReportError(str(error)) from None
     check_final(results)
-    for extra in EXTRAS:
+    for extra in extras:
         if section_path(extra, results_dir, profile_name).exists():
             try:
                 results[extra] = read_section(extra, results_dir, profile_name)

@@ -3,6 +3,7 @@ test score, and what the abstract says the study varies, all from the session's 
 no section (the brief says which section is the final choice and which step looks at the test set)."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -16,9 +17,14 @@ from .reading import final_run, runs, runs_per_setting
 
 def parameter_count(config: dict) -> int:
     """The architecture's parameter count, counted on the built model."""
+    return _parameters(config["arch"], config.get("num_classes", 100))
+
+
+@functools.cache
+def _parameters(arch: str, num_classes: int) -> int:
     from ..nets.models import build_model  # torch is only needed here
 
-    return sum(p.numel() for p in build_model(config["arch"], config.get("num_classes", 100)).parameters())
+    return sum(p.numel() for p in build_model(arch, num_classes).parameters())
 
 
 def title(text: str) -> str:
