@@ -106,14 +106,15 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
 def test_best_base_is_the_studys_final_setup_and_refused_when_its_results_no_longer_chain(synthetic_dir):
     from test_report import _rewrite, write_fixture_results
 
-    write_fixture_results()  # the smoke profile's results: 05 chose mixup 0.2 on wd 5e-4, cosine, lr 0.05
+    write_fixture_results()  # the smoke profile's results: mixup chose alpha 0.2 on wd 5e-4, cosine, lr 0.05
     best = sweep.base_setup("best", "smoke", str(synthetic_dir))
     assert (best.lr, best.schedule, best.weight_decay, best.mixup_alpha) == (0.05, "cosine", 5e-4, 0.2)
-    (paths.results_dir("smoke") / "lr_schedule.json").unlink()  # 05 does not start from 03's choice
-    _rewrite("mixup", lambda r: [run["config"].update(arch="mobilenet") for run in r["runs"]])  # a v1 study
+    (paths.results_dir("smoke") / "lr_schedule.json").unlink()  # mixup does not start from lr_schedule's choice
+    for section in ("learning_rate", "weight_decay", "mixup"):  # a v1 study
+        _rewrite(section, lambda r: [run["config"].update(arch="mobilenet") for run in r["runs"]])
     assert sweep.base_setup("best", "smoke", str(synthetic_dir)).arch == "mobilenet"
     _rewrite("weight_decay", lambda r: r.update(chosen={"weight_decay": 1e-4}, chosen_run_id="wd1"))
-    with pytest.raises(ValueError, match="mixup"):  # 05 started from wd 5e-4, which 04 no longer hands on
+    with pytest.raises(ValueError, match="mixup"):  # mixup started from wd 5e-4, which weight_decay no longer hands on
         sweep.base_setup("best", "smoke", str(synthetic_dir))
 
 
