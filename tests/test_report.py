@@ -754,7 +754,31 @@ def test_a_difference_needs_two_seeds_each_and_words_losses_in_loss_units():
     assert (found["low"], found["high"]) == (f"{0.1 - half:.3f}", f"{0.1 + half:.3f}") and found["excludes_zero"]
 
 
-@pytest.mark.parametrize("shape", ["rose", "overfit", "falling", "flat", "diverged", "ended_higher"])
+def _wavy_loss(epochs: int = 300, jitter: float = 0.01) -> list[float]:
+    """A validation loss that falls to 1.45 at epoch 60, rises to 1.75 at epoch 150 (90 epochs), falls to its minimum
+    1.38 at epoch 295 and ends at 1.385, with seeded noise of +-`jitter` on every epoch but the turning points."""
+    shape = np.interp(np.arange(1, epochs + 1), [1, 60, 150, 295, epochs], [4.6, 1.45, 1.75, 1.38, 1.385])
+    noise = np.random.default_rng(0).uniform(-jitter, jitter, epochs)
+    noise[[0, 59, 149, 294, epochs - 1]] = 0
+    return list(shape + noise * (shape > 1.39))
+
+
+def test_a_curve_is_described_by_its_moves_above_the_noise():
+    """A curve that fell, rose for 90 epochs and fell again to a late minimum is not 'falling': its three moves are
+    found with their epochs, its noise (+-0.01 an epoch) makes none; a smooth fall is one move, a rise within 5 %
+    of the minimum none."""
+    found = report.curves.moves(_wavy_loss())
+    assert [(m["dir"], m["to_epoch"], m["to"]) for m in found] == [("fell", 60, "1.450"), ("rose", 150, "1.750"),
+                                                                   ("fell", 295, "1.380")]
+    trend = report.val_loss_trend({"val_loss": _wavy_loss(), "val_acc": [0.5] * 300, "train_acc": [0.9] * 300})
+    assert trend["wavy"] and trend["shape"] == "wavy" and not trend["ends_at_turn"]
+    assert [m["dir"] for m in report.curves.moves([3.0 - i / 100 for i in range(300)])] == ["fell"]
+    assert report.curves.moves([2.0] * 99 + [1.5] + [1.5 + 0.05 * i / 200 for i in range(1, 201)]) == [
+        {"dir": "fell", "from_epoch": 1, "to_epoch": 100, "to": "1.500"}]
+
+
+@pytest.mark.parametrize("shape", ["rose", "overfit", "falling", "flat", "diverged", "ended_higher", "wavy",
+                                   "wavy_rose"])
 def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
     """The constant-rate run's validation loss: where it was lowest and how far it rose when it rose by more than
     5 % of its minimum, with what that means: over-confidence while the accuracy held within 3 points of its peak,
@@ -762,7 +786,8 @@ def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
     results, figures, build, runs = fixture_results
     curve = {"rose": None, "overfit": None, "falling": [3.0 - i / 100 for i in range(300)],  # lowest at the end
              "flat": [2.0] * 99 + [1.5] + [1.5 + 0.05 * i / 200 for i in range(1, 201)],  # +3.3 % from epoch 100
-             "diverged": [2.0, 1.5] + [math.nan] * 298, "ended_higher": [2.0, 1.5, 1.6]}[shape]
+             "diverged": [2.0, 1.5] + [math.nan] * 298, "ended_higher": [2.0, 1.5, 1.6], "wavy": _wavy_loss(),
+             "wavy_rose": _wavy_loss()[:250] + list(np.linspace(1.45, 1.9, 50))}[shape]
     if curve:
         _rewrite("lr_schedule", lambda r: r["runs"][0]["curves"].update(val_loss=curve))
     if shape == "overfit":  # the accuracy peaks at 60 % in epoch 100 and falls 4 points to the end
@@ -772,15 +797,20 @@ def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
     expected = {"rose": "The constant rate's validation loss was lowest at epoch 61 (1.420) and then rose to 1.951 "
                         "(1.4 times its minimum), while its validation accuracy ended at its peak of 56.1\\,\\%: the "
                         "network grew more confident on the validation images it got wrong",
-                "overfit": "The constant rate's validation loss was lowest at epoch 61 (1.420) and rose to 1.951, and "
+                "overfit": "The constant rate's validation loss was lowest at epoch 61 (1.420) and then rose to 1.951, and "
                            "its validation accuracy fell 4.0 points from its peak of 60.0\\,\\%: it overfitted",
                 "falling": "The constant rate's validation loss kept falling to the last epoch (0.010)",
                 "flat": "The constant rate's validation loss was lowest at epoch 100 (1.500) and ended close to it "
                         "(1.550)",
                 "diverged": "The constant rate's validation loss was no longer finite from epoch 3: the run diverged",
                 "ended_higher": "The constant rate's validation loss was lowest at epoch 2 (1.500) and ended at "
-                                "1.600, too few epochs later to speak of a trend"}
-    assert expected[shape] in text
+                                "1.600, too few epochs later to speak of a trend",
+                "wavy": "The constant rate's validation loss fell to 1.450 at epoch 60, rose to 1.750 at epoch 150 and "
+                        "fell to 1.380 at epoch 295, ending at 1.385;",
+                "wavy_rose": "The constant rate's validation loss fell to 1.450 at epoch 60, rose to 1.750 at epoch "
+                             "150, fell to 1.450 at epoch 251 and rose to 1.900 at epoch 300, while its validation "
+                             "accuracy ended at its peak of 56.1\\,\\%: the network grew more confident"}
+    assert expected[shape] in text, text[text.index("The constant rate's"):][:400]
     assert "settles at a level set by the step size" not in (paths.report_dir() / "paper.tex").read_text()
 
 
@@ -803,6 +833,32 @@ def test_a_lead_change_is_found_with_its_phases_and_underfitting():
     assert report.lead_phases(_phase_curves(b), _phase_curves([x + 0.004 for x in b]))["kind"] == "level"
     ahead = report.lead_phases(_phase_curves([x - 0.004 * (i < 10) + 0.02 for i, x in enumerate(b)]), _phase_curves(b))
     assert (ahead["kind"], ahead["leader"]) == ("throughout", "a")
+
+
+def _crossing_curves() -> tuple[list[float], list[float]]:
+    """Validation accuracies a and b over 300 epochs: b leads by 3 points until epoch 180, the curves cross at
+    epochs 181, 191 and 201 within 0.3 points, and a leads by 4 points from epoch 216."""
+    b = [0.6] * 300
+    offsets = [-0.03] * 180 + [0.003] * 10 + [-0.003] * 10 + [0.002] * 15 + [0.04] * 85
+    return [0.6 + d for d in offsets], b
+
+
+def test_several_crossings_are_a_band_not_one_overtaking(fixture_results):
+    """Curves that cross three times (at epochs 181, 191 and 201) before one leads for good: the lead changed hands
+    between epochs 181 and 201, not 'overtook at epoch 181' (it was behind again at 191); the weight-decay section
+    says so."""
+    a, b = _crossing_curves()
+    found = report.lead_phases(_phase_curves(a), _phase_curves(b))
+    assert (found["kind"], found["first"], found["leader"], found["changes"]) == ("changed", "b", "a", 3)
+    assert (found["until"], found["band_from"], found["band_to"], found["from_epoch"]) == (180, 181, 201, 201)
+    results, figures, build, runs = fixture_results
+    _rewrite("weight_decay", lambda r: [run["curves"].update(val_acc=a if run["config"]["weight_decay"] == 5e-4
+                                                                else b) for run in r["runs"]])
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert ("$\\lambda=1\\times10^{-4}$ led in validation accuracy until epoch 180 of 300; the lead then changed hands "
+            "between epochs 181 and 201 (the curves crossed 3 times;") in text
+    assert "from epoch 201 $\\lambda=5\\times10^{-4}$ led and ended 4.0 points ahead" in text
+    assert "overtook" not in text and "The phases fit this mechanism" in text
 
 
 def test_a_late_gain_is_told_apart_from_an_early_one():

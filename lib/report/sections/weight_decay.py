@@ -48,6 +48,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     facts.tables[name] = run_table(
         [(wd(r["config"]["weight_decay"]), r, r["run_id"] == chosen_["run_id"]) for r in runs], ranges)
     other = others[0]  # the sentence compares the best run with the first of the others
+    phases = lead_phases(curves(runs[0], name), curves(runs[-1], name))  # the largest decay against the smallest
     facts.values = {
         "best": shown(top), "others": [shown(r) for r in others], "other": shown(other), "n": n,
         "spread": difference(top, other),
@@ -58,7 +59,9 @@ def facts(results: dict[str, dict], name: str) -> Facts:
         "chosen": shown(chosen_), "no_decay": shown(no_decay),
         "chosen_gain": points(chosen_["final_val_acc"], no_decay["final_val_acc"]),
         "effect": effect(chosen_, no_decay),
-        "phases": lead_phases(curves(runs[0], name), curves(runs[-1], name)),
+        "phases": phases,
+        "trailed_then_led": phases["kind"] in ("overtook", "changed") and phases["leader"] == "a"
+        and phases["first"] == "b",  # the larger decay trailed, then led: what its higher effective rate predicts
         "final": name == brief().final, "handed_to": [setting_words(get(s).compares, adjective=True)
                                                       for s in handed_on_to(name)],
         "large": shown(runs[0]), "small": shown(runs[-1]), "n_coefficients": number_word(len(runs)),
