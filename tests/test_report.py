@@ -874,6 +874,41 @@ def test_a_late_gain_is_told_apart_from_an_early_one():
     assert not report.late_gain(_phase_curves(early), _phase_curves(b))["mostly_late"]
 
 
+def _conclusion(out: Path) -> str:
+    """The conclusion as TeX reads it: conclusion.tex with \\ConclusionFindings expanded (prose/paper.tex)."""
+    found = re.search(r"\\newcommand\{\\ConclusionFindings\}\{(.*)\}\s*$", (out / "prose" / "paper.tex").read_text(), re.S)
+    text = (out / "conclusion.tex").read_text().replace("\\ConclusionFindings{}", found.group(1))
+    return " ".join(re.sub(r"(?<!\\)%[^\n]*\n[ \t]*", "", text).split())
+
+
+def test_the_conclusion_restates_findings_and_claims_nothing_they_do_not_show(fixture_results):
+    """Both schedules fitted the training split, but cosine's 1.7-point lead was already there at epoch 200 (its
+    advantage at the last third's start): the conclusion says the gain lies in generalisation, not that it came in
+    the last third, nor that the schedule controls how low the training loss gets; the weight-decay section, after
+    its batch-normalisation argument, never says the smaller weights generalise better. With the lead gained late,
+    the conclusion says so with the computed advantages."""
+    results, figures, build, runs = fixture_results
+    _rewrite("lr_schedule", lambda r: [run.update(final_train_loss=0.05) for run in r["runs"]])  # both fitted
+    large = {"val_acc": [0.55 if i < 200 else 0.68 for i in range(300)],  # the larger decay trails, then leads
+             "train_acc": [0.66 if i < 200 else 0.99 for i in range(300)]}
+    small = {"val_acc": [0.6] * 300, "train_acc": [0.82 if i < 200 else 0.99 for i in range(300)]}
+    _rewrite("weight_decay", lambda r: [run["curves"].update(large if run["config"]["weight_decay"] == 5e-4
+                                                                else small) for run in r["runs"]])
+    out = report.generate(results, figures, build / "generated")
+    conclusion = _conclusion(out)
+    assert "Cosine annealing's gain lies in generalisation: both schedules fitted the training split." in conclusion
+    assert "last third" not in conclusion and "how low the training loss gets" not in conclusion
+    assert "control optimisation" not in conclusion and "regulariser" not in conclusion
+    text = " ".join(_generated(out).split()) + (out / "body.tex").read_text()
+    assert "The phases fit this mechanism" in text and "generalise better" not in text
+    late = [0.45] * 200 + [0.45 + 0.15 * (i + 1) / 100 for i in range(100)]  # cosine: level at 200, 15 ahead at 300
+    _rewrite("lr_schedule", lambda r: [run["curves"].update(val_acc=late if run["config"]["schedule"] == "cosine"
+                                                               else [0.45] * 300) for run in r["runs"]])
+    conclusion = _conclusion(report.generate(results, figures, build / "generated"))
+    assert ("both schedules fitted the training split, and most of its advantage (+15.0 points, against +0.0 at "
+            "epoch 200) came in the last third of training") in conclusion
+
+
 def test_the_weight_decay_section_describes_its_phases(fixture_results):
     """The larger decay trailing until epoch 200 of 300 and overtaking: the paper says who led until when, by how
     much, that it fitted more slowly, and ties it to the effective learning rate; without a lead change it does not."""

@@ -1,6 +1,6 @@
 """The paper's conclusion, from the study's summary step: how each choice on the final model's chain was made
-(from the brief: what each section compares, the metric it chooses by, the settings it fixes), what the choices
-control (optimisation or regularisation), the limits of the study and the selection optimism of the validation
+(from the brief: what each section compares, the metric it chooses by, the settings it fixes), the sections'
+findings (restated, no new claim), the limits of the study and the selection optimism of the validation
 accuracy against the test accuracy."""
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ from ..formatting import Facts, pct, setting_phrase, setting_words, shown
 from ..path import chosen_path
 from ..reading import final_run
 
-# What a setting's choice controls: how low the training loss gets in the given epochs, or how much of the fit
-# carries over to unseen images; a setting not listed is left out of that sentence.
-CONTROLS = {"lr": "optimisation", "schedule": "optimisation", "batch_size": "optimisation",
-            "momentum": "optimisation", "weight_decay": "regularisation", "mixup_alpha": "regularisation",
-            "dropout": "regularisation"}
 METRIC_WORDS = {"train_loss": "final training loss", "val_acc": "final validation accuracy",
                 "val_loss": "final validation loss"}
 
@@ -28,16 +23,6 @@ def choices(chain: list[str]) -> list[dict]:
     return made + [{**item, "fixed": True} for item in fixed]
 
 
-def controls(chain: list[str]) -> dict[str, list[str]]:
-    """The chain's settings by what they control (CONTROLS), in words, in the order of the chain."""
-    fields = [field for name in chain for field in (get(name).compares, *dict(get(name).fixed))]
-    found: dict[str, list[str]] = {"optimisation": [], "regularisation": []}
-    for field in sorted(dict.fromkeys(fields), key=lambda f: f != "lr"):  # the rate before its schedule
-        if field in CONTROLS:
-            found[CONTROLS[field]].append(setting_words(field))
-    return found
-
-
 def facts(results: dict[str, dict], name: str) -> Facts:
     """The conclusion's prose values: n is the seed count of the path's rows, n_test the final model's."""
     spec = brief()
@@ -46,6 +31,6 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     path = chosen_path(results)
     return Facts(values={
         "final": shown(final), "n": min(row["run"].get("n_seeds", 1) for row in path),
-        "n_test": test.get("n_seeds", 1), "choices": choices(chain), "controls": controls(chain),
+        "n_test": test.get("n_seeds", 1), "choices": choices(chain),
         "short": [setting_words(get(s).compares) for s in chain if get(s).epochs == "short"],
         "val_to_test": f"{float(pct(final['final_val_acc'])) - float(pct(test['test_acc'])):.1f}"})
