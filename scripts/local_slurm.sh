@@ -89,8 +89,10 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=3600
-# scancel: SIGTERM, then SIGKILL after KillWait seconds (Slurm's default 30). submitit's tasks ignore SIGTERM, so
-# a cancelled task would train on for that long; here it ends at once, and a test's cancel lands where it aims.
+# scancel: SIGTERM, which submitit's tasks bypass, then SIGKILL after KillWait seconds (Slurm's default 30: a
+# cancelled task would train on for that long). 0 here shortens that wait but does not make it instant: srun waits
+# for its step before the kill (tried: 1-2 s), and a cancelled task has finished its epoch, even its run, and
+# written its result 4 s after scancel. So a test cannot know where its cancel lands; the tests accept either end.
 KillWait=0
 MailProg=/bin/true
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$memory_mb State=UNKNOWN

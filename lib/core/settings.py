@@ -62,6 +62,7 @@ class Settings:
     # where the runs train (lib.running.executor)
     executor: str = "local"  # AI6103_EXECUTOR: EXECUTORS; this machine or tasks of a Slurm job array
     workers: int = 1  # AI6103_WORKERS: processes >= 1; local tasks at once, 1 = train in this process
+    retries: int = 2  # AI6103_RETRIES: resubmissions >= 0 of a task that ended without a result, per task
     slurm_partition: str | None = None  # AI6103_SLURM_PARTITION: a partition; None = the cluster's default
     slurm_gpus: int = 1  # AI6103_SLURM_GPUS: GPUs per task >= 0
     slurm_time_min: int = 240  # AI6103_SLURM_TIME: a task's time limit, minutes >= 1
@@ -143,6 +144,7 @@ VARIABLES = {
     "WANDB_MODE": ("wandb_mode", {"allowed": "a W&B mode"}),
     "AI6103_EXECUTOR": ("executor", {"allowed": "local or slurm", "choices": EXECUTORS}),
     "AI6103_WORKERS": ("workers", WHOLE),
+    "AI6103_RETRIES": ("retries", {**WHOLE, "allowed": "a whole number >= 0", "least": 0}),
     "AI6103_SLURM_PARTITION": ("slurm_partition", {"allowed": "a partition"}),
     "AI6103_SLURM_GPUS": ("slurm_gpus", {**WHOLE, "allowed": "a whole number >= 0", "least": 0}),
     "AI6103_SLURM_TIME": ("slurm_time_min", {**WHOLE, "allowed": "minutes, a whole number >= 1"}),

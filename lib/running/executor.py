@@ -7,13 +7,18 @@ docs/devices.md "Every environment variable", how to use them in docs/clusters.m
 Beyond this process the unfinished runs become tasks, one per group of runs that may train together
 (lib.training.grouping.group_key); each task calls lib.running.runs.run_or_load_many on its node, which decides there
 how many of them to stack, and writes their run folders (a shared file system). The run store stays the only record: the
-caller waits for the tasks (a bar of tasks finished), then loads the runs exactly as it loads local ones. A task
-that fails stops the study with one line naming its runs, its job and its log; a rerun reuses every finished run,
-waits for a job still in the queue (runs/_slurm/pending.json says which job has which run) and submits the rest.
-With AI6103_SLURM_WAIT=0 nobody waits, so the next call says in that one line which tasks failed meanwhile, and
-the call after resubmits them.
+caller waits for the tasks (a bar of tasks finished), then loads the runs exactly as it loads local ones.
+A task that ends without a result (its process killed, its job cancelled, timed out, its node lost, pre-empted and
+not requeued) is started again on its own, its runs resuming from their last epoch, up to AI6103_RETRIES times
+(one line each), while the other tasks go on; a task whose call raised (a result that is an error), or one out of
+retries, stops the study with one line naming its runs, its job and its log. A rerun reuses every finished run,
+waits for a job still in the queue and submits the rest. runs/_slurm/pending.json says which job trains which run;
+a submission is written there before sbatch is asked (the job array's comment) and again with its job ids after,
+so a driver stopped at any moment finds its jobs when run again and never submits a second task for a run a live
+job holds. With AI6103_SLURM_WAIT=0 nobody waits, so the next call starts again what ended without a result
+meanwhile and says in that one line which tasks failed; the call after resubmits those.
 Tasks are submitit Checkpointables: at a time limit or pre-emption (SIGUSR2) submitit requeues them, and the new
-start resumes every run from its last finished epoch. A task cancelled by a user is a failure, never requeued.
+start resumes every run from its last finished epoch.
 
 `run_calls(function, arguments, names, progress)` is the same machinery for any other work: each call a task of
 one Slurm job array, waited for, a failure said in one line (lib.studies.search submits its workers so).
@@ -23,13 +28,13 @@ queues the tasks; locally submitit's LocalExecutor runs them, `AI6103_WORKERS` a
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
+import dataclasses
 import math
 import os
 import shutil
+import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +42,13 @@ from pathlib import Path
 import submitit
 
 from ..core import paths
-from ..core.checkpoint import atomic_write_text
 from ..core.config import RunConfig
 from ..core.notation import count
 from ..core.settings import Settings, current
 from ..nets.data import check_split, data_info, silence_unofficial_warning
 from ..nets.device import apply_torch_settings
 from . import runs, store
-from .slurm_queue import ACTIVE, slurm_states
+from .slurm_queue import ACTIVE, jobs_by_comment, pending_record, slurm_states
 
 # An end is a failure only once it has lasted GRACE_S without a result file: after COMPLETED or FAILED the file may
 # still be on its way through a shared file system, and a requeued task (pre-emption, a time limit) passes through
@@ -147,9 +151,11 @@ def _set_up_task(cpu_threads: int) -> None:
 class Task:
     runs: list[str]  # the run folders' names it trains (none for a task of run_calls)
     job: submitit.Job  # its job: a Slurm (array) job or a local process
+    call: tuple = ()  # what it was submitted with ((configs,), or (function, arguments)); () = not known here
     slot: int = 0  # local workers: which worker (and GPU) runs it
     ended_at: float | None = None  # when its job was first seen ended without a result
     name: str = ""  # what messages call it; "" = "runs <its runs>"
+    retries: int = 0  # how often its call was started again after an end without a result
 
     @property
     def said(self) -> str:
@@ -186,30 +192,45 @@ def _fresh(job: submitit.Job) -> submitit.Job:
     return job
 
 
-def _outcome(task: Task, state: str | None, grace_s: float, now: float) -> str | None:
-    """None while the task may still report; "" when it finished well; else why it failed, in a few words.
-    `state` is its job's state, None if it could not be asked; an end without a result is a failure once it has
-    lasted `grace_s`."""
+def _outcome(task: Task, state: str | None, grace_s: float, now: float, said: str = "its job ended {} without a result"
+             ) -> tuple[str, bool] | None:
+    """None while the task may still report; ("", False) when it finished well; else (why it failed in a few words,
+    whether it ended without a result: what a retry may mend). `state` is its job's state, None if it could not be
+    asked; an end without a result counts once it has lasted `grace_s` (`said` with the state says it), and not at
+    all when every run of the task is finished (killed after its last run's summary)."""
     if task.job.paths.result_pickle.exists():
         error = task.job.exception()
-        return "" if error is None else _error_line(error)
+        return ("", False) if error is None else (_error_line(error), False)
     if state is None or state in ACTIVE:
         task.ended_at = None
         return None
     task.ended_at = task.ended_at or now
     if now - task.ended_at < grace_s:
         return None
-    return f"its job ended {state} without a result"
+    if task.runs and all(_finished(name) for name in task.runs):
+        return "", False
+    return said.format(state), True
+
+
+def _finished(name: str) -> bool:
+    """Whether the run folder `name` holds a finished run (its summary)."""
+    return (paths.runs_dir() / name / store.SUMMARY).exists()
+
+
+def _spent(task: Task, budget: int) -> str:
+    """What a failure's line adds for a task out of retries."""
+    return f" (started {count(task.retries + 1, 'time')}; AI6103_RETRIES={budget})" if budget else ""
 
 
 def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: float) -> None:
-    """Wait for `tasks` (the runner may start more as slots free up), showing a bar of tasks finished; raise
-    TasksFailed at the first failure, or when tasks are left after `timeout_s`."""
+    """Wait for `tasks` (the runner may start more as slots free up), showing a bar of tasks finished; a task that
+    ended without a result is started again (`runner.retry`, one line each) while AI6103_RETRIES allows; raise
+    TasksFailed at the first other failure, or when tasks are left after `timeout_s`."""
     if current().progress == "text":
         from tqdm.std import tqdm
     else:
         from tqdm.auto import tqdm
-    started, failures = time.time(), []
+    started, failures, budget = time.time(), [], current().retries
     with tqdm(total=total, desc="tasks finished", unit="task", disable=not progress, leave=True) as bar:
         try:
             while tasks and not failures and time.time() - started < timeout_s:
@@ -217,13 +238,21 @@ def _wait(runner, tasks: list[Task], total: int, progress: bool, timeout_s: floa
                 for task in list(tasks):
                     state = None if states is None else states.get(task.job.job_id, "UNKNOWN")
                     grace_s = runner.requeue_grace_s if state == "CANCELLED" else runner.grace_s
-                    why = _outcome(task, state, grace_s, time.time())
-                    if why is None:
+                    outcome = _outcome(task, state, grace_s, time.time(), runner.no_result)
+                    if outcome is None:
                         continue
+                    (why, lost), said = outcome, f"{task.said} ({runner.where(task)}, log {task.log})"
                     tasks.remove(task)
+                    if lost and task.call and task.retries < budget:
+                        again = runner.retry(task)
+                        tasks.append(again)
+                        tqdm.write(f"retry {again.retries} of {budget}: {said}: {why}; started again as "
+                                   f"{runner.where(again)}" + ", its runs resuming from their last epoch" * bool(
+                                       again.runs))
+                        continue
                     bar.update()
                     if why:
-                        failures.append(f"{task.said} ({runner.where(task)}, log {task.log}): {why}")
+                        failures.append(f"{said}: {why}" + (_spent(task, budget) if lost else ""))
                     elif (follow := runner.next(task)) is not None:
                         tasks.append(follow)
                 if tasks and not failures:
@@ -244,6 +273,7 @@ class _LocalWorkers:
     """Tasks as local processes (submitit's LocalExecutor), `workers` at a time; each worker its own GPU."""
 
     grace_s = requeue_grace_s = 0.0  # a local process's result file is written before it exits; none is requeued
+    no_result = "its worker process ended without a result"  # killed (its controller then reads FINISHED)
 
     def __init__(self, chosen: Settings):
         self.workers = chosen.workers
@@ -260,15 +290,19 @@ class _LocalWorkers:
         started = [self._start(group, slot) for slot, group in enumerate(groups[:self.workers])]
         _wait(self, started, len(groups), progress, timeout_s=float("inf"))
 
-    def _start(self, group: list[RunConfig], slot: int) -> Task:
+    def _start(self, group: list[RunConfig], slot: int, retries: int = 0) -> Task:
         gpu = (self.gpus[slot % len(self.gpus)],) if self.gpus else ()  # sets CUDA_VISIBLE_DEVICES ("" = none)
         self.executor.update_parameters(timeout_min=LOCAL_TIME_MIN, gpus_per_node=len(gpu), visible_gpus=gpu)
         cpu_threads = 0 if gpu else max(1, (os.cpu_count() or 1) // self.workers)  # the cores split between workers
         job = _fresh(self.executor.submit(TrainTask(), group, cpu_threads))
-        return Task([store.run_path(config).name for config in group], job, slot)
+        return Task([store.run_path(config).name for config in group], job, (group,), slot, retries=retries)
 
     def next(self, ended: Task) -> Task | None:
         return self._start(self.waiting.pop(0), ended.slot) if self.waiting else None
+
+    def retry(self, lost: Task) -> Task:
+        """The task's runs in a new process of the same worker (its GPU), resuming from their last epoch."""
+        return self._start(*lost.call, lost.slot, lost.retries + 1)
 
     def states(self, tasks: list[Task]) -> dict[str, str]:
         return {task.job.job_id: task.job.state for task in tasks}  # RUNNING, FINISHED or INTERRUPTED
@@ -305,6 +339,7 @@ class _Slurm:
     """Tasks as one Slurm job array (submitit's SlurmExecutor), their jobs recorded in runs/_slurm/pending.json."""
 
     grace_s, requeue_grace_s = GRACE_S, REQUEUE_GRACE_S
+    no_result = "its job ended {} without a result"
     # what a failure's line ends with, after what goes on in the queue
     rerun = "finished runs and epochs are kept: run again to resubmit the rest (it waits for tasks still queued)"
 
@@ -317,7 +352,9 @@ class _Slurm:
 
     def run(self, configs: list[RunConfig], progress: bool) -> None:
         names = {store.run_path(config).name: config for config in configs}
+        budget = self.chosen.retries
         with _pending_jobs() as pending:
+            self._adopt(pending)
             recorded = {pending[name]["job"] for name in names if name in pending}
             states = slurm_states(sorted(recorded)) if recorded else {}
             if states is None:
@@ -325,32 +362,39 @@ class _Slurm:
                                   "unknown; try again later")
             queued: dict[str, list[str]] = {}  # job id -> its runs, for the jobs that will still run
             failed = []  # tasks submitted by an earlier call that did not wait (AI6103_SLURM_WAIT=0), then failed
+            lost: dict[str, tuple[Task, str]] = {}  # job id -> its task and why, for ends without a result meanwhile
             for name in [name for name in names if name in pending]:
-                job = pending[name]["job"]
+                entry = pending[name]
+                job = entry["job"]
                 if states.get(job) in ACTIVE:
                     queued.setdefault(job, []).append(name)
                     continue
-                ended = Task([name], submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
-                state = states.get(job, "UNKNOWN")
+                ended = Task([name], _slurm_job(job), retries=entry.get("retries", 0))
                 if not ended.job.paths.result_pickle.exists() and _age(ended.log) < GRACE_S:
                     queued.setdefault(job, []).append(name)  # just ended: its files may be on their way, or requeued
                     continue
-                del pending[name]  # said once below; the next call submits the run again
-                if why := _outcome(ended, state, 0.0, time.time()):
-                    failed.append(f"run {name} ({self.where(ended)}, log {ended.log}): {why}")
+                del pending[name]  # started again or said once below; the next call submits the run again
+                why, no_result = _outcome(ended, states.get(job, "UNKNOWN"), 0.0, time.time())
+                if no_result and ended.retries < budget:
+                    lost.setdefault(job, (dataclasses.replace(ended, runs=[]), why))[0].runs.append(name)
+                elif why:
+                    failed.append(f"run {name} ({self.where(ended)}, log {ended.log}): {why}"
+                                  + (_spent(ended, budget) if no_result else ""))
             if failed:  # never resubmit unseen what failed unseen: the same error would come back each time
                 raise TasksFailed(f"{len(failed)} of the runs submitted earlier failed in the queue: "
                                   f"{'; '.join(failed)}; finished epochs are kept: run again to resubmit them")
-            tasks = [Task(runs, submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job))
+            tasks = [Task(runs, _slurm_job(job), ([names[name] for name in runs],),
+                          retries=max(pending[name].get("retries", 0) for name in runs))
                      for job, runs in queued.items()]
-            groups = tasks_of([c for name, c in names.items() if not any(name in r for r in queued.values())])
-            jobs = self.submit(TrainTask(), [(group,) for group in groups]) if groups else []
-            new = [Task([store.run_path(config).name for config in group], job)
-                   for group, job in zip(groups, jobs, strict=True)]
-            for task in new:
-                for name in task.runs:
-                    pending[name] = {"job": task.job.job_id, "log": str(task.log),
-                                     "submitted": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            again = [name for task, _ in lost.values() for name in task.runs]
+            groups = tasks_of([c for name, c in names.items()
+                               if not any(name in r for r in queued.values()) and name not in again])
+            calls = [[names[name] for name in task.runs] for task, _ in lost.values()] + groups
+            new = self._submit_recorded(pending, calls, [t.retries + 1 for t, _ in lost.values()] + [0] * len(groups))
+            for (old, why), task in zip(lost.values(), new, strict=False):  # the lost ones come first
+                print(f"retry {task.retries} of {budget}: {old.said} ({self.where(old)}, log {old.log}): {why} "
+                      f"while nobody waited; started again as {self.where(task)}, its runs resuming from their last "
+                      f"epoch", flush=True)
         arrays = sorted({task.job.job_id.split("_")[0] for task in new})
         waiting_for = sorted({task.job.job_id.split("_")[0] for task in tasks})
         said = []
@@ -363,25 +407,88 @@ class _Slurm:
         if not self.chosen.slurm_wait:
             raise TasksSubmitted(f"{said} ({watch}); run again later to load them")
         print(f"{said}; waiting ({watch})", flush=True)
-        watching = tasks + new  # _wait takes out the tasks that end
+        watching = tasks + new  # _wait takes out the tasks that end, and adds those started again
         try:
             _wait(self, watching, len(watching), progress, self.chosen.slurm_timeout_s)
         finally:
-            still = {id(task) for task in watching}
-            ended = [name for task in tasks + new if id(task) not in still for name in task.runs]
             with _pending_jobs() as pending:  # forget ended tasks' jobs: failures were said; the next call resubmits
-                for name in ended:
-                    pending.pop(name, None)
+                for name, entry in list(pending.items()):
+                    if name in names and not any(name in task.runs and entry.get("job") == task.job.job_id
+                                                 for task in watching):
+                        del pending[name]
 
-    def submit(self, task: submitit.helpers.Checkpointable, calls: list[tuple]) -> list[submitit.Job]:
-        """`task(*call)` for each of `calls`, as one job array with the AI6103_SLURM_* settings; its jobs in order."""
+    def _adopt(self, pending) -> None:
+        """The jobs of submissions whose driver stopped before it recorded their ids (entries with a token, not a
+        job), found by their comment and recorded; a submission Slurm does not know is forgotten (submitted again
+        below). A task whose driver stopped before handing it its call (submitit's pickle) cannot train: cancelled,
+        its runs submitted again."""
+        tokens = {entry["token"] for entry in pending.values() if "job" not in entry}
+        found = jobs_by_comment(tokens) if tokens else {}
+        if found is None:
+            raise TasksFailed("Slurm does not answer (squeue failed), so whether the runs' jobs still run is "
+                              "unknown; try again later")
+        for name, entry in [(name, entry) for name, entry in pending.items() if "job" not in entry]:
+            del pending[name]
+            if entry["token"] not in found:
+                continue
+            job = _slurm_job(found[entry["token"]] + (f"_{entry['index']}" if entry["of"] > 1 else ""))
+            if not job.paths.submitted_pickle.exists():
+                subprocess.run(["scancel", job.job_id], capture_output=True, timeout=60)
+                print(f"Slurm job {job.job_id} (run {name}) was submitted by a driver that stopped before handing it "
+                      f"its task: cancelled, submitted again", flush=True)
+                continue
+            pending[name] = {"job": job.job_id, "log": str(job.paths.stderr), "submitted": entry["submitted"],
+                             "retries": entry.get("retries", 0)}
+
+    def _submit_recorded(self, pending, calls: list[list[RunConfig]], retries: list[int]) -> list[Task]:
+        """A TrainTask for each of `calls` (the configs of a task), submitted as one job array and recorded in
+        `pending` twice: before sbatch is asked (the array's comment, a token) and with the job ids it answered."""
+        if not calls:
+            return []
+        token, stamp = f"ai6103-{uuid.uuid4().hex[:16]}", time.strftime("%Y-%m-%dT%H:%M:%S")
+        runs = [[store.run_path(config).name for config in configs] for configs in calls]
+        for index, (names, tries) in enumerate(zip(runs, retries, strict=True)):
+            for name in names:
+                pending[name] = {"token": token, "index": index, "of": len(calls), "submitted": stamp,
+                                 "retries": tries}
+        pending.save()  # from here on a driver stopped at any moment finds the jobs by their comment
+        try:
+            jobs = self.submit(TrainTask(), [(configs,) for configs in calls], comment=token)
+        except TasksFailed:
+            for name in [name for names in runs for name in names]:
+                del pending[name]
+            raise
+        tasks = [Task(names, job, (configs,), retries=tries)
+                 for names, job, configs, tries in zip(runs, jobs, calls, retries, strict=True)]
+        for task in tasks:
+            for name in task.runs:
+                pending[name] = {"job": task.job.job_id, "log": str(task.log), "submitted": stamp,
+                                 "retries": task.retries}
+        pending.save()
+        return tasks
+
+    def retry(self, lost: Task) -> Task:
+        """The task's call submitted again (its runs resume from their last epoch), recorded as at first."""
+        if not lost.runs:  # a task of run_calls: its caller keeps its own record
+            [job] = self.submit(CallTask(), [lost.call])
+            return dataclasses.replace(lost, job=job, ended_at=None, retries=lost.retries + 1)
+        with _pending_jobs() as pending:
+            configs = [config for config in lost.call[0] if not _finished(store.run_path(config).name)]
+            [task] = self._submit_recorded(pending, [configs], [lost.retries + 1])
+        return task
+
+    def submit(self, task: submitit.helpers.Checkpointable, calls: list[tuple], comment: str | None = None
+               ) -> list[submitit.Job]:
+        """`task(*call)` for each of `calls`, as one job array with the AI6103_SLURM_* settings (and sbatch's
+        `comment`, which replaces one of AI6103_SLURM_EXTRA); its jobs in order."""
         c = self.chosen
         executor = submitit.SlurmExecutor(folder=slurm_dir() / "%j")
         mem = None if c.slurm_mem_gb is None else (f"{c.slurm_mem_gb:g}GB" if c.slurm_mem_gb == int(c.slurm_mem_gb)
                                                    else f"{int(c.slurm_mem_gb * 1024)}MB")
+        extra = {"requeue": True, **c.slurm_extra, **({"comment": comment} if comment else {})}
         parameters = {"job_name": "ai6103", "time": c.slurm_time_min, "partition": c.slurm_partition,
                       "gpus_per_node": c.slurm_gpus or None, "mem": mem, "cpus_per_task": c.slurm_cpus,
-                      "additional_parameters": {"requeue": True, **c.slurm_extra}}  # requeue: after node failures too
+                      "additional_parameters": extra}  # requeue: after node failures too
         executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
         try:
             jobs = executor.map_array(task, *zip(*calls, strict=True))
@@ -418,8 +525,9 @@ def run_calls(function: Callable, arguments: list[tuple], names: list[str], reru
     is done (a rerun submits again)."""
     runner = _Slurm(current())
     runner.rerun = rerun
-    jobs = runner.submit(CallTask(), [(function, args) for args in arguments])
-    tasks = [Task([], job, name=name) for job, name in zip(jobs, names, strict=True)]
+    calls = [(function, args) for args in arguments]
+    jobs = runner.submit(CallTask(), calls)
+    tasks = [Task([], job, call, name=name) for job, call, name in zip(jobs, calls, names, strict=True)]
     array = tasks[0].job.job_id.split("_")[0]
     said = f"submitted {count(len(tasks), 'task')} as Slurm job {array} (squeue -j {array}; logs in {slurm_dir()}/)"
     if not runner.chosen.slurm_wait:
@@ -428,22 +536,12 @@ def run_calls(function: Callable, arguments: list[tuple], names: list[str], reru
     _wait(runner, tasks, len(tasks), progress, runner.chosen.slurm_timeout_s)
 
 
-@contextlib.contextmanager
 def _pending_jobs():
-    """runs/_slurm/pending.json as a dict {run name: {"job", "log", "submitted"}}, under a lock (so two drivers
-    never submit the same runs at once), written back on leaving; entries of finished runs are dropped."""
-    folder = slurm_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "pending.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # held for seconds (one sbatch) by another driver at most
-        file = folder / "pending.json"
-        try:
-            pending = json.loads(file.read_text())
-        except (OSError, ValueError):
-            pending = {}
-        pending = {name: entry for name, entry in pending.items()
-                   if not (paths.runs_dir() / name / store.SUMMARY).exists()}
-        try:
-            yield pending
-        finally:  # also when the caller stops with an error: what it took out of the dict was said, or was its own
-            atomic_write_text(file, json.dumps(pending, indent=1))
+    """runs/_slurm/pending.json (lib.running.slurm_queue.pending_record) under its lock, the entries of finished runs
+    dropped: {run name: {"job", "log", "submitted", "retries"}}, or a token while its submission is under way."""
+    return pending_record(slurm_dir(), _finished)
+
+
+def _slurm_job(job_id: str) -> submitit.SlurmJob:
+    """A handle on a Slurm job of ours (its folder in runs/_slurm/)."""
+    return submitit.SlurmJob(folder=slurm_dir() / "%j", job_id=job_id)

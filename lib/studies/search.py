@@ -163,8 +163,10 @@ def optimize(search: Search, trials: int, progress: bool = True, workers: int | 
     failed and its setting tried again first (its run resumes from its checkpoint). `workers` (default
     AI6103_WORKERS) processes run trials of the study at once: with AI6103_EXECUTOR=local this process and
     workers - 1 more on this machine, the cores split between them; with slurm that many tasks of one Slurm job
-    array (lib.running.executor.run_calls), waited for here, where nothing trains. A run one worker trains is never
-    trained by another (the run lock: the other waits for it and loads it). Returns the study."""
+    array (lib.running.executor.run_calls), waited for here, where nothing trains: a task that ends without a result
+    (killed, cancelled) is submitted again on its own (AI6103_RETRIES), and its new start retries the trial the lost
+    one held. A run one worker trains is never trained by another (the run lock: the other waits for it and loads
+    it). Returns the study."""
     if not (isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1):
         raise ConfigError(f"trials must be an integer >= 1 (the study's total), got {trials!r}")
     if search.sampler == "grid":
