@@ -50,9 +50,10 @@ from lib.core.notation import count
 from lib.nets.data import NOT_OFFICIAL, silence_unofficial_warning
 from lib.nets.device import apply_torch_settings
 from lib.running import executor
+from lib.running.cost import probes_not_cached
 from lib.running.store import peek_summary, process_identity
 from lib.studies import briefs, plan, sections, study_lock
-from lib.studies.profiles import PROFILES
+from lib.studies.profiles import PROFILES, reading_only
 
 NOTEBOOKS_DIR = paths.notebooks_dir()
 KERNEL = "ai6103"  # the project kernel `make setup` installs into .venv (a user's own python3 cannot shadow it)
@@ -234,8 +235,9 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     training = tuple(nb.stem for nb in notebooks if nb.stem in sections.training())
     executed_dir = Path(args.executed_dir).resolve() if args.executed_dir else paths.executed_dir(args.profile)
-    if args.dry_run:  # reading only: no lock, no folder made
-        return 2 if print_plan(args, params, notebooks, training) is None else 0
+    if args.dry_run:  # reading only: no lock, no folder made, no file written (data not written yet: a temporary copy)
+        with reading_only(), probes_not_cached():
+            return 2 if print_plan(args, params, notebooks, training) is None else 0
     for line in lab_copy_notes(notebooks, source):
         print(line, flush=True)
     with contextlib.ExitStack() as held:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import importlib.util
 import json
 import os
 import pickle
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -557,6 +559,43 @@ def test_driver_reports_a_failed_save_while_training_in_one_line(monkeypatch, ca
     failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert failed == ["FAILED while training: SaveError: could not save epoch 3 of run r (No space left on device): "
                       "free space and run again"]
+
+
+@pytest.mark.parametrize("profile", ["tiny", "full"])
+def test_a_dry_run_in_empty_folders_writes_nothing(profile, tmp_path, monkeypatch, capsys):
+    """Every folder variable at an empty folder (a missing one for the data): the dry run prints the plan (tiny:
+    its synthetic data made in a temporary folder) or, for real data not downloaded yet, says so in one line; it
+    makes no folder and writes no file (no data, no throughput.json, no lock), and no temporary folder is left."""
+    from lib.core import paths, settings
+    from lib.running import cost
+
+    spec = importlib.util.spec_from_file_location("run_study", paths.PROJECT_ROOT / "scripts" / "run_study.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    for name in ("AI6103_PROGRESS", "AI6103_BRIEF", "AI6103_ARCH", "PYTHONWARNINGS"):  # the driver sets them
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    folders = {name: tmp_path / name.lower() for name in settings.FOLDER_VARIABLES}
+    for name, folder in folders.items():
+        folder.mkdir()
+        monkeypatch.setenv(name, str(folder))
+    monkeypatch.setenv("AI6103_DATA_DIR", str(tmp_path / "data_dir_not_made"))  # data/ of a fresh clone
+    if profile == "tiny":  # a notebook data folder means "the data is there", which the tiny profile refuses
+        monkeypatch.delenv("AI6103_NOTEBOOK_DATA_DIR")
+    probed = []
+    monkeypatch.setattr(cost, "_benchmark", lambda *args, **kwargs: probed.append(1) or {
+        "train_images_per_second": 1000.0, "eval_images_per_second": 1000.0, "device": "test"})
+    temporaries = set(Path(tempfile.gettempdir()).glob("ai6103-dry-run-*"))
+    status = driver.run(["--profile", profile, "--dry-run"])
+    out, err = capsys.readouterr()
+    if profile == "tiny":
+        assert status == 0 and probed and "the study: 7 distinct runs in 3 waves" in out, err
+    else:
+        assert status == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith(f"DataError: {folders['AI6103_NOTEBOOK_DATA_DIR']} holds no unpacked cifar-100-python/ "
+                              f"yet, and a dry run writes nothing")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == sorted(
+        Path(name.lower()) for name in settings.FOLDER_VARIABLES)  # each still empty, data/ not made
+    assert set(Path(tempfile.gettempdir()).glob("ai6103-dry-run-*")) == temporaries
 
 
 def _checkpoint_of_one_epoch(run_dir: Path, config, fused: bool) -> None:

@@ -12,6 +12,7 @@ What it is not: the plan itself (lib.studies.plan) or the training (lib.training
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import json
@@ -115,6 +116,18 @@ def throughput(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1) 
 
 DISAGREEMENT = 2.0  # a cached probe this many times slower or faster than the finished runs is measured again
 _NOT_CACHED: dict[str, dict] = {}  # probes measured while other training ran here: kept by this process only
+_READING_ONLY: list[bool] = []  # non-empty within probes_not_cached()
+
+
+@contextlib.contextmanager
+def probes_not_cached():
+    """Within it a speed probe's measurement is kept by this process only, never written to the run store's
+    throughput.json (a dry run writes nothing)."""
+    _READING_ONLY.append(True)
+    try:
+        yield
+    finally:
+        _READING_ONLY.pop()
 
 
 def benchmarked(arch: str = "mobilenetv2", batch_size: int = 128, runs: int = 1, at_once: int = 1) -> dict:
@@ -145,6 +158,9 @@ def _benchmarked(arch: str, batch_size: int, runs: int, finished: float | None, 
     busy = training_here()
     entry = {**_benchmark(arch, batch_size, rt, runs, at_once), **({"checked_against": finished} if finished else {})}
     busy += [holder for holder in training_here() if holder not in busy]  # and those that started meanwhile
+    if _READING_ONLY:
+        _NOT_CACHED[key] = entry
+        return entry
     if busy:
         warnings.warn(f"the speed probe of {arch} ran while {', '.join(busy)} trained here: "
                       f"{entry['train_images_per_second']:.0f} training images/s, not cached (estimates may be "

@@ -2,6 +2,8 @@
 the brief's baseline config sized for a profile. The table of profiles, for people: README.md "Profiles"."""
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,22 @@ def session_profile(profile: str | None, brief: str | None = None) -> str:
     return name
 
 
+_ELSEWHERE: list[Path] = []  # while reading_only() runs: its temporary folder
+
+
+@contextlib.contextmanager
+def reading_only():
+    """Within it, getting the data writes nothing into the project's folders (a dry run): a synthetic profile whose
+    data is not written yet reads the same data (the same fingerprint, so the same run ids) generated in a
+    temporary folder, removed on leaving; real data not yet downloaded or unpacked is a DataError, one line."""
+    with tempfile.TemporaryDirectory(prefix="ai6103-dry-run-") as folder:
+        _ELSEWHERE.append(Path(folder))
+        try:
+            yield
+        finally:
+            _ELSEWHERE.remove(Path(folder))
+
+
 def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
     """The data folder a profile reads, as an absolute path string.
 
@@ -83,12 +101,22 @@ def resolve_data_dir(profile: str, data_dir: str | None = None) -> str:
             raise DataError(f"data_dir {folder} holds no complete cifar-100-python/ folder, and profile {profile} "
                             f"writes its synthetic data only into a folder of its own: leave data_dir unset for "
                             f"it, or point data_dir at a complete folder")
-        return str(folder)
+        return _readable(folder)
     if spec.synthetic is None:
-        return str(paths.data_dir())
+        return _readable(paths.data_dir())
     folder = paths.data_dir() / f"synthetic-{spec.name}"
     if not (folder / "cifar-100-python" / "meta").is_file():
+        folder = _ELSEWHERE[-1] / folder.name if _ELSEWHERE else folder  # reading_only
         write_synthetic_cifar100(folder, *spec.synthetic)
+    return str(folder)
+
+
+def _readable(folder: Path) -> str:
+    """`folder` as a string; within reading_only, a DataError (one line) unless it holds the unpacked data
+    (getting it would download or unpack into it)."""
+    if _ELSEWHERE and not (folder / "cifar-100-python" / "meta").is_file():
+        raise DataError(f"{folder} holds no unpacked cifar-100-python/ yet, and a dry run writes nothing (no download, "
+                        f"no unpacking): run the study once without --dry-run, which gets the data first")
     return str(folder)
 
 
