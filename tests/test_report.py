@@ -337,7 +337,7 @@ def test_the_activation_briefs_paper_has_its_own_sections_within_its_budget(tmp_
             "its own block~8 and the four of blocks~9 and 10") in text
     assert "No shortcut carries any part of it around them" in text and "The shortcuts of" not in text
     assert "expansion" not in text
-    assert "ReLU's $\\|\\nabla w\\|/\\|w\\|$ was a median" in text  # ||grad w|| / ||w||: the runs' weight norms
+    assert "so $\\|\\nabla w\\|/\\|w\\|$ compares the runs more fairly: its median" in text  # the runs' weight norms
     check_references_follow_the_body_and_the_data_is_named_as_synthetic(pdf)
 
 
@@ -928,9 +928,10 @@ def test_the_weight_decay_section_describes_its_phases(fixture_results):
 
 @pytest.mark.parametrize("fixture_results", ["all", "activation"], indirect=True)
 def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
-    """The paragraph gives ReLU's norm over Sigmoid's (median over epochs, last epoch), and a norm whose peak is
-    its first epoch is 'highest at the start', not 'peaks ... in epoch 1'. Both briefs with an activation
-    section."""
+    """The paragraph gives ReLU's norm over Sigmoid's (median over epochs, last epoch), and each norm by its true
+    maximum and that epoch: Sigmoid's largest in epoch 1 says so; one that starts at 0.863 and peaks at 0.867 in
+    epoch 2 is reported with 0.867 and epoch 2, never 'highest at the start (0.863)'. The two runs' clauses are worded
+    apart. Both briefs with an activation section."""
     results, figures, build, runs = fixture_results
     text = _generated(report.generate(results, figures, build / "generated"))
     norms = read_section("activation", profile="smoke")["extra"]["grad_norm"]
@@ -938,8 +939,18 @@ def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
     median = sorted(ratios)[len(ratios) // 2 - 1: len(ratios) // 2 + 1]  # an even count: the mean of the middle two
     assert (f"ReLU's norm was a median {sum(median) / 2:#.3g} times Sigmoid's, and {ratios[-1]:#.3g} times at the "
             f"last epoch") in text
-    assert "with Sigmoid in blocks 4--10 it was highest at the start (0.120)" in text
-    assert "in epoch 1 " not in text
+    top = max(range(300), key=norms["relu"].__getitem__)
+    assert (f"With ReLU, $\\|\\nabla w\\|$ went from 0.0800 in epoch 1 to its maximum, {norms['relu'][top]:#.3g} in epoch "
+            f"{top + 1}, and {norms['relu'][-1]:#.3g} in the last; with Sigmoid in blocks 4--10, it fell from 0.120 in "
+            f"epoch 1 to {norms['sigmoid'][-1]:#.3g}.") in " ".join(text.split())
+    assert "highest at the start" not in text
+
+    def second_epoch_peak(record):  # 0.863 in epoch 1, 0.867 in epoch 2, then falling
+        record["extra"]["grad_norm"]["sigmoid"] = [0.863, 0.867] + [0.8 - i / 1000 for i in range(298)]
+
+    _rewrite("activation", second_epoch_peak)
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "with Sigmoid in blocks 4--10, it rose from 0.863 to 0.867 in epoch 2 and ended at 0.503." in text
 
     def last_gone(record):  # Sigmoid's last norm 0 (or ReLU's not a number): no ratio at the last epoch
         record["extra"]["grad_norm"]["sigmoid"][-1] = 0.0
@@ -948,7 +959,7 @@ def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
     _rewrite("activation", last_gone)
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     assert f"Over the {len(ratios) - 1} epochs where both norms were numbers and Sigmoid's above zero" in text
-    assert "times at the last epoch" not in text and "With ReLU the gradient norm stayed at 0.500;" in text
+    assert "times at the last epoch" not in text and "With ReLU, $\\|\\nabla w\\|$ stayed at 0.500;" in text
 
 
 @pytest.mark.parametrize("differ", [False, True])
@@ -1144,9 +1155,9 @@ def test_the_curve_captions_say_what_lines_and_bands_are(fixture_results, seeds)
 
 @pytest.mark.parametrize("fixture_results", ["all", "activation"], indirect=True)
 def test_the_relative_gradient_ratio_is_relus_over_sigmoids_median(fixture_results):
-    """norm_ratio_relative: the median over epochs of (||grad w|| / ||w|| with ReLU) / (the same with Sigmoid),
-    which the paragraph and the conclusion report; None for results without weight norms, and the figure's
-    caption then names no second panel."""
+    """The paragraph reports ||grad w|| / ||w|| of each run (its median over the epochs) and ReLU's over Sigmoid's
+    (the median over epochs of the ratio), which the conclusion repeats; without weight norms (older results) it says
+    the runs did not record them, and the figure's caption names no second panel."""
     results, figures, build, runs = fixture_results
     _rewrite("activation", lambda r: r["extra"].pop("weight_norm", None))
 
@@ -1154,18 +1165,24 @@ def test_the_relative_gradient_ratio_is_relus_over_sigmoids_median(fixture_resul
         return report.section_facts(report.load_results(results, "smoke"))["activation"]
 
     before = facts()
-    assert before.values["norm_ratio_relative"] is None and "{\\GradNormRelative}{}" in before.macros.text()
+    assert before.values["relative"] is None and "{\\GradNormRelative}{}" in before.macros.text()
+    text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
+    assert "change the gradient norm too; these runs did not record them." in text
     weights = {"relu": [10 + i / 30 for i in range(300)], "sigmoid": [2.0 + i / 100 for i in range(300)]}
     _rewrite("activation", lambda r: r["extra"].update(weight_norm=weights))
     grads = read_section("activation", profile="smoke")["extra"]["grad_norm"]
     ratios = sorted((gr / wr) / (gs / ws) for gr, wr, gs, ws in zip(grads["relu"], weights["relu"], grads["sigmoid"],
                                                                     weights["sigmoid"], strict=True))
+    each = {name: sorted(g / w for g, w in zip(grads[name], weights[name], strict=True)) for name in weights}
+    medians = {name: f"{(v[149] + v[150]) / 2:#.3g}" for name, v in each.items()}
     after = facts()
-    assert after.values["norm_ratio_relative"] == f"{(ratios[149] + ratios[150]) / 2:#.3g}"
-    assert "over the parameter's own 2-norm" in after.macros.text()
+    ratio = f"{(ratios[149] + ratios[150]) / 2:#.3g}"
+    assert after.values["relative"] == {"ratio": ratio, "relu": medians["relu"], "sigmoid": medians["sigmoid"]}
+    assert "$\\|\\nabla w\\|/\\|w\\|$ (right)" in after.macros.text()
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
-    ratio = after.values["norm_ratio_relative"]
-    assert f"relative to each run's weight norm, ReLU's $\\|\\nabla w\\|/\\|w\\|$ was a median {ratio} times" in text
+    assert (f"so $\\|\\nabla w\\|/\\|w\\|$ compares the runs more fairly: its median over the epochs was "
+            f"{medians['relu']} with ReLU and {medians['sigmoid']} with Sigmoid, ReLU's a median {ratio} times "
+            f"Sigmoid's.") in text
     assert f"({ratio} times relative to the weight's norm)" in text  # the conclusion
 
 

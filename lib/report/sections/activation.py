@@ -38,8 +38,8 @@ def both_numbers(relu_norm: float, sigmoid_norm: float) -> bool:
 
 
 def norm_summary(values: list[float], is_sigmoid: bool) -> dict:
-    """A gradient norm's start, peak (epoch from 1; lib.report.curves.peak: none when within a few percent of the
-    start) and end, as printed."""
+    """A gradient norm's first value, its true maximum with its epoch (from 1; lib.report.curves.peak) and its
+    last value, as printed; `level` when every epoch prints alike."""
     top = peak(values)
     return {"sigmoid": is_sigmoid, "start": norm(values[0]), "peak": norm(values[top["top"] - 1]),
             "peak_epoch": top["top"], "peak_at_start": top["at_start"], "end": norm(values[-1]),
@@ -63,14 +63,19 @@ def relative_norms(grad_norms: list[float], weight_norms: list[float]) -> list[f
     return [g / w if math.isfinite(w) and w > 0 else math.nan for g, w in zip(grad_norms, weight_norms, strict=False)]
 
 
-def relative_norm_ratio(grads: dict[bool, list[float]], weights: dict[bool, list[float]]) -> str | None:
-    """ReLU's ||grad w|| / ||w|| divided by Sigmoid's, the median over the epochs where both are numbers (three
-    significant digits); `grads` and `weights` map is_sigmoid to a series. None without both weight-norm series
-    (results from before lib.training.train recorded `weight_norm`) or without such an epoch."""
+def relative_norm_ratio(grads: dict[bool, list[float]], weights: dict[bool, list[float]]) -> dict | None:
+    """||grad w|| / ||w|| of each run, the median over its epochs (`relu`, `sigmoid`, three significant digits), and
+    ReLU's divided by Sigmoid's, the median over the epochs where both are numbers (`ratio`); `grads` and `weights`
+    map is_sigmoid to a series. None without both weight-norm series (results from before lib.training.train
+    recorded `weight_norm`) or without such an epoch."""
     if len(grads) < 2 or len(weights) < 2:
         return None
-    ratio = norm_ratio(*(relative_norms(grads[is_sigmoid], weights[is_sigmoid]) for is_sigmoid in (False, True)))
-    return ratio["median"] if ratio else None
+    relative = {is_sigmoid: relative_norms(grads[is_sigmoid], weights[is_sigmoid]) for is_sigmoid in (False, True)}
+    ratio = norm_ratio(relative[False], relative[True])
+    if ratio is None:
+        return None
+    medians = [statistics.median(v for v in relative[is_sigmoid] if math.isfinite(v)) for is_sigmoid in (False, True)]
+    return {"ratio": ratio["median"], "relu": norm(medians[0]), "sigmoid": norm(medians[1])}
 
 
 def block_of(param: str) -> int | None:
@@ -188,8 +193,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     ratio = norm_ratio(grads[False], grads[True]) if len(grads) == 2 else None
     # the gradient-norm figure's caption: its second panel (lib.studies.plots.plot_grad_norms) exists when the runs
     # recorded their weight norms
-    m["GradNormRelative"] = (" (left) and that norm over the parameter's own 2-norm at the epoch's end (right)"
-                             if len(weights) == 2 else "")
+    m["GradNormRelative"] = (" (left) and $\\|\\nabla w\\|/\\|w\\|$ (right)" if len(weights) == 2 else "")
     ranges = public(rec, [relu, sig])
     found.tables[name] = run_table([("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
     block = block_of(param)
@@ -199,7 +203,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
                     "spread": difference(sig, relu), "relu": shown(relu), "sig": shown(sig),
                     "sig_vs_relu": compare(sig, relu), "effect": effect(sig, relu),
                     "grad_norms": [norm_summary(values, is_sigmoid) for is_sigmoid, values in grads.items()],
-                    "ratio": ratio, "norm_ratio_relative": relative_norm_ratio(grads, weights),
+                    "ratio": ratio, "relative": relative_norm_ratio(grads, weights),
                     "starts_from_final": brief().section(name).starts_from == brief().final,
                     "public": note([relu, sig], ranges)}
     return found
