@@ -550,8 +550,8 @@ def test_a_gain_in_points_and_a_public_range_verdict_follow_the_printed_percenta
 
     assert (report.pct(0.47151), report.pct(0.47149)) == ("47.2", "47.1")
     assert report.points(0.47151, 0.47149) == "$+0.1$"  # not +0.0, beside the 47.2 and 47.1 it is read with
-    sd = {"std": {"final_val_acc": 0.0004}, "n_seeds": 3}  # 47.1 against 47.1: no difference, whatever the digits
-    assert report.difference({"final_val_acc": 0.4714, **sd}, {"final_val_acc": 0.4706, **sd})["difference"] == "+0.0"
+    sd = {"std": {"final_val_acc": 0.0004}, "n_seeds": 3}  # means: the unrounded 0.08 points, the interval's centre
+    assert report.difference({"final_val_acc": 0.4714, **sd}, {"final_val_acc": 0.4706, **sd})["difference"] == "+0.1"
     assert report.marked(0.43996, PublicRange(44, 47, "test")) == "44.0"  # printed 44.0: no dagger for 44-47
     assert report.marked(0.43949, PublicRange(44, 47, "test")) == "43.9" + report.DAGGER
 
@@ -708,15 +708,16 @@ def test_comparisons_say_how_many_runs_they_rest_on(fixture_results, seeds):
         assert "\\,$\\pm$\\,0.6" in table  # mean +- sd
         assert "+ mixup $\\alpha=0.2$ & \\bfseries\\boldmath 70.2\\,$\\pm$\\,0.6 &" in (
             out / "tables" / "test.tex").read_text()  # the path of chosen runs too
-        assert ("The difference in validation accuracy, $+1.7$ points, has a 95\\,\\% confidence interval of "
-                "$[-0.7, 4.1]$ (Welch's $t$, 2 seeds per setting), which holds 0: these seeds cannot tell the cosine "
-                "schedule and the constant rate apart, although every seed of the cosine schedule beat every seed "
-                "of the constant rate.") in text
-        assert ("$+6.6$ points, has a 95\\,\\% confidence interval of $[4.3, 9.1]$ (Welch's $t$, 2 seeds per "
+        assert ("(57.8\\,\\% against 56.1\\,\\%, $+1.7$ points) and a lower training loss (0.006 against 0.845). The "
+                "95\\,\\% confidence interval of the difference in validation accuracy is $[-0.7, 4.1]$ (Welch's $t$, 2 "
+                "seeds per setting), which holds 0: these seeds cannot tell the cosine schedule and the constant rate "
+                "apart, although every seed of the cosine schedule beat every seed of the constant rate.") in text
+        assert ("$+6.7$ points, has a 95\\,\\% confidence interval of $[4.3, 9.1]$ (Welch's $t$, 2 seeds per "
                 "setting), which excludes 0; every seed of $\\lambda=5\\times10^{-4}$ beat every seed of "
                 "$\\lambda=1\\times10^{-4}$.") in text
-        assert "\\LrOrderJudged}{ The difference in validation accuracy between the first two rates, $+2.2$" in text
-        assert "cannot tell $\\eta=0.05$ and $\\eta=0.01$ apart, although every seed of $\\eta=0.05$" in text
+        assert ("\\LrOrderJudged}{ The difference in training loss between the first two rates, $-0.168$, has a "
+                "95\\,\\% confidence interval of $[-0.192, -0.144]$") in text  # the rate was chosen by training loss
+        assert "which excludes 0; every seed of $\\eta=0.05$ beat every seed of $\\eta=0.01$." in text
         assert "single run" not in text and "spread" not in text.lower()
     assert "generalised better" not in text
 
@@ -735,10 +736,10 @@ def test_a_difference_over_seeds_has_the_welch_interval_scipy_gives():
         assert welch_interval(np.mean(a), np.std(a, ddof=1), 2, np.mean(b), np.std(b, ddof=1), 3) == pytest.approx(
             (low, high), rel=1e-9)
         found = report.difference(run(a), run(b))
-        assert (found["low"], found["high"]) == (report.pct(low), report.pct(high))
+        assert abs(float(found["low"]) - 100 * low) <= 0.1 and abs(float(found["high"]) - 100 * high) <= 0.1
         assert found["excludes_zero"] is excludes and (found["n"], found["other_n"]) == (2, 3)
         assert found["all"] == apart and report.difference(run(b), run(a))["all"] == (apart and "below")
-        assert found["difference"] == f"{float(report.pct(np.mean(a))) - float(report.pct(np.mean(b))):+.1f}"
+        assert found["difference"] == f"{100 * (np.mean(a) - np.mean(b)):+.1f}"  # of the unrounded means
 
 
 def test_a_difference_needs_two_seeds_each_and_words_losses_in_loss_units():
@@ -751,7 +752,22 @@ def test_a_difference_needs_two_seeds_each_and_words_losses_in_loss_units():
     found = report.difference(several, {**several, "final_val_loss": 1.4}, "final_val_loss")
     half = scipy.stats.t.ppf(0.975, 4) * 0.02 * np.sqrt(2 / 3)
     assert found["difference"] == "+0.100" and found["loss"] and found["all"] is None
-    assert (found["low"], found["high"]) == (f"{0.1 - half:.3f}", f"{0.1 + half:.3f}") and found["excludes_zero"]
+    assert (found["low"], found["high"]) == (f"{0.1 - round(half, 3):.3f}", f"{0.1 + round(half, 3):.3f}")
+    assert found["excludes_zero"] and found["metric"] == "validation loss"
+
+
+def test_a_difference_over_seeds_is_the_centre_of_its_interval():
+    """Means 70.24 % and 62.06 % over 3 seeds each (printed 70.2 and 62.1): the difference is the unrounded one,
+    8.18, printed +8.2 (not 70.2 - 62.1 = 8.1), and the printed interval is centred on it; the abstract's and the
+    section's words use the same number."""
+    sd = {"std": {"final_val_acc": 0.007}, "n_seeds": 3}
+    found = report.difference({"final_val_acc": 0.7024, **sd}, {"final_val_acc": 0.6206, **sd})
+    assert found["difference"] == "+8.2"
+    assert round((float(found["low"]) + float(found["high"])) / 2, 2) == 8.2 and found["low"] == "6.6"
+    from lib.report.findings import effect
+
+    assert effect({"final_val_acc": 0.7024, **sd}, {"final_val_acc": 0.6206, **sd})["by"] == "8.2"
+    assert effect({"final_val_acc": 0.7024}, {"final_val_acc": 0.6206})["by"] == "8.1"  # single runs: the digits
 
 
 def _wavy_loss(epochs: int = 300, jitter: float = 0.01) -> list[float]:
@@ -797,8 +813,8 @@ def test_validation_loss_sentences_come_from_the_curve(fixture_results, shape):
     expected = {"rose": "The constant rate's validation loss was lowest at epoch 61 (1.420) and then rose to 1.951 "
                         "(1.4 times its minimum), while its validation accuracy ended at its peak of 56.1\\,\\%: the "
                         "network grew more confident on the validation images it got wrong",
-                "overfit": "The constant rate's validation loss was lowest at epoch 61 (1.420) and then rose to 1.951, and "
-                           "its validation accuracy fell 4.0 points from its peak of 60.0\\,\\%: it overfitted",
+                "overfit": "The constant rate's validation loss was lowest at epoch 61 (1.420) and then rose to 1.951, "
+                           "and its validation accuracy fell 4.0 points from its peak of 60.0\\,\\%: it overfitted",
                 "falling": "The constant rate's validation loss kept falling to the last epoch (0.010)",
                 "flat": "The constant rate's validation loss was lowest at epoch 100 (1.500) and ended close to it "
                         "(1.550)",
@@ -857,7 +873,7 @@ def test_several_crossings_are_a_band_not_one_overtaking(fixture_results):
     text = " ".join(_generated(report.generate(results, figures, build / "generated")).split())
     assert ("$\\lambda=1\\times10^{-4}$ led in validation accuracy until epoch 180 of 300; the lead then changed hands "
             "between epochs 181 and 201 (the curves crossed 3 times;") in text
-    assert "from epoch 201 $\\lambda=5\\times10^{-4}$ led and ended 4.0 points ahead" in text
+    assert "from epoch 201 $\\lambda=5\\times10^{-4}$ led to the end." in text
     assert "overtook" not in text and "The phases fit this mechanism" in text
 
 
@@ -876,7 +892,8 @@ def test_a_late_gain_is_told_apart_from_an_early_one():
 
 def _conclusion(out: Path) -> str:
     """The conclusion as TeX reads it: conclusion.tex with \\ConclusionFindings expanded (prose/paper.tex)."""
-    found = re.search(r"\\newcommand\{\\ConclusionFindings\}\{(.*)\}\s*$", (out / "prose" / "paper.tex").read_text(), re.S)
+    paper = (out / "prose" / "paper.tex").read_text()
+    found = re.search(r"\\newcommand\{\\ConclusionFindings\}\{(.*)\}\s*$", paper, re.S)
     text = (out / "conclusion.tex").read_text().replace("\\ConclusionFindings{}", found.group(1))
     return " ".join(re.sub(r"(?<!\\)%[^\n]*\n[ \t]*", "", text).split())
 
@@ -940,9 +957,9 @@ def test_gradient_norms_compare_relu_with_sigmoid(fixture_results):
     assert (f"ReLU's norm was a median {sum(median) / 2:#.3g} times Sigmoid's, and {ratios[-1]:#.3g} times at the "
             f"last epoch") in text
     top = max(range(300), key=norms["relu"].__getitem__)
-    assert (f"With ReLU, $\\|\\nabla w\\|$ went from 0.0800 in epoch 1 to its maximum, {norms['relu'][top]:#.3g} in epoch "
-            f"{top + 1}, and {norms['relu'][-1]:#.3g} in the last; with Sigmoid in blocks 4--10, it fell from 0.120 in "
-            f"epoch 1 to {norms['sigmoid'][-1]:#.3g}.") in " ".join(text.split())
+    assert (f"With ReLU, $\\|\\nabla w\\|$ went from 0.0800 in epoch 1 to its maximum, {norms['relu'][top]:#.3g} in "
+            f"epoch {top + 1}, and {norms['relu'][-1]:#.3g} in the last; with Sigmoid in blocks 4--10, it fell from "
+            f"0.120 in epoch 1 to {norms['sigmoid'][-1]:#.3g}.") in " ".join(text.split())
     assert "highest at the start" not in text
 
     def second_epoch_peak(record):  # 0.863 in epoch 1, 0.867 in epoch 2, then falling

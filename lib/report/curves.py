@@ -60,7 +60,7 @@ def moves(values: list[float]) -> list[dict]:
     if trend:
         turns.append(extreme)
     return [{"dir": "rose" if values[end] > values[start] else "fell", "from_epoch": start + 1, "to_epoch": end + 1,
-             "to": loss(values[end])} for start, end in zip(turns, turns[1:])]
+             "to": loss(values[end])} for start, end in zip(turns, turns[1:], strict=False)]
 
 
 def val_loss_trend(curves: dict[str, list[float]]) -> dict:
@@ -77,7 +77,7 @@ def val_loss_trend(curves: dict[str, list[float]]) -> dict:
     low = min(range(finite or 1), key=values.__getitem__)
     rise = values[-1] - values[low]
     found = moves(values[:finite])
-    wavy = any(a["dir"] == "rose" and b["dir"] == "fell" for a, b in zip(found, found[1:]))
+    wavy = any(a["dir"] == "rose" and b["dir"] == "fell" for a, b in zip(found, found[1:], strict=False))
     late = low >= len(values) * (1 - LATE) - 1
     shape = "rose" if rise > RISE * values[low] else "wavy" if wavy else "falling" if late else "flat"
     if shape == "rose" and len(values) - 1 - low < OVERFIT_EPOCHS:

@@ -28,13 +28,34 @@ def welch_interval(mean: float, sd: float, n: int, other_mean: float, other_sd: 
     return d - half, d + half
 
 
+METRIC_WORDS = {"final_train_loss": "training loss", "final_train_acc": "training accuracy",
+                "final_val_loss": "validation loss", "final_val_acc": "validation accuracy"}
+
+
+def means(*runs: dict) -> bool:
+    """Whether every run's numbers are means over two or more seeds (a results row's n_seeds)."""
+    return all(run.get("n_seeds", 1) >= 2 for run in runs)
+
+
+def gain(run: dict, other: dict, key: str = "final_val_acc") -> float:
+    """`run`'s final `key` minus `other`'s as the paper prints it (points for accuracies, loss units for losses):
+    between means over seeds, the unrounded difference rounded once (the centre of its interval, `difference`);
+    between single runs, the difference of the printed values (so it agrees with the table's digits)."""
+    scale, digits = (1, 3) if "loss" in key else (100, 1)
+    if means(run, other):
+        return round(scale * (run[key] - other[key]), digits)
+    return round(printed(run, key) - printed(other, key), digits)
+
+
 def difference(run: dict, other: dict, key: str = "final_val_acc") -> dict | None:
     """How `run`'s final `key` differs from `other`'s over seeds: None if either is a single run (n = 1), has no
     sd of `key` or a value that is not finite (diverged); else, as printed (accuracies in points, losses in loss
-    units): `difference` (of the printed values, signed, like formatting.points), the 95 % Welch interval of the
-    difference of means (`low`, `high`), whether it excludes 0 (as printed: [0.0, 1.2] does not), `n` and
-    `other_n`, `loss` (lower is better), and `all`: "above" if every seed of `run` ended above every seed of
-    `other`, "below" if every one below, None if neither or the results hold no per-seed values (seed_finals)."""
+    units): `difference` (the unrounded means' difference rounded once, signed: `gain`) and the 95 % Welch interval
+    of the difference of means around it (`low`, `high`: the printed difference minus and plus the printed
+    half-width, so the printed difference is the printed interval's midpoint), whether it excludes 0 (as printed:
+    [0.0, 1.2] does not), `n` and `other_n`, `loss` (lower is better), `metric` (in words), and `all`: "above" if
+    every seed of `run` ended above every seed of `other`, "below" if every one below, None if neither or the
+    results hold no per-seed values (seed_finals)."""
     ns = [r.get("n_seeds", 1) for r in (run, other)]
     sds = [(r.get("std") or {}).get(key) for r in (run, other)]
     values = [run[key], other[key], *sds] if None not in sds else []
@@ -42,10 +63,11 @@ def difference(run: dict, other: dict, key: str = "final_val_acc") -> dict | Non
         return None
     scale, digits = (1, 3) if "loss" in key else (100, 1)  # printed units: loss units, or percentage points
     low, high = welch_interval(run[key], sds[0], ns[0], other[key], sds[1], ns[1])
-    bounds = [_unsigned_zero(f"{scale * v:.{digits}f}") for v in (low, high)]
-    return {"difference": f"{printed(run, key) - printed(other, key):+.{digits}f}", "low": bounds[0],
-            "high": bounds[1], "excludes_zero": float(bounds[0]) > 0 or float(bounds[1]) < 0, "n": ns[0],
-            "other_n": ns[1], "loss": "loss" in key, "all": seeds_apart(run, other, key)}
+    centre, half = gain(run, other, key), round(scale * (high - low) / 2, digits)
+    bounds = [_unsigned_zero(f"{v:.{digits}f}") for v in (centre - half, centre + half)]
+    return {"difference": f"{centre:+.{digits}f}", "low": bounds[0], "high": bounds[1],
+            "excludes_zero": float(bounds[0]) > 0 or float(bounds[1]) < 0, "n": ns[0], "other_n": ns[1],
+            "loss": "loss" in key, "metric": METRIC_WORDS.get(key, key), "all": seeds_apart(run, other, key)}
 
 
 def _unsigned_zero(text: str) -> str:
@@ -101,7 +123,8 @@ def gap_word(run: dict, other: dict) -> str:
 
 
 def effect(run: dict, before: dict) -> dict:
-    """What a change did to the final validation accuracy, as printed: the verb ('raised', 'lowered', 'left
+    """What a change did to the final validation accuracy, as printed (`gain`): the verb ('raised', 'lowered', 'left
     unchanged') and the size in points ('1.7')."""
-    gain = printed(run, "final_val_acc") - printed(before, "final_val_acc")
-    return {"verb": "raised" if gain > 0 else "lowered" if gain < 0 else "left unchanged", "by": f"{abs(gain):.1f}"}
+    change = gain(run, before)
+    verb = "raised" if change > 0 else "lowered" if change < 0 else "left unchanged"
+    return {"verb": verb, "by": f"{abs(change):.1f}", "signed": f"${change:+.1f}$"}

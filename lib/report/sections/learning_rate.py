@@ -47,6 +47,9 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     ranges = public(rec, runs)
     facts.tables[name] = run_table(
         [(eta(r["config"]["lr"]), r, r["run_id"] == chosen["run_id"]) for r in runs], ranges)
+    choose_by = rec["extra"].get("chosen_by") or get(name).choose_by[0]  # what the notebook chose by
+    key = f"final_{choose_by}"
+    by_choice = sorted(runs, key=lambda r: r[key] if "loss" in key else -r[key])  # unrounded, as the choice was
     by_train = sorted(runs, key=lambda r: printed(r, "final_train_loss"))
     by_val = sorted(runs, key=lambda r: -printed(r, "final_val_acc"))
     # The orders differ where one rate trains better and another validates better (as printed; ties order nothing).
@@ -58,12 +61,14 @@ def facts(results: dict[str, dict], name: str) -> Facts:
         "criterion_winners": winners, "n": n,
         "by_train_loss": order(by_train, "final_train_loss", "$<$"),
         "by_val_acc": order(by_val, "final_val_acc", "$>$"),
-        "order_judged": difference(by_val[0], by_val[1]) if len(by_val) > 1 else None,  # the first two rates
+        # the first two rates by the criterion the section chose by, compared on it
+        "order_judged": difference(by_choice[0], by_choice[1], key) if len(by_choice) > 1 else None,
+        "judged_rates": [plain(r["config"]["lr"]) for r in by_choice[:2]],
         "rankings_differ": differ, "tops_differ": differ and tops_differ,
         "larger_validates_better": best_val["config"]["lr"] > best_train["config"]["lr"],
         "chosen": shown(chosen), "best_train": shown(best_train), "best_val": shown(best_val),
         "chosen_trains_best": chosen["final_train_loss"] == best_train["final_train_loss"],
         "chosen_validates_best": chosen["final_val_acc"] == best_val["final_val_acc"],
-        "choose_by": get(name).choose_by[0],
+        "choose_by": choose_by,
         "public": note(runs, ranges)}
     return facts

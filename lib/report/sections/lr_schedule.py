@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...studies.sections import brief
 from ..curves import fitted, late_gain, val_loss_trend
 from ..findings import compare, difference, effect
-from ..formatting import Facts, points, setting_words, shown
+from ..formatting import Facts, setting_words, shown
 from ..reading import chosen, curves, handed_on_to, one, runs, runs_per_setting
 from ..tables import note, public, run_table
 
@@ -39,7 +39,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     const_curves, cos_curves = curves(const, name), curves(cos, name)
     facts.values = {"const": shown(const), "cos": shown(cos), "cos_vs_const": compare(cos, const), "n": n,
                     "spread": difference(cos, const),
-                    "val_acc_gain": points(cos["final_val_acc"], const["final_val_acc"]),
+                    "val_acc_gain": effect(cos, const)["signed"],
                     "effect": effect(cos, const),
                     "chose_cosine": choice["run_id"] == cos["run_id"], "taken_on": taken_on_by(name),
                     "trend": {"const": val_loss_trend(const_curves), "cos": val_loss_trend(cos_curves)},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...studies.sections import brief
 from ..findings import compare, difference, effect, gap, gap_word
-from ..formatting import Facts, plain, points, shown
+from ..formatting import Facts, plain, shown
 from ..reading import chosen, curves, one, others, runs_per_setting, start_run
 from ..tables import note, public, run_table
 
@@ -32,7 +32,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     facts.values = {
         "mix": shown(mix), "base": shown(base), "mix_vs_base": compare(mix, base), "n": n,
         "spread": difference(mix, base),
-        "val_acc_gain": points(mix["final_val_acc"], base["final_val_acc"]), "effect": effect(mix, base),
+        "val_acc_gain": effect(mix, base)["signed"], "effect": effect(mix, base),
         "train_loss_above": {"epochs": sum(a > b for a, b in zip(mix_loss, base_loss, strict=False)),
                              "of": min(len(mix_loss), len(base_loss))},
         "mix_gap": f"{gap(mix):.1f}", "base_gap": f"{gap(base):.1f}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...studies.sections import brief, get, settings_of
 from ..curves import lead_phases
 from ..findings import best, compare, difference, effect, gap, gap_word
-from ..formatting import Facts, number_word, pct, points, sci, setting_words, shown, wd
+from ..formatting import Facts, number_word, pct, sci, setting_words, shown, wd
 from ..reading import ReportError, chosen, curves, find_run, handed_on_to, runs_per_setting
 from ..reading import runs as section_runs
 from ..tables import note, public, run_table
@@ -57,7 +57,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
         "gap_word": gap_word(top, other),
         "best_gap": f"{gap(top):.1f}", "other_gap": f"{gap(other):.1f}",
         "chosen": shown(chosen_), "no_decay": shown(no_decay),
-        "chosen_gain": points(chosen_["final_val_acc"], no_decay["final_val_acc"]),
+        "chosen_gain": effect(chosen_, no_decay)["signed"],
         "effect": effect(chosen_, no_decay),
         "phases": phases,
         "trailed_then_led": phases["kind"] in ("overtook", "changed") and phases["leader"] == "a"
