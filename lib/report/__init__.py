@@ -21,10 +21,10 @@ from .generation import PLACEHOLDER, author_tex, generate, section_facts
 from .path import chosen_path, variants
 from .reading import DEFAULT_PROFILE, ReportError, load_results, runs_per_setting
 from .style import choose_style, figure_stems
-from .tables import BOLD, DAGGER, baselines_table, marked, path_table, range_note, run_table
+from .tables import BOLD, DAGGER, DDAGGER, baselines_table, marked, path_table, range_note, run_table
 from .templates import PARTS, booktabs, render_parts, render_prose
 
-__all__ = ["BOLD", "DAGGER", "DEFAULT_PROFILE", "PARTS", "PLACEHOLDER", "ReportError", "author_tex",
+__all__ = ["BOLD", "DAGGER", "DDAGGER", "DEFAULT_PROFILE", "PARTS", "PLACEHOLDER", "ReportError", "author_tex",
            "baselines_table", "booktabs", "build_report", "choose_style", "chosen_path", "count", "difference",
            "figure_stems", "fitted", "generate", "join_words", "late_gain", "lead_phases", "load_results", "loss",
            "main", "marked", "path_table", "pct", "plain", "points", "range_note", "render_parts", "render_prose",

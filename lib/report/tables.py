@@ -11,7 +11,8 @@ from .formatting import pct, shown, span, with_sd
 from .templates import booktabs
 
 BOLD = "\\bfseries\\boldmath "  # a chosen row's cells: its text and its maths ($\\eta$, $\\lambda$) in bold
-DAGGER = "$^\\dagger$"  # marks an accuracy outside its public range
+DAGGER = "$^\\dagger$"  # marks an accuracy above its public range
+DDAGGER = "$^\\ddagger$"  # ... and one below it
 
 
 def comparable(rec: dict) -> bool:
@@ -29,21 +30,34 @@ def public(rec: dict, runs: list[dict], metric: str = "val_acc", final_model: bo
     return found if any(found) else None
 
 
-def marked(accuracy: float, found: PublicRange | None) -> str:
-    """An accuracy cell: the percentage, with a dagger if it lies outside its public range."""
-    outside = found is not None and found.verdict(accuracy) == "OUTSIDE"
-    return pct(accuracy) + (DAGGER if outside else "")
+def against(accuracy: float, found: PublicRange | None) -> str | None:
+    """'above' or 'below' where an accuracy (a fraction) lies outside its public range as printed (in percent to
+    0.1: 0.43996 is 44.0, within 44-47); None within it or without a range."""
+    if found is None:
+        return None
+    value = float(pct(accuracy))
+    return "above" if value > found.high else "below" if value < found.low else None
 
 
-def range_note(pairs: list[tuple[float, PublicRange | None]] | None) -> dict | None:
+def marked(accuracy: float, found: PublicRange | None, sd: str | None = None) -> str:
+    """An accuracy cell: the percentage with its sd over seeds (if any), then a dagger if it lies above its public
+    range, a double dagger if below (after the sd: never between a number and its ±)."""
+    mark = {"above": DAGGER, "below": DDAGGER}.get(against(accuracy, found), "")
+    return with_sd(pct(accuracy), sd) + mark
+
+
+def range_note(pairs: list[tuple[float, PublicRange | None]] | None, dashes: bool | None = None) -> dict | None:
     """What a table's caption says about its public ranges, from its (accuracy, range) cells: None where the
-    table has no such column (no range at all); else whether a cell lies outside its range or lacks one, the
-    sources' bibliography keys, and whether some range comes from other recipes than the brief's."""
+    table has no such column (no range at all); else whether a cell lies above or below its range, whether a
+    shown cell has none (a '--': `dashes`, default a pair without a range), the sources' bibliography keys, and
+    whether some range comes from other recipes than the brief's."""
     found = [f for _, f in pairs or [] if f is not None]
     if not found:
         return None
-    return {"outside": any(f is not None and f.verdict(a) == "OUTSIDE" for a, f in pairs),
-            "missing": len(found) < len(pairs), "cites": ",".join(sorted({f.cite for f in found})),
+    places = {against(a, f) for a, f in pairs}
+    return {"above": "above" in places, "below": "below" in places,
+            "missing": len(found) < len(pairs) if dashes is None else dashes,
+            "cites": ",".join(sorted({f.cite for f in found})),
             "other_recipes": any(f.cite != SAME_RECIPE for f in found)}
 
 
@@ -68,7 +82,7 @@ def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | Non
         if ranges is None:
             cells.append(with_sd(numbers["val_acc"], sd.get("val_acc")))
         else:
-            cells += [with_sd(marked(run["final_val_acc"], ranges[i]), sd.get("val_acc")),
+            cells += [marked(run["final_val_acc"], ranges[i], sd.get("val_acc")),
                       span(ranges[i]) if ranges[i] else "--"]
         body.append(_bold(cells, chosen))
     wide = ranges is not None
@@ -87,10 +101,10 @@ def path_table(rows: list[dict]) -> str:
     for row in rows:
         run, test = row["run"], row["test_acc"]
         sd = (shown(run)["sd"] or {}).get("val_acc")
-        cells = [row["setting"], with_sd(marked(run["final_val_acc"], row["val_range"]), sd)]
+        cells = [row["setting"], marked(run["final_val_acc"], row["val_range"], sd)]
         if val_public:
             cells.append(span(row["val_range"]) if row["val_range"] else "--")
-        cells.append("" if test is None else with_sd(marked(test, row["test_range"]), row.get("test_sd")))
+        cells.append("" if test is None else marked(test, row["test_range"], row.get("test_sd")))
         if test_public:
             cells.append("" if test is None else span(row["test_range"]) if row["test_range"] else "--")
         body += ([r"\midrule"] if row["variant"] else []) + [_bold(cells, row["bold"])]

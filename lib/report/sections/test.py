@@ -47,12 +47,15 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     rows = table_rows(rec, path, others, final, test_range)
     found = Facts()
     found.tables[name] = path_table(rows)
-    cells = [(row["run"]["final_val_acc"], row["val_range"]) for row in rows]
+    # the caption's marks are those of the columns the table shows: validation ranges only where some row has one
+    val_column = any(row["val_range"] for row in rows)
+    cells = [(row["run"]["final_val_acc"], row["val_range"]) for row in rows] if val_column else []
     cells += [(row["test_acc"], row["test_range"]) for row in rows if row["test_acc"] is not None]
+    dashes = val_column and any(row["val_range"] is None for row in rows)  # a '--' in the validation column
     found.values = {
         "final": shown(final), "n_test": x.get("n_seeds", 1), "path_length": len(path),
         "test_acc": with_sd(pct(x["test_acc"]), pct_or_none(x.get("test_acc_std"))),
         "test_range": against_range(x["test_acc"], test_range),
         "start": path[0]["setting"], "variants": len(others),
-        "public": range_note(cells if comparable(rec) else None)}
+        "public": range_note(cells if comparable(rec) else None, dashes)}
     return found
