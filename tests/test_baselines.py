@@ -73,11 +73,11 @@ def test_make_baselines_tabulates_and_plots_the_four_architectures(tmp_path):
     macs = [rows[arch]["macs"] for arch in ("resnet18", "mobilenetv2", "mobilenet", "small_cnn")]
     assert macs == sorted(macs, reverse=True)  # 555, 91, 46 and 11 million
     assert record["data_kind"] == "synthetic" and record["figures"] == ["baselines_curves"]
-    executed = nbformat.read(tmp_path / "executed" / "tiny" / "baselines.ipynb", as_version=4)
+    executed = nbformat.read(tmp_path / "executed" / "mixup" / "tiny" / "baselines.ipynb", as_version=4)
     shown = "".join(o.get("data", {}).get("text/plain", "") for c in executed.cells for o in c.get("outputs", []))
     assert all(arch in shown for arch in ARCHS) and "params (M)" in shown and "MACs (M)" in shown
     for suffix in (".pdf", ".png"):
-        figure = (tmp_path / "figures" / "tiny" / f"baselines_curves{suffix}").read_bytes()
+        figure = (tmp_path / "figures" / "mixup" / "tiny" / f"baselines_curves{suffix}").read_bytes()
         assert len(figure) > 1000 and b"/Type3" not in figure
 
 

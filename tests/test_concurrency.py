@@ -26,6 +26,7 @@ def three_runs(tiny_config):
 def trained(configs, monkeypatch, tmp_path, store_name: str, at_once: str, on_epoch=None):
     monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / store_name))
     monkeypatch.setenv("AI6103_CONCURRENT", at_once)
+    monkeypatch.setenv("AI6103_STACK", "1")  # three training calls, whatever an earlier test of the worker left set
     return run_or_load_many(configs, progress=False, on_epoch=on_epoch)
 
 

@@ -8,6 +8,7 @@ the test step, activation from mixup's choice); the shipped briefs have tests of
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 
@@ -469,10 +470,11 @@ def test_a_make_variable_the_workbook_does_not_know_stops_make_in_one_line():
 
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under make test
     typo = subprocess.run(["make", "-n", "all", "PROFLE=smoke"], cwd=paths.PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env=env)
     assert typo.returncode == 2 and typo.stdout == ""
     assert len(typo.stderr.splitlines()) == 1 and "make: unknown variable PROFLE (did you mean PROFILE?)" in typo.stderr
     known = subprocess.run(["make", "help", "PROFILE=smoke", "BRIEF=activation", "PARAM=learning_rates='[0.2, 0.1]'"],
-                           cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+                           cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert known.returncode == 0 and known.stderr == "", known.stderr

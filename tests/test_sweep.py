@@ -77,7 +77,7 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
                               text=True, timeout=600)
 
     grid = "{'lr': [0.1, 0.05], 'weight_decay': [5e-4, 1e-4]}"
-    earlier = tmp_path / "figures" / "tiny" / "sweep_parallel.pdf"  # an earlier sweep's, of three fields
+    earlier = tmp_path / "figures" / "mixup" / "tiny" / "sweep_parallel.pdf"  # an earlier sweep's, of three fields
     earlier.parent.mkdir(parents=True)
     earlier.write_bytes(b"%PDF-")
     first = sweep_command(grid)
@@ -90,12 +90,12 @@ def test_a_two_by_two_sweep_tabulates_plots_and_reuses_its_runs(tmp_path):
     assert list(table["val acc (%)"]) == sorted(table["val acc (%)"], reverse=True)
     assert {"train loss", "val loss", "best val acc (%)", "epochs", "wall time (s)"} <= set(table.columns)
     for suffix in (".pdf", ".png"):
-        assert (tmp_path / "figures" / "tiny" / f"sweep_metric{suffix}").stat().st_size > 1000
+        assert (tmp_path / "figures" / "mixup" / "tiny" / f"sweep_metric{suffix}").stat().st_size > 1000
     runs = {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
     assert len(runs) == 4
     # the same four settings listed in another order: the notebook runs again (its parameters changed), trains nothing
     again = sweep_command("{'lr': [0.05, 0.1], 'weight_decay': [1e-4, 5e-4]}")
-    executed = (tmp_path / "executed" / "tiny" / "sweep.ipynb").read_text()
+    executed = (tmp_path / "executed" / "mixup" / "tiny" / "sweep.ipynb").read_text()
     assert again.returncode == 0 and "sweep: unchanged" not in again.stdout and "nothing to train" in executed
     assert {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == runs
     bad = sweep_command("{'lr': [0.1], 'wd': [1e-4]}")

@@ -74,11 +74,32 @@ def as_value(field: str, value):
     return tuple(value) if isinstance(value, list) else as_number(value)
 
 
+# A compared setting -> the notebook parameter that gives its values (`values_parameter`; any other setting's is
+# "<setting>s", e.g. dropouts). The Sigmoid blocks are given as the blocks, compared with ReLU everywhere.
+VALUES_PARAMETERS = {"lr": "learning_rates", "schedule": "schedules", "weight_decay": "weight_decays",
+                     "mixup_alpha": "mixup_alphas", "sigmoid_blocks": "sigmoid_blocks"}
+
+
+def values_parameter(setting: str) -> str:
+    """The name of the notebook parameter that gives a compared setting's values: 'lr' -> 'learning_rates'."""
+    return VALUES_PARAMETERS.get(setting, f"{setting}s")
+
+
+def values_given(setting: str, given) -> list:
+    """The compared values a notebook parameter (`values_parameter`) gives: its list as it is (one value typed
+    alone as a list of it), for `sigmoid_blocks` ReLU everywhere and Sigmoid in the blocks given."""
+    if setting == "sigmoid_blocks":
+        return [(), parse_blocks(given) if isinstance(given, str) else tuple(given)]
+    return [given] if isinstance(given, str) or not isinstance(given, (list, tuple)) else list(given)
+
+
 def config_params(section: str) -> set[str]:
-    """What `section_configs` takes besides the profile: `values` (the compared values), `epochs`, and any run
-    setting given instead of the inherited one."""
+    """What `section_configs` takes besides the profile: the compared values (as `values`, or as the notebook's
+    parameter, `values_parameter`), `epochs`, and any run setting given instead of the inherited one."""
     spec = get(section)
-    return ({"epochs", "values", *HANDED_ON} - {spec.compares}) if spec.trains else set()
+    if not spec.trains:
+        return set()
+    return ({"epochs", "values", *HANDED_ON} - {spec.compares}) | {values_parameter(spec.compares)}
 
 
 def _integer(minimum: int) -> Callable[[object], bool]:
@@ -167,9 +188,9 @@ def section_configs(section: str, profile: str, data_dir: str | None = None, *,
 
     Each starts from the profile's baseline with the brief's architecture, takes the settings of the chosen run
     the section starts from (see `inherited_settings`), then what the brief fixes for the section, then `params`:
-    `values` (the compared values; default the brief's), `epochs`, and any run setting to use instead of the
-    inherited one. A parameter that is None keeps its default. A results file is needed only for settings not
-    given here.
+    the compared values (`values`, or the notebook's parameter of them, `values_parameter`: `learning_rates`;
+    default the brief's), `epochs`, and any run setting to use instead of the inherited one. A parameter that is
+    None keeps its default. A results file is needed only for settings not given here.
     """
     spec = get(section)
     if not spec.trains:
@@ -183,7 +204,8 @@ def section_configs(section: str, profile: str, data_dir: str | None = None, *,
     profile_spec = get_profile(profile)
     base = base_config(profile, data_dir, params.pop("arch", brief().arch))
     epochs = params.pop("epochs", profile_spec.short_epochs if spec.epochs == "short" else profile_spec.long_epochs)
-    given = params.pop("values", spec.values)
+    named = values_parameter(spec.compares)
+    given = values_given(spec.compares, params.pop(named)) if named in params else params.pop("values", spec.values)
     values = [as_value(spec.compares, value) for value in ([given] if isinstance(given, str) else given)]
     if not values:
         raise ConfigError(f"{section}: the {spec.compares} values to compare must list at least one")
