@@ -10,6 +10,8 @@ import math
 
 import scipy.stats
 
+from ..core import notation
+from ..studies.sections import get
 from .formatting import loss, pct, printed, shown
 
 CONFIDENCE = 0.95  # the level of the interval every difference over seeds is given with
@@ -102,6 +104,47 @@ def compare(run: dict, other: dict) -> dict[str, str]:
 def best(runs: list[dict], key: str, lowest: bool) -> dict:
     """The run with the lowest (`lowest`) or highest final `key`; the first of those level."""
     return (min if lowest else max)(runs, key=lambda r: r[key])
+
+
+# How the notebooks say what decided a first place that ties at the printed precision (lib.studies.study.report_choice,
+# lib.core.notation.printed): the paper says it in the same words.
+TIE_EQUAL = "equal unrounded, the first listed wins"
+TIE_AHEAD = "ahead beyond the printed digits"
+
+
+def standing(runs: list[dict], key: str, lowest: bool) -> dict:
+    """The first of `runs` (in the order the notebook listed them) by final `key`, as the notebooks choose it
+    (lib.studies.sections.choose_label: the best unrounded value, exact ties to the first listed, a value that is
+    not a number last) and say it (lib.studies.study.report_choice): {"best": the run, "tied": the other runs that
+    print alike at the notebooks' precision (lib.core.notation.printed), "rule": what decided among them, TIE_EQUAL
+    or TIE_AHEAD, None without a tie}."""
+    sign = -1.0 if lowest else 1.0
+
+    def merit(run: dict) -> float:
+        return sign * run[key] if math.isfinite(run[key]) else -math.inf
+
+    top = max(runs, key=merit)
+    tied = [r for r in runs if r is not top and notation.printed(key, r[key]) == notation.printed(key, top[key])]
+    rule = None if not tied else TIE_EQUAL if all(r[key] == top[key] for r in tied) else TIE_AHEAD
+    return {"best": top, "tied": tied, "rule": rule}
+
+
+def tie(found: dict, name) -> dict | None:
+    """A `standing`'s tie for a template, the runs named by `name(run)`: {"with": [the tied runs' names], "rule"};
+    None without a tie."""
+    return {"with": [name(r) for r in found["tied"]], "rule": found["rule"]} if found["tied"] else None
+
+
+def choice_tie(record: dict, name) -> dict | None:
+    """The tie of the first place a section's choice was made on, if it tied at the printed precision: `tie` of
+    `standing` over its runs as the notebook listed them, by its record's chosen_by (else its brief's first
+    choose_by); the runs named by `name(run)`. None without a tie, or for a section that chooses nothing."""
+    criteria = get(record["section"]).choose_by
+    metric = record["extra"].get("chosen_by") or (criteria[0] if criteria else None)
+    if metric is None or not record["runs"]:
+        return None
+    key = f"final_{metric}"
+    return tie(standing(record["runs"], key, "loss" in key), name)
 
 
 def order(runs: list[dict], key: str, sign: str) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...studies.sections import brief
 from ..curves import fitted, late_gain, val_loss_trend
-from ..findings import compare, difference, effect
+from ..findings import choice_tie, compare, difference, effect
 from ..formatting import Facts, setting_words, shown
 from ..reading import chosen, curves, handed_on_to, one, runs, runs_per_setting
 from ..tables import note, public, run_table
@@ -44,5 +44,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
                     "chose_cosine": choice["run_id"] == cos["run_id"], "taken_on": taken_on_by(name),
                     "trend": {"const": val_loss_trend(const_curves), "cos": val_loss_trend(cos_curves)},
                     "late": late_gain(cos_curves, const_curves), "fitted": fitted(const, cos),
-                    "public": note([const, cos], ranges)}
+                    "public": note([const, cos], ranges),
+                    "choice_tie": choice_tie(rec, lambda r: f"the {r['config']['schedule']} schedule"),
+                    "chosen": choice["config"]["schedule"]}
     return facts

@@ -3,7 +3,7 @@ it starts from, by run id), and whether the final recipe keeps it."""
 from __future__ import annotations
 
 from ...studies.sections import brief
-from ..findings import compare, difference, effect, gap, gap_word
+from ..findings import choice_tie, compare, difference, effect, gap, gap_word
 from ..formatting import Facts, plain, shown
 from ..reading import chosen, curves, one, others, runs_per_setting, start_run
 from ..tables import note, public, run_table
@@ -38,5 +38,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
         "mix_gap": f"{gap(mix):.1f}", "base_gap": f"{gap(base):.1f}",
         "gap_word": gap_word(mix, base),
         "kept": kept, "chosen": shown(choice), "final": name == brief().final,
+        "choice_tie": choice_tie(rec, lambda r: f"mixup $\\alpha={plain(r['config']['mixup_alpha'])}$"
+                                 if r["config"]["mixup_alpha"] else "no mixup"),
         "public": note(runs, ranges)}
     return facts

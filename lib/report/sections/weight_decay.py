@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ...studies.sections import brief, get, settings_of
 from ..curves import lead_phases
-from ..findings import best, compare, difference, effect, gap, gap_word
-from ..formatting import Facts, number_word, pct, sci, setting_words, shown, wd
+from ..findings import choice_tie, compare, difference, effect, gap, gap_word, standing
+from ..formatting import Facts, number_word, sci, setting_words, shown, wd
 from ..reading import ReportError, chosen, curves, find_run, handed_on_to, runs_per_setting
 from ..reading import runs as section_runs
 from ..tables import note, public, run_table
@@ -33,7 +33,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
         raise ReportError(f"results of {name} hold {len(runs)} weight decay; the paper compares at least two "
                           f"(the brief: 5e-4 and 1e-4): re-run notebook notebooks/{name}.ipynb with them")
     chosen_, no_decay, n = chosen(rec), without_decay(results, name), runs_per_setting(results, (name,))
-    top = best(runs, "final_val_acc", lowest=False)
+    top = standing(section_runs(rec), "final_val_acc", lowest=False)["best"]  # as listed: a tie to the first
     others = [r for r in runs if r is not top]
     facts = Facts()
     m = facts.macros
@@ -52,7 +52,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     facts.values = {
         "best": shown(top), "others": [shown(r) for r in others], "other": shown(other), "n": n,
         "spread": difference(top, other),
-        "same_val_acc": pct(top["final_val_acc"]) == pct(other["final_val_acc"]),
+        "best_tie": choice_tie(rec, lambda r: f"$\\lambda={sci(r['config']['weight_decay'])}$"),
         "best_vs_other": compare(top, other),
         "gap_word": gap_word(top, other),
         "best_gap": f"{gap(top):.1f}", "other_gap": f"{gap(other):.1f}",
