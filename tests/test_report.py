@@ -7,6 +7,7 @@ notebooks.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import math
@@ -309,6 +310,7 @@ def test_paper_builds_from_results(tmp_path):
     assert _headings(pdf, headings) == headings
     assert "Sigmoid" not in reading and "Activation Function" not in reading
     check_references_follow_the_body_and_the_data_is_named_as_synthetic(pdf)
+    check_each_fact_said_once(pdf, runs["final"])
 
 
 def _headings(pdf: Path, headings: list[str]) -> list[str]:
@@ -338,7 +340,38 @@ def test_the_activation_briefs_paper_has_its_own_sections_within_its_budget(tmp_
     assert "No shortcut carries any part of it around them" in text and "The shortcuts of" not in text
     assert "expansion" not in text
     assert "so $\\|\\nabla w\\|/\\|w\\|$ compares the runs more fairly: its median" in text  # the runs' weight norms
+    assert reading.count("at most 1/4") == 1 and "highest at the start" not in reading  # each said once, true
     check_references_follow_the_body_and_the_data_is_named_as_synthetic(pdf)
+    check_each_fact_said_once(pdf, runs["final"])
+
+
+def prose_sentences(pdf: Path) -> list[str]:
+    """A built paper's sentences before the references, in reading order: its lines of four words or more, or ending
+    with a full stop (the figures' labels and the tables' cells are shorter), joined (a word broken at a line's end
+    joined again), split after '.', '!' or '?' before a capital."""
+    text = "\n".join(_pages(pdf))
+    text = text[:text.index("\nReferences\n")]
+    lines = [ln.strip() for ln in text.splitlines() if len(ln.split()) >= 4 or ln.rstrip().endswith(".")]
+    prose = " ".join(" ".join(lines).replace("- ", "-\n").replace("-\n", "").split())
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", prose) if s]
+
+
+def _five_grams(sentence: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z]+", sentence.lower())
+    return {tuple(words[i:i + 5]) for i in range(len(words) - 4)}
+
+
+def check_each_fact_said_once(pdf: Path, final: dict) -> None:
+    """No sentence of six words or more is said twice, no two consecutive sentences share a phrase of five words
+    (numbers and symbols aside), and the final recipe is spelled out once outside the tables (the abstract's; the
+    path of chosen runs is its table)."""
+    sentences = prose_sentences(pdf)
+    counts = collections.Counter(s for s in sentences if len(s.split()) >= 6)
+    assert not [s for s, k in counts.items() if k > 1], [s for s, k in counts.items() if k > 1]
+    shared = [(a, b) for a, b in zip(sentences, sentences[1:], strict=False) if _five_grams(a) & _five_grams(b)]
+    assert not shared, shared
+    recipe = f"η = {final['config']['lr']:g}, {final['config']['schedule']} schedule, {final['epochs']} epochs"
+    assert " ".join(sentences).count(recipe) == 1, recipe
 
 
 def _last_word_box(pdf: Path, page: int, word: str) -> tuple[float, float]:
@@ -1204,9 +1237,10 @@ def test_every_reference_has_an_author_and_a_year():
 @pytest.mark.parametrize("fixture_results", ["all"], indirect=True)
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_the_curve_captions_say_what_lines_and_bands_are(fixture_results, seeds):
-    """The band's meaning is in the captions of the curve and gradient-norm figures (\\BandNote), not in the
-    figures: empty with one seed per setting, 'Lines are means over n seeds; bands, ...' with n > 1. The brief with
-    every section: its five curve figures and the gradient norm's."""
+    """The band's meaning is in the captions of the curve and gradient-norm figures, not in the figures: said once
+    (\\BandNote, in the first curve figure's caption: empty with one seed per setting, 'Lines are means over n seeds;
+    bands, ...' with n > 1), the other captions pointing to that figure. The brief with every section: its five curve
+    figures and the gradient norm's."""
     results, figures, build, runs = fixture_results
     if seeds == 2:
         _rewrite("learning_rate", lambda r: [run.update(n_seeds=2) for run in r["runs"]])
@@ -1217,7 +1251,8 @@ def test_the_curve_captions_say_what_lines_and_bands_are(fixture_results, seeds)
     floats = re.findall(r"\\begin\{figure\*?\}(.*?)\\end\{figure\*?\}", (out / "body.tex").read_text(), re.DOTALL)
     banded = [f for f in floats if re.search(r"_(curves|grad_norm)\.pdf", f)]
     assert len(banded) == sum(stem.endswith(("_curves", "_grad_norm")) for stem in brief_figures()) == 6
-    assert all(re.search(r"\\caption\{.*\\BandNote\}", f, re.DOTALL) for f in banded)
+    assert re.search(r"\\caption\{.*\\BandNote\}", banded[0], re.DOTALL) and "fig:lr" in banded[0]  # said once
+    assert all("\\BandNote" not in f for f in banded[1:])  # the others point to it (its lines and bands, where n > 1)
 
 
 @pytest.mark.parametrize("fixture_results", ["all", "activation"], indirect=True)
