@@ -433,6 +433,15 @@ STORED_BEFORE_BRIEFS = {
 }
 
 
+def test_synthetic_data_keeps_the_identity_it_had_before_briefs(tmp_path):
+    """The synthetic files' batch_label is part of their fingerprint, and so of every run's id on them: data (and
+    runs) written by the code before briefs are read as the same data, not as modified files trained anew."""
+    from lib import data_info, write_synthetic_cifar100
+
+    write_synthetic_cifar100(tmp_path, n_train=60, n_test=20, seed=0)
+    assert data_info(str(tmp_path)).fingerprint == "synthetic:e5e57c2ba7299a44497577df801fcaf5"
+
+
 @pytest.mark.parametrize("name", STORED_BEFORE_BRIEFS)
 def test_runs_stored_before_briefs_keep_their_ids(name):
     from lib.core.config import config_hash

@@ -33,7 +33,9 @@ FILE_MD5 = {  # the official files' checksums (as torchvision lists them)
     "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
     "meta": "7973b15100ade9c7d40fb424638fde48",
 }
-SYNTHETIC_TAG = "synthetic CIFAR-100 (lib.nets.data.write_synthetic_cifar100)"
+# Written into the synthetic files' batch_label, so part of their data identity (and of their runs' hashes): it
+# names the module as it was when synthetic data was first written; never change it.
+SYNTHETIC_TAG = "synthetic CIFAR-100 (lib.data.write_synthetic_cifar100)"
 PAD = 4  # pixels of zero padding before the random 32x32 crop
 
 
