@@ -44,6 +44,18 @@ def with_sd(value: str, sd: str | None) -> str:
     return value if sd is None else f"{value}\\,$\\pm$\\,{sd}"
 
 
+def with_sd_short(value: str, sd: str | None) -> str:
+    """A table's mean with its sd over seeds in the concise notation, the sd in units of the mean's last digit:
+    ('47.1', '0.6') -> '47.1(6)', ('2.412', '0.012') -> '2.412(12)'; a single run's value as it is. The paper's set-up
+    explains it once (tables are set at the caption's size: `with_sd`'s '47.1 +- 0.6' is too wide for a column)."""
+    if sd is None:
+        return value
+    if not re.fullmatch(r"-?\d+(\.\d+)?", value) or not re.fullmatch(r"\d+(\.\d+)?", sd):
+        return with_sd(value, sd)  # 'diverged', a sd that is not a number: as it is
+    digits = len(value.partition(".")[2])
+    return f"{value}({round(float(sd) * 10 ** digits)})"
+
+
 def pct_or_none(fraction: float | None) -> str | None:
     """`pct(fraction)`, or None for None (a standard deviation a single run does not have)."""
     return None if fraction is None else pct(fraction)

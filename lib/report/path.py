@@ -75,7 +75,7 @@ def chosen_path(results: dict[str, dict]) -> list[dict]:
 
 def variants(results: dict[str, dict]) -> list[dict]:
     """The runs of sections after the test step that start from the final choice, other than the final model,
-    as rows {"run", "setting", "section"}: 'Sigmoid in blocks 4--10 (variant)'."""
+    as rows {"run", "setting", "section"}: 'Sigmoid in blocks 4--10' (the table sets them after a rule)."""
     spec = brief()
     later = spec.names[spec.names.index(spec.test_step) + 1:]
     rows = []
@@ -83,6 +83,6 @@ def variants(results: dict[str, dict]) -> list[dict]:
         if get(name).starts_from != spec.final:
             continue
         start = start_run(results, name)
-        rows += [{"run": run, "section": name, "setting": change(run, start)[2:] + " (variant)"}
+        rows += [{"run": run, "section": name, "setting": change(run, start)[2:]}
                  for run in runs(results[name]) if run["run_id"] != start["run_id"]]
     return rows

@@ -7,7 +7,7 @@ not: which rows a section shows (the section modules) or any file writing.
 from __future__ import annotations
 
 from ..studies.reference import SAME_RECIPE, PublicRange, applies, public_range
-from .formatting import pct, shown, span, with_sd
+from .formatting import pct, shown, span, with_sd_short
 from .templates import booktabs
 
 BOLD = "\\bfseries\\boldmath "  # a chosen row's cells: its text and its maths ($\\eta$, $\\lambda$) in bold
@@ -43,7 +43,7 @@ def marked(accuracy: float, found: PublicRange | None, sd: str | None = None) ->
     """An accuracy cell: the percentage with its sd over seeds (if any), then a dagger if it lies above its public
     range, a double dagger if below (after the sd: never between a number and its ±)."""
     mark = {"above": DAGGER, "below": DDAGGER}.get(against(accuracy, found), "")
-    return with_sd(pct(accuracy), sd) + mark
+    return with_sd_short(pct(accuracy), sd) + mark
 
 
 def range_note(pairs: list[tuple[float, PublicRange | None]] | None, dashes: bool | None = None) -> dict | None:
@@ -72,15 +72,18 @@ def _bold(cells: list[str], bold: bool) -> list[str]:
 
 def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | None] | None = None) -> str:
     """A tabular of final train/val loss and accuracy; rows are (setting, run, chosen), chosen in bold (maths
-    too). `ranges` (one per row; see `public`) adds the public validation range, '--' where there is none, and
-    daggers a validation accuracy outside it; None leaves that column out."""
+    too); a mean over seeds with its sd in the concise notation (formatting.with_sd_short: 47.1(6)), so that the table
+    fits the column at the captions' size. `ranges` (one per row; see `public`) adds the public validation range,
+    '--' where there is none, and marks a validation accuracy above or below it (`marked`); None leaves that column
+    out."""
     body = []
     for i, (setting, run, chosen) in enumerate(rows):
         numbers = shown(run)
         sd = numbers["sd"] or {}  # means over seeds: each printed with its standard deviation
-        cells = [setting, *(with_sd(numbers[key], sd.get(key)) for key in ("train_loss", "train_acc", "val_loss"))]
+        cells = [setting, *(with_sd_short(numbers[key], sd.get(key)) for key in ("train_loss", "train_acc",
+                                                                                 "val_loss"))]
         if ranges is None:
-            cells.append(with_sd(numbers["val_acc"], sd.get("val_acc")))
+            cells.append(with_sd_short(numbers["val_acc"], sd.get("val_acc")))
         else:
             cells += [marked(run["final_val_acc"], ranges[i], sd.get("val_acc")),
                       span(ranges[i]) if ranges[i] else "--"]
@@ -88,7 +91,7 @@ def run_table(rows: list[tuple[str, dict, bool]], ranges: list[PublicRange | Non
     wide = ranges is not None
     head = [["", r"\multicolumn{2}{c}{Training}", r"\multicolumn{" + ("3" if wide else "2") + r"}{c@{}}{Validation}"],
             r"\cmidrule(lr){2-3}\cmidrule(l){4-" + ("6" if wide else "5") + "}",
-            ["Setting", "Loss", r"Acc.\,(\%)", "Loss", r"Acc.\,(\%)", *([r"Public\,(\%)"] if wide else [])]]
+            ["Setting", "Loss", "Acc.", "Loss", "Acc.", *(["Public"] if wide else [])]]  # units: the set-up
     return booktabs("@{}lrrrr" + ("r" if wide else "") + "@{}", head, body, narrow=wide)
 
 
@@ -111,8 +114,7 @@ def path_table(rows: list[dict]) -> str:
     val_head = [r"\multicolumn{2}{c}{Validation}" if val_public else "Validation"]
     test_head = [r"\multicolumn{2}{c@{}}{Test}" if test_public else "Test"]
     head = [["", *val_head, *test_head],
-            ["Run", r"Acc.\,(\%)", *(["Public"] if val_public else []), r"Acc.\,(\%)",
-             *(["Public"] if test_public else [])]]
+            ["Run", "Acc.", *(["Public"] if val_public else []), "Acc.", *(["Public"] if test_public else [])]]
     wide = val_public or test_public
     return booktabs("@{}l" + "r" * (2 + val_public + test_public) + "@{}", head, body, narrow=wide)
 
@@ -124,6 +126,6 @@ def baselines_table(archs: list[dict]) -> str:
     level = all(a["highest"] for a in archs)
     body = [_bold([a["name"][0].upper() + a["name"][1:], a["params"], a["macs"], a["seconds"], a["best"],
                    a["final"]], a["highest"] and not level) for a in archs]
-    head = [r" & & & & \multicolumn{2}{c@{}}{Val.\ acc.\,(\%)} \\", r"\cmidrule(l){5-6}",
-            ["Model", r"Params\,(M)", r"MACs\,(M)", "s/epoch", "Best", "Final"]]
-    return booktabs("@{}lrrrrr@{}", head, body)
+    head = [r" & \multicolumn{2}{c}{Millions} & & \multicolumn{2}{c@{}}{Val.\ acc.} \\",
+            r"\cmidrule(lr){2-3}\cmidrule(l){5-6}", ["Model", "Params", "MACs", "s/epoch", "Best", "Final"]]
+    return booktabs("@{}lrrrrr@{}", head, body, narrow=True)  # fits the column at the captions' size

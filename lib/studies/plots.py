@@ -109,6 +109,7 @@ def _setting_style(i: int, n_epochs: int) -> dict:
 
 
 ZOOM_FROM = 2 / 3  # the curves figure's fifth panel shows validation accuracy from this fraction of training on
+EPOCH_STEPS = [1, 2, 5, 10]  # epoch ticks at 1, 2 or 5 times a power of ten, at most 4 intervals: 0-300 every 100
 
 
 def plot_curves(histories: dict[str, pd.DataFrame], title: str | None = None) -> plt.Figure:
@@ -130,7 +131,8 @@ def plot_curves(histories: dict[str, pd.DataFrame], title: str | None = None) ->
             ax.plot(history["epoch"], _positive(values) if log else values, label=label, **style)
             _band(ax, history, column, scale, style["color"], log=log)
         ax.set(xlabel="epoch", title=name)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.tick_params(labelsize=7.5)  # at least 7 pt printed: the paper sets the figure at \textwidth
+        ax.xaxis.get_major_locator().set_params(integer=True, nbins=4, steps=EPOCH_STEPS)
     _log_axis(axes[0], [history["train_loss"] for history in histories.values()])
     _zoom(axes[4], axes[3], histories)
     axes[0].set_ylabel("cross-entropy (nats)")
@@ -322,7 +324,7 @@ def plot_grad_norms(histories: dict[str, pd.DataFrame], parameter: str) -> plt.F
         axes[0][1].set(title="$\\|\\nabla w\\| / \\|w\\|$")
     for ax in axes[0]:
         ax.set(xlabel="epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.get_major_locator().set_params(integer=True, nbins=4, steps=EPOCH_STEPS)
     handles, labels = grad_ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     return fig
@@ -440,7 +442,7 @@ def plot_train_val_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
                         label=label if split == "val" else None)
                 _band(ax, history, column, scale, style["color"])
         ax.set(xlabel="epoch", ylabel=name, title=f"{name.split(' (')[0]}: training dashed, validation solid")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.get_major_locator().set_params(integer=True, nbins=4, steps=EPOCH_STEPS)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=len(labels))
     return fig

@@ -195,7 +195,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     # recorded their weight norms
     m["GradNormRelative"] = (" (left) and $\\|\\nabla w\\|/\\|w\\|$ (right)" if len(weights) == 2 else "")
     ranges = public(rec, [relu, sig])
-    found.tables[name] = run_table([("ReLU", relu, False), (f"Sigmoid, blocks {blocks}", sig, False)], ranges)
+    found.tables[name] = run_table([("ReLU", relu, False), ("Sigmoid", sig, False)], ranges)
     block = block_of(param)
     found.values = {"arch": sig["config"]["arch"], "grad_param": param, "n": n, "block": block,
                     "grad_param_inside": block in sig["config"]["sigmoid_blocks"],

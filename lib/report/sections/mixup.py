@@ -25,7 +25,7 @@ def facts(results: dict[str, dict], name: str) -> Facts:
     ranges = public(rec, runs)
     facts.tables[name] = run_table(
         [("no mixup", base, not kept)]
-        + [(f"mixup $\\alpha={plain(r['config']['mixup_alpha'])}$", r, r["run_id"] == choice["run_id"])
+        + [(f"$\\alpha={plain(r['config']['mixup_alpha'])}$", r, r["run_id"] == choice["run_id"])
            for r in mixed], ranges)
     mix_loss = curves(mix, name)["train_loss"]
     base_loss = curves(base, name)["train_loss"]
