@@ -31,6 +31,14 @@ from lib.running.store import _RunLock, run_path
 TIMING = ["epoch_seconds", "train_images_per_second"]  # wall-clock columns differ between any two runs
 
 
+@pytest.fixture
+def tiny_config(tiny_config):
+    """conftest's tiny run, as small_cnn where there is no GPU: what these tests check (resume, stored files,
+    locks, one-line errors) does not depend on the architecture, and small_cnn trains it several times faster on a
+    CPU; with a GPU (whose tests need the brief's network) MobileNetV2 as everywhere else."""
+    return tiny_config if torch.cuda.is_available() else dataclasses.replace(tiny_config, arch="small_cnn")
+
+
 def _same_metrics(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.drop(columns=TIMING), b.drop(columns=TIMING), check_exact=True)
 
@@ -45,31 +53,46 @@ def _same_weights(run_a, run_b) -> None:
 @pytest.mark.parametrize("n_runs", [1, 2])
 def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(n_runs, synthetic_dir, tmp_path, monkeypatch):
     """A real SIGKILL in epoch 2 of 3, then the same call again: the result equals an uninterrupted run.
-    With 2 runs, they train stacked (AI6103_STACK=2) before and after the kill. small_cnn, 28 steps an epoch
-    (MobileNetV2's 5 steps took 4x as long: 70 and 110 s on a loaded core)."""
+    With 2 runs, they train stacked (AI6103_STACK=2) before and after the kill. The training process halts after
+    the second step of epoch 2 and says so (a marker file), so the kill lands there whatever the machine's load
+    (it slept 1 s after epoch 1, which a loaded core could outlast); small_cnn (MobileNetV2 took 70 and 110 s)."""
     config = dataclasses.replace(
-        lib.RunConfig(arch="small_cnn", data_dir=str(synthetic_dir), val_size=300, train_subset=896, val_subset=32,
+        lib.RunConfig(arch="small_cnn", data_dir=str(synthetic_dir), val_size=300, train_subset=160, val_subset=32,
                       batch_size=32), epochs=3, schedule="cosine", mixup_alpha=0.2, weight_decay=5e-4)
     configs = [config, dataclasses.replace(config, lr=0.1, weight_decay=1e-4)][:n_runs]
     monkeypatch.setenv("AI6103_STACK", str(n_runs))
-    killed_store = tmp_path / "killed"
+    killed_store, halted = tmp_path / "killed", tmp_path / "halted"
     script = textwrap.dedent(f"""
-        import lib, warnings
+        import lib, time, warnings
+        from lib.training import train
         warnings.simplefilter("ignore")
+        real = train.train_epoch
+
+        def train_epoch(step, split, configs, streams, first_step, *args, **kwargs):
+            steps = []
+
+            def halting(*step_args):
+                step(*step_args)
+                steps.append(1)
+                if first_step and len(steps) == 2:  # epoch 2, two steps in: wait here for the kill
+                    open({str(halted)!r}, "w").close()
+                    time.sleep(600)
+            return real(halting, split, configs, streams, first_step, *args, **kwargs)
+
+        train.train_epoch = train_epoch
         lib.run_or_load_many([lib.RunConfig(**c) for c in {[dataclasses.asdict(c) for c in configs]!r}],
                              progress=False)
     """)
     env = {**os.environ, "AI6103_RUNS_DIR": str(killed_store)}
     child = subprocess.Popen([sys.executable, "-c", script], env=env)
     monkeypatch.setenv("AI6103_RUNS_DIR", str(killed_store))
-    metrics = run_path(configs[-1]) / "metrics.csv"
     deadline = time.time() + 240
-    while not (metrics.exists() and len(pd.read_csv(metrics)) == 1):  # epoch 1 is saved ...
-        assert child.poll() is None and time.time() < deadline, "the training process ended early"
-        time.sleep(0.02)
-    time.sleep(pd.read_csv(metrics)["epoch_seconds"].iloc[0] / 2)  # ... and epoch 2 is half way
+    while not halted.exists():
+        assert child.poll() is None and time.time() < deadline, "the training process ended before epoch 2"
+        time.sleep(0.05)
     child.send_signal(signal.SIGKILL)
     child.wait()
+    assert [len(pd.read_csv(run_path(c) / "metrics.csv")) for c in configs] == [1] * n_runs  # killed in epoch 2
     assert not any((run_path(c) / "summary.json").exists() for c in configs)
 
     resumed = lib.run_or_load_many(configs, progress=False)
@@ -184,9 +207,10 @@ def test_full_disk_while_saving_keeps_the_last_good_epoch(tiny_config, monkeypat
 
 
 def test_really_full_disk_keeps_the_last_good_epoch(tiny_config, tmp_path):
-    """The same on a real full file system (a 28 MB tmpfs in a mount namespace of our own: one MobileNetV2
-    checkpoint with its momentum is ~19 MB, so epoch 1 fits and epoch 2 does not): torch.save's own error
-    (a RuntimeError, not an OSError) becomes the one-line SaveError, and epoch 1 stays loadable."""
+    """The same on a real full file system (a tmpfs in a mount namespace of our own, 1.5 checkpoints in size: one
+    checkpoint with its momentum is ~5 MB for small_cnn, ~19 MB for MobileNetV2, so epoch 1 fits and epoch 2 does
+    not): torch.save's own error (a RuntimeError, not an OSError) becomes the one-line SaveError, and epoch 1 stays
+    loadable."""
     store = tmp_path / "full"
     store.mkdir()
     probe = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {store}"]
@@ -203,7 +227,8 @@ def test_really_full_disk_keeps_the_last_good_epoch(tiny_config, tmp_path):
         except SaveError as error:
             print("SAVE-ERROR", str(error).count(chr(10)), "epoch", load_state(run_path(config))["epoch"])
     """)
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size=28m tmpfs {store} && exec '
+    size_mb = {"small_cnn": 8, "mobilenetv2": 28}[tiny_config.arch]
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount -t tmpfs -o size={size_mb}m tmpfs {store} && exec '
                            f'"{sys.executable}" -c "$0"', script], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "AI6103_RUNS_DIR": str(store)})
     assert "SAVE-ERROR 0 epoch 1" in done.stdout, done.stdout + done.stderr
