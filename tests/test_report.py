@@ -440,12 +440,12 @@ def test_the_activation_briefs_paper_has_its_own_sections_within_its_budget(tmp_
 def prose_sentences(pdf: Path) -> list[str]:
     """A built paper's sentences before the references, in reading order: its lines of four words or more, or ending
     with a full stop (the figures' labels and the tables' cells are shorter), joined (a word broken at a line's end
-    joined again), split after '.', '!' or '?' before a capital."""
+    joined again), split after '.', '!' or '?' before a capital and before a caption."""
     text = "\n".join(_pages(pdf))
     text = text[:text.index("\nReferences\n")]
     lines = [ln.strip() for ln in text.splitlines() if len(ln.split()) >= 4 or ln.rstrip().endswith(".")]
     prose = " ".join(" ".join(lines).replace("- ", "-\n").replace("-\n", "").split())
-    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", prose) if s]
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])|\s(?=(?:Figure|Table|Listing) \d+: )", prose) if s]
 
 
 def _five_grams(sentence: str) -> set[tuple[str, ...]]:
