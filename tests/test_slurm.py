@@ -362,6 +362,30 @@ def test_task_that_failed_unwatched_is_said_once_then_resubmitted(on_slurm, synt
         subprocess.run(["scancel", pending_job(run)], check=True, timeout=30)
 
 
+@pytest.mark.slurm
+def test_a_task_that_ended_without_a_result_while_nobody_waited_is_started_again(on_slurm, synthetic_dir,
+                                                                                 monkeypatch, capsys):
+    """AI6103_SLURM_WAIT=0: a task cancelled in the queue (held, so it never started) is submitted again by the next
+    call, with its retry line, and counted in pending.json."""
+    run = two_groups(synthetic_dir)[0]
+    monkeypatch.setenv("AI6103_SLURM_WAIT", "0")
+    monkeypatch.setenv("AI6103_SLURM_EXTRA", "hold")  # never starts: the cancel lands before anything trains
+    with pytest.raises(executor.TasksSubmitted):
+        executor.run_or_load_many([run], progress=False)
+    job = pending_job(run)
+    subprocess.run(["scancel", job], check=True, timeout=30)
+    wait_until(lambda: slurm_state(job) == "CANCELLED", "the cancel", timeout_s=30)
+    with pytest.raises(executor.TasksSubmitted, match="^submitted 1 task as Slurm job"):
+        executor.run_or_load_many([run], progress=False)
+    again = pending_job(run)
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("retry")] == [
+        f"retry 1 of 2: runs {run_path(run).name} (Slurm job {job}, log {executor.slurm_dir() / job}/{job}_0_log.err): "
+        f"its job ended CANCELLED without a result while nobody waited; started again as Slurm job {again}, its runs "
+        f"resuming from their last epoch"]
+    assert json.loads((executor.slurm_dir() / "pending.json").read_text())[run_path(run).name]["retries"] == 1
+    subprocess.run(["scancel", again], check=True, timeout=30)
+
+
 def one_task_past_its_first_epoch(data_dir) -> tuple[RunConfig, str, threading.Thread, dict]:
     """One run submitted from a background thread, waited for until its task has saved its first epoch:
     (run, its Slurm job, the thread, the thread's outcome)."""

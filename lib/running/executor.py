@@ -422,14 +422,14 @@ class _Slurm:
         job), found by their comment and recorded; a submission Slurm does not know is forgotten (submitted again
         below). A task whose driver stopped before handing it its call (submitit's pickle) cannot train: cancelled,
         its runs submitted again."""
-        tokens = {entry["token"] for entry in pending.values() if "job" not in entry}
+        tokens = {entry.get("token") for entry in pending.values() if "job" not in entry} - {None}
         found = jobs_by_comment(tokens) if tokens else {}
         if found is None:
             raise TasksFailed("Slurm does not answer (squeue failed), so whether the runs' jobs still run is "
                               "unknown; try again later")
         for name, entry in [(name, entry) for name, entry in pending.items() if "job" not in entry]:
             del pending[name]
-            if entry["token"] not in found:
+            if entry.get("token") not in found:  # never reached Slurm, or ended long ago: submitted again below
                 continue
             job = _slurm_job(found[entry["token"]] + (f"_{entry['index']}" if entry["of"] > 1 else ""))
             if not job.paths.submitted_pickle.exists():
