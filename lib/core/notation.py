@@ -84,6 +84,11 @@ def setting_legend(name: str, value) -> str:
     return names[1](value) if names else f"{name.replace('_', ' ')} = {_number(value)}"
 
 
+# What decided between values printed alike (`printed`), in the notebooks' and the paper's words alike.
+TIE_EQUAL = "equal unrounded, the first listed wins"
+TIE_AHEAD = "ahead beyond the printed digits"
+
+
 def printed(key: str, value: float) -> str:
     """A final metric as the notebooks and the paper print it, so that both call the same values a tie: an accuracy
     (a fraction) in % to 0.1 ('47.1 %'), a loss to 0.001 ('2.011'; a diverged one 'diverged')."""

@@ -106,10 +106,8 @@ def best(runs: list[dict], key: str, lowest: bool) -> dict:
     return (min if lowest else max)(runs, key=lambda r: r[key])
 
 
-# How the notebooks say what decided a first place that ties at the printed precision (lib.studies.study.report_choice,
-# lib.core.notation.printed): the paper says it in the same words.
-TIE_EQUAL = "equal unrounded, the first listed wins"
-TIE_AHEAD = "ahead beyond the printed digits"
+# What decided a first place that ties at the printed precision: the notebooks' words (lib.core.notation).
+TIE_EQUAL, TIE_AHEAD = notation.TIE_EQUAL, notation.TIE_AHEAD
 
 
 def standing(runs: list[dict], key: str, lowest: bool) -> dict:

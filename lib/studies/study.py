@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..core import paths
 from ..core.config import ConfigError, RunConfig, check_seeds, with_seeds
-from ..core.notation import count, printed
+from ..core.notation import TIE_AHEAD, TIE_EQUAL, count, printed
 from ..nets.data import data_info, load_cifar100, silence_unofficial_warning, split_indices
 from ..running.executor import run_or_load_many
 from ..running.store import RunResult, load_run, trained_on
@@ -98,8 +98,7 @@ def report_choice(section: str, results: dict[str, Setting], choose_by: str | No
         best, key = choose(section, results, metric), METRICS[metric][0]
         value = {label: r.summary[key] for label, r in results.items()}
         tied = [label for label in value if label != best and printed(key, value[label]) == printed(key, value[best])]
-        rule = "equal unrounded, the first listed wins" if all(value[label] == value[best] for label in tied) \
-            else "ahead beyond the printed digits"
+        rule = TIE_EQUAL if all(value[label] == value[best] for label in tied) else TIE_AHEAD
         tie = f" (a tie at this precision with {', '.join(tied)}: {rule})" if tied else ""
         print(f"best by {CRITERIA[metric]}: {best}, {printed(key, value[best])}{tie}")
     chosen = choose(section, results, criterion)
