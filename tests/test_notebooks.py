@@ -156,13 +156,13 @@ def test_second_run_reuses_the_stored_runs(study):
     started = time.time()
     relative = {**study["env"], "AI6103_RUNS_DIR": os.path.relpath(study["dirs"]["runs"], ROOT)}
     again = run_study(relative, "--executed-dir", str(study["dirs"]["executed"] / "again"),
-                      "--only", *TRAINING_SECTIONS)
+                      "--only", *TRAINING_SECTIONS[-2:])  # the last wave's: every earlier choice read back
     seconds = time.time() - started
     assert again.returncode == 0, again.stderr[-3000:]
     assert stored_runs(study["dirs"]["runs"]) == before  # nothing retrained, nothing new
-    assert f"all {len(before)} runs stored: nothing to train" in again.stdout
+    assert "runs stored: nothing to train" in again.stdout
     assert seconds < 0.8 * study["seconds"]
-    for section in TRAINING_SECTIONS:
+    for section in TRAINING_SECTIONS[-2:]:
         executed = nbformat.read(study["dirs"]["executed"] / "again" / f"{section}.ipynb", as_version=4)
         text = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
         counts = re.search(r"(\d+) runs?, (\d+) already stored", text)
@@ -247,10 +247,22 @@ def test_a_failing_notebook_is_named_in_one_line(study, tmp_path):
     ("arch='mobilenet'", "--param arch: give it as --arch (make: ARCH="),
 ])
 @pytest.mark.notebook
-def test_a_bad_parameter_is_refused_before_training(study, tmp_path, param, message):
-    refused = run_study({**study["env"], "AI6103_RUNS_DIR": str(tmp_path / "runs")}, "--param", param)
-    assert refused.returncode == 2
-    assert message in refused.stdout + refused.stderr
+def test_a_bad_parameter_is_refused_before_training(study, tmp_path, monkeypatch, capsys, param, message):
+    """The driver in this process (a refusal needs no kernel: 1 s, not 6 s of a new process each)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_study", ROOT / "scripts" / "run_study.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    for name, value in study["env"].items():
+        if name.startswith("AI6103_"):
+            monkeypatch.setenv(name, value)
+    for name in ("AI6103_PROGRESS", "AI6103_BRIEF", "AI6103_ARCH", "PYTHONWARNINGS"):  # the driver sets them
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setenv("AI6103_RUNS_DIR", str(tmp_path / "runs"))
+    assert driver.run(["--profile", PROFILE, "--quiet", "--param", param]) == 2
+    out, err = capsys.readouterr()
+    assert message in out + err
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*/checkpoint.pt"))  # nothing trained
 
 
