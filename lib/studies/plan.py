@@ -161,6 +161,17 @@ def _print_speculation(profile: str, data_dir: str | None, params: dict[str, dic
     return seconds
 
 
+def _speed_line(config: RunConfig, speed: dict) -> str:
+    """The plan's line on this device's training speed for `config`'s runs (unknown where its probe failed)."""
+    per_epoch = epoch_seconds(config, speed, n_training_file(config))
+    if math.isfinite(per_epoch) and per_epoch > 0:
+        return (f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
+                f"~{format_seconds(per_epoch)} per epoch of {config.epochs}-epoch runs")
+    # the throughput probe failed (lib.running.cost): the estimate leaves training time out
+    return (f"device {speed['device']}: training speed unknown here (its probe failed), so the estimate counts "
+            f"set-up only")
+
+
 def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str, dict] | None = None,
                      sections: tuple[str, ...] | None = None, speculate: bool = False) -> float:
     """Print every run of the study (lib.studies.sections; `sections`, default the brief's training sections),
@@ -178,13 +189,7 @@ def print_study_plan(profile: str, data_dir: str | None = None, params: dict[str
     print(f"brief {brief().name}: {brief().about}; profile {profile}: {get_profile(profile).about}")
     print(f"data {config.data_dir} ({data_info(config.data_dir).label}); {n_train} training and {n_val} "
           f"validation images per epoch; {config.arch}, batch {config.batch_size}")
-    per_epoch = epoch_seconds(config, speed, n_training_file(config))
-    if math.isfinite(per_epoch) and per_epoch > 0:
-        print(f"device {speed['device']}: ~{speed['train_images_per_second']:.0f} training images/s -> "
-              f"~{format_seconds(per_epoch)} per epoch of {config.epochs}-epoch runs")
-    else:  # the throughput probe failed (lib.running.cost): the estimate below leaves training time out
-        print(f"device {speed['device']}: training speed unknown here (its probe failed), so the estimate below "
-              f"counts set-up only")
+    print(_speed_line(config, speed))
     for note in runtime().notes:  # device choices and why (lib.nets.device): precision, memory, features off
         print(f"  {note}")
     distinct = {run_path(run.config) for wave in waves for run in wave}
