@@ -23,7 +23,7 @@ from ..core.notation import arch_name
 from ..running.store import trained_on
 from .profiles import base_config, get_profile
 from .results import metric_cells, read_section, section_path
-from .sections import as_number
+from .sections import as_setting
 
 if TYPE_CHECKING:
     from .seeds import Setting
@@ -45,8 +45,8 @@ def baseline_configs(profile: str, data_dir: str | None = None, archs=None, *, e
         raise ConfigError(f"archs must list at least one architecture, e.g. {list(ARCHS)}")
     if len(set(archs)) < len(archs):
         raise ConfigError(f"archs lists an architecture twice: {archs}")
-    recipe = {"epochs": get_profile(profile).short_epochs if epochs is None else epochs, "lr": as_number(lr),
-              "schedule": schedule, "weight_decay": as_number(weight_decay), "batch_size": batch_size,
+    recipe = {"epochs": get_profile(profile).short_epochs if epochs is None else epochs, "lr": as_setting("lr", lr),
+              "schedule": schedule, "weight_decay": as_setting("weight_decay", weight_decay), "batch_size": batch_size,
               "optimizer": optimizer}
     # base_config builds the config with `arch`, so an unknown name is refused here, in one line
     return {arch: dataclasses.replace(base_config(profile, data_dir, arch), **recipe, pretrained=(

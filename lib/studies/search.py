@@ -43,7 +43,8 @@ from ..core.config import ConfigError, RunConfig
 from ..running import executor, store
 from ..running.runs import run_or_load
 from ..running.slurm_queue import ACTIVE, slurm_states
-from .sweep import Range, as_setting, label, parse_ranges, with_values
+from .sections import as_setting
+from .sweep import Range, label, parse_ranges, with_values
 from .sweep import export_table as sweep_export_table
 
 SAMPLERS = ("tpe", "random", "grid")

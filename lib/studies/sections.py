@@ -60,18 +60,15 @@ def legend_of(section: str, config: RunConfig) -> str:
     return setting_legend(field, getattr(config, field)) if field else config.short_name()
 
 
-def as_number(value):
-    """Floats as floats (papermill hands `1` over as an int, which would hash apart from 1.0); others as given,
-    for RunConfig to refuse in one line."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-
-
-def as_value(field: str, value):
-    """A compared or given value as RunConfig holds it: numbers as floats, block lists (also typed "4-10") as
-    tuples."""
-    if field == "sigmoid_blocks":
+def as_setting(name: str, value):
+    """A value of run setting `name` as RunConfig holds it, so that equal settings hash alike: an int for a float
+    setting as a float (papermill and JSON hand `1` over for 1.0), Sigmoid blocks as a tuple (also typed "4-10");
+    anything else as given, for RunConfig to refuse in one line."""
+    if name == "sigmoid_blocks" and isinstance(value, (str, list, tuple)):
         return parse_blocks(value) if isinstance(value, str) else tuple(value)
-    return tuple(value) if isinstance(value, list) else as_number(value)
+    if isinstance(_DEFAULTS.get(name), float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 # A compared setting -> the notebook parameter that gives its values (`values_parameter`; any other setting's is
@@ -206,10 +203,10 @@ def section_configs(section: str, profile: str, data_dir: str | None = None, *,
     epochs = params.pop("epochs", profile_spec.short_epochs if spec.epochs == "short" else profile_spec.long_epochs)
     named = values_parameter(spec.compares)
     given = values_given(spec.compares, params.pop(named)) if named in params else params.pop("values", spec.values)
-    values = [as_value(spec.compares, value) for value in ([given] if isinstance(given, str) else given)]
+    values = [as_setting(spec.compares, value) for value in ([given] if isinstance(given, str) else given)]
     if not values:
         raise ConfigError(f"{section}: the {spec.compares} values to compare must list at least one")
-    given = {name: as_value(name, value) for name, value in params.items()}  # settings given instead of inherited
+    given = {name: as_setting(name, value) for name, value in params.items()}  # settings given instead of inherited
     inherited = {} if decided_upstream(section) <= set(given) else inherited_settings(section, profile, upstream)
     start = dataclasses.replace(base, epochs=epochs, **{**inherited, **dict(spec.fixed), **given})
     runs = {setting_label(spec.compares, value): dataclasses.replace(start, **{spec.compares: value})

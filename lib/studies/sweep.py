@@ -19,7 +19,7 @@ from ..core import paths
 from ..core.config import ConfigError, RunConfig
 from .profiles import base_config, get_profile
 from .results import metric_cells, read_section
-from .sections import ancestors, brief, check_chain, chosen_run, settings_of
+from .sections import ancestors, as_setting, brief, check_chain, chosen_run, settings_of
 
 BASES = ("baseline", "best")
 NOT_SWEPT = ("data_dir", "num_classes", "grad_norm_param")  # where the data lives; what the study measures
@@ -48,13 +48,6 @@ def _field(name: str, what: str = "grid field") -> str:
         raise ConfigError(f"{what} {name!r} is not a run setting; the settings a {kind} can vary are "
                           f"{', '.join(SWEEPABLE)}")
     return name
-
-
-def as_setting(name: str, value):
-    """A value as the config takes it: JSON and papermill hand over ints for floats (hashes must not differ)."""
-    if isinstance(getattr(RunConfig(), name), float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return tuple(value) if name == "sigmoid_blocks" and isinstance(value, list) else value
 
 
 def with_values(base: RunConfig, values: dict) -> RunConfig:
